@@ -1,0 +1,28 @@
+"""jaxdistill: dataset distillation for regression, in JAX.
+
+Public surface (everything else lives in the private ``_src`` package).
+"""
+
+from jaxdistill._src.api import distill as distill
+from jaxdistill._src.config import DistillConfig as DistillConfig
+from jaxdistill._src.config import QSchedule as QSchedule
+from jaxdistill._src.config import TSchedule as TSchedule
+from jaxdistill._src.config import paper_a7 as paper_a7
+from jaxdistill._src.evaluate import EvalReport as EvalReport
+from jaxdistill._src.evaluate import evaluate as evaluate
+from jaxdistill._src.features import FeatureMap as FeatureMap
+from jaxdistill._src.features import Identity as Identity
+from jaxdistill._src.inner import InnerSolver as InnerSolver
+from jaxdistill._src.inner import UnrolledGD as UnrolledGD
+from jaxdistill._src.models import FlaxModel as FlaxModel
+from jaxdistill._src.models import InnerModel as InnerModel
+from jaxdistill._src.models import LinearModel as LinearModel
+from jaxdistill._src.models import inner_loss as inner_loss
+from jaxdistill._src.models import stability_bound as stability_bound
+from jaxdistill._src.output import DistillOutput as DistillOutput
+from jaxdistill._src.solver import BilevelSolver as BilevelSolver
+from jaxdistill._src.solver import DistillParams as DistillParams
+from jaxdistill._src.solver import DistillState as DistillState
+from jaxdistill._src.solver import StepMetrics as StepMetrics
+from jaxdistill._src.version import __version__ as __version__
+from jaxdistill import closed_form as closed_form
