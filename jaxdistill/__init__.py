@@ -3,6 +3,7 @@
 Public surface (everything else lives in the private ``_src`` package).
 """
 
+from jaxdistill import closed_form as closed_form
 from jaxdistill._src.api import distill as distill
 from jaxdistill._src.config import DistillConfig as DistillConfig
 from jaxdistill._src.config import QSchedule as QSchedule
@@ -14,6 +15,8 @@ from jaxdistill._src.features import FeatureMap as FeatureMap
 from jaxdistill._src.features import Identity as Identity
 from jaxdistill._src.inner import InnerSolver as InnerSolver
 from jaxdistill._src.inner import UnrolledGD as UnrolledGD
+from jaxdistill._src.io import load as load
+from jaxdistill._src.io import save as save
 from jaxdistill._src.models import FlaxModel as FlaxModel
 from jaxdistill._src.models import InnerModel as InnerModel
 from jaxdistill._src.models import LinearModel as LinearModel
@@ -25,4 +28,3 @@ from jaxdistill._src.solver import DistillParams as DistillParams
 from jaxdistill._src.solver import DistillState as DistillState
 from jaxdistill._src.solver import StepMetrics as StepMetrics
 from jaxdistill._src.version import __version__ as __version__
-from jaxdistill import closed_form as closed_form

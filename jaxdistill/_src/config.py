@@ -171,7 +171,7 @@ class DistillConfig:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DistillConfig":
+    def from_dict(cls, d: dict[str, Any]) -> DistillConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:

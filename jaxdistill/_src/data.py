@@ -62,7 +62,7 @@ class Standardizer(NamedTuple):
     y_scale: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray, Y: np.ndarray) -> "Standardizer":
+    def fit(cls, X: np.ndarray, Y: np.ndarray) -> Standardizer:
         def stats(a):
             mu = a.mean(axis=0)
             sd = a.std(axis=0)
@@ -70,7 +70,7 @@ class Standardizer(NamedTuple):
         return cls(*stats(X), *stats(Y))
 
     @classmethod
-    def identity(cls, d: int, d_out: int) -> "Standardizer":
+    def identity(cls, d: int, d_out: int) -> Standardizer:
         return cls(np.zeros(d), np.ones(d), np.zeros(d_out), np.ones(d_out))
 
     def x(self, X):

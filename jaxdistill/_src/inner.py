@@ -30,6 +30,7 @@ class InnerSolver(abc.ABC):
 
     def check(self, model: InnerModel) -> None:
         """Raise ``ValueError`` if this solver cannot handle ``model`` (trace-time check)."""
+        return None
 
     def data_losses(self, model: InnerModel, F: jax.Array, Y: jax.Array, eta: jax.Array,
                     lambda_inner: jax.Array, theta0s: PyTree, FB: jax.Array, YB: jax.Array,
@@ -66,7 +67,7 @@ class UnrolledGD(InnerSolver):
 
         def body(theta, t):
             g = grad_fn(theta)
-            new = jax.tree_util.tree_map(lambda p, gp: p - eta * gp, theta, g)
+            new = jax.tree_util.tree_map(lambda p, gp: (p - eta * gp).astype(p.dtype), theta, g)
             keep = t < num_steps
             theta = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, theta)
             return theta, None

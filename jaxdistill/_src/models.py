@@ -14,7 +14,8 @@ stability bound of Lemma 2.4 and the T-independent fast path.
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -13,7 +13,8 @@ run: the q and T schedules are masks, and the final partial chunk is padded with
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -226,6 +227,9 @@ class BilevelSolver:
         recs, eval_steps, val_losses = [], [], []
         t0 = time.perf_counter()
         done = int(state.step)
+        if eval_fn is not None and done == 0:
+            eval_steps.append(0)
+            val_losses.append(float(eval_fn(state.params, validation[0], validation[1], eval_key, cfg.T_at(1))))
         while done < cfg.steps and not bool(state.failed):
             n_valid = min(chunk, cfg.steps - done)
             valid = jnp.arange(chunk) < n_valid

@@ -1,0 +1,22 @@
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def problem(rng):
+    """A small random linear problem: distilled (m=5, d=8) with d_out=1 and a real batch of 12."""
+    m, d, b = 5, 8, 12
+    Xt = rng.normal(size=(m, d))
+    Yt = rng.normal(size=(m, 1))
+    theta0 = rng.normal(size=(d, 1))
+    XB = rng.normal(size=(b, d))
+    YB = XB @ rng.normal(size=(d, 1)) + 0.1 * rng.normal(size=(b, 1))
+    return {k: jax.numpy.asarray(v) for k, v in dict(Xt=Xt, Yt=Yt, theta0=theta0, XB=XB, YB=YB).items()}
