@@ -98,5 +98,6 @@ def test_directional_finite_difference_of_outer_loss(problem, rng):
     plus = jax.tree_util.tree_map(lambda a, v: a + h * v, params, direction)
     minus = jax.tree_util.tree_map(lambda a, v: a - h * v, params, direction)
     fd = (f(plus) - f(minus)) / (2 * h)
-    an = sum(jnp.sum(a * v) for a, v in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(direction)))
+    pairs = zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(direction), strict=True)
+    an = sum(jnp.sum(a * v) for a, v in pairs)
     assert abs(float(fd - an)) < 1e-7 * max(1.0, abs(float(an)))

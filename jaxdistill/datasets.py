@@ -1,0 +1,6 @@
+"""Bundled data sets (public; see ``jaxdistill._src.datasets``)."""
+
+from jaxdistill._src.datasets import NAMES as NAMES
+from jaxdistill._src.datasets import load as load
+from jaxdistill._src.datasets import synthetic as synthetic
+from jaxdistill._src.datasets import train_test_split as train_test_split
