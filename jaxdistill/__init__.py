@@ -11,6 +11,7 @@ from jaxdistill._src.config import TSchedule as TSchedule
 from jaxdistill._src.config import paper_a7 as paper_a7
 from jaxdistill._src.evaluate import EvalReport as EvalReport
 from jaxdistill._src.evaluate import evaluate as evaluate
+from jaxdistill._src.fast import ExactLinearGD as ExactLinearGD
 from jaxdistill._src.features import FeatureMap as FeatureMap
 from jaxdistill._src.features import Identity as Identity
 from jaxdistill._src.inner import InnerSolver as InnerSolver

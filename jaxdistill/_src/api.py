@@ -42,7 +42,8 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       key: ``jax.random`` key or integer seed (default 0). The whole run is a function of it.
       config: a :class:`DistillConfig`; ``**overrides`` replace single fields of it.
       model: inner model (default linear, θ₀ ~ N(0, I)).
-      inner_solver: how θ_T is computed (default :class:`UnrolledGD`, the scan).
+      inner_solver: how θ_T is computed (default: the exact fast path :class:`ExactLinearGD` for
+        linear models, the scan :class:`UnrolledGD` otherwise).
       optimizer_x, optimizer_y, optimizer_eta: optax transformations replacing plain gradient descent.
       validation: optional held-out (X_val, Y_val) in original units; if omitted,
         ``config.validation_fraction`` of the rows are held out for monitoring.

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.data import as_2d_float
-from jaxdistill._src.inner import InnerSolver, UnrolledGD
+from jaxdistill._src.inner import InnerSolver, default_inner_solver
 from jaxdistill._src.models import InnerModel, LinearModel, stability_bound
 from jaxdistill._src.output import DistillOutput
 
@@ -86,7 +86,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train, Y_train, *, key: jax.A
       X_test, Y_test: held-out data in original units (never seen by distillation).
       X_train, Y_train: the training data in original units (for the baselines).
       key: key or seed for θ₀ draws and subset draws.
-      model, inner_solver: those used for distillation (defaults: linear model, unrolled GD).
+      model, inner_solver: those used for distillation (defaults: linear model, its default solver).
       n_inits: θ₀ draws per T-step-GD evaluation.
       n_subsets: random subsets drawn for the baseline.
 
@@ -94,7 +94,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train, Y_train, *, key: jax.A
       An :class:`EvalReport`; ``print(report)`` shows a markdown table.
     """
     model = LinearModel() if model is None else model
-    solver = UnrolledGD() if inner_solver is None else inner_solver
+    solver = default_inner_solver(model) if inner_solver is None else inner_solver
     key = jax.random.PRNGKey(key) if isinstance(key, (int, np.integer)) else key
     std = out.standardizer
     Xte = as_2d_float("X_test", X_test, allow_1d=False)

@@ -91,3 +91,11 @@ class UnrolledGD(InnerSolver):
 
     def __repr__(self) -> str:
         return f"UnrolledGD(checkpoint={self.checkpoint})"
+
+
+def default_inner_solver(model: InnerModel) -> InnerSolver:
+    """The exact T-independent fast path for models linear in θ, the unrolled scan otherwise."""
+    if model.linear_in_params:
+        from jaxdistill._src.fast import ExactLinearGD
+        return ExactLinearGD()
+    return UnrolledGD()

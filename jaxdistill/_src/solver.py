@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from jaxdistill._src.config import DistillConfig
-from jaxdistill._src.inner import InnerSolver, UnrolledGD
+from jaxdistill._src.inner import InnerSolver, default_inner_solver
 from jaxdistill._src.models import InnerModel, LinearModel, stability_bound
 
 
@@ -64,7 +64,8 @@ class BilevelSolver:
     Args:
       config: a :class:`DistillConfig`.
       model: the inner model (default: :class:`LinearModel` with identity features, θ₀ ~ N(0, I)).
-      inner_solver: how θ_T is computed (default :class:`UnrolledGD`).
+      inner_solver: how θ_T is computed (default: :class:`ExactLinearGD` for models linear in θ, which
+        is exact and T-independent; :class:`UnrolledGD`, the scan, otherwise).
       optimizer_x, optimizer_y, optimizer_eta: any ``optax.GradientTransformation``; the defaults are
         plain gradient descent ``optax.sgd(lr)`` with ``config.lr_x``, ``lr_y``, ``lr_eta`` (eq. 7 and
         Algorithm 1 line 13). With ``lr_eta = 0`` and no ``optimizer_eta``, η̃ stays fixed.
@@ -77,7 +78,7 @@ class BilevelSolver:
                  optimizer_eta: optax.GradientTransformation | None = None):
         self.config = config
         self.model = LinearModel() if model is None else model
-        self.inner_solver = UnrolledGD() if inner_solver is None else inner_solver
+        self.inner_solver = default_inner_solver(self.model) if inner_solver is None else inner_solver
         self.inner_solver.check(self.model)
         self.opt_x = optax.sgd(config.lr_x) if optimizer_x is None else optimizer_x
         self.opt_y = optax.sgd(config.lr_y) if optimizer_y is None else optimizer_y

@@ -1,0 +1,84 @@
+"""The exact T-independent fast path against the unrolled scan, in float64."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdistill as jd
+
+ETA, LAM = 0.05, 1e-3
+
+
+def setup(rng, m, p, d_out=2, b=7, Q=3):
+    a = lambda *s: jnp.asarray(rng.normal(size=s))  # noqa: E731
+    return a(m, p), a(m, d_out), a(Q, p, d_out), a(b, p), a(b, d_out)
+
+
+def losses(solver, X, Y, eta, th0, XB, YB, T, max_T=200):
+    return solver.data_losses(jd.LinearModel(), X, Y, eta, LAM, th0, XB, YB, T, max_T)
+
+
+@pytest.mark.parametrize("m, p", [(5, 8), (9, 4), (6, 6)])  # m-form (push-through), p-form, square
+@pytest.mark.parametrize("T", [1, 7, 100, 175])
+def test_loss_and_meta_gradient_match_scan(rng, m, p, T):
+    X, Y, th0, XB, YB = setup(rng, m, p)
+
+    def objective(solver):
+        return lambda X, Y, eta: jnp.sum(losses(solver, X, Y, eta, th0, XB, YB, T))
+
+    ref, g_ref = jax.value_and_grad(objective(jd.UnrolledGD()), argnums=(0, 1, 2))(X, Y, ETA)
+    val, g = jax.value_and_grad(objective(jd.ExactLinearGD()), argnums=(0, 1, 2))(X, Y, ETA)
+    assert abs(float(val - ref)) < 1e-10 * abs(float(ref))
+    for a, b in zip(g, g_ref, strict=True):
+        assert float(jnp.linalg.norm(a - b)) < 1e-10 * float(jnp.linalg.norm(b))
+
+
+def test_traced_T_within_one_compilation(rng):
+    X, Y, th0, XB, YB = setup(rng, 5, 8)
+    f = jax.jit(lambda T: losses(jd.ExactLinearGD(), X, Y, ETA, th0, XB, YB, T))
+    for T in (0, 1, 2, 3, 64, 127, 150):
+        ref = losses(jd.UnrolledGD(), X, Y, ETA, th0, XB, YB, T)
+        np.testing.assert_allclose(f(T), ref, rtol=1e-11)
+    assert f._cache_size() == 1
+
+
+@pytest.mark.parametrize("m, p", [(5, 8), (9, 4)])
+def test_analytic_expectation_over_theta0(rng, m, p):
+    """E over θ₀ ~ N(0, σ²I) of a quadratic L(θ₀), computed *with the scan* from its exact expansion:
+    E L = L(0) + σ²/2 Σ_ij ∂²L/∂θ_ij² and ∂²L/∂θ_ij² = (L(hE_ij) + L(−hE_ij) − 2L(0))/h² exactly."""
+    X, Y, _, XB, YB = setup(rng, m, p)
+    sigma, d_out = 0.7, Y.shape[1]
+    model = jd.LinearModel(init_scale=sigma)
+    scan = lambda th: jd.UnrolledGD().data_losses(model, X, Y, ETA, LAM, th[None], XB, YB, 30, 30)[0]  # noqa: E731
+    L0 = scan(jnp.zeros((p, d_out)))
+    curv = 0.0
+    for i in range(p):
+        for j in range(d_out):
+            E = jnp.zeros((p, d_out)).at[i, j].set(1.0)
+            curv += scan(E) + scan(-E) - 2 * L0
+    expected = L0 + 0.5 * sigma ** 2 * curv
+    got = jd.ExactLinearGD(expectation=True).data_losses(model, X, Y, ETA, LAM, jnp.zeros((4, p, d_out)),
+                                                          XB, YB, 30, 30)
+    assert got.shape == (4,)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_default_solver_is_chosen_by_model(rng):
+    import flax.linen as nn
+    assert isinstance(jd.BilevelSolver(jd.DistillConfig()).inner_solver, jd.ExactLinearGD)
+    flax_model = jd.FlaxModel(nn.Dense(1))
+    assert isinstance(jd.BilevelSolver(jd.DistillConfig(), model=flax_model).inner_solver, jd.UnrolledGD)
+    with pytest.raises(ValueError, match="needs a model linear in θ"):
+        jd.BilevelSolver(jd.DistillConfig(), model=flax_model, inner_solver=jd.ExactLinearGD())
+
+
+def test_distill_same_trajectory_with_scan_and_fast_path(rng):
+    X = rng.normal(size=(150, 6))
+    Y = X @ rng.normal(size=(6, 1))
+    kw = dict(m=8, steps=40, T=15, Q=3, eval_every=20, key=1, progress=False,
+              t_schedule=jd.TSchedule(tau=10.0))
+    a = jd.distill(X, Y, inner_solver=jd.UnrolledGD(), **kw)
+    b = jd.distill(X, Y, inner_solver=jd.ExactLinearGD(), **kw)
+    np.testing.assert_allclose(a.x, b.x, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-9)
