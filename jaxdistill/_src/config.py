@@ -98,6 +98,9 @@ class DistillConfig:
         mean, which keeps step sizes independent of Q.
       q_schedule, t_schedule: the appendix A.7 refinements, or ``None``.
       eta_floor: η̃ is kept ≥ eta_floor · η̃₀ so it stays positive.
+      eta_cap: for models linear in θ, η̃ is kept ≤ eta_cap × the stability bound of Lemma 2.4 of
+        the current X̃ after each update (``None``: no cap; the run may then cross the bound and
+        diverge, which is reported).
       standardize: standardise X and Y with training-set statistics (kept with the result).
       validation_fraction: fraction of the given rows held out to monitor the held-out loss
         (never used for the meta-gradient); 0 disables it.
@@ -121,6 +124,7 @@ class DistillConfig:
     q_schedule: QSchedule | None = _static(None)
     t_schedule: TSchedule | None = _static(None)
     eta_floor: float = _static(1e-3)
+    eta_cap: float | None = _static(0.9)
     standardize: bool = _static(True)
     validation_fraction: float = _static(0.1)
     eval_every: int = _static(50)
@@ -142,6 +146,8 @@ class DistillConfig:
             raise ValueError(f"init must be one of {_INITS}, got {self.init!r}.")
         if self.reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {self.reduction!r}.")
+        if self.eta_cap is not None and not 0 < self.eta_cap <= 1:
+            raise ValueError(f"eta_cap must be in (0, 1] or None, got {self.eta_cap}.")
         if not 0 < self.eta_floor < 1:
             raise ValueError(f"eta_floor must be in (0, 1), got {self.eta_floor}.")
         if not 0 <= self.validation_fraction < 1:
@@ -194,12 +200,15 @@ def paper_a7(T: int = 100, m: int = 100, steps: int = 2500) -> DistillConfig:
 
     α_x = α_y = 0.0025, α_η = 0.00025, η̃₀ = 0.05, b = 32, q = 30, λ_I = λ_O = 0.001, S = 2500,
     random initialisation, Σ_q reduction (eq. 7), the q and T schedules (max_q is not given in the
-    paper; we use 60), 80/20 split. Not a good default for users: plain gradient descent with these
-    step sizes needs thousands of steps, and random initialisation wastes the real data.
+    paper; we use 60), 80/20 split. η̃ is capped at 0.9 × the stability bound: the paper does not say
+    how η̃ stays stable, and without a cap α_η = 0.00025 pushes it over the bound of Lemma 2.4 within a
+    few steps on its own synthetic data (the run then diverges). Not a good default for users: plain
+    gradient descent with these step sizes needs thousands of steps, and random initialisation wastes
+    the real data.
     """
     return DistillConfig(
         m=m, steps=steps, T=T, Q=30, batch_size=32, inner_lr=0.05, lr_x=0.0025, lr_y=0.0025,
         lr_eta=0.00025, lambda_inner=1e-3, lambda_outer=1e-3, init="random", reduction="sum",
-        q_schedule=QSchedule(max_q=60), t_schedule=TSchedule(), standardize=False,
+        q_schedule=QSchedule(max_q=60), t_schedule=TSchedule(), standardize=False, eta_cap=0.9,
         validation_fraction=0.2, eval_every=50,
     )

@@ -169,8 +169,11 @@ class BilevelSolver:
         ux, sx = self.opt_x.update(grads.x, state.opt_state[0], p.x)
         uy, sy = self.opt_y.update(grads.y, state.opt_state[1], p.y)
         ue, se = self.opt_eta.update(grads.eta, state.opt_state[2], p.eta)
-        new_params = DistillParams(optax.apply_updates(p.x, ux), optax.apply_updates(p.y, uy),
-                                   jnp.maximum(optax.apply_updates(p.eta, ue), state.eta_min))
+        new_x = optax.apply_updates(p.x, ux)
+        new_eta = jnp.maximum(optax.apply_updates(p.eta, ue), state.eta_min)
+        if cfg.eta_cap is not None and self.model.linear_in_params:
+            new_eta = jnp.minimum(new_eta, cfg.eta_cap * stability_bound(self.model.featurize(new_x), cfg.lambda_inner))
+        new_params = DistillParams(new_x, optax.apply_updates(p.y, uy), new_eta)
         finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(new_params)
 
         q = state.q
@@ -215,8 +218,11 @@ class BilevelSolver:
 
     # ----------------------------------------------------------------- the run
     def run(self, state: DistillState, X, Y, run_key, validation=None,
-            progress: Callable[[dict[str, Any]], None] | None = None):
-        """Run outer steps until ``config.steps`` are done or a step is non-finite.
+            progress: Callable[[dict[str, Any]], None] | None = None, stop_at: int | None = None):
+        """Run outer steps until ``config.steps`` (or ``stop_at``) are done or a step is non-finite.
+
+        Step s draws its randomness from ``fold_in(run_key, s)``, so a run split into segments with
+        ``stop_at`` and resumed from the returned state is identical to an uninterrupted run.
 
         Returns (final_state, history) with history a dict of numpy arrays: per step ``loss``,
         ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``, ``val_loss``.
@@ -228,11 +234,12 @@ class BilevelSolver:
         recs, eval_steps, val_losses = [], [], []
         t0 = time.perf_counter()
         done = int(state.step)
+        last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
         if eval_fn is not None and done == 0:
             eval_steps.append(0)
             val_losses.append(float(eval_fn(state.params, validation[0], validation[1], eval_key, cfg.T_at(1))))
-        while done < cfg.steps and not bool(state.failed):
-            n_valid = min(chunk, cfg.steps - done)
+        while done < last and not bool(state.failed):
+            n_valid = min(chunk, last - done)
             valid = jnp.arange(chunk) < n_valid
             state, met = self._run_chunk(state, X, Y, run_key, valid)
             met = jax.tree_util.tree_map(np.asarray, met)
