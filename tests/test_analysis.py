@@ -39,7 +39,7 @@ def test_inner_curve_decreases():
 
 def _run(T, seed):
     X, Y = datasets.synthetic(key=seed, n=400, d=20, noise=1.0)
-    cfg = jd.DistillConfig(m=19, steps=600, T=T, Q=1, batch_size=400, inner_lr=0.05, lr_x=0.075, lr_y=0.075,
+    cfg = jd.DistillConfig(m=19, steps=300, T=T, Q=1, batch_size=400, inner_lr=0.05, lr_x=0.075, lr_y=0.075,
                            lr_eta=0.0, init="random", reduction="sum", standardize=False,
                            validation_fraction=0.0, eval_every=100)
     out = jd.distill(X, Y, config=cfg, key=seed, progress=False, inner_solver=jd.ExactLinearGD(expectation=True))
@@ -48,7 +48,7 @@ def _run(T, seed):
 
 
 def test_scaled_down_paper_claims_linear_convergence_and_mu_grows_with_T():
-    """Theorem 2.9 at small scale (d 20, m 19, n 400, S 600) on the deterministic outer objective: the
+    """Theorem 2.9 at small scale (d 20, m 19, n 400, S 300) on the deterministic outer objective: the
     exact expectation over θ₀ ~ N(0, I) and the full batch, so that the loss curve carries no sampling
     noise. Claims: the main run is log-linear (R² > 0.99) and μ_T increases with T.
 

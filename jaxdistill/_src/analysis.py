@@ -3,13 +3,14 @@
 Theorem 2.9 predicts that during the main run, log L_s is linear in the outer step s with slope
 log(1 − α_x μ_T). :func:`fit_log_linear` fits that line and returns μ_T = (1 − e^slope)/α_x.
 
-Main-run rule (fixed in code, never tuned per run): candidate windows [a, b) start at
-0, 5 %, …, 50 % of the run and end at 50 %, 55 %, …, 100 %. A window is *linear* when the
-least-squares fit of log L_s on s has R² ≥ ``r2_min`` (default 0.9) and the slopes fitted
-separately on its two halves agree within ``half_tol`` (default 10 %) of the window's slope — R²
-alone accepts curved windows when the loss spans decades. The main run is the longest linear
-window, ties going to the earliest start. If no window is linear, the one with the highest R² is
-used and ``met_threshold`` is False. Warm-up is what precedes the window, cool-down what follows it.
+Main-run rule (fixed in code, never tuned per run): candidate windows [a, b) have edges on a grid
+of 5 % of the run and span at least ``min_span`` (default 20 %) of it. A window is *linear* when
+the least-squares fit of log L_s on s has a negative slope, R² ≥ ``r2_min`` (default 0.9), and the
+slopes fitted separately on its two halves agree within ``half_tol`` (default 10 %) of the
+window's slope — R² alone accepts curved windows when the loss spans decades. The main run is
+the longest linear window, ties going to the earliest start; warm-up is what precedes it,
+cool-down what follows. If no window is linear, the one with the highest R² is used and
+``met_threshold`` is False.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _ols(s, y):
 
 
 def fit_log_linear(loss, alpha_x: float, r2_min: float = 0.9, half_tol: float = 0.1,
-                   grid: float = 0.05) -> LogLinearFit:
+                   grid: float = 0.05, min_span: float = 0.2) -> LogLinearFit:
     """Fit the main run of ``loss`` (outer loss per step, step s = index + 1) on a log scale.
 
     Args:
@@ -65,6 +66,7 @@ def fit_log_linear(loss, alpha_x: float, r2_min: float = 0.9, half_tol: float = 
       r2_min: R² a window must reach to count as linear.
       half_tol: largest relative difference between the slopes of the window's two halves.
       grid: spacing of candidate window edges as a fraction of the run.
+      min_span: shortest window, as a fraction of the run.
 
     Returns:
       A :class:`LogLinearFit`; ``mu_se`` propagates the slope's standard error
@@ -79,12 +81,12 @@ def fit_log_linear(loss, alpha_x: float, r2_min: float = 0.9, half_tol: float = 
     S = y.size
     s = np.arange(1, S + 1, dtype=np.float64)
     k = int(round(1 / grid))
-    starts = sorted({int(round(i * grid * S)) for i in range(0, k // 2 + 1)})
-    stops = sorted({int(round(i * grid * S)) for i in range(k // 2, k + 1)})
+    edges = sorted({int(round(i * grid * S)) for i in range(0, k + 1)})
+    min_len = max(10, int(round(min_span * S)))
     best, best_key = None, None
-    for a in starts:
-        for b in stops:
-            if b - a < 10:
+    for a in edges:
+        for b in edges:
+            if b - a < min_len:
                 continue
             slope, se, icpt, r2 = _ols(s[a:b], y[a:b])
             h = (a + b) // 2

@@ -53,3 +53,132 @@ class Identity(FeatureMap):
 
     def __repr__(self) -> str:
         return "Identity()"
+
+
+class Polynomial(FeatureMap):
+    """All monomials of degree 1..``degree`` (and a constant 1 if ``bias``): Φ(x) = (1, x_i, x_i x_j, …).
+
+    Not surjective (its image is a curved manifold), so it has no inverse.
+    """
+
+    def __init__(self, degree: int = 2, bias: bool = True):
+        if degree < 1:
+            raise ValueError(f"degree must be >= 1, got {degree}.")
+        self.degree = int(degree)
+        self.bias = bool(bias)
+
+    def __call__(self, x):
+        import itertools
+        feats = [jnp.ones((1,), x.dtype)] if self.bias else []
+        d = x.shape[0]
+        for k in range(1, self.degree + 1):
+            idx = jnp.asarray(list(itertools.combinations_with_replacement(range(d), k)))
+            feats.append(jnp.prod(x[idx], axis=1))
+        return jnp.concatenate(feats)
+
+    def __repr__(self):
+        return f"Polynomial(degree={self.degree}, bias={self.bias})"
+
+
+class RandomFourierFeatures(FeatureMap):
+    """Φ(x) = √(2/p) cos(Wx + b), W ~ N(0, I/ℓ²), b ~ U[0, 2π): approximates the RBF kernel of
+    length-scale ℓ (Rahimi & Recht). For p ≤ d it maps onto the box (−√(2/p), √(2/p))^p, and
+    :meth:`inverse` returns the minimum-norm preimage of features inside that box (KRR paper, §KRR
+    with surjective feature maps).
+
+    Args:
+      key: PRNG key for W and b.
+      d: input dimension.
+      p: number of features.
+      lengthscale: ℓ.
+    """
+
+    def __init__(self, key: jax.Array, d: int, p: int, lengthscale: float = 1.0):
+        kw, kb = jax.random.split(key)
+        self.W = jax.random.normal(kw, (p, d)) / lengthscale
+        self.b = jax.random.uniform(kb, (p,), maxval=2 * jnp.pi)
+        self.p, self.d, self.lengthscale = p, d, lengthscale
+
+    def __call__(self, x):
+        W = self.W.astype(x.dtype)
+        return jnp.sqrt(2.0 / self.p) * jnp.cos(W @ x + self.b.astype(x.dtype))
+
+    @property
+    def amplitude(self) -> float:
+        return float(jnp.sqrt(2.0 / self.p))
+
+    def inverse(self, F: jax.Array) -> jax.Array:
+        """Minimum-norm X with Φ(X) = F (rows), using the principal branch of arccos.
+
+        Raises ``ValueError`` if p > d (not surjective) or an entry lies outside [−√(2/p), √(2/p)].
+        """
+        if self.p > self.d:
+            raise ValueError(f"RandomFourierFeatures with p = {self.p} > d = {self.d} is not surjective; "
+                             "use p <= d to invert it.")
+        a = self.amplitude
+        if float(jnp.max(jnp.abs(F))) > a * (1 + 1e-12):
+            raise ValueError(f"Features outside the range of Φ (|F| must be <= {a:.4g}, got "
+                             f"{float(jnp.max(jnp.abs(F))):.4g}); scale the labels of the distilled set down.")
+        z = jnp.arccos(jnp.clip(F / a, -1.0, 1.0)) - self.b.astype(F.dtype)
+        W = self.W.astype(F.dtype)
+        return z @ jnp.linalg.pinv(W).T
+
+    def __repr__(self):
+        return f"RandomFourierFeatures(d={self.d}, p={self.p}, lengthscale={self.lengthscale})"
+
+
+class RandomReLUNet(FeatureMap):
+    """A frozen random fully-connected net with leaky-ReLU activations, square layers (width = d).
+
+    Φ(x) = σ(W_L σ(⋯ σ(W_1 x))), W_l ~ N(0, 2/d) (invertible almost surely), σ(z) = max(z, αz) with
+    0 < α < 1. Every layer is a bijection of R^d, so Φ is bijective and :meth:`inverse` is exact:
+    x = W_1⁻¹ σ⁻¹(⋯ W_L⁻¹ σ⁻¹(f)) — the KRR paper's invertible / fully-connected surjective maps.
+    """
+
+    def __init__(self, key: jax.Array, d: int, depth: int = 2, negative_slope: float = 0.2):
+        if not 0 < negative_slope < 1:
+            raise ValueError(f"negative_slope must be in (0, 1) for invertibility, got {negative_slope}.")
+        keys = jax.random.split(key, depth)
+        self.Ws = [jax.random.normal(k, (d, d)) * jnp.sqrt(2.0 / d) for k in keys]
+        self.alpha, self.d, self.depth = float(negative_slope), d, depth
+
+    def __call__(self, x):
+        for W in self.Ws:
+            z = W.astype(x.dtype) @ x
+            x = jnp.where(z >= 0, z, self.alpha * z)
+        return x
+
+    def inverse(self, F: jax.Array) -> jax.Array:
+        """Exact preimage X (rows) of features F (rows)."""
+        X = F
+        for W in reversed(self.Ws):
+            z = jnp.where(X >= 0, X, X / self.alpha)
+            X = jnp.linalg.solve(W.astype(F.dtype), z.T).T
+        return X
+
+    def __repr__(self):
+        return f"RandomReLUNet(d={self.d}, depth={self.depth}, negative_slope={self.alpha})"
+
+
+class FlaxFeatureMap(FeatureMap):
+    """Any flax module with frozen parameters as a fixed feature map: Φ(x) = module.apply(params, x).
+
+    No inverse in general; pass ``inverse_fn`` if the module is invertible.
+    """
+
+    def __init__(self, module, params, inverse_fn=None):
+        self.module, self.params, self._inverse = module, params, inverse_fn
+
+    def __call__(self, x):
+        return self.module.apply(self.params, x[None])[0]
+
+    def batch(self, X):
+        return self.module.apply(self.params, X)
+
+    def inverse(self, F):
+        if self._inverse is None:
+            raise NotImplementedError("This FlaxFeatureMap has no inverse_fn.")
+        return self._inverse(F)
+
+    def __repr__(self):
+        return f"FlaxFeatureMap({type(self.module).__name__})"

@@ -26,7 +26,8 @@ class DistillOutput:
       x: distilled inputs X̃ (m, d) in the standardised space the inner model is trained in.
       y: distilled targets Ỹ (m, d_out), standardised likewise.
       inner_lr: the learned inner learning rate η̃.
-      history: dict of numpy arrays — per outer step ``loss`` (Def. 2.5, mean over θ₀), ``q``,
+      history: dict of numpy arrays — per outer step ``loss`` (Def. 2.5, mean over θ₀), its data
+        term ``data_loss`` (without λ_O), ``q``,
         ``T``, ``eta``, ``stability_ratio`` (η̃ / bound of Lemma 2.4); per evaluation ``eval_step``,
         ``val_loss`` (held-out outer data loss).
       config: the :class:`DistillConfig` used.

@@ -47,10 +47,12 @@ class DistillState(NamedTuple):
 
 
 class StepMetrics(NamedTuple):
-    """Per-step record: outer loss (mean over active θ₀ of L^(q), Def. 2.5), q, T_s, η̃ used,
-    η̃ / stability bound (NaN for models not linear in θ), and whether the step was finite."""
+    """Per-step record: outer loss (mean over active θ₀ of L^(q), Def. 2.5), its data term
+    1/(2b)‖f_{θ_T}(X_B) − Y_B‖² alone, q, T_s, η̃ used, η̃ / stability bound (NaN for models not
+    linear in θ), and whether the step was finite."""
 
     loss: jax.Array
+    data_loss: jax.Array
     q: jax.Array
     T: jax.Array
     eta: jax.Array
@@ -136,7 +138,8 @@ class BilevelSolver:
     def outer_loss(self, params: DistillParams, XB, YB, theta0s, mask, num_steps):
         """Σ_q (or mean over q) of L^(q) = 1/(2b)‖f_{θ_T^(q)}(X_B) − Y_B‖² + λ_O/2 (‖X̃‖² + ‖Ỹ‖²).
 
-        Def. 2.5 summed over the active initialisations as in eq. (7). Returns (objective, mean L^(q)).
+        Def. 2.5 summed over the active initialisations as in eq. (7). Returns (objective, (mean L^(q),
+        mean data term)).
         """
         cfg = self.config
         F = self.model.featurize(params.x)
@@ -148,7 +151,8 @@ class BilevelSolver:
         q = jnp.sum(mask)
         total = jnp.sum(jnp.where(mask, per_q, 0.0))
         mean = total / q
-        return (total if cfg.reduction == "sum" else mean), mean
+        data_mean = jnp.sum(jnp.where(mask, data, 0.0)) / q
+        return (total if cfg.reduction == "sum" else mean), (mean, data_mean)
 
     # ----------------------------------------------------------------- one outer step
     def step(self, state: DistillState, X: jax.Array, Y: jax.Array, run_key: jax.Array):
@@ -164,7 +168,7 @@ class BilevelSolver:
         mask = jnp.arange(cfg.max_q) < state.q
         num_steps = cfg.T_at(s)
 
-        (_, loss), grads = jax.value_and_grad(self.outer_loss, has_aux=True)(
+        (_, (loss, data_loss)), grads = jax.value_and_grad(self.outer_loss, has_aux=True)(
             p, XB, YB, theta0s, mask, num_steps)
         ux, sx = self.opt_x.update(grads.x, state.opt_state[0], p.x)
         uy, sy = self.opt_y.update(grads.y, state.opt_state[1], p.y)
@@ -191,7 +195,7 @@ class BilevelSolver:
             params=keep(new_params, p), opt_state=keep((sx, sy, se), state.opt_state),
             q=jnp.where(finite, q, state.q), prev_loss=jnp.where(finite, loss, state.prev_loss),
             step=jnp.where(finite, s, state.step), eta_min=state.eta_min, failed=~finite)
-        metrics = StepMetrics(loss, state.q, jnp.asarray(num_steps, jnp.int32), p.eta, ratio, finite)
+        metrics = StepMetrics(loss, data_loss, state.q, jnp.asarray(num_steps, jnp.int32), p.eta, ratio, finite)
         return new_state, metrics
 
     def _chunk(self, state, X, Y, run_key, valid):
@@ -201,7 +205,7 @@ class BilevelSolver:
         def body(st, v):
             def skip(st):
                 nan = jnp.asarray(jnp.nan, st.params.eta.dtype)
-                return st, StepMetrics(nan, st.q, jnp.asarray(0, jnp.int32), nan, nan, jnp.asarray(False))
+                return st, StepMetrics(nan, nan, st.q, jnp.asarray(0, jnp.int32), nan, nan, jnp.asarray(False))
             return jax.lax.cond(v & ~st.failed, lambda st: self.step(st, X, Y, run_key), skip, st)
 
         return jax.lax.scan(body, state, valid)

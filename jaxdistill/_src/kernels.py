@@ -1,0 +1,129 @@
+"""Kernels k(x, x') for kernel ridge regression, with or without explicit features.
+
+A :class:`Kernel` has one required method, :meth:`Kernel.__call__` on two single inputs; the Gram
+matrix :meth:`Kernel.matrix` is derived with a double :func:`jax.vmap` (override it when a
+batched form is cheaper, as the built-ins do).
+
+The infinite-width ReLU kernels follow the arc-cosine recursion (Cho & Saul 2009; Jacot et al.
+2018; Arora et al. 2019), written here. With weight variance σ_w² and bias variance σ_b²:
+
+    Σ⁰(x, x') = σ_w² xᵀx'/d + σ_b²
+    Σ^l = σ_w² √(Σ^{l−1}_{xx} Σ^{l−1}_{x'x'}) J(c)/(2π) + σ_b²,       c = Σ^{l−1}_{xx'}/√(⋯),
+    Σ̇^l = σ_w² (π − arccos c)/(2π),    J(c) = √(1 − c²) + (π − arccos c) c,
+    Θ^l = Σ^l + Σ̇^l Θ^{l−1},   Θ⁰ = Σ⁰;    NNGP = Σ^L, NTK = Θ^L  (L hidden layers).
+"""
+
+from __future__ import annotations
+
+import abc
+
+import jax
+import jax.numpy as jnp
+
+from jaxdistill._src.features import FeatureMap
+
+
+class Kernel(abc.ABC):
+    """Abstract positive semi-definite kernel."""
+
+    @abc.abstractmethod
+    def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        """k(x, y) for single inputs of shape (d,)."""
+
+    def matrix(self, X: jax.Array, Y: jax.Array) -> jax.Array:
+        """Gram matrix K[i, j] = k(X_i, Y_j), shape (n_X, n_Y)."""
+        return jax.vmap(lambda x: jax.vmap(lambda y: self(x, y))(Y))(X)
+
+
+class FeatureKernel(Kernel):
+    """k(x, y) = Φ(x)ᵀΦ(y) for an explicit feature map."""
+
+    def __init__(self, feature_map: FeatureMap):
+        self.feature_map = feature_map
+
+    def __call__(self, x, y):
+        return self.feature_map(x) @ self.feature_map(y)
+
+    def matrix(self, X, Y):
+        return self.feature_map.batch(X) @ self.feature_map.batch(Y).T
+
+    def __repr__(self):
+        return f"FeatureKernel({self.feature_map!r})"
+
+
+class RBF(Kernel):
+    """k(x, y) = exp(−‖x − y‖² / (2ℓ²))."""
+
+    def __init__(self, lengthscale: float = 1.0):
+        self.lengthscale = float(lengthscale)
+
+    def __call__(self, x, y):
+        return jnp.exp(-jnp.sum((x - y) ** 2) / (2 * self.lengthscale ** 2))
+
+    def matrix(self, X, Y):
+        sq = jnp.sum(X ** 2, 1)[:, None] + jnp.sum(Y ** 2, 1)[None, :] - 2 * X @ Y.T
+        return jnp.exp(-jnp.maximum(sq, 0.0) / (2 * self.lengthscale ** 2))
+
+    def __repr__(self):
+        return f"RBF(lengthscale={self.lengthscale})"
+
+
+@jax.custom_jvp
+def _arccos(c):
+    return jnp.arccos(jnp.clip(c, -1.0, 1.0))
+
+
+@_arccos.defjvp
+def _arccos_jvp(primals, tangents):
+    # The derivative −1/√(1 − c²) is infinite at c = ±1, where c is the constant 1 on the diagonal
+    # (k(x, x)); bounding it keeps ∞ · 0 from turning gradients into NaN.
+    (c,), (dc,) = primals, tangents
+    return _arccos(c), -dc / jnp.sqrt(jnp.maximum(1.0 - c ** 2, 1e-12))
+
+
+class _ReLUArcCos(Kernel):
+    def __init__(self, depth: int = 1, weight_var: float = 2.0, bias_var: float = 0.0):
+        if depth < 1:
+            raise ValueError(f"depth (hidden layers) must be >= 1, got {depth}.")
+        self.depth, self.weight_var, self.bias_var = int(depth), float(weight_var), float(bias_var)
+
+    def _recursion(self, X, Y):
+        d = X.shape[1]
+        sxy = self.weight_var * X @ Y.T / d + self.bias_var
+        sxx = self.weight_var * jnp.sum(X ** 2, 1) / d + self.bias_var
+        syy = self.weight_var * jnp.sum(Y ** 2, 1) / d + self.bias_var
+        ntk = sxy
+        for _ in range(self.depth):
+            norm = jnp.sqrt(jnp.maximum(sxx[:, None] * syy[None, :], 1e-30))
+            c = sxy / norm
+            theta = _arccos(c)
+            J = jnp.sqrt(jnp.maximum(1.0 - jnp.clip(c, -1.0, 1.0) ** 2, 0.0)) + (jnp.pi - theta) * c
+            sdot = self.weight_var * (jnp.pi - theta) / (2 * jnp.pi)
+            sxy = self.weight_var * norm * J / (2 * jnp.pi) + self.bias_var
+            sxx = self.weight_var * sxx / 2 + self.bias_var   # J(1) = π
+            syy = self.weight_var * syy / 2 + self.bias_var
+            ntk = sxy + sdot * ntk
+        return sxy, ntk
+
+    def __call__(self, x, y):
+        return self.matrix(x[None], y[None])[0, 0]
+
+
+class ReLUNNGP(_ReLUArcCos):
+    """Infinite-width fully-connected ReLU network, NNGP kernel Σ^L (``depth`` = L hidden layers)."""
+
+    def matrix(self, X, Y):
+        return self._recursion(X, Y)[0]
+
+    def __repr__(self):
+        return f"ReLUNNGP(depth={self.depth}, weight_var={self.weight_var}, bias_var={self.bias_var})"
+
+
+class ReLUNTK(_ReLUArcCos):
+    """Infinite-width fully-connected ReLU network, neural tangent kernel Θ^L (``depth`` = L hidden layers)."""
+
+    def matrix(self, X, Y):
+        return self._recursion(X, Y)[1]
+
+    def __repr__(self):
+        return f"ReLUNTK(depth={self.depth}, weight_var={self.weight_var}, bias_var={self.bias_var})"
