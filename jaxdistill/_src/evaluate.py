@@ -10,6 +10,9 @@ in the original units (MSE and R²). Rows of the report:
   trained the same two ways, averaged over ``n_subsets`` draws. A subset has no learned η̃; it uses
   half the stability bound of Lemma 2.4 of that subset, the rule distillation starts from;
 * ``full data, ridge`` — ridge with λ_I on all training rows: what distillation tries to match.
+
+With a :class:`KernelRidge` inner solver the rows are ``distilled, KRR``, ``random subset, KRR``
+and ``full data, KRR``: the same kernel and λ_I, solved exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 from jaxdistill._src.data import as_2d_float
 from jaxdistill._src.inner import InnerSolver, default_inner_solver
+from jaxdistill._src.krr import KernelRidge
 from jaxdistill._src.models import InnerModel, LinearModel, stability_bound
 from jaxdistill._src.output import DistillOutput
 
@@ -122,6 +126,16 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train, Y_train, *, key: jax.A
 
     k_gd, k_sub = jax.random.split(key)
     Fd, Yd = model.featurize(jnp.asarray(out.x, dt)), jnp.asarray(out.y, dt)
+    if isinstance(solver, KernelRidge):
+        # The inner solver is the exact (kernel) ridge solve: compare like with like.
+        add("distilled, KRR", out.m, [solver.predict(Fd, Yd, lam, Fte)])
+        subs = []
+        for ks in jax.random.split(k_sub, n_subsets):
+            idx = jax.random.choice(ks, Xtr.shape[0], (out.m,), replace=False)
+            subs.append(solver.predict(Ftr[idx], Ytr_s[idx], lam, Fte))
+        add("random subset, KRR", out.m, subs)
+        add("full data, KRR", Xtr.shape[0], [solver.predict(Ftr, Ytr_s, lam, Fte)])
+        return EvalReport(rows=rows, m=out.m, n_train=Xtr.shape[0], n_test=Xte.shape[0])
     add("distilled, T-step GD", out.m,
         _gd_predictions(model, solver, Fd, Yd, jnp.asarray(out.inner_lr, dt), lam, T, k_gd, n_inits, Fte))
     if model.linear_in_params:

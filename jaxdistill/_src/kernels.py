@@ -81,6 +81,19 @@ def _arccos_jvp(primals, tangents):
     return _arccos(c), -dc / jnp.sqrt(jnp.maximum(1.0 - c ** 2, 1e-12))
 
 
+@jax.custom_jvp
+def _J(c):
+    """J(c) = √(1 − c²) + (π − arccos c)c; its derivative π − arccos c is finite at c = ±1."""
+    c = jnp.clip(c, -1.0, 1.0)
+    return jnp.sqrt(jnp.maximum(1.0 - c ** 2, 0.0)) + (jnp.pi - jnp.arccos(c)) * c
+
+
+@_J.defjvp
+def _J_jvp(primals, tangents):
+    (c,), (dc,) = primals, tangents
+    return _J(c), (jnp.pi - jnp.arccos(jnp.clip(c, -1.0, 1.0))) * dc
+
+
 class _ReLUArcCos(Kernel):
     def __init__(self, depth: int = 1, weight_var: float = 2.0, bias_var: float = 0.0):
         if depth < 1:
@@ -97,7 +110,7 @@ class _ReLUArcCos(Kernel):
             norm = jnp.sqrt(jnp.maximum(sxx[:, None] * syy[None, :], 1e-30))
             c = sxy / norm
             theta = _arccos(c)
-            J = jnp.sqrt(jnp.maximum(1.0 - jnp.clip(c, -1.0, 1.0) ** 2, 0.0)) + (jnp.pi - theta) * c
+            J = _J(c)
             sdot = self.weight_var * (jnp.pi - theta) / (2 * jnp.pi)
             sxy = self.weight_var * norm * J / (2 * jnp.pi) + self.bias_var
             sxx = self.weight_var * sxx / 2 + self.bias_var   # J(1) = π

@@ -1,0 +1,171 @@
+"""Analytic distilled sets for (kernel) ridge regression: Chen, Huang & Weng, *Provable and Efficient
+Dataset Distillation for Kernel Ridge Regression* (NeurIPS 2024), written in row convention.
+
+Rows are points: Φ (n, p) features, Y (n, k) targets, θ (p, k) weights (the paper's W is θᵀ).
+Ridge here is the paper's unnormalised form, min ‖Φθ − Y‖² + λ‖θ‖², θ = (ΦᵀΦ + λI)⁻¹ΦᵀY; it
+equals the inner loss of Def. 2.1 with λ_I = λ/m.
+
+Given the original model θ* and labels Y_S (m, k) of rank k (so m ≥ k), every G (p, m) with
+G Y_S = θ* is G = θ* Y_S⁺ + Z(I_m − Y_S Y_S⁺), Z free. Then:
+
+* λ_S = 0: Φ_S = G⁺ gives Φ_S⁺ Y_S = G Y_S = θ*  (for m = k: Φ_S = (θ* Y_S⁻¹)⁺, the paper's
+  X_S = (Y_S⁺W)⁺);
+* λ_S > 0: with G = V diag(σ') Uᵀ, Φ_S = U diag(s) Vᵀ where s_i/(s_i² + λ_S) = σ'_i, i.e.
+  s_i = (1 ± √(1 − 4λ_S σ'_i²)) / (2σ'_i), which exists iff λ_S ≤ 1/(4 σ'_max²).
+  (The slides print 1 − 4λ_Sσ'_i and λ_S < 1/(4σ'_1); that is dimensionally inconsistent —
+  s/(s² + λ) = σ' gives σ'², and the W_S = W tests confirm this form.)
+* m < k: no X_S gives W_S = W in general (unless θ*'s columns lie in the range of Y_Sᵀ); reported
+  as an error, never approximated.
+* A surjective feature map turns target features Φ_S into inputs X_S = Φ⁻¹(Φ_S).
+
+For m > k the free Z is chosen so the distilled points stay close to real data (the paper's
+§4.2): X₀ = m random training rows, Y_S = Φ(X₀)θ* (the original model's predictions), Z = Φ(X₀)⁺;
+if Φ(X₀) already reproduces θ*, G = Φ(X₀)⁺ and X_S = X₀ exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdistill._src.data import as_2d_float
+from jaxdistill._src.features import FeatureMap, Identity
+
+
+def ridge_unnormalised(F, Y, lam):
+    """θ = argmin ‖Fθ − Y‖² + λ‖θ‖² (minimum-norm least squares when λ = 0)."""
+    if lam == 0:
+        return jnp.linalg.pinv(F) @ Y
+    n, p = F.shape
+    if p <= n:
+        return jnp.linalg.solve(F.T @ F + lam * jnp.eye(p, dtype=F.dtype), F.T @ Y)
+    return F.T @ jnp.linalg.solve(F @ F.T + lam * jnp.eye(n, dtype=F.dtype), Y)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalyticResult:
+    """An analytic distilled set: inputs ``x`` (m, d), labels ``y`` (m, k), the original model
+    ``theta`` (p, k) it reproduces, the distilled model's ``lam_s`` and the ``feature_map``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    theta: np.ndarray
+    lam_s: float
+    feature_map: FeatureMap
+
+    def fit(self) -> jax.Array:
+        """θ_S: ridge (λ_S, unnormalised) on (Φ(x), y). Equals ``theta`` by construction."""
+        return ridge_unnormalised(self.feature_map.batch(jnp.asarray(self.x)), jnp.asarray(self.y), self.lam_s)
+
+    def predict(self, X) -> np.ndarray:
+        return np.asarray(self.feature_map.batch(jnp.asarray(X)) @ self.fit())
+
+
+def _target_features(G, lam_s, root):
+    if lam_s == 0:
+        return jnp.linalg.pinv(G)
+    V, sig, Ut = jnp.linalg.svd(G, full_matrices=False)          # G = V diag(σ') Uᵀ, V (p, r), Ut (r, m)
+    smax = float(jnp.max(sig))
+    limit = 1.0 / (4.0 * smax ** 2)
+    if lam_s > limit:
+        raise ValueError(f"lam_s = {lam_s:g} is not admissible: with these labels the largest λ_S for which a "
+                         f"distilled set reproduces the original model is 1/(4σ'_max²) = {limit:.6g}. "
+                         "Lower lam_s, or scale the labels up (σ' scales as 1/label scale).")
+    tol = smax * max(G.shape) * jnp.finfo(G.dtype).eps
+    disc = jnp.sqrt(jnp.maximum(1.0 - 4.0 * lam_s * sig ** 2, 0.0))
+    safe = jnp.where(sig > tol, sig, 1.0)
+    s = jnp.where(sig > tol, (1.0 + root * disc) / (2.0 * safe), 0.0)
+    return (Ut.T * s) @ V.T                                        # U diag(s) Vᵀ, (m, p)
+
+
+def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feature_map: FeatureMap | None = None,
+                     key: jax.Array | int = 0, labels=None, init: str | None = None,
+                     root: str = "+") -> AnalyticResult:
+    """A distilled set of m points whose ridge model equals the original one exactly, with no optimisation.
+
+    Args:
+      X, Y: real data (n, d), (n,) or (n, k).
+      m: distilled size, m ≥ k (the number of targets).
+      lam: λ of the original model θ* = argmin ‖Φθ − Y‖² + λ‖θ‖² (unnormalised).
+      lam_s: λ_S of the model trained on the distilled set.
+      feature_map: Φ (default identity, i.e. linear ridge). Anything but the identity must provide
+        ``inverse`` (surjective maps: :class:`RandomReLUNet`, :class:`RandomFourierFeatures` with p ≤ d).
+      key: key or seed for the choice of real rows.
+      labels: Y_S (m, k) of rank k; default: for m = k the identity scaled to the targets' RMS, for
+        m > k the original model's predictions on m random training rows.
+      init: ``"real"`` (default for m > k) chooses Z from m random real rows (see module docs);
+        ``"none"`` takes Z = 0 (default for m = k).
+      root: ``"+"`` or ``"−"`` branch of the λ_S > 0 formula (``"+"`` tends to G⁺ as λ_S → 0).
+
+    Returns:
+      An :class:`AnalyticResult`.
+    """
+    X = as_2d_float("X", X, allow_1d=False)
+    Y = as_2d_float("Y", Y, allow_1d=True)
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}.")
+    fmap = Identity() if feature_map is None else feature_map
+    k = Y.shape[1]
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"m must be an integer >= 1, got {m!r}.")
+    if m < k:
+        raise ValueError(f"m = {m} < k = {k} targets: by the KRR paper's theorem no distilled set of fewer points "
+                         "than outputs reproduces the original model (unless its columns lie in the range of the "
+                         f"labels). Use m >= {k}.")
+    if lam < 0 or lam_s < 0:
+        raise ValueError(f"lam and lam_s must be >= 0, got {lam}, {lam_s}.")
+    if root not in ("+", "-", "−"):
+        raise ValueError(f"root must be '+' or '-', got {root!r}.")
+    key = jax.random.PRNGKey(key) if isinstance(key, (int, np.integer)) else key
+    dt = jnp.result_type(float)
+    Xj, Yj = jnp.asarray(X, dt), jnp.asarray(Y, dt)
+    F = fmap.batch(Xj)
+    theta = ridge_unnormalised(F, Yj, lam)
+    init = ("real" if m > k else "none") if init is None else init
+    if init not in ("real", "none"):
+        raise ValueError(f"init must be 'real' or 'none', got {init!r}.")
+
+    Z = None
+    if init == "real":
+        idx = jax.random.choice(key, X.shape[0], (m,), replace=False)
+        F0 = F[idx]
+        Z = jnp.linalg.pinv(F0)                                      # (p, m)
+    if labels is not None:
+        Ys = jnp.asarray(as_2d_float("labels", labels, allow_1d=True), dt)
+        if Ys.shape != (m, k):
+            raise ValueError(f"labels must have shape (m, k) = ({m}, {k}), got {Ys.shape}.")
+    elif init == "real":
+        Ys = F0 @ theta
+    else:
+        scale = float(jnp.sqrt(jnp.mean(Yj ** 2))) or 1.0
+        Ys = scale * jnp.eye(m, k, dtype=dt)
+    if int(jnp.linalg.matrix_rank(Ys)) < k:
+        raise ValueError(f"The labels Y_S have rank {int(jnp.linalg.matrix_rank(Ys))} < k = {k}; "
+                         "they must have full column rank. Pass labels=... explicitly.")
+    Ysp = jnp.linalg.pinv(Ys)                                        # (k, m)
+    G = theta @ Ysp
+    if Z is not None:
+        G = G + Z @ (jnp.eye(m, dtype=dt) - Ys @ Ysp)
+    r = 1.0 if root == "+" else -1.0
+    Fs = _target_features(G, lam_s, r)
+    if isinstance(fmap, Identity):
+        Xs = Fs
+    else:
+        if not hasattr(fmap, "inverse"):
+            raise ValueError(f"{fmap!r} has no inverse: analytic distillation needs a surjective feature map.")
+        if lam_s == 0 and Z is None and hasattr(fmap, "amplitude"):
+            # Bounded maps (random Fourier features): with λ_S = 0 and Z = 0, scaling Y_S by c scales
+            # Φ_S by c and leaves θ_S unchanged, so shrink the labels until Φ_S lies in Φ's range.
+            peak = float(jnp.max(jnp.abs(Fs)))
+            if peak > 0.9 * fmap.amplitude:
+                c = 0.9 * fmap.amplitude / peak
+                Ys, Fs = c * Ys, c * Fs
+        Xs = fmap.inverse(Fs)
+        err = float(jnp.max(jnp.abs(fmap.batch(Xs) - Fs)) / (jnp.max(jnp.abs(Fs)) + 1e-300))
+        if err > 1e-6:
+            raise ValueError(f"{fmap!r} could not invert the target features (relative error {err:.2e}).")
+    return AnalyticResult(x=np.asarray(Xs), y=np.asarray(Ys), theta=np.asarray(theta), lam_s=float(lam_s),
+                          feature_map=fmap)

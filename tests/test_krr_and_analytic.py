@@ -1,0 +1,152 @@
+"""Feature maps, kernels, the KRR inner solver and the analytic distilled sets of the KRR paper (float64)."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdistill as jd
+
+
+def data(rng, n=80, d=6, k=1):
+    X = rng.normal(size=(n, d))
+    return X, X @ rng.normal(size=(d, k)) + 0.1 * rng.normal(size=(n, k))
+
+
+def independent_ridge(F, Y, lam):
+    """Normal equations / pseudo-inverse in numpy, written independently of the library."""
+    F, Y = np.asarray(F), np.asarray(Y)
+    if lam == 0:
+        return np.linalg.pinv(F) @ Y
+    return F.T @ np.linalg.solve(F @ F.T + lam * np.eye(F.shape[0]), Y)
+
+
+def assert_reproduces(res, Xfull, Yfull, lam, fmap):
+    """W_S = W: the model trained on the distilled set equals the original model."""
+    F = np.asarray(fmap.batch(jnp.asarray(Xfull)))
+    theta_star = np.linalg.solve(F.T @ F + lam * np.eye(F.shape[1]), F.T @ Yfull) if lam > 0 else \
+        np.linalg.pinv(F) @ Yfull
+    theta_s = independent_ridge(fmap.batch(jnp.asarray(res.x)), res.y, res.lam_s)
+    assert np.linalg.norm(theta_s - theta_star) <= 1e-8 * np.linalg.norm(theta_star)
+
+
+def feature_maps(d):
+    key = jax.random.PRNGKey(3)
+    return {"identity": jd.Identity(), "relu_net": jd.RandomReLUNet(key, d, depth=2),
+            "rff": jd.RandomFourierFeatures(key, d, p=d, lengthscale=3.0)}
+
+
+@pytest.mark.parametrize("fmap_name", ["identity", "relu_net", "rff"])
+@pytest.mark.parametrize("k, m", [(1, 1), (2, 2), (2, 5)])
+@pytest.mark.parametrize("lam_s", [0.0, 1e-3])
+def test_analytic_set_reproduces_original_model(rng, fmap_name, k, m, lam_s):
+    X, Y = data(rng, k=k)
+    fmap = feature_maps(X.shape[1])[fmap_name]
+    lam = 0.5
+    if fmap_name == "rff" and (lam_s > 0 or m > k):
+        # Bounded features: the exact target features may fall outside Φ's range; then it must say so.
+        try:
+            res = jd.distill_analytic(X, Y, m, lam=lam, lam_s=lam_s, feature_map=fmap, key=1)
+        except ValueError as exc:
+            assert "range" in str(exc) or "admissible" in str(exc)
+            return
+    else:
+        res = jd.distill_analytic(X, Y, m, lam=lam, lam_s=lam_s, feature_map=fmap, key=1)
+    assert res.x.shape == (m, X.shape[1]) and res.y.shape == (m, k)
+    assert_reproduces(res, X, Y, lam, fmap)
+
+
+def test_m_greater_than_k_stays_close_to_real_rows_when_possible(rng):
+    X, Y = data(rng, n=60, d=4)
+    res = jd.distill_analytic(X, Y, 8, lam=0.0, key=0)    # m = 8 ≥ d = 4: real rows already reproduce θ*
+    idx = np.asarray(jax.random.choice(jax.random.PRNGKey(0), 60, (8,), replace=False))
+    np.testing.assert_allclose(res.x, X[idx], atol=1e-10)
+
+
+def test_impossible_cases_are_reported(rng):
+    X, Y = data(rng, k=3)
+    with pytest.raises(ValueError, match=r"m = 2 < k = 3"):
+        jd.distill_analytic(X, Y, 2)
+    with pytest.raises(ValueError, match=r"largest λ_S .* is 1/\(4σ'_max²\) = "):
+        jd.distill_analytic(X, Y, 3, lam_s=1e6)
+    with pytest.raises(ValueError, match="no inverse"):
+        jd.distill_analytic(X, Y, 3, feature_map=jd.Polynomial(2))
+
+
+def test_inverses_are_exact(rng):
+    X = jnp.asarray(rng.normal(size=(10, 5)))
+    net = jd.RandomReLUNet(jax.random.PRNGKey(0), 5, depth=3)
+    np.testing.assert_allclose(net.inverse(net.batch(X)), X, atol=1e-10)
+    rff = jd.RandomFourierFeatures(jax.random.PRNGKey(1), 5, p=4)
+    np.testing.assert_allclose(rff.batch(rff.inverse(rff.batch(X))), rff.batch(X), atol=1e-10)
+    with pytest.raises(ValueError, match="not surjective"):
+        jd.RandomFourierFeatures(jax.random.PRNGKey(1), 3, p=5).inverse(jnp.zeros((1, 5)))
+
+
+def test_feature_maps_shapes_and_flax_module(rng):
+    x = jnp.asarray(rng.normal(size=(7, 3)))
+    assert jd.Polynomial(2).batch(x).shape == (7, 1 + 3 + 6)
+    assert jd.Polynomial(2).output_dim(3) == 10
+    mod = nn.Dense(4)
+    params = mod.init(jax.random.PRNGKey(0), x)
+    fm = jd.FlaxFeatureMap(mod, params)
+    np.testing.assert_allclose(fm.batch(x), mod.apply(params, x))
+    np.testing.assert_allclose(fm(x[0]), mod.apply(params, x[:1])[0])
+
+
+def test_rff_approximates_rbf(rng):
+    X = jnp.asarray(rng.normal(size=(6, 3)))
+    rff = jd.RandomFourierFeatures(jax.random.PRNGKey(0), 3, p=20000, lengthscale=1.5)
+    np.testing.assert_allclose(jd.FeatureKernel(rff).matrix(X, X), jd.RBF(1.5).matrix(X, X), atol=0.03)
+
+
+def test_relu_kernels_match_a_wide_random_network(rng):
+    """NNGP: E[f(x)f(y)] over random one-hidden-layer ReLU nets of width 20000 (σ_w² = 2)."""
+    X = jnp.asarray(rng.normal(size=(5, 4)))
+    width, d = 20000, 4
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    W1 = jax.random.normal(k1, (d, width)) * jnp.sqrt(2.0 / d)
+    H = jax.nn.relu(X @ W1)
+    emp = 2.0 * H @ H.T / width                         # readout weights with variance 2/width
+    np.testing.assert_allclose(jd.ReLUNNGP(depth=1).matrix(X, X), emp, rtol=0.05, atol=0.05)
+    # Kernel matrices are symmetric PSD and the pointwise call agrees with the matrix.
+    for kern in (jd.ReLUNNGP(depth=2), jd.ReLUNTK(depth=2), jd.RBF(2.0)):
+        K = np.asarray(kern.matrix(X, X))
+        np.testing.assert_allclose(K, K.T, atol=1e-12)
+        assert np.linalg.eigvalsh(K).min() > -1e-10
+        assert float(kern(X[0], X[1])) == pytest.approx(float(K[0, 1]))
+
+
+def test_ntk_gradient_is_finite_on_the_diagonal(rng):
+    X = jnp.asarray(rng.normal(size=(4, 3)))
+    g = jax.grad(lambda X: jnp.sum(jd.ReLUNTK(depth=2).matrix(X, X)))(X)
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_kernel_ridge_solver_is_the_limit_of_the_scan(rng):
+    F = jnp.asarray(rng.normal(size=(5, 4)))
+    Y = jnp.asarray(rng.normal(size=(5, 1)))
+    FB = jnp.asarray(rng.normal(size=(9, 4)))
+    YB = jnp.asarray(rng.normal(size=(9, 1)))
+    lam = 0.05
+    th0 = jnp.zeros((2, 4, 1))
+    scan = jd.UnrolledGD().data_losses(jd.LinearModel(), F, Y, 0.1, lam, th0, FB, YB, 4000, 4000)
+    krr = jd.KernelRidge().data_losses(jd.LinearModel(), F, Y, 0.1, lam, th0, FB, YB, 0, 0)
+    np.testing.assert_allclose(krr, scan, rtol=1e-9)
+    krr_k = jd.KernelRidge(jd.FeatureKernel(jd.Identity())).data_losses(jd.LinearModel(), F, Y, 0.1, lam, th0,
+                                                                         FB, YB, 0, 0)
+    np.testing.assert_allclose(krr_k, krr, rtol=1e-12)
+
+
+def test_kip_style_distillation_with_ntk_and_labels(rng):
+    X = rng.normal(size=(300, 3))
+    Y = np.sin(X[:, :1]) + X[:, 1:2] * X[:, 2:3]
+    solver = jd.KernelRidge(jd.ReLUNTK(depth=1))
+    out = jd.distill(X, Y, m=10, steps=150, eval_every=50, lambda_inner=1e-4, lr_eta=0.0, progress=False,
+                     inner_solver=solver, optimizer_x=__import__("optax").adam(0.02),
+                     optimizer_y=__import__("optax").adam(0.02))
+    assert out.status == "success"
+    assert out.history["val_loss"][-1] < 0.7 * out.history["val_loss"][0]
+    rep = jd.evaluate(out, X[:60], Y[:60], X, Y, inner_solver=solver, n_subsets=5)
+    assert rep.row("distilled, KRR")["mse"] < rep.row("random subset, KRR")["mse"]
