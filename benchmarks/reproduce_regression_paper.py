@@ -41,7 +41,7 @@ SNAPSHOTS = (0, 100, 500, 1000, 2500)
 
 def load_config(**over):
     with open(os.path.join(HERE, "..", "configs", "paper_a7.json")) as f:
-        return jd.DistillConfig.from_dict({**json.load(f), **over})
+        return jd.DistillConfig.from_dict({**json.load(f)["config"], **over})
 
 
 def one_run(reading, T, seed, steps):

@@ -1,8 +1,17 @@
-"""Command line: ``jaxdistill demo`` distils a real data set and prints it against the baselines."""
+"""The ``jaxdistill`` command.
+
+    jaxdistill demo                                  distil diabetes and compare with the baselines
+    jaxdistill run configs/co2.json --set m=30       run an experiment file (checkpointed, resumable)
+    jaxdistill evaluate runs/co2.npz                 held-out table of a saved result
+    jaxdistill plot runs/co2.npz --out runs/co2_png  figures of a saved result
+    jaxdistill datasets                              the bundled data sets
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 
@@ -31,8 +40,89 @@ def _demo(args) -> int:
     return 0
 
 
+def _run(args) -> int:
+    import jaxdistill as jd
+    from jaxdistill._src.experiment import Experiment
+
+    exp = Experiment.from_file(args.experiment).with_overrides(args.set or [])
+    if args.seed is not None:
+        exp = exp.with_overrides([f"seed={args.seed}"])
+    output = args.out or exp.output or os.path.splitext(os.path.basename(args.experiment))[0] + ".npz"
+    checkpoint = None if args.no_checkpoint else (args.checkpoint or exp.checkpoint or output + ".ckpt")
+    if args.print_config:
+        print(json.dumps(exp.to_dict(), indent=2))
+        return 0
+    Xtr, Ytr, Xte, Yte = exp.load_data()
+    if checkpoint and os.path.exists(checkpoint) and not args.no_resume:
+        print(f"resuming from {checkpoint}")
+    print(f"{exp.dataset['name']}: {Xtr.shape[0]} training rows, {Xtr.shape[1]} features -> m = {exp.config.m}, "
+          f"{exp.config.steps} steps, seed {exp.seed}")
+    for d in (os.path.dirname(output), os.path.dirname(checkpoint or "")):
+        if d:
+            os.makedirs(d, exist_ok=True)
+    out = jd.distill(Xtr, Ytr, config=exp.config, key=exp.seed, checkpoint=checkpoint, resume=not args.no_resume,
+                     progress=None if not args.no_progress else False)
+    out = jd.DistillOutput(**{**out.__dict__, "meta": {**out.meta, "experiment": exp.to_dict()}})
+    out.save(output)
+    print(out.summary())
+    print(f"saved to {output}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
+    if not args.no_eval:
+        print()
+        print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed))
+    return 0 if out.status != "nonfinite" else 1
+
+
+def _data_for(out, args):
+    from jaxdistill._src.experiment import Experiment
+    exp = out.meta.get("experiment")
+    if exp is None:
+        raise ValueError("This result was not made by `jaxdistill run`, so its data are unknown; evaluate it from "
+                         "Python with jaxdistill.evaluate(out, X_test, Y_test, X_train, Y_train).")
+    e = Experiment.from_dict(exp)
+    return e, e.load_data()
+
+
+def _evaluate(args) -> int:
+    import jaxdistill as jd
+    out = jd.load(args.result)
+    exp, (Xtr, Ytr, Xte, Yte) = _data_for(out, args)
+    print(out.summary() + "\n")
+    print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed))
+    return 0
+
+
+def _plot(args) -> int:
+    import jaxdistill as jd
+    from jaxdistill import datasets
+    from jaxdistill._src.plots import save_all
+    out = jd.load(args.result)
+    outdir = args.out or os.path.splitext(args.result)[0] + "_plots"
+    try:
+        exp, (Xtr, Ytr, Xte, Yte) = _data_for(out, args)
+        ts = exp.dataset["name"] in datasets.TIME_SERIES
+    except ValueError:
+        Xtr = Xte = Yte = None
+        ts = False
+    for p in save_all(out, outdir, Xtr, Xte, Yte, time_series=ts):
+        print(p)
+    return 0
+
+
+def _datasets(args) -> int:
+    from jaxdistill import datasets
+    for name in datasets.NAMES:
+        try:
+            X, Y = datasets.load(name)
+            print(f"{name:10s} X {X.shape}  Y {Y.shape}" + ("  (time series: chronological split)"
+                                                         if name in datasets.TIME_SERIES else ""))
+        except ImportError as exc:
+            print(f"{name:10s} unavailable: {exc}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jaxdistill", description=__doc__)
+    parser = argparse.ArgumentParser(prog="jaxdistill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="distil a bundled data set and compare with the baselines")
     demo.add_argument("--dataset", default="diabetes", choices=["diabetes", "synthetic"])
@@ -42,12 +132,42 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--save", default=None, help="write the distilled set to this .npz file")
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(func=_demo)
+
+    run = sub.add_parser("run", help="run an experiment file (JSON, see configs/)")
+    run.add_argument("experiment")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override one setting, e.g. --set m=30 --set dataset.lags=24 (repeatable)")
+    run.add_argument("--seed", type=int, default=None)
+    run.add_argument("--out", default=None, help="result file (.npz); default from the experiment file")
+    run.add_argument("--checkpoint", default=None, help="checkpoint file; default OUT.ckpt")
+    run.add_argument("--no-checkpoint", action="store_true")
+    run.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--no-eval", action="store_true")
+    run.add_argument("--print-config", action="store_true", help="print the resolved experiment and exit")
+    run.set_defaults(func=_run)
+
+    ev = sub.add_parser("evaluate", help="held-out table of a result saved by `run`")
+    ev.add_argument("result")
+    ev.set_defaults(func=_evaluate)
+
+    pl = sub.add_parser("plot", help="figures (PNG) of a saved result; needs jaxdistill[plot]")
+    pl.add_argument("result")
+    pl.add_argument("--out", default=None, help="folder for the PNG files (default RESULT_plots/)")
+    pl.set_defaults(func=_plot)
+
+    ds = sub.add_parser("datasets", help="list the bundled data sets")
+    ds.set_defaults(func=_datasets)
+
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         print(f"jaxdistill: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

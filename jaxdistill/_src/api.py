@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdistill._src import checkpoint as ckpt
 from jaxdistill._src import progress as progress_lib
 from jaxdistill._src.config import DistillConfig
 from jaxdistill._src.data import Standardizer, check_xy
@@ -28,7 +30,8 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
             optimizer_y: optax.GradientTransformation | None = None,
             optimizer_eta: optax.GradientTransformation | None = None,
             validation: tuple[Any, Any] | None = None, progress: bool | None = None,
-            raise_on_failure: bool = False, **overrides) -> DistillOutput:
+            raise_on_failure: bool = False, checkpoint: str | os.PathLike | None = None,
+            checkpoint_every: int | None = None, resume: bool = True, **overrides) -> DistillOutput:
     """Distil a regression data set (X, Y) into m synthetic points (X̃, Ỹ) and an inner learning rate η̃.
 
     Runs Algorithm 1 of Mahowald et al. (*Toward Dataset Distillation for Regression Problems*,
@@ -50,6 +53,11 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       progress: print a progress line (default: when stderr is a terminal).
       raise_on_failure: raise ``FloatingPointError`` if the run stops at a non-finite loss,
         instead of returning the last finite state with ``status="nonfinite"``.
+      checkpoint: path of a checkpoint file, written atomically every ``checkpoint_every`` steps
+        (default: every ``eval_every`` steps) and at the end. If it exists and ``resume`` is true, the
+        run continues from it and ends exactly as the uninterrupted run would.
+      checkpoint_every: steps between checkpoints (rounded up to a multiple of ``eval_every``).
+      resume: continue from an existing checkpoint (``False`` overwrites it).
 
     Returns:
       A :class:`DistillOutput`.
@@ -99,10 +107,26 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     solver = BilevelSolver(config, model=model, inner_solver=inner_solver, optimizer_x=optimizer_x,
                            optimizer_y=optimizer_y, optimizer_eta=optimizer_eta)
     state = solver.init(k_init, Xj, Yj)
+    history, on_chunk = None, None
+    if checkpoint is not None:
+        expect = {"config": config.to_dict(), "key": np.asarray(jax.random.key_data(key)).tolist()
+                  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else np.asarray(key).tolist(),
+                  "data": ckpt.fingerprint(Xj, Yj), "model": repr(solver.model),
+                  "inner_solver": repr(solver.inner_solver)}
+        if resume and os.path.exists(checkpoint):
+            state, history, _ = ckpt.load_checkpoint(checkpoint, state, expect)
+        every = max(1, -(-(checkpoint_every or config.eval_every) // config.eval_every))
+        counter = {"chunks": 0}
+
+        def on_chunk(st, hist):
+            counter["chunks"] += 1
+            if counter["chunks"] % every == 0 or int(st.step) >= config.steps or bool(st.failed):
+                ckpt.save_checkpoint(checkpoint, st, hist, expect)
     show = sys.stderr.isatty() if progress is None else progress
     bar = progress_lib.ProgressBar(config.steps) if show else None
     t0 = time.perf_counter()
-    state, hist = solver.run(state, Xj, Yj, k_run, validation=val, progress=bar)
+    state, hist = solver.run(state, Xj, Yj, k_run, validation=val, progress=bar, history=history,
+                             on_chunk=on_chunk)
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()

@@ -28,11 +28,33 @@ def synthetic(key: jax.Array | int = 0, n: int = 1000, d: int = 100, noise: floa
     return np.asarray(X, np.float64), np.asarray(Y, np.float64)
 
 
-def load(name: str, **kwargs):
-    """Load a named data set as ``(X, Y)``.
+def ar_windows(series, lags: int):
+    """Autoregressive windows of a 1-D series: X[t] = (y_{t−lags}, …, y_{t−1}), Y[t] = y_t."""
+    y = np.asarray(series, np.float64).ravel()
+    if lags < 1 or y.size <= lags + 1:
+        raise ValueError(f"lags must be in [1, {y.size - 2}] for a series of length {y.size}, got {lags}.")
+    X = np.lib.stride_tricks.sliding_window_view(y[:-1], lags)
+    return np.ascontiguousarray(X), y[lags:, None]
 
-    Names: ``diabetes`` (442 × 10, scikit-learn), ``digits`` (1797 × 64, one-hot targets of the 10
-    classes, scikit-learn), ``synthetic`` (the regression paper's generator; kwargs n, d, noise, key).
+
+def _statsmodels(name):
+    sm = _need("statsmodels.api", "data")
+    return getattr(sm.datasets, name).load_pandas()
+
+
+def load(name: str, **kwargs):
+    """Load a named data set as ``(X, Y)``; see :data:`NAMES`.
+
+    * ``diabetes`` — 442 × 10, disease progression (scikit-learn);
+    * ``digits`` — 1797 × 64 images, one-hot targets of the 10 classes (scikit-learn);
+    * ``synthetic`` — the regression paper's generator (kwargs ``n``, ``d``, ``noise``, ``key``);
+    * ``randhie`` — 20190 × 9, RAND health insurance: doctor visits ``mdvis`` (statsmodels);
+    * ``fair`` — 6366 × 8, Fair's affairs data: ``affairs`` (statsmodels);
+    * ``co2`` — Mauna Loa weekly CO₂ (2284 weeks, 59 gaps filled by linear interpolation) as
+      autoregressive windows: predict the next week from the previous ``lags`` (default 52);
+    * ``sunspots`` — yearly sunspot activity 1700–2008 as autoregressive windows (``lags`` default 12).
+
+    Time series keep their order; split them with ``train_test_split(..., shuffle=False)``.
     """
     if name == "diabetes":
         X, y = _need("sklearn.datasets", "data").load_diabetes(return_X_y=True)
@@ -42,19 +64,51 @@ def load(name: str, **kwargs):
         return X.astype(np.float64), np.eye(10)[y]
     if name == "synthetic":
         return synthetic(**kwargs)
+    if name in ("randhie", "fair"):
+        ds = _statsmodels(name)
+        return ds.exog.to_numpy(np.float64), ds.endog.to_numpy(np.float64).reshape(-1, 1)
+    if name == "co2":
+        series = _statsmodels("co2").data["co2"].interpolate(limit_direction="both").to_numpy()
+        return ar_windows(series, kwargs.get("lags", 52))
+    if name == "sunspots":
+        series = _statsmodels("sunspots").data["SUNACTIVITY"].to_numpy()
+        return ar_windows(series, kwargs.get("lags", 12))
     raise ValueError(f"Unknown data set {name!r}; available: {', '.join(NAMES)}.")
 
 
-NAMES = ("diabetes", "digits", "synthetic")
+NAMES = ("diabetes", "digits", "synthetic", "randhie", "fair", "co2", "sunspots")
+TIME_SERIES = ("co2", "sunspots")
 
 
-def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0):
-    """Random split into (X_train, Y_train, X_test, Y_test) with ``round(test_fraction · n)`` test rows."""
+def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0, shuffle: bool = True):
+    """Split into (X_train, Y_train, X_test, Y_test) with ``round(test_fraction · n)`` test rows.
+
+    ``shuffle=False`` keeps the order and takes the *last* rows as the test set (time series: no
+    future values leak into training).
+    """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
-    key = jax.random.PRNGKey(key) if isinstance(key, (int, np.integer)) else key
     n = X.shape[0]
-    perm = np.asarray(jax.random.permutation(key, n))
     k = int(round(test_fraction * n))
+    if not shuffle:
+        return X[: n - k], Y[: n - k], X[n - k:], Y[n - k:]
+    key = jax.random.PRNGKey(key) if isinstance(key, (int, np.integer)) else key
+    perm = np.asarray(jax.random.permutation(key, n))
     te, tr = perm[:k], perm[k:]
     return X[tr], Y[tr], X[te], Y[te]
+
+
+def load_csv(path: str, target: str | int = -1, delimiter: str = ","):
+    """Load a numeric CSV with a header row; ``target`` (name or column index) is Y, the rest X."""
+    import csv
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f, delimiter=delimiter))
+    if len(rows) < 3:
+        raise ValueError(f"{path!r} has {len(rows)} lines; need a header and at least two data rows.")
+    header, body = rows[0], rows[1:]
+    j = header.index(target) if isinstance(target, str) else (target % len(header))
+    try:
+        data = np.array([[float(v) for v in r] for r in body], np.float64)
+    except ValueError as exc:
+        raise ValueError(f"{path!r} has a non-numeric value ({exc}); encode it numerically first.") from None
+    return np.delete(data, j, axis=1), data[:, j:j + 1]

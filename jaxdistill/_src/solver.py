@@ -222,20 +222,34 @@ class BilevelSolver:
 
     # ----------------------------------------------------------------- the run
     def run(self, state: DistillState, X, Y, run_key, validation=None,
-            progress: Callable[[dict[str, Any]], None] | None = None, stop_at: int | None = None):
+            progress: Callable[[dict[str, Any]], None] | None = None, stop_at: int | None = None,
+            history: dict | None = None, on_chunk: Callable[[DistillState, dict], None] | None = None):
         """Run outer steps until ``config.steps`` (or ``stop_at``) are done or a step is non-finite.
 
         Step s draws its randomness from ``fold_in(run_key, s)``, so a run split into segments with
         ``stop_at`` and resumed from the returned state is identical to an uninterrupted run.
 
         Returns (final_state, history) with history a dict of numpy arrays: per step ``loss``,
-        ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``, ``val_loss``.
+        ``data_loss``, ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``,
+        ``val_loss``. ``history`` (from an earlier segment) is extended; ``on_chunk(state, history)``
+        is called on the host after every compiled chunk (checkpointing, logging).
         """
         cfg = self.config
         chunk = min(cfg.eval_every, cfg.steps)
         eval_fn = jax.jit(self.held_out_loss, static_argnums=()) if validation is not None else None
         eval_key = jax.random.fold_in(run_key, 0)  # steps use s >= 1
-        recs, eval_steps, val_losses = [], [], []
+        fields = [f for f in StepMetrics._fields if f != "finite"]
+        prev = history or {}
+        recs = [{f: np.asarray(prev[f]) for f in fields}] if prev.get("loss") is not None else []
+        eval_steps = list(np.asarray(prev.get("eval_step", []), np.int64))
+        val_losses = list(np.asarray(prev.get("val_loss", []), np.float64))
+
+        def assemble():
+            hist = {f: np.concatenate([r[f] for r in recs]) if recs else np.zeros(0) for f in fields}
+            hist["eval_step"] = np.asarray(eval_steps, np.int64)
+            hist["val_loss"] = np.asarray(val_losses, np.float64)
+            return hist
+
         t0 = time.perf_counter()
         done = int(state.step)
         last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
@@ -248,7 +262,7 @@ class BilevelSolver:
             state, met = self._run_chunk(state, X, Y, run_key, valid)
             met = jax.tree_util.tree_map(np.asarray, met)
             ok = met.finite
-            recs.append(jax.tree_util.tree_map(lambda a: a[ok], met))
+            recs.append({f: getattr(met, f)[ok] for f in fields})
             done = int(state.step)
             info = {"step": done, "steps": cfg.steps, "loss": float(met.loss[ok][-1]) if ok.any() else float("nan"),
                     "eta": float(state.params.eta), "elapsed": time.perf_counter() - t0}
@@ -257,13 +271,11 @@ class BilevelSolver:
                 eval_steps.append(done)
                 val_losses.append(v)
                 info["val_loss"] = v
+            if on_chunk is not None:
+                on_chunk(state, assemble())
             if progress is not None:
                 progress(info)
-        hist = {f: np.concatenate([getattr(r, f) for r in recs]) if recs else np.zeros(0)
-                for f in StepMetrics._fields if f != "finite"}
-        hist["eval_step"] = np.asarray(eval_steps, np.int64)
-        hist["val_loss"] = np.asarray(val_losses, np.float64)
-        return state, hist
+        return state, assemble()
 
 
 def _all_finite(tree) -> jax.Array:

@@ -1,0 +1,96 @@
+"""Experiment files: one JSON file per run — data set, settings, seed and output paths.
+
+    {"dataset": {"name": "co2", "lags": 52, "test_fraction": 0.2},
+     "seed": 0,
+     "config": {"m": 30, "steps": 2000, ...any DistillConfig field...},
+     "output": "runs/co2.npz", "checkpoint": "runs/co2.ckpt.npz"}
+
+``config`` round-trips through :meth:`DistillConfig.to_dict` / ``from_dict``; omitted fields take
+the library defaults. Overrides ``key=value`` (the CLI's ``--set``) address a config field
+(``m=30``), a top-level entry (``seed=1``, ``output=...``) or a data-set entry (``dataset.lags=24``);
+values are parsed as JSON when possible (``null``, numbers, ``{"max_q": 60}``), else kept as strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+from jaxdistill._src.config import DistillConfig
+
+_TOP = ("seed", "output", "checkpoint")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    dataset: dict
+    config: DistillConfig
+    seed: int = 0
+    output: str | None = None
+    checkpoint: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Experiment:
+        unknown = set(d) - {"dataset", "config", *_TOP}
+        if unknown:
+            raise ValueError(f"Unknown experiment entries {sorted(unknown)}; allowed: dataset, config, "
+                             f"{', '.join(_TOP)}.")
+        if "dataset" not in d or "name" not in d["dataset"]:
+            raise ValueError('An experiment needs "dataset": {"name": ...}.')
+        return cls(dataset=dict(d["dataset"]), config=DistillConfig.from_dict(d.get("config", {})),
+                   seed=int(d.get("seed", 0)), output=d.get("output"), checkpoint=d.get("checkpoint"))
+
+    @classmethod
+    def from_file(cls, path) -> Experiment:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No experiment file at {path!r} (see configs/ for examples).")
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path!r} is not valid JSON: {exc}.") from None
+        return cls.from_dict(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": dict(self.dataset), "seed": self.seed, "config": self.config.to_dict(),
+                "output": self.output, "checkpoint": self.checkpoint}
+
+    def with_overrides(self, items: list[str]) -> Experiment:
+        d = self.to_dict()
+        fields = {f.name for f in dataclasses.fields(DistillConfig)}
+        for item in items:
+            if "=" not in item:
+                raise ValueError(f"Override {item!r} must look like key=value (e.g. m=30, dataset.lags=24).")
+            key, raw = item.split("=", 1)
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            if key in fields:
+                d["config"][key] = value
+            elif key in _TOP:
+                d[key] = value
+            elif key.startswith("dataset."):
+                d["dataset"][key[len("dataset."):]] = value
+            else:
+                raise ValueError(f"Unknown setting {key!r}. Settings: {', '.join(sorted(fields))}; also "
+                                 f"{', '.join(_TOP)} and dataset.<entry>.")
+        return Experiment.from_dict(d)
+
+    def load_data(self):
+        """(X_train, Y_train, X_test, Y_test) of the data set, split as the experiment says."""
+        from jaxdistill._src import datasets
+        ds = dict(self.dataset)
+        name = ds.pop("name")
+        frac = ds.pop("test_fraction", 0.2)
+        shuffle = ds.pop("shuffle", name not in datasets.TIME_SERIES)
+        if name == "csv":
+            X, Y = datasets.load_csv(ds["path"], ds.get("target", -1))
+        elif name == "npy":
+            import numpy as np
+            X, Y = np.load(ds["x"]), np.load(ds["y"])
+        else:
+            X, Y = datasets.load(name, **ds)
+        return datasets.train_test_split(X, Y, frac, key=self.seed, shuffle=shuffle)

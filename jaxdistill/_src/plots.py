@@ -1,0 +1,120 @@
+"""Figures of a distillation result (matplotlib, an optional extra: ``pip install 'jaxdistill[plot]'``)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jaxdistill._src.output import DistillOutput
+
+
+def _plt():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("Plots need matplotlib: pip install 'jaxdistill[plot]'") from None
+    return plt
+
+
+def plot_history(out: DistillOutput, ax=None):
+    """Outer loss, its data term and the held-out loss against the outer step (log scale)."""
+    plt = _plt()
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    h = out.history
+    s = np.arange(1, h["loss"].size + 1)
+    ax.semilogy(s, h["loss"], lw=0.7, label="outer loss (Def. 2.5)")
+    if "data_loss" in h and h["data_loss"].size:
+        ax.semilogy(s, h["data_loss"], lw=0.7, alpha=0.7, label="data term")
+    if h["val_loss"].size:
+        ax.semilogy(h["eval_step"], h["val_loss"], "o-", ms=3, label="held-out loss")
+    ax.set_xlabel("outer step")
+    ax.set_title(f"loss (m = {out.m}, status {out.status})")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_projection(out: DistillOutput, X_real, ax=None):
+    """Real training inputs and distilled inputs on the first two principal axes of the real data."""
+    plt = _plt()
+    ax = ax or plt.subplots(figsize=(5, 5))[1]
+    Xs = out.standardizer.x(np.asarray(X_real, np.float64))
+    mu = Xs.mean(0)
+    _, _, Vt = np.linalg.svd(Xs - mu, full_matrices=False)
+    P = Vt[:2].T
+    ax.scatter(*((Xs - mu) @ P).T, s=6, alpha=0.3, label=f"real ({Xs.shape[0]})")
+    ax.scatter(*((out.x - mu) @ P).T, s=40, c="red", marker="*", label=f"distilled ({out.m})")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title("distilled vs real (standardised, PCA)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_digits(out: DistillOutput, max_images: int = 20):
+    """Distilled inputs as 8×8 images (for 64-dimensional inputs such as scikit-learn's digits)."""
+    plt = _plt()
+    k = min(out.m, max_images)
+    side = int(round(np.sqrt(out.x.shape[1])))
+    if side * side != out.x.shape[1]:
+        raise ValueError(f"Inputs of dimension {out.x.shape[1]} are not square images.")
+    fig, axes = plt.subplots(1, k, figsize=(1.1 * k, 1.4), squeeze=False)
+    for j in range(k):
+        axes[0, j].imshow(out.X[j].reshape(side, side), cmap="gray_r")
+        axes[0, j].axis("off")
+    fig.suptitle("distilled inputs")
+    return fig
+
+
+def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: bool = False):
+    """Predictions of ridge on the distilled set against the truth on held-out data (first output)."""
+    plt = _plt()
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    pred = out.predict(X_test)[:, 0]
+    y = np.asarray(Y_test, np.float64).reshape(len(pred), -1)[:, 0]
+    if time_series:
+        ax.plot(y, lw=1, label="truth")
+        ax.plot(pred, lw=1, label="model trained on distilled set")
+        ax.set_xlabel("held-out time step")
+    else:
+        ax.scatter(y, pred, s=8, alpha=0.6)
+        lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xlabel("truth")
+        ax.set_ylabel("prediction")
+    r2 = 1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean()) ** 2)
+    ax.set_title(f"held-out predictions (R² {r2:.3f})")
+    if time_series:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None, time_series=False) -> list[str]:
+    """Write every applicable figure as PNG into ``outdir``; returns the paths."""
+    plt = _plt()
+    os.makedirs(outdir, exist_ok=True)
+    paths = []
+
+    def save(fig, name):
+        p = os.path.join(outdir, name)
+        fig.tight_layout()
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        paths.append(p)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plot_history(out, ax)
+    save(fig, "loss.png")
+    if X_train is not None:
+        fig, ax = plt.subplots(figsize=(5, 5))
+        plot_projection(out, X_train, ax)
+        save(fig, "projection.png")
+    if X_test is not None and Y_test is not None:
+        fig, ax = plt.subplots(figsize=(7 if time_series else 5, 4))
+        plot_predictions(out, X_test, Y_test, ax, time_series=time_series)
+        save(fig, "predictions.png")
+    if out.x.shape[1] == 64:
+        save(plot_digits(out), "digits.png")
+    return paths

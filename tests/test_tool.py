@@ -1,0 +1,183 @@
+"""The tool around the library: data sets, experiment files, CLI, checkpoint/resume, plots."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import jaxdistill as jd
+from jaxdistill import cli, datasets
+from jaxdistill._src import checkpoint as ckpt
+from jaxdistill._src import io as jio
+from jaxdistill._src.experiment import Experiment
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def small(rng, n=160, d=5):
+    X = rng.normal(size=(n, d))
+    return X, X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
+
+
+# ------------------------------------------------------------------ data sets
+def test_ar_windows_and_chronological_split():
+    X, Y = datasets.ar_windows(np.arange(10.0), lags=3)
+    np.testing.assert_array_equal(X[0], [0, 1, 2])
+    assert Y[0, 0] == 3 and X.shape == (7, 3) and Y[-1, 0] == 9
+    Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.3, shuffle=False)
+    assert Ytr[-1, 0] < Yte[0, 0]                      # no future row in training
+    with pytest.raises(ValueError, match="lags"):
+        datasets.ar_windows(np.arange(4.0), lags=5)
+
+
+@pytest.mark.parametrize("name, shape", [("co2", (2276, 8)), ("sunspots", (297, 12)), ("randhie", (20190, 9)),
+                                         ("fair", (6366, 8)), ("diabetes", (442, 10)), ("digits", (1797, 64))])
+def test_bundled_datasets_load_finite(name, shape):
+    kw = {"lags": 8} if name == "co2" else {}
+    X, Y = datasets.load(name, **kw)
+    assert X.shape == shape and Y.shape[0] == shape[0] and np.isfinite(X).all() and np.isfinite(Y).all()
+
+
+def test_unknown_dataset_and_csv(tmp_path):
+    with pytest.raises(ValueError, match="available"):
+        datasets.load("mnist")
+    p = tmp_path / "d.csv"
+    p.write_text("a,b,y\n1,2,3\n4,5,6\n7,8,9.5\n")
+    X, Y = datasets.load_csv(str(p), target="y")
+    np.testing.assert_array_equal(X, [[1, 2], [4, 5], [7, 8]])
+    np.testing.assert_array_equal(Y[:, 0], [3, 6, 9.5])
+    p.write_text("a,y\n1,x\n2,3\n")
+    with pytest.raises(ValueError, match="non-numeric"):
+        datasets.load_csv(str(p))
+
+
+# ------------------------------------------------------------------ experiment files
+def test_experiment_files_round_trip_and_overrides(tmp_path):
+    for f in os.listdir(os.path.join(ROOT, "configs")):
+        exp = Experiment.from_file(os.path.join(ROOT, "configs", f))
+        assert Experiment.from_dict(json.loads(json.dumps(exp.to_dict()))) == exp
+    exp = Experiment.from_file(os.path.join(ROOT, "configs", "co2.json"))
+    e2 = exp.with_overrides(["m=7", "seed=3", "dataset.lags=4", 'q_schedule={"max_q": 12}', "inner_lr=null"])
+    assert (e2.config.m, e2.seed, e2.dataset["lags"], e2.config.q_schedule.max_q) == (7, 3, 4, 12)
+    with pytest.raises(ValueError, match="Unknown setting 'bogus'"):
+        exp.with_overrides(["bogus=1"])
+    with pytest.raises(ValueError, match="key=value"):
+        exp.with_overrides(["m"])
+    with pytest.raises(ValueError, match="T must be"):
+        exp.with_overrides(["T=0"])
+
+
+# ------------------------------------------------------------------ checkpoint / resume
+def test_interrupted_run_resumes_to_the_identical_result(rng, tmp_path, monkeypatch):
+    X, Y = small(rng)
+    kw = dict(m=6, steps=120, eval_every=20, key=3, progress=False, q_schedule=jd.QSchedule(max_q=12),
+              optimizer_x=__import__("optax").adam(0.01))
+    full = jd.distill(X, Y, **kw)
+    path = tmp_path / "run.ckpt"
+    real_save = ckpt.save_checkpoint
+    calls = {"n": 0}
+
+    def dying_save(*a, **k):
+        real_save(*a, **k)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # as if the user hit Ctrl-C right after the third checkpoint
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        jd.distill(X, Y, checkpoint=path, **kw)
+    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    resumed = jd.distill(X, Y, checkpoint=path, **kw)
+    np.testing.assert_array_equal(resumed.x, full.x)
+    np.testing.assert_array_equal(resumed.y, full.y)
+    assert resumed.inner_lr == full.inner_lr
+    for k in full.history:
+        np.testing.assert_array_equal(resumed.history[k], full.history[k])
+
+
+def test_checkpoint_of_another_run_or_corrupt_is_refused(rng, tmp_path):
+    X, Y = small(rng)
+    path = tmp_path / "run.ckpt"
+    jd.distill(X, Y, m=6, steps=40, eval_every=20, progress=False, checkpoint=path)
+    with pytest.raises(ValueError, match="different run: its config differs"):
+        jd.distill(X, Y, m=7, steps=40, eval_every=20, progress=False, checkpoint=path)
+    with pytest.raises(ValueError, match="different run: its data differs"):
+        jd.distill(X + 1, Y, m=6, steps=40, eval_every=20, progress=False, checkpoint=path)
+    with pytest.raises(ValueError, match="different run: its key differs"):
+        jd.distill(X, Y, m=6, steps=40, eval_every=20, progress=False, checkpoint=path, key=9)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="unreadable"):
+        jd.distill(X, Y, m=6, steps=40, eval_every=20, progress=False, checkpoint=path)
+    out = jd.distill(X, Y, m=6, steps=40, eval_every=20, progress=False, checkpoint=path, resume=False)
+    assert out.history["loss"].size == 40
+
+
+def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "f.bin"
+    jio.atomic_write_bytes(path, b"old contents")
+
+    def broken_replace(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        jio.atomic_write_bytes(path, b"new contents that never land")
+    assert path.read_bytes() == b"old contents"
+    assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_cli_run_killed_then_resumed_matches_uninterrupted(tmp_path):
+    """SIGKILL a real `jaxdistill run` after its first checkpoint; rerunning the command finishes the run
+    and gives the same distilled set as an uninterrupted run."""
+    exp = {"dataset": {"name": "diabetes"}, "seed": 1,
+           "config": {"m": 8, "steps": 3000, "T": 10, "eval_every": 100}}
+    (tmp_path / "e.json").write_text(json.dumps(exp))
+    cmd = [sys.executable, "-m", "jaxdistill.cli", "run", "e.json", "--no-progress", "--no-eval"]
+    proc = subprocess.Popen(cmd + ["--out", "a.npz"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    ck = tmp_path / "a.npz.ckpt"
+    t0 = time.time()
+    while not ck.exists() and time.time() - t0 < 120 and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ck.exists(), "the run produced no checkpoint before being killed"
+    assert not (tmp_path / "a.npz").exists(), "the run finished before it could be killed; make it longer"
+    assert subprocess.run(cmd + ["--out", "a.npz"], cwd=tmp_path, capture_output=True).returncode == 0
+    assert subprocess.run(cmd + ["--out", "b.npz", "--no-checkpoint"], cwd=tmp_path,
+                          capture_output=True).returncode == 0
+    a, b = jd.load(tmp_path / "a.npz"), jd.load(tmp_path / "b.npz")
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.history["loss"], b.history["loss"])
+
+
+# ------------------------------------------------------------------ CLI and plots
+def test_cli_run_evaluate_plot(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exp = {"dataset": {"name": "sunspots", "lags": 6}, "seed": 0, "config": {"m": 8, "steps": 60, "eval_every": 20},
+           "output": "out/s.npz"}
+    (tmp_path / "e.json").write_text(json.dumps(exp))
+    assert cli.main(["run", "e.json", "--no-progress", "--set", "T=20"]) == 0
+    text = capsys.readouterr().out
+    assert "random subset, ridge" in text and "saved to out/s.npz" in text
+    assert cli.main(["evaluate", "out/s.npz"]) == 0
+    assert "full data, ridge" in capsys.readouterr().out
+    assert cli.main(["plot", "out/s.npz", "--out", "png"]) == 0
+    assert sorted(os.listdir("png")) == ["loss.png", "predictions.png", "projection.png"]
+    assert cli.main(["run", "missing.json"]) == 2
+    assert "No experiment file" in capsys.readouterr().err
+    assert cli.main(["run", "e.json", "--set", "m=0"]) == 2
+    assert "m must be an integer" in capsys.readouterr().err
+
+
+def test_plot_digits(tmp_path):
+    X, Y = datasets.load("digits")
+    out = jd.distill(X[:400], Y[:400], m=10, steps=20, eval_every=10, progress=False)
+    from jaxdistill.plots import save_all
+    paths = save_all(out, tmp_path, X[:400], X[400:500], Y[400:500])
+    assert "digits.png" in [os.path.basename(p) for p in paths]
