@@ -5,10 +5,12 @@
 Digits (scikit-learn, 1797 8×8 images): one-hot labels regressed as in the KRR paper, 80/20 split,
 pixels standardised with training statistics, targets centred (an intercept). Accuracy = argmax of
 the predicted label vector. Each distilled set is scored with the model it was made for:
-  analytic (linear)   — linear ridge on the set (λ_S), distill_analytic with Φ = identity;
-  analytic (ReLU net) — ridge on frozen random leaky-ReLU features Φ(x), distill_analytic with that Φ;
+  analytic (linear)   — least squares on the set (λ_S = 0), distill_analytic with Φ = identity, reproducing
+                        ridge (λ) on all training rows;
+  analytic (ReLU net) — the same on frozen random leaky-ReLU features Φ(x), distill_analytic with that Φ;
   KIP (NTK)           — KRR with the 1-hidden-layer ReLU NTK, KernelRidge inner solver, Adam, labels learned;
-  unrolled (Alg. 1)   — T = 50 inner GD steps (UnrolledGD, the scan), learned η̃, defaults otherwise.
+  unrolled (Alg. 1)   — T = 50 inner GD steps (UnrolledGD, the scan), learned η̃, defaults otherwise; with
+                        the paper's θ₀ ~ N(0, I) and with θ₀ = 0.
 Baselines: m random real rows (mean ± std over 5 draws) and the full training set, with each model.
 Wall time covers the distillation only (compilation included), on this machine's CPU.
 """
@@ -95,11 +97,11 @@ def run_dataset(name, ms, classify, images):
         add("random subset, linear ridge", m, [linear_pred(Xtr[i], Ytr[i], Xte, LAM) for i in subs])
         add("random subset, KRR (NTK)", m, [krr_pred(Xtr[i], Ytr[i], Xte, LAM) for i in subs])
 
-        res, wall = timed(lambda: jd.distill_analytic(Xtr, Ytr, m, lam=LAM, lam_s=LAM, key=0))
-        add("analytic (linear)", m, linear_pred(res.x, res.y, Xte, LAM), wall)
+        res, wall = timed(lambda: jd.distill_analytic(Xtr, Ytr, m, lam=LAM, lam_s=0.0, key=0))
+        add("analytic (linear)", m, linear_pred(res.x, res.y, Xte, 0.0), wall)
         images.setdefault((name, m), {})["analytic (linear)"] = res.x
-        res2, wall = timed(lambda: jd.distill_analytic(Xtr, Ytr, m, lam=LAM, lam_s=LAM, feature_map=relu, key=0))
-        add("analytic (ReLU net)", m, linear_pred(res2.x, res2.y, Xte, LAM, relu), wall)
+        res2, wall = timed(lambda: jd.distill_analytic(Xtr, Ytr, m, lam=LAM, lam_s=0.0, feature_map=relu, key=0))
+        add("analytic (ReLU net)", m, linear_pred(res2.x, res2.y, Xte, 0.0, relu), wall)
 
         kip_kw = dict(m=m, steps=300, eval_every=100, lambda_inner=LAM / m, lr_eta=0.0, standardize=False,
                       validation_fraction=0.0, batch_size=256, key=0, progress=False,
@@ -108,15 +110,20 @@ def run_dataset(name, ms, classify, images):
         add("KIP (NTK), 300 steps", m, krr_pred(out.x, out.y, Xte, LAM), wall)
         images[(name, m)]["KIP (NTK)"] = out.x
 
-        unr_kw = dict(m=m, steps=300, T=50, eval_every=100, standardize=False, validation_fraction=0.0, key=0,
-                      progress=False)
-        out, wall = timed(lambda: jd.distill(Xtr, Ytr, inner_solver=jd.UnrolledGD(), **unr_kw))
-        th0 = jax.vmap(lambda k: jd.LinearModel().init(k, jnp.asarray(out.x[:1]), Ytr.shape[1]))(
-            jax.random.split(jax.random.PRNGKey(1), 8))
-        thT = jax.vmap(lambda t: jd.UnrolledGD().train(jd.LinearModel(), jnp.asarray(out.x), jnp.asarray(out.y),
-                                                         out.inner_lr, out.config.lambda_inner, t, 50, 50))(th0)
-        add("unrolled (Alg. 1, T=50), 300 steps", m, [np.asarray(jnp.asarray(Xte) @ t) for t in thT], wall)
-        images[(name, m)]["unrolled (Alg. 1)"] = out.x
+        # Unrolled Algorithm 1 with the scan. p(θ₀) = N(0, I) is the paper's; with m < d the part of θ₀
+        # outside the span of the distilled rows is never trained, so θ₀ = 0 (init_scale=0) is shown too.
+        for label, scale, Q in (("θ₀ ~ N(0, I)", 1.0, 8), ("θ₀ = 0", 0.0, 1)):
+            model = jd.LinearModel(init_scale=scale)
+            unr_kw = dict(m=m, steps=300, T=50, Q=Q, eval_every=100, standardize=False, validation_fraction=0.0,
+                          key=0, progress=False)
+            out, wall = timed(lambda: jd.distill(Xtr, Ytr, inner_solver=jd.UnrolledGD(), model=model, **unr_kw))
+            th0 = jax.vmap(lambda k: model.init(k, jnp.asarray(out.x[:1]), Ytr.shape[1]))(
+                jax.random.split(jax.random.PRNGKey(1), 8))
+            thT = jax.vmap(lambda t: jd.UnrolledGD().train(model, jnp.asarray(out.x), jnp.asarray(out.y),
+                                                             out.inner_lr, out.config.lambda_inner, t, 50, 50))(th0)
+            add(f"unrolled (Alg. 1, T=50, {label}), 300 steps", m, [np.asarray(jnp.asarray(Xte) @ t) for t in thT],
+                wall)
+            images[(name, m)][f"unrolled ({label})"] = out.x
     return rows
 
 

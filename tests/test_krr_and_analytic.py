@@ -150,3 +150,17 @@ def test_kip_style_distillation_with_ntk_and_labels(rng):
     assert out.history["val_loss"][-1] < 0.7 * out.history["val_loss"][0]
     rep = jd.evaluate(out, X[:60], Y[:60], X, Y, inner_solver=solver, n_subsets=5)
     assert rep.row("distilled, KRR")["mse"] < rep.row("random subset, KRR")["mse"]
+
+
+def test_rank_deficient_targets_and_inconsistent_labels(rng):
+    """Centred one-hot targets make θ* rank k − 1; labels predicted by θ* still work (θ* rows lie in
+    their row space), while labels whose row space misses θ* are refused."""
+    X = rng.normal(size=(90, 6))
+    Y = np.eye(3)[rng.integers(0, 3, size=90)]
+    Y = Y - Y.mean(0)
+    res = jd.distill_analytic(X, Y, 5, lam=0.1, key=2)                 # real init: labels = X₀θ*
+    assert_reproduces(res, X, Y, 0.1, jd.Identity())
+    bad = np.zeros((5, 3))
+    bad[:, 0] = 1.0
+    with pytest.raises(ValueError, match="not in the row space of the labels"):
+        jd.distill_analytic(X, Y, 5, lam=0.1, labels=bad)

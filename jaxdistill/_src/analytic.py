@@ -5,8 +5,8 @@ Rows are points: Φ (n, p) features, Y (n, k) targets, θ (p, k) weights (the pa
 Ridge here is the paper's unnormalised form, min ‖Φθ − Y‖² + λ‖θ‖², θ = (ΦᵀΦ + λI)⁻¹ΦᵀY; it
 equals the inner loss of Def. 2.1 with λ_I = λ/m.
 
-Given the original model θ* and labels Y_S (m, k) of rank k (so m ≥ k), every G (p, m) with
-G Y_S = θ* is G = θ* Y_S⁺ + Z(I_m − Y_S Y_S⁺), Z free. Then:
+Given the original model θ* and labels Y_S (m, k) whose row space contains θ*'s rows (always when
+Y_S has rank k, so m ≥ k), every G (p, m) with G Y_S = θ* is G = θ* Y_S⁺ + Z(I_m − Y_S Y_S⁺), Z free. Then:
 
 * λ_S = 0: Φ_S = G⁺ gives Φ_S⁺ Y_S = G Y_S = θ*  (for m = k: Φ_S = (θ* Y_S⁻¹)⁺, the paper's
   X_S = (Y_S⁺W)⁺);
@@ -142,10 +142,14 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
     else:
         scale = float(jnp.sqrt(jnp.mean(Yj ** 2))) or 1.0
         Ys = scale * jnp.eye(m, k, dtype=dt)
-    if int(jnp.linalg.matrix_rank(Ys)) < k:
-        raise ValueError(f"The labels Y_S have rank {int(jnp.linalg.matrix_rank(Ys))} < k = {k}; "
-                         "they must have full column rank. Pass labels=... explicitly.")
     Ysp = jnp.linalg.pinv(Ys)                                        # (k, m)
+    # Solvable iff θ*'s rows lie in the row space of Y_S (θ* Y_S⁺ Y_S = θ*): always when Y_S has rank k,
+    # and also for rank-deficient θ* (e.g. centred one-hot targets) with labels predicted by θ*.
+    resid = float(jnp.linalg.norm(theta @ Ysp @ Ys - theta) / (jnp.linalg.norm(theta) + 1e-300))
+    if resid > max(1e-6, 1e3 * float(jnp.finfo(dt).eps)):
+        raise ValueError(f"No distilled set with these labels reproduces the original model: its weights are not in "
+                         f"the row space of the labels Y_S (relative residual {resid:.2e}; rank of Y_S "
+                         f"{int(jnp.linalg.matrix_rank(Ys))}, k = {k}). Pass labels=... of full column rank.")
     G = theta @ Ysp
     if Z is not None:
         G = G + Z @ (jnp.eye(m, dtype=dt) - Ys @ Ysp)
