@@ -66,6 +66,14 @@ def krr_pred(Xs, Ys, Xte, lam):
     return np.asarray(NTK.matrix(jnp.asarray(Xte), jnp.asarray(Xs)) @ a)
 
 
+def in_units(out, predict):
+    """Predictions on the benchmark's test inputs, through distill()'s own standardisation and back."""
+    return out.standardizer.y_inverse(np.asarray(predict(out.standardizer.x(XTE[0])), np.float64))
+
+
+XTE = [None]
+
+
 def timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -74,6 +82,7 @@ def timed(fn):
 
 def run_dataset(name, ms, classify, images):
     Xtr, Ytr, Xte, Yte, ym = prep(name)
+    XTE[0] = Xte
     d = Xtr.shape[1]
     relu = jd.RandomReLUNet(jax.random.PRNGKey(7), d, depth=1)
     rows = []
@@ -103,26 +112,26 @@ def run_dataset(name, ms, classify, images):
         res2, wall = timed(lambda: jd.distill_analytic(Xtr, Ytr, m, lam=LAM, lam_s=0.0, feature_map=relu, key=0))
         add("analytic (ReLU net)", m, linear_pred(res2.x, res2.y, Xte, 0.0, relu), wall)
 
-        kip_kw = dict(m=m, steps=300, eval_every=100, lambda_inner=LAM / m, lr_eta=0.0, standardize=False,
+        kip_kw = dict(m=m, steps=300, eval_every=100, lambda_inner=LAM / m, lr_eta=0.0, standardize=True,
                       validation_fraction=0.0, batch_size=256, key=0, progress=False,
                       optimizer_x=optax.adam(0.01), optimizer_y=optax.adam(0.01))
         out, wall = timed(lambda: jd.distill(Xtr, Ytr, inner_solver=jd.KernelRidge(NTK), **kip_kw))
-        add("KIP (NTK), 300 steps", m, krr_pred(out.x, out.y, Xte, LAM), wall)
+        add("KIP (NTK), 300 steps", m, in_units(out, lambda Xs: krr_pred(out.x, out.y, Xs, LAM)), wall)
         images[(name, m)]["KIP (NTK)"] = out.x
 
         # Unrolled Algorithm 1 with the scan. p(θ₀) = N(0, I) is the paper's; with m < d the part of θ₀
         # outside the span of the distilled rows is never trained, so θ₀ = 0 (init_scale=0) is shown too.
         for label, scale, Q in (("θ₀ ~ N(0, I)", 1.0, 8), ("θ₀ = 0", 0.0, 1)):
             model = jd.LinearModel(init_scale=scale)
-            unr_kw = dict(m=m, steps=300, T=50, Q=Q, eval_every=100, standardize=False, validation_fraction=0.0,
+            unr_kw = dict(m=m, steps=300, T=50, Q=Q, eval_every=100, standardize=True, validation_fraction=0.0,
                           key=0, progress=False)
             out, wall = timed(lambda: jd.distill(Xtr, Ytr, inner_solver=jd.UnrolledGD(), model=model, **unr_kw))
             th0 = jax.vmap(lambda k: model.init(k, jnp.asarray(out.x[:1]), Ytr.shape[1]))(
                 jax.random.split(jax.random.PRNGKey(1), 8))
             thT = jax.vmap(lambda t: jd.UnrolledGD().train(model, jnp.asarray(out.x), jnp.asarray(out.y),
                                                              out.inner_lr, out.config.lambda_inner, t, 50, 50))(th0)
-            add(f"unrolled (Alg. 1, T=50, {label}), 300 steps", m, [np.asarray(jnp.asarray(Xte) @ t) for t in thT],
-                wall)
+            add(f"unrolled (Alg. 1, T=50, {label}), 300 steps", m,
+                [in_units(out, lambda Xs, t=t: np.asarray(jnp.asarray(Xs) @ t)) for t in thT], wall)
             images[(name, m)][f"unrolled ({label})"] = out.x
     return rows
 
