@@ -85,10 +85,3 @@ class Standardizer(NamedTuple):
     def y_inverse(self, Ys):
         return Ys * self.y_scale + self.y_mean
 
-
-def split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random (train_idx, held_out_idx) with ``round(fraction · n)`` held-out rows."""
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    k = int(round(fraction * n))
-    return np.sort(perm[k:]), np.sort(perm[:k])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -102,7 +101,3 @@ class DistillOutput:
     def __repr__(self) -> str:
         return self.summary()
 
-
-def params_as_jax(out: DistillOutput):
-    """(X̃, Ỹ, η̃) as JAX arrays in the standardised space."""
-    return jax.numpy.asarray(out.x), jax.numpy.asarray(out.y), jax.numpy.asarray(out.inner_lr)
