@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdistill._src.closed_form import ridge
 from jaxdistill._src.data import as_2d_float
 from jaxdistill._src.inner import InnerSolver, default_inner_solver
 from jaxdistill._src.krr import KernelRidge
@@ -74,10 +75,8 @@ def _gd_predictions(model, solver, F, Yd, eta, lam, T, key, num, Ftest):
 
 
 def _ridge_predictions(F, Yd, lam, Ftest):
-    p = F.shape[1]
-    m = F.shape[0]
-    theta = jnp.linalg.solve(F.T @ F + m * lam * jnp.eye(p, dtype=F.dtype), F.T @ Yd)
-    return Ftest @ theta
+    """Predictions of ridge (λ_I, the T → ∞ limit of the inner loop) fitted on (F, Yd)."""
+    return Ftest @ ridge(F, Yd, lam)
 
 
 def evaluate(out: DistillOutput, X_test, Y_test, X_train, Y_train, *, key: jax.Array | int = 0,

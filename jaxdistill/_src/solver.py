@@ -44,6 +44,7 @@ class DistillState(NamedTuple):
     step: jax.Array       # outer steps done (int32)
     eta_min: jax.Array    # floor keeping η̃ > 0
     failed: jax.Array     # a non-finite loss or gradient was met (bool)
+    bound: jax.Array      # stability bound of Lemma 2.4 for the current X̃ (NaN if not linear in θ)
 
 
 class StepMetrics(NamedTuple):
@@ -128,7 +129,14 @@ class BilevelSolver:
         return DistillState(
             params=params, opt_state=opt_state, q=jnp.asarray(self.config.Q, jnp.int32),
             prev_loss=jnp.asarray(jnp.inf, X.dtype), step=jnp.asarray(0, jnp.int32),
-            eta_min=self.config.eta_floor * params.eta, failed=jnp.asarray(False))
+            eta_min=self.config.eta_floor * params.eta, failed=jnp.asarray(False),
+            bound=self._bound(params.x))
+
+    def _bound(self, x):
+        """Stability bound of Lemma 2.4 for distilled inputs x; NaN for models not linear in θ."""
+        if not self.model.linear_in_params:
+            return jnp.asarray(jnp.nan, x.dtype)
+        return stability_bound(jax.lax.stop_gradient(self.model.featurize(x)), self.config.lambda_inner)
 
     # ----------------------------------------------------------------- losses
     def sample_theta0(self, key: jax.Array, F: jax.Array, d_out: int, num: int):
@@ -174,9 +182,10 @@ class BilevelSolver:
         uy, sy = self.opt_y.update(grads.y, state.opt_state[1], p.y)
         ue, se = self.opt_eta.update(grads.eta, state.opt_state[2], p.eta)
         new_x = optax.apply_updates(p.x, ux)
+        new_bound = self._bound(new_x)  # carried in the state: next step's ratio reuses it
         new_eta = jnp.maximum(optax.apply_updates(p.eta, ue), state.eta_min)
         if cfg.eta_cap is not None and self.model.linear_in_params:
-            new_eta = jnp.minimum(new_eta, cfg.eta_cap * stability_bound(self.model.featurize(new_x), cfg.lambda_inner))
+            new_eta = jnp.minimum(new_eta, cfg.eta_cap * new_bound)
         new_params = DistillParams(new_x, optax.apply_updates(p.y, uy), new_eta)
         finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(new_params)
 
@@ -185,16 +194,14 @@ class BilevelSolver:
             grew = loss >= cfg.q_schedule.threshold * state.prev_loss
             q = jnp.where(grew, jnp.minimum(q + 1, cfg.q_schedule.max_q), q)
 
-        if self.model.linear_in_params:
-            ratio = p.eta / stability_bound(jax.lax.stop_gradient(self.model.featurize(p.x)), cfg.lambda_inner)
-        else:
-            ratio = jnp.asarray(jnp.nan, p.eta.dtype)
+        ratio = p.eta / state.bound  # NaN for models not linear in θ
 
         keep = lambda new, old: jax.tree_util.tree_map(lambda a, c: jnp.where(finite, a, c), new, old)  # noqa: E731
         new_state = DistillState(
             params=keep(new_params, p), opt_state=keep((sx, sy, se), state.opt_state),
             q=jnp.where(finite, q, state.q), prev_loss=jnp.where(finite, loss, state.prev_loss),
-            step=jnp.where(finite, s, state.step), eta_min=state.eta_min, failed=~finite)
+            step=jnp.where(finite, s, state.step), eta_min=state.eta_min, failed=~finite,
+            bound=jnp.where(finite, new_bound, state.bound))
         metrics = StepMetrics(loss, data_loss, state.q, jnp.asarray(num_steps, jnp.int32), p.eta, ratio, finite)
         return new_state, metrics
 
@@ -236,7 +243,7 @@ class BilevelSolver:
         """
         cfg = self.config
         chunk = min(cfg.eval_every, cfg.steps)
-        eval_fn = jax.jit(self.held_out_loss, static_argnums=()) if validation is not None else None
+        eval_fn = jax.jit(self.held_out_loss) if validation is not None else None
         eval_key = jax.random.fold_in(run_key, 0)  # steps use s >= 1
         fields = [f for f in StepMetrics._fields if f != "finite"]
         prev = history or {}
