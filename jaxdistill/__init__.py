@@ -1,43 +1,65 @@
 """jaxdistill: dataset distillation for regression, in JAX.
 
-Public surface (everything else lives in the private ``_src`` package).
+Public surface (everything else lives in the private ``_src`` package; see docs/architecture.md).
 """
 
 from jaxdistill import closed_form as closed_form
-from jaxdistill._src.analytic import AnalyticResult as AnalyticResult
-from jaxdistill._src.analytic import distill_analytic as distill_analytic
+from jaxdistill._src.analytic.krr import distill_analytic as distill_analytic
+from jaxdistill._src.api import default_inner_solver as default_inner_solver
 from jaxdistill._src.api import distill as distill
-from jaxdistill._src.config import DistillConfig as DistillConfig
-from jaxdistill._src.config import QSchedule as QSchedule
-from jaxdistill._src.config import TSchedule as TSchedule
-from jaxdistill._src.config import paper_a7 as paper_a7
-from jaxdistill._src.evaluate import EvalReport as EvalReport
-from jaxdistill._src.evaluate import evaluate as evaluate
-from jaxdistill._src.fast import ExactLinearGD as ExactLinearGD
-from jaxdistill._src.features import FeatureMap as FeatureMap
-from jaxdistill._src.features import FlaxFeatureMap as FlaxFeatureMap
-from jaxdistill._src.features import Identity as Identity
-from jaxdistill._src.features import Polynomial as Polynomial
-from jaxdistill._src.features import RandomFourierFeatures as RandomFourierFeatures
-from jaxdistill._src.features import RandomReLUNet as RandomReLUNet
-from jaxdistill._src.inner import InnerSolver as InnerSolver
-from jaxdistill._src.inner import UnrolledGD as UnrolledGD
-from jaxdistill._src.io import load as load
-from jaxdistill._src.io import save as save
-from jaxdistill._src.kernels import RBF as RBF
-from jaxdistill._src.kernels import FeatureKernel as FeatureKernel
-from jaxdistill._src.kernels import Kernel as Kernel
-from jaxdistill._src.kernels import ReLUNNGP as ReLUNNGP
-from jaxdistill._src.kernels import ReLUNTK as ReLUNTK
-from jaxdistill._src.krr import KernelRidge as KernelRidge
-from jaxdistill._src.models import FlaxModel as FlaxModel
-from jaxdistill._src.models import InnerModel as InnerModel
-from jaxdistill._src.models import LinearModel as LinearModel
-from jaxdistill._src.models import inner_loss as inner_loss
-from jaxdistill._src.models import stability_bound as stability_bound
-from jaxdistill._src.output import DistillOutput as DistillOutput
-from jaxdistill._src.solver import BilevelSolver as BilevelSolver
-from jaxdistill._src.solver import DistillParams as DistillParams
-from jaxdistill._src.solver import DistillState as DistillState
-from jaxdistill._src.solver import StepMetrics as StepMetrics
+from jaxdistill._src.components.features import FeatureMap as FeatureMap
+from jaxdistill._src.components.features import FlaxFeatureMap as FlaxFeatureMap
+from jaxdistill._src.components.features import Identity as Identity
+from jaxdistill._src.components.features import Polynomial as Polynomial
+from jaxdistill._src.components.features import RandomFourierFeatures as RandomFourierFeatures
+from jaxdistill._src.components.features import RandomReLUNet as RandomReLUNet
+from jaxdistill._src.components.kernels import RBF as RBF
+from jaxdistill._src.components.kernels import FeatureKernel as FeatureKernel
+from jaxdistill._src.components.kernels import Kernel as Kernel
+from jaxdistill._src.components.kernels import ReLUNNGP as ReLUNNGP
+from jaxdistill._src.components.kernels import ReLUNTK as ReLUNTK
+from jaxdistill._src.components.models import FlaxModel as FlaxModel
+from jaxdistill._src.components.models import InnerModel as InnerModel
+from jaxdistill._src.components.models import LinearModel as LinearModel
+from jaxdistill._src.core.compile_cache import enable_compilation_cache as enable_compilation_cache
+from jaxdistill._src.core.component import Component as Component
+from jaxdistill._src.core.linalg import stability_bound as stability_bound
+from jaxdistill._src.inner.adjoints import Adjoint as Adjoint
+from jaxdistill._src.inner.adjoints import Checkpointed as Checkpointed
+from jaxdistill._src.inner.adjoints import Truncated as Truncated
+from jaxdistill._src.inner.adjoints import Unrolled as Unrolled
+from jaxdistill._src.inner.base import InnerSolver as InnerSolver
+from jaxdistill._src.inner.base import Solution as Solution
+from jaxdistill._src.inner.exact_linear import ExactLinearGD as ExactLinearGD
+from jaxdistill._src.inner.kernel_ridge import KernelRidge as KernelRidge
+from jaxdistill._src.inner.unrolled import UnrolledGD as UnrolledGD
+from jaxdistill._src.io.results import load as load
+from jaxdistill._src.io.results import save as save
+from jaxdistill._src.outer.step import BilevelSolver as BilevelSolver
+from jaxdistill._src.outer.step import DistillParams as DistillParams
+from jaxdistill._src.outer.step import DistillState as DistillState
+from jaxdistill._src.outer.step import StepMetrics as StepMetrics
+from jaxdistill._src.outer.step import make_optimizer as make_optimizer
+from jaxdistill._src.problem.config import DistillConfig as DistillConfig
+from jaxdistill._src.problem.config import QSchedule as QSchedule
+from jaxdistill._src.problem.config import TSchedule as TSchedule
+from jaxdistill._src.problem.config import paper_a7 as paper_a7
+from jaxdistill._src.problem.objectives import BatchLoss as BatchLoss
+from jaxdistill._src.problem.objectives import ExpectedBatchLoss as ExpectedBatchLoss
+from jaxdistill._src.problem.objectives import Objective as Objective
+from jaxdistill._src.problem.problem import Problem as Problem
+from jaxdistill._src.report.evaluate import EvalReport as EvalReport
+from jaxdistill._src.report.evaluate import evaluate as evaluate
+from jaxdistill._src.result import DistillOutput as DistillOutput
 from jaxdistill._src.version import __version__ as __version__
+
+_MOVED = {
+    "AnalyticResult": "distill_analytic now returns a DistillOutput (x, y, predict, save/load, evaluate)",
+    "inner_loss": "InnerModel.loss(params, F, Y, lambda_inner)",
+}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        raise AttributeError(f"jaxdistill.{name} was removed in 0.2: use {_MOVED[name]}.")
+    raise AttributeError(f"module 'jaxdistill' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """Convergence analysis (public; see ``jaxdistill._src.analysis``)."""
 
-from jaxdistill._src.analysis import LogLinearFit as LogLinearFit
-from jaxdistill._src.analysis import fit_log_linear as fit_log_linear
-from jaxdistill._src.analysis import inner_curve as inner_curve
+from jaxdistill._src.report.analysis import LogLinearFit as LogLinearFit
+from jaxdistill._src.report.analysis import fit_log_linear as fit_log_linear
+from jaxdistill._src.report.analysis import inner_curve as inner_curve

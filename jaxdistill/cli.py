@@ -42,7 +42,7 @@ def _demo(args) -> int:
 
 def _run(args) -> int:
     import jaxdistill as jd
-    from jaxdistill._src.experiment import Experiment
+    from jaxdistill._src.io.experiment import Experiment
 
     exp = Experiment.from_file(args.experiment).with_overrides(args.set or [])
     if args.seed is not None:
@@ -73,7 +73,7 @@ def _run(args) -> int:
 
 
 def _data_for(out, args):
-    from jaxdistill._src.experiment import Experiment
+    from jaxdistill._src.io.experiment import Experiment
     exp = out.meta.get("experiment")
     if exp is None:
         raise ValueError("This result was not made by `jaxdistill run`, so its data are unknown; evaluate it from "
@@ -94,7 +94,7 @@ def _evaluate(args) -> int:
 def _plot(args) -> int:
     import jaxdistill as jd
     from jaxdistill import datasets
-    from jaxdistill._src.plots import save_all
+    from jaxdistill._src.report.plots import save_all
     out = jd.load(args.result)
     outdir = args.out or os.path.splitext(args.result)[0] + "_plots"
     try:

@@ -1,8 +1,9 @@
-"""Exact closed forms for the linear inner model (public; see ``jaxdistill._src.closed_form``)."""
+"""Exact closed forms for the linear inner model, kept apart as independent test oracles
+(public; see ``jaxdistill._src.testing.closed_form``)."""
 
-from jaxdistill._src.closed_form import meta_grad as meta_grad
-from jaxdistill._src.closed_form import meta_grad_T1 as meta_grad_T1
-from jaxdistill._src.closed_form import ridge as ridge
-from jaxdistill._src.closed_form import theta_T as theta_T
-from jaxdistill._src.closed_form import theta_T_eq4_as_printed as theta_T_eq4_as_printed
-from jaxdistill._src.closed_form import theta_T_ridge_form as theta_T_ridge_form
+from jaxdistill._src.testing.closed_form import meta_grad as meta_grad
+from jaxdistill._src.testing.closed_form import meta_grad_T1 as meta_grad_T1
+from jaxdistill._src.testing.closed_form import ridge as ridge
+from jaxdistill._src.testing.closed_form import theta_T as theta_T
+from jaxdistill._src.testing.closed_form import theta_T_eq4_as_printed as theta_T_eq4_as_printed
+from jaxdistill._src.testing.closed_form import theta_T_ridge_form as theta_T_ridge_form

@@ -87,11 +87,12 @@ def test_directional_finite_difference_of_outer_loss(problem, rng):
     """The full outer objective of the solver (Def. 2.5 incl. λ_O) against central differences."""
     p = problem
     cfg = jd.DistillConfig(m=5, T=9, Q=3, batch_size=12, inner_lr=ETA, lambda_outer=0.01)
-    solver = jd.BilevelSolver(cfg)
+    solver = jd.BilevelSolver(cfg, jd.UnrolledGD(), jd.make_optimizer(cfg))
+    problem = jd.Problem(jd.LinearModel(), lambda_inner=cfg.lambda_inner, lambda_outer=cfg.lambda_outer)
     params = jd.DistillParams(p["Xt"], p["Yt"], jnp.asarray(ETA))
     theta0s = jnp.asarray(rng.normal(size=(3, 8, 1)))
     mask = jnp.ones(3, bool)
-    f = lambda prm: solver.outer_loss(prm, p["XB"], p["YB"], theta0s, mask, 9)[0]  # noqa: E731
+    f = lambda prm: solver.outer_loss(problem, prm, p["XB"], p["YB"], theta0s, mask, 9)[0]  # noqa: E731
     g = jax.grad(f)(params)
     direction = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.normal(size=a.shape)), params)
     h = 1e-6

@@ -15,8 +15,11 @@ def setup(rng, m, p, d_out=2, b=7, Q=3):
     return a(m, p), a(m, d_out), a(Q, p, d_out), a(b, p), a(b, d_out)
 
 
-def losses(solver, X, Y, eta, th0, XB, YB, T, max_T=200):
-    return solver.data_losses(jd.LinearModel(), X, Y, eta, LAM, th0, XB, YB, T, max_T)
+def losses(solver, X, Y, eta, th0, XB, YB, T, max_T=200, model=None, objective=None):
+    """The outer data term per θ₀: the objective applied to the inner solver's solution."""
+    model = jd.LinearModel() if model is None else model
+    sol = solver.solve(model, X, Y, eta, LAM, th0, T, max_T)
+    return (objective or jd.BatchLoss()).data_losses(sol, model, XB, YB)
 
 
 @pytest.mark.parametrize("m, p", [(5, 8), (9, 4), (6, 6)])  # m-form (push-through), p-form, square
@@ -50,7 +53,7 @@ def test_analytic_expectation_over_theta0(rng, m, p):
     X, Y, _, XB, YB = setup(rng, m, p)
     sigma, d_out = 0.7, Y.shape[1]
     model = jd.LinearModel(init_scale=sigma)
-    scan = lambda th: jd.UnrolledGD().data_losses(model, X, Y, ETA, LAM, th[None], XB, YB, 30, 30)[0]  # noqa: E731
+    scan = lambda th: losses(jd.UnrolledGD(), X, Y, ETA, th[None], XB, YB, 30, 30, model=model)[0]  # noqa: E731
     L0 = scan(jnp.zeros((p, d_out)))
     curv = 0.0
     for i in range(p):
@@ -58,19 +61,20 @@ def test_analytic_expectation_over_theta0(rng, m, p):
             E = jnp.zeros((p, d_out)).at[i, j].set(1.0)
             curv += scan(E) + scan(-E) - 2 * L0
     expected = L0 + 0.5 * sigma ** 2 * curv
-    got = jd.ExactLinearGD(expectation=True).data_losses(model, X, Y, ETA, LAM, jnp.zeros((4, p, d_out)),
-                                                          XB, YB, 30, 30)
+    got = losses(jd.ExactLinearGD(), X, Y, ETA, jnp.zeros((4, p, d_out)), XB, YB, 30, 30, model=model,
+                 objective=jd.ExpectedBatchLoss())
     assert got.shape == (4,)
     np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
 def test_default_solver_is_chosen_by_model(rng):
     import flax.linen as nn
-    assert isinstance(jd.BilevelSolver(jd.DistillConfig()).inner_solver, jd.ExactLinearGD)
+    assert isinstance(jd.default_inner_solver(jd.LinearModel()), jd.ExactLinearGD)
     flax_model = jd.FlaxModel(nn.Dense(1))
-    assert isinstance(jd.BilevelSolver(jd.DistillConfig(), model=flax_model).inner_solver, jd.UnrolledGD)
+    assert isinstance(jd.default_inner_solver(flax_model), jd.UnrolledGD)
+    X = rng.normal(size=(40, 3))
     with pytest.raises(ValueError, match="needs a model linear in θ"):
-        jd.BilevelSolver(jd.DistillConfig(), model=flax_model, inner_solver=jd.ExactLinearGD())
+        jd.distill(X, X[:, 0], m=4, model=flax_model, inner_solver=jd.ExactLinearGD(), progress=False)
 
 
 def test_distill_same_trajectory_with_scan_and_fast_path(rng):

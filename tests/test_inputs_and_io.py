@@ -79,7 +79,7 @@ def test_load_errors(tmp_path, data):
     with pytest.raises(ValueError, match="truncated or corrupt"):
         jd.load(tmp_path / "trunc.npz")
     np.savez(tmp_path / "foreign.npz", a=np.zeros(3))
-    with pytest.raises(ValueError, match="not one written by jaxdistill"):
+    with pytest.raises(ValueError, match="not a distilled-set file written by jaxdistill"):
         jd.load(tmp_path / "foreign.npz")
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(ValueError, match="truncated or corrupt"):

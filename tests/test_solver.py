@@ -1,8 +1,6 @@
 """Behaviour of the outer loop: compilation count, schedules, stability, failures, nonlinear models."""
 
 import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -22,7 +20,7 @@ def test_long_run_with_both_schedules_compiles_once(rng):
                            t_schedule=jd.TSchedule(tau=30.0))
     out = jd.distill(X, Y, config=cfg, progress=False)
     # 230 steps = 4 full chunks + 1 padded chunk: still a single trace of the compiled chunk.
-    assert out.meta["compilations"] == 1
+    assert out.meta["compilations"]["chunk"] == 1
     assert out.history["loss"].size == 230
     # T schedule: starts at T, approaches (never exceeds) T + int(T/2) = 15, follows the formula.
     T = out.history["T"]
@@ -34,16 +32,6 @@ def test_long_run_with_both_schedules_compiles_once(rng):
     loss = out.history["loss"]
     rises = np.flatnonzero(loss[1:-1] >= loss[:-2])  # a rise at step s raises q at step s + 1
     assert q[-1] == min(6, 2 + rises.size)
-
-
-def test_chunk_runner_traced_once_with_chex(rng):
-    import chex
-    X, Y = (jnp.asarray(a) for a in linear_data(rng))
-    solver = jd.BilevelSolver(jd.DistillConfig(m=5, steps=40, T=5, Q=2, eval_every=10))
-    solver._run_chunk = jax.jit(chex.assert_max_traces(solver._chunk, n=1))
-    state = solver.init(jax.random.PRNGKey(0), X, Y)
-    state, hist = solver.run(state, X, Y, jax.random.PRNGKey(1))
-    assert int(state.step) == 40 and hist["loss"].size == 40
 
 
 def test_initial_inner_lr_above_stability_bound_is_an_error(rng):
@@ -61,11 +49,11 @@ def test_default_inner_lr_is_half_the_bound(rng):
 
 def test_drift_above_bound_is_capped_by_default_and_reported_without_cap(rng):
     X, Y = linear_data(rng)
-    # A huge α_η pushes η̃ towards and beyond the bound during the run.
-    capped = jd.distill(X, Y, m=10, steps=30, eval_every=10, lr_eta=50.0, progress=False)
+    # A huge α_η pushes η̃ towards and beyond the bound during the run (the meta-gradient's overshoot).
+    capped = jd.distill(X, Y, m=10, steps=30, eval_every=10, lr_eta=5000.0, progress=False)
     assert capped.status == "success"
     assert np.nanmax(capped.history["stability_ratio"][1:]) == pytest.approx(0.9, rel=1e-4)
-    free = jd.distill(X, Y, m=10, steps=30, eval_every=10, lr_eta=50.0, eta_cap=None, progress=False)
+    free = jd.distill(X, Y, m=10, steps=30, eval_every=10, lr_eta=5000.0, eta_cap=None, progress=False)
     assert free.status in ("unstable", "nonfinite")
     assert free.max_stability_ratio >= 1.0 or free.status == "nonfinite"
 
@@ -120,5 +108,6 @@ def test_flax_mlp_inner_model(rng):
                      optimizer_x=optax.adam(0.02), optimizer_y=optax.adam(0.02), progress=False)
     assert out.status == "success" and np.isnan(out.history["stability_ratio"]).all()
     assert out.history["val_loss"][-1] < 0.8 * out.history["val_loss"][0]
-    rep = jd.evaluate(out, X[:50], Y[:50], X, Y, model=model, n_inits=4, n_subsets=3)
-    assert [r["method"] for r in rep.rows] == ["distilled, T-step GD", "random subset, T-step GD"]
+    rep = jd.evaluate(out, X[:50], Y[:50], X, Y, n_inits=4, n_subsets=3)
+    assert [r["method"] for r in rep.rows] == ["distilled, T-step GD", "random subset, T-step GD",
+                                               "mean of training targets"]

@@ -1,37 +1,57 @@
-"""``distill()``: the one-call entry point, a thin builder over problem / solver / output."""
+"""``distill()``: the one-call entry point, a thin builder over problem / solver / driver / result."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
-from typing import Any
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdistill._src import checkpoint as ckpt
-from jaxdistill._src import progress as progress_lib
-from jaxdistill._src.config import DistillConfig
-from jaxdistill._src.data import Standardizer, check_xy
-from jaxdistill._src.inner import InnerSolver
-from jaxdistill._src.models import InnerModel
-from jaxdistill._src.output import DistillOutput
-from jaxdistill._src.solver import BilevelSolver
+from jaxdistill._src.components.models import InnerModel, LinearModel
+from jaxdistill._src.core.fingerprint import flat_description
+from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
+from jaxdistill._src.inner.base import InnerSolver
+from jaxdistill._src.inner.exact_linear import ExactLinearGD
+from jaxdistill._src.inner.unrolled import UnrolledGD
+from jaxdistill._src.io import checkpoint as ckpt
+from jaxdistill._src.outer import driver
+from jaxdistill._src.outer.step import BilevelSolver, make_optimizer
+from jaxdistill._src.problem.config import DistillConfig
+from jaxdistill._src.problem.data import prepare
+from jaxdistill._src.problem.objectives import BatchLoss, ExpectedBatchLoss, Objective
+from jaxdistill._src.problem.problem import Problem
+from jaxdistill._src.report.progress import ProgressBar
+from jaxdistill._src.result import DistillOutput
 from jaxdistill._src.version import __version__
+
+
+def default_inner_solver(model: InnerModel) -> InnerSolver:
+    """The exact T-independent fast path for models linear in θ, the unrolled scan otherwise."""
+    return ExactLinearGD() if model.linear_in_params else UnrolledGD()
+
+
+def _identity(config, key, data, problem, solver, theta_shapes) -> dict:
+    return {"config": config.to_dict(), "key": key_to_list(key), "data": data.fingerprint(),
+            "problem": {**flat_description(problem, "problem"), "problem.theta0_shapes": str(theta_shapes)},
+            "inner_solver": flat_description(solver.inner_solver, "inner_solver"),
+            "optimizer": solver.optimizer.key}
 
 
 def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
             config: DistillConfig | None = None, model: InnerModel | None = None,
-            inner_solver: InnerSolver | None = None,
+            inner_solver: InnerSolver | None = None, objective: Objective | None = None,
+            optimizer: optax.GradientTransformation | None = None,
             optimizer_x: optax.GradientTransformation | None = None,
             optimizer_y: optax.GradientTransformation | None = None,
             optimizer_eta: optax.GradientTransformation | None = None,
-            validation: tuple[Any, Any] | None = None, progress: bool | None = None,
-            raise_on_failure: bool = False, checkpoint: str | os.PathLike | None = None,
-            checkpoint_every: int | None = None, resume: bool = True, **overrides) -> DistillOutput:
+            validation=None, progress: bool | None = None, raise_on_failure: bool = False,
+            checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+            resume: bool = True, **overrides) -> DistillOutput:
     """Distil a regression data set (X, Y) into m synthetic points (X̃, Ỹ) and an inner learning rate η̃.
 
     Runs Algorithm 1 of Mahowald et al. (*Toward Dataset Distillation for Regression Problems*,
@@ -39,130 +59,118 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     taken through T steps of inner gradient descent (eq. 3) from Q random initialisations.
 
     Args:
-      X: real inputs, shape (n, d).
+      X: real inputs, shape (n, d) (a NumPy array or memory map; never copied whole).
       Y: real targets, shape (n,) or (n, d_out).
       m: number of distilled points (overrides ``config.m``).
       key: ``jax.random`` key or integer seed (default 0). The whole run is a function of it.
       config: a :class:`DistillConfig`; ``**overrides`` replace single fields of it.
-      model: inner model (default linear, θ₀ ~ N(0, I)).
+      model: inner model (default :class:`LinearModel`, identity features, θ₀ ~ N(0, I)).
       inner_solver: how θ_T is computed (default: the exact fast path :class:`ExactLinearGD` for
         linear models, the scan :class:`UnrolledGD` otherwise).
-      optimizer_x, optimizer_y, optimizer_eta: optax transformations replacing plain gradient descent.
+      objective: the outer objective (default :class:`BatchLoss`, Def. 2.5 on sampled batches).
+      optimizer: one optax transformation over (X̃, Ỹ, η̃) (a :class:`DistillParams`); or use the
+        per-part shorthands ``optimizer_x``, ``optimizer_y``, ``optimizer_eta`` (default plain
+        gradient descent with ``lr_x``, ``lr_y``, ``lr_eta``).
       validation: optional held-out (X_val, Y_val) in original units; if omitted,
         ``config.validation_fraction`` of the rows are held out for monitoring.
-      progress: print a progress line (default: when stderr is a terminal).
+      progress: show progress (default: when stderr is a terminal).
       raise_on_failure: raise ``FloatingPointError`` if the run stops at a non-finite loss,
         instead of returning the last finite state with ``status="nonfinite"``.
       checkpoint: path of a checkpoint file, written atomically every ``checkpoint_every`` steps
-        (default: every ``eval_every`` steps) and at the end. If it exists and ``resume`` is true, the
-        run continues from it and ends exactly as the uninterrupted run would.
+        (default: every ``eval_every``) and at the end. If it exists and ``resume`` is true, the run
+        continues from it and ends exactly as the uninterrupted run would. A checkpoint that cannot
+        be written is reported with a warning; the run and its result are kept.
       checkpoint_every: steps between checkpoints (rounded up to a multiple of ``eval_every``).
       resume: continue from an existing checkpoint (``False`` overwrites it).
 
     Returns:
-      A :class:`DistillOutput`.
+      A :class:`DistillOutput` holding the distilled set, its model and training procedure.
 
     Example:
       >>> from sklearn.datasets import load_diabetes
       >>> X, y = load_diabetes(return_X_y=True)
       >>> out = jaxdistill.distill(X, y, m=20)        # doctest: +SKIP
-      >>> out.X.shape, out.Y.shape                     # doctest: +SKIP
-      ((20, 10), (20, 1))
+      >>> out.predict(X[:3])                           # doctest: +SKIP
     """
-    config = DistillConfig() if config is None else config
+    if config is None:
+        config = DistillConfig()
+    elif not isinstance(config, DistillConfig):
+        raise ValueError(f"config must be a DistillConfig, got {type(config).__name__}; use "
+                         "DistillConfig.from_dict(...) for a dict.")
     if m is not None:
         overrides["m"] = m
     if overrides:
+        fields = set(DistillConfig.__dataclass_fields__)
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ValueError(f"Unknown setting(s) {unknown}; DistillConfig fields are {sorted(fields)}.")
         config = config.replace(**overrides)
-        config.__post_init__()  # replace() bypasses validation in flax.struct
-    X, Y = check_xy(X, Y, config.m)
-    seed = None
-    if key is None:
-        key = 0
-    if isinstance(key, (int, np.integer)):
-        seed = int(key)
-        key = jax.random.PRNGKey(seed)
+    seed = seed_of(key)
+    key = as_key(key)
     k_split, k_init, k_run = jax.random.split(key, 3)
+    model = LinearModel() if model is None else model
+    if not isinstance(model, InnerModel):
+        raise ValueError(f"model must be a jaxdistill InnerModel (LinearModel, FlaxModel, ...), got {model!r}.")
+    inner_solver = default_inner_solver(model) if inner_solver is None else inner_solver
+    if not isinstance(inner_solver, InnerSolver):
+        raise ValueError(f"inner_solver must be a jaxdistill InnerSolver, got {inner_solver!r}.")
+    inner_solver.check(model)
+    if objective is None:
+        objective = ExpectedBatchLoss() if getattr(inner_solver, "expectation", False) else BatchLoss()
+    objective.check(model, inner_solver)
+    problem = Problem(model, config.lambda_inner, config.lambda_outer, objective)
+    solver = BilevelSolver(config, inner_solver, make_optimizer(config, optimizer, optimizer_x, optimizer_y,
+                                                                optimizer_eta))
+    data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
+                   standardize=config.standardize, validation=validation)
+    state = driver.initial_params(solver, problem, data, k_init)
 
-    if validation is not None:
-        Xv, Yv = _check_val(validation, X, Y)
-        Xtr, Ytr = X, Y
-    elif config.validation_fraction > 0:
-        perm = np.asarray(jax.random.permutation(k_split, X.shape[0]))
-        k = int(round(config.validation_fraction * X.shape[0]))
-        Xv, Yv, Xtr, Ytr = X[perm[:k]], Y[perm[:k]], X[perm[k:]], Y[perm[k:]]
-    else:
-        Xv = Yv = None
-        Xtr, Ytr = X, Y
-    if config.m >= Xtr.shape[0]:
-        raise ValueError(f"m = {config.m} must be smaller than the {Xtr.shape[0]} training rows left after "
-                         "holding out validation data; lower m or validation_fraction.")
-
-    std = Standardizer.fit(Xtr, Ytr) if config.standardize else Standardizer.identity(X.shape[1], Y.shape[1])
-    dtype = jnp.result_type(float)
-    to_j = lambda a: jnp.asarray(a, dtype)  # noqa: E731
-    Xj, Yj = to_j(std.x(Xtr)), to_j(std.y(Ytr))
-    val = None if Xv is None else (to_j(std.x(Xv)), to_j(std.y(Yv)))
-
-    solver = BilevelSolver(config, model=model, inner_solver=inner_solver, optimizer_x=optimizer_x,
-                           optimizer_y=optimizer_y, optimizer_eta=optimizer_eta)
-    state = solver.init(k_init, Xj, Yj)
-    history, on_chunk = None, None
+    history, on_chunk, notes = None, None, {}
     if checkpoint is not None:
-        expect = {"config": config.to_dict(), "key": np.asarray(jax.random.key_data(key)).tolist()
-                  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else np.asarray(key).tolist(),
-                  "data": ckpt.fingerprint(Xj, Yj), "model": repr(solver.model),
-                  "inner_solver": repr(solver.inner_solver)}
+        theta_shapes = jax.tree_util.tree_map(
+            lambda s: list(s.shape), jax.eval_shape(lambda: model.init(
+                jax.random.PRNGKey(0), model.featurize(jnp.zeros((1, data.d), data.dtype)), data.d_out)))
+        identity = _identity(config, key, data, problem, solver, theta_shapes)
         if resume and os.path.exists(checkpoint):
-            state, history, _ = ckpt.load_checkpoint(checkpoint, state, expect)
+            state, history = ckpt.load_checkpoint(checkpoint, state, identity)
         every = max(1, -(-(checkpoint_every or config.eval_every) // config.eval_every))
         counter = {"chunks": 0}
 
         def on_chunk(st, hist):
             counter["chunks"] += 1
             if counter["chunks"] % every == 0 or int(st.step) >= config.steps or bool(st.failed):
-                ckpt.save_checkpoint(checkpoint, st, hist, expect)
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = progress_lib.ProgressBar(config.steps) if show else None
+                try:
+                    ckpt.save_checkpoint(checkpoint, st, hist, identity)
+                except (OSError, ValueError) as exc:
+                    if "checkpoint_error" not in notes:
+                        warnings.warn(f"Could not write the checkpoint: {exc}. The run goes on; its result is "
+                                      "returned as usual (save it with out.save(path)).", stacklevel=4)
+                    notes["checkpoint_error"] = str(exc)
+
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = ProgressBar(config.steps, start_step=int(state.step)) if show and int(state.step) < config.steps else None
+    traces0 = dict(driver.TRACES)
     t0 = time.perf_counter()
-    state, hist = solver.run(state, Xj, Yj, k_run, validation=val, progress=bar, history=history,
-                             on_chunk=on_chunk)
+    state, hist = driver.run(solver, problem, data, state, k_run, progress=bar, history=history, on_chunk=on_chunk)
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()
 
-    if bool(state.failed):
-        status = "nonfinite"
-    elif np.nanmax(np.append(hist["stability_ratio"], 0.0)) >= 1.0:
-        status = "unstable"
-    else:
-        status = "success"
+    status = driver.status_of(state, hist)
+    T_last = int(hist["T"][-1]) if hist["T"].size else config.T
     out = DistillOutput(
-        x=np.asarray(state.params.x), y=np.asarray(state.params.y), inner_lr=float(state.params.eta),
-        history=hist, config=config, standardizer=std, status=status, seed=seed,
-        meta={"model": repr(solver.model), "inner_solver": repr(solver.inner_solver),
-              "optimizers": [_describe(o, d) for o, d in ((optimizer_x, "sgd(lr_x)"), (optimizer_y, "sgd(lr_y)"),
-                                                        (optimizer_eta, "sgd(lr_eta)"))],
-              "n_train": int(Xtr.shape[0]), "n_validation": 0 if Xv is None else int(Xv.shape[0]),
-              "wall_time_s": wall, "compilations": solver.num_traces,
+        x=np.asarray(state.params.x), y=np.asarray(state.params.y),
+        inner_lr=float(state.params.eta) if inner_solver.uses_eta else None, history=hist, config=config,
+        standardizer=data.standardizer, status=status, model=model, inner_solver=inner_solver,
+        lambda_inner=config.lambda_inner, T=T_last if inner_solver.uses_eta else None, seed=seed,
+        meta={"objective": repr(objective), "optimizer": solver.optimizer.key[:16],
+              "n_train": data.n_train, "n_validation": data.n_validation, "wall_time_s": wall,
+              "compilations": {k: driver.TRACES[k] - traces0[k] for k in driver.TRACES},
+              "data_fingerprint": data.fingerprint()[:16],
               "jaxdistill_version": __version__, "jax_version": jax.__version__,
-              "backend": jax.default_backend()})
+              "backend": jax.default_backend(), **notes})
     if status == "nonfinite" and raise_on_failure:
         raise FloatingPointError(
             f"Distillation met a non-finite outer loss or gradient after {int(state.step)} steps. "
             "Lower lr_x / lr_y / lr_eta or inner_lr, or standardise the data (standardize=True).")
     return out
-
-
-def _check_val(validation, X, Y):
-    from jaxdistill._src.data import as_2d_float
-    Xv = as_2d_float("validation X", validation[0], allow_1d=False)
-    Yv = as_2d_float("validation Y", validation[1], allow_1d=True)
-    if Xv.shape[1] != X.shape[1] or Yv.shape[1] != Y.shape[1] or Xv.shape[0] != Yv.shape[0]:
-        raise ValueError(f"validation data shapes {Xv.shape}, {Yv.shape} do not match the training data "
-                         f"({X.shape[1]} input and {Y.shape[1]} output columns, one row per example).")
-    return Xv, Yv
-
-
-def _describe(opt, default: str) -> str:
-    return default if opt is None else type(opt).__name__

@@ -18,7 +18,7 @@ import json
 import os
 from typing import Any
 
-from jaxdistill._src.config import DistillConfig
+from jaxdistill._src.problem.config import DistillConfig
 
 _TOP = ("seed", "output", "checkpoint")
 
@@ -81,7 +81,7 @@ class Experiment:
 
     def load_data(self):
         """(X_train, Y_train, X_test, Y_test) of the data set, split as the experiment says."""
-        from jaxdistill._src import datasets
+        from jaxdistill._src.io import datasets
         ds = dict(self.dataset)
         name = ds.pop("name")
         frac = ds.pop("test_fraction", 0.2)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from jaxdistill._src.core.keys import as_key
+
 
 def _need(module: str, extra: str):
     try:
@@ -20,8 +22,7 @@ def _need(module: str, extra: str):
 
 def synthetic(key: jax.Array | int = 0, n: int = 1000, d: int = 100, noise: float = 0.1):
     """The regression paper's data (A.7): X, θ ~ N(0, I_d), Y = Xθ + noise·ε, ε ~ N(0, 1)."""
-    key = jax.random.PRNGKey(key) if isinstance(key, (int, np.integer)) else key
-    kx, kt, ke = jax.random.split(key, 3)
+    kx, kt, ke = jax.random.split(as_key(key), 3)
     X = jax.random.normal(kx, (n, d))
     theta = jax.random.normal(kt, (d, 1))
     Y = X @ theta + noise * jax.random.normal(ke, (n, 1))
@@ -92,8 +93,7 @@ def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0,
     k = int(round(test_fraction * n))
     if not shuffle:
         return X[: n - k], Y[: n - k], X[n - k:], Y[n - k:]
-    key = jax.random.PRNGKey(key) if isinstance(key, (int, np.integer)) else key
-    perm = np.asarray(jax.random.permutation(key, n))
+    perm = np.asarray(jax.random.permutation(as_key(key), n))
     te, tr = perm[:k], perm[k:]
     return X[tr], Y[tr], X[te], Y[te]
 

@@ -1,29 +1,30 @@
 """Feature maps Φ: R^d → R^p used by models that are linear in their parameters.
 
-A feature map is a small object with one required method, :meth:`FeatureMap.__call__`, that maps a
-*single* input ``x`` of shape ``(d,)`` to features of shape ``(p,)``. Batched application is
-derived with :func:`jax.vmap` (override :meth:`FeatureMap.batch` when a faster batched form
-exists, as :class:`Identity` does). This mirrors ott-jax's ``CostFn`` with its vmapped
-``all_pairs``.
-
-The inner model of the regression paper is ``f_θ(x) = Φ(x)ᵀθ`` (eq. 2), so every feature map here
-plugs straight into :class:`jaxdistill.LinearModel`.
+A feature map is a :class:`~jaxdistill.Component` (an immutable pytree: its random weights are
+leaves) with one required method, :meth:`FeatureMap.__call__`, mapping a *single* input ``x`` of
+shape ``(d,)`` to features of shape ``(p,)``. Batched application is derived with :func:`jax.vmap`
+(override :meth:`FeatureMap.batch` when a faster batched form exists), as ott-jax's ``CostFn``
+derives ``all_pairs``. The inner model of the regression paper is ``f_θ(x) = Φ(x)ᵀθ`` (eq. 2).
 """
 
 from __future__ import annotations
 
 import abc
+import itertools
 
 import jax
 import jax.numpy as jnp
 
+from jaxdistill._src.core.component import Component
+from jaxdistill._src.core.validate import check_float, check_int
 
-class FeatureMap(abc.ABC):
-    """Abstract feature map Φ: R^d → R^p.
 
-    Subclasses implement :meth:`__call__` for one input. Feature maps must be pure functions of
-    their input (any randomness is drawn at construction time from an explicit key), so that they
-    can be used under :func:`jax.jit` and differentiated with respect to the input.
+class FeatureMap(Component):
+    """Abstract feature map Φ: R^d → R^p. Implement :meth:`__call__` for one input.
+
+    Feature maps must be pure functions of their input; randomness is drawn at construction from an
+    explicit key and kept as array attributes (pytree leaves), so a map can be passed through
+    :func:`jax.jit`, saved, compared and restored.
     """
 
     @abc.abstractmethod
@@ -42,17 +43,14 @@ class FeatureMap(abc.ABC):
 class Identity(FeatureMap):
     """Φ(x) = x: plain linear regression, the setting of the regression paper's analysis."""
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x):
         return x
 
-    def batch(self, X: jax.Array) -> jax.Array:
+    def batch(self, X):
         return X
 
     def output_dim(self, d: int) -> int:
         return d
-
-    def __repr__(self) -> str:
-        return "Identity()"
 
 
 class Polynomial(FeatureMap):
@@ -62,22 +60,16 @@ class Polynomial(FeatureMap):
     """
 
     def __init__(self, degree: int = 2, bias: bool = True):
-        if degree < 1:
-            raise ValueError(f"degree must be >= 1, got {degree}.")
-        self.degree = int(degree)
+        self.degree = check_int("Polynomial degree", degree, 1)
         self.bias = bool(bias)
 
     def __call__(self, x):
-        import itertools
         feats = [jnp.ones((1,), x.dtype)] if self.bias else []
         d = x.shape[0]
         for k in range(1, self.degree + 1):
             idx = jnp.asarray(list(itertools.combinations_with_replacement(range(d), k)))
             feats.append(jnp.prod(x[idx], axis=1))
         return jnp.concatenate(feats)
-
-    def __repr__(self):
-        return f"Polynomial(degree={self.degree}, bias={self.bias})"
 
 
 class RandomFourierFeatures(FeatureMap):
@@ -90,18 +82,23 @@ class RandomFourierFeatures(FeatureMap):
       key: PRNG key for W and b.
       d: input dimension.
       p: number of features.
-      lengthscale: ℓ.
+      lengthscale: ℓ > 0.
     """
 
     def __init__(self, key: jax.Array, d: int, p: int, lengthscale: float = 1.0):
-        kw, kb = jax.random.split(key)
+        from jaxdistill._src.core.keys import as_key
+        d, p = check_int("RandomFourierFeatures d", d, 1), check_int("RandomFourierFeatures p", p, 1)
+        lengthscale = check_float("RandomFourierFeatures lengthscale", lengthscale, positive=True)
+        kw, kb = jax.random.split(as_key(key))
         self.W = jax.random.normal(kw, (p, d)) / lengthscale
         self.b = jax.random.uniform(kb, (p,), maxval=2 * jnp.pi)
         self.p, self.d, self.lengthscale = p, d, lengthscale
 
     def __call__(self, x):
-        W = self.W.astype(x.dtype)
-        return jnp.sqrt(2.0 / self.p) * jnp.cos(W @ x + self.b.astype(x.dtype))
+        return jnp.sqrt(2.0 / self.p) * jnp.cos(self.W.astype(x.dtype) @ x + self.b.astype(x.dtype))
+
+    def batch(self, X):
+        return jnp.sqrt(2.0 / self.p) * jnp.cos(X @ self.W.astype(X.dtype).T + self.b.astype(X.dtype))
 
     @property
     def amplitude(self) -> float:
@@ -120,11 +117,7 @@ class RandomFourierFeatures(FeatureMap):
             raise ValueError(f"Features outside the range of Φ (|F| must be <= {a:.4g}, got "
                              f"{float(jnp.max(jnp.abs(F))):.4g}); scale the labels of the distilled set down.")
         z = jnp.arccos(jnp.clip(F / a, -1.0, 1.0)) - self.b.astype(F.dtype)
-        W = self.W.astype(F.dtype)
-        return z @ jnp.linalg.pinv(W).T
-
-    def __repr__(self):
-        return f"RandomFourierFeatures(d={self.d}, p={self.p}, lengthscale={self.lengthscale})"
+        return z @ jnp.linalg.pinv(self.W.astype(F.dtype)).T
 
 
 class RandomReLUNet(FeatureMap):
@@ -136,17 +129,23 @@ class RandomReLUNet(FeatureMap):
     """
 
     def __init__(self, key: jax.Array, d: int, depth: int = 2, negative_slope: float = 0.2):
-        if not 0 < negative_slope < 1:
+        from jaxdistill._src.core.keys import as_key
+        d, depth = check_int("RandomReLUNet d", d, 1), check_int("RandomReLUNet depth", depth, 1)
+        alpha = check_float("negative_slope", negative_slope)
+        if not 0 < alpha < 1:
             raise ValueError(f"negative_slope must be in (0, 1) for invertibility, got {negative_slope}.")
-        keys = jax.random.split(key, depth)
-        self.Ws = [jax.random.normal(k, (d, d)) * jnp.sqrt(2.0 / d) for k in keys]
-        self.alpha, self.d, self.depth = float(negative_slope), d, depth
+        keys = jax.random.split(as_key(key), depth)
+        self.Ws = tuple(jax.random.normal(k, (d, d)) * jnp.sqrt(2.0 / d) for k in keys)
+        self.alpha, self.d, self.depth = alpha, d, depth
 
     def __call__(self, x):
+        return self.batch(x[None])[0]
+
+    def batch(self, X):
         for W in self.Ws:
-            z = W.astype(x.dtype) @ x
-            x = jnp.where(z >= 0, z, self.alpha * z)
-        return x
+            Z = X @ W.astype(X.dtype).T
+            X = jnp.where(Z >= 0, Z, self.alpha * Z)
+        return X
 
     def inverse(self, F: jax.Array) -> jax.Array:
         """Exact preimage X (rows) of features F (rows)."""
@@ -156,18 +155,16 @@ class RandomReLUNet(FeatureMap):
             X = jnp.linalg.solve(W.astype(F.dtype), z.T).T
         return X
 
-    def __repr__(self):
-        return f"RandomReLUNet(d={self.d}, depth={self.depth}, negative_slope={self.alpha})"
-
 
 class FlaxFeatureMap(FeatureMap):
     """Any flax module with frozen parameters as a fixed feature map: Φ(x) = module.apply(params, x).
 
-    No inverse in general; pass ``inverse_fn`` if the module is invertible.
+    The parameters are pytree leaves (saved with a result); the module is static (loading a result
+    made with it asks for the module again). No inverse in general; pass ``inverse_fn`` if invertible.
     """
 
     def __init__(self, module, params, inverse_fn=None):
-        self.module, self.params, self._inverse = module, params, inverse_fn
+        self.module, self.params, self.inverse_fn = module, params, inverse_fn
 
     def __call__(self, x):
         return self.module.apply(self.params, x[None])[0]
@@ -176,9 +173,6 @@ class FlaxFeatureMap(FeatureMap):
         return self.module.apply(self.params, X)
 
     def inverse(self, F):
-        if self._inverse is None:
+        if self.inverse_fn is None:
             raise NotImplementedError("This FlaxFeatureMap has no inverse_fn.")
-        return self._inverse(F)
-
-    def __repr__(self):
-        return f"FlaxFeatureMap({type(self.module).__name__})"
+        return self.inverse_fn(F)

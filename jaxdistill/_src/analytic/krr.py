@@ -25,43 +25,18 @@ if Φ(X₀) already reproduces θ*, G = Φ(X₀)⁺ and X_S = X₀ exactly.
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdistill._src.data import as_2d_float
-from jaxdistill._src.features import FeatureMap, Identity
-
-
-def ridge_unnormalised(F, Y, lam):
-    """θ = argmin ‖Fθ − Y‖² + λ‖θ‖² (minimum-norm least squares when λ = 0)."""
-    if lam == 0:
-        return jnp.linalg.pinv(F) @ Y
-    n, p = F.shape
-    if p <= n:
-        return jnp.linalg.solve(F.T @ F + lam * jnp.eye(p, dtype=F.dtype), F.T @ Y)
-    return F.T @ jnp.linalg.solve(F @ F.T + lam * jnp.eye(n, dtype=F.dtype), Y)
-
-
-@dataclasses.dataclass(frozen=True)
-class AnalyticResult:
-    """An analytic distilled set: inputs ``x`` (m, d), labels ``y`` (m, k), the original model
-    ``theta`` (p, k) it reproduces, the distilled model's ``lam_s`` and the ``feature_map``."""
-
-    x: np.ndarray
-    y: np.ndarray
-    theta: np.ndarray
-    lam_s: float
-    feature_map: FeatureMap
-
-    def fit(self) -> jax.Array:
-        """θ_S: ridge (λ_S, unnormalised) on (Φ(x), y). Equals ``theta`` by construction."""
-        return ridge_unnormalised(self.feature_map.batch(jnp.asarray(self.x)), jnp.asarray(self.y), self.lam_s)
-
-    def predict(self, X) -> np.ndarray:
-        return np.asarray(self.feature_map.batch(jnp.asarray(X)) @ self.fit())
+from jaxdistill._src.components.features import FeatureMap, Identity
+from jaxdistill._src.components.models import LinearModel
+from jaxdistill._src.core.keys import as_key, seed_of
+from jaxdistill._src.core.linalg import ridge_unnormalised
+from jaxdistill._src.core.validate import check_float, check_int
+from jaxdistill._src.inner.kernel_ridge import KernelRidge
+from jaxdistill._src.problem.data import Standardizer, as_2d_float, check_xy
+from jaxdistill._src.result import DistillOutput
 
 
 def _target_features(G, lam_s, root):
@@ -83,7 +58,7 @@ def _target_features(G, lam_s, root):
 
 def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feature_map: FeatureMap | None = None,
                      key: jax.Array | int = 0, labels=None, init: str | None = None,
-                     root: str = "+") -> AnalyticResult:
+                     root: str = "+", standardize: bool = True) -> DistillOutput:
     """A distilled set of m points whose ridge model equals the original one exactly, with no optimisation.
 
     Args:
@@ -99,29 +74,34 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
       init: ``"real"`` (default for m > k) chooses Z from m random real rows (see module docs);
         ``"none"`` takes Z = 0 (default for m = k).
       root: ``"+"`` or ``"−"`` branch of the λ_S > 0 formula (``"+"`` tends to G⁺ as λ_S → 0).
+      standardize: work in standardised units (centred and scaled columns, statistics kept with the
+        result), as :func:`distill` does: the intercept is then the targets' mean. ``False``: the paper's
+        raw, intercept-free setting.
 
     Returns:
-      An :class:`AnalyticResult`.
+      A :class:`DistillOutput` whose model (ridge with λ_S on Φ of the distilled set) equals the
+      original model; ``meta["theta"]`` holds θ* (p, k) in standardised units.
     """
-    X = as_2d_float("X", X, allow_1d=False)
-    Y = as_2d_float("Y", Y, allow_1d=True)
-    if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}.")
+    seed = seed_of(key)
+    key = as_key(key)
+    X, Y = check_xy(X, Y)
     fmap = Identity() if feature_map is None else feature_map
+    if not isinstance(fmap, FeatureMap):
+        raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {feature_map!r}.")
     k = Y.shape[1]
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-        raise ValueError(f"m must be an integer >= 1, got {m!r}.")
+    m = check_int("m", m, 1)
+    lam, lam_s = check_float("lam", lam, lo=0.0), check_float("lam_s", lam_s, lo=0.0)
+    if m >= X.shape[0]:
+        raise ValueError(f"m = {m} must be smaller than the number of rows n = {X.shape[0]}.")
     if m < k:
         raise ValueError(f"m = {m} < k = {k} targets: by the KRR paper's theorem no distilled set of fewer points "
                          "than outputs reproduces the original model (unless its columns lie in the range of the "
                          f"labels). Use m >= {k}.")
-    if lam < 0 or lam_s < 0:
-        raise ValueError(f"lam and lam_s must be >= 0, got {lam}, {lam_s}.")
     if root not in ("+", "-", "−"):
         raise ValueError(f"root must be '+' or '-', got {root!r}.")
-    key = jax.random.PRNGKey(key) if isinstance(key, (int, np.integer)) else key
+    std = Standardizer.fit(X, Y) if standardize else Standardizer.identity(X.shape[1], k)
     dt = jnp.result_type(float)
-    Xj, Yj = jnp.asarray(X, dt), jnp.asarray(Y, dt)
+    Xj, Yj = jnp.asarray(std.x(X), dt), jnp.asarray(std.y(Y), dt)
     F = fmap.batch(Xj)
     theta = ridge_unnormalised(F, Yj, lam)
     init = ("real" if m > k else "none") if init is None else init
@@ -134,7 +114,7 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
         F0 = F[idx]
         Z = jnp.linalg.pinv(F0)                                      # (p, m)
     if labels is not None:
-        Ys = jnp.asarray(as_2d_float("labels", labels, allow_1d=True), dt)
+        Ys = jnp.asarray(std.y(as_2d_float("labels", labels, allow_1d=True)), dt)
         if Ys.shape != (m, k):
             raise ValueError(f"labels must have shape (m, k) = ({m}, {k}), got {Ys.shape}.")
     elif init == "real":
@@ -171,5 +151,12 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
         err = float(jnp.max(jnp.abs(fmap.batch(Xs) - Fs)) / (jnp.max(jnp.abs(Fs)) + 1e-300))
         if err > max(1e-6, 1e3 * float(jnp.finfo(Fs.dtype).eps)):  # 1e-6 in float64, ~1e-4 in float32
             raise ValueError(f"{fmap!r} could not invert the target features (relative error {err:.2e}).")
-    return AnalyticResult(x=np.asarray(Xs), y=np.asarray(Ys), theta=np.asarray(theta), lam_s=float(lam_s),
-                          feature_map=fmap)
+    if not (np.all(np.isfinite(np.asarray(Xs))) and np.all(np.isfinite(np.asarray(Ys)))):
+        raise ValueError("The analytic distilled set is not finite (an ill-conditioned original model?); "
+                         "use lam > 0 or standardize=True.")
+    return DistillOutput(
+        x=np.asarray(Xs), y=np.asarray(Ys), inner_lr=None, history={}, config=None, standardizer=std,
+        status="success", model=LinearModel(fmap, init_scale=0.0), inner_solver=KernelRidge(),
+        lambda_inner=float(lam_s) / m, T=None, seed=seed,
+        meta={"kind": "analytic (KRR paper)", "lam": float(lam), "lam_s": float(lam_s), "n_train": int(X.shape[0]),
+              "full_data_lambda_inner": float(lam) / X.shape[0], "theta": np.asarray(theta).tolist()})

@@ -5,7 +5,7 @@ gradient descent give exactly (corrected eq. 4, ``shared/papers/README.md``)
 
     θ_T = M^T θ₀ + γ Σ_{k<T} M^k B.                                            (p-form)
 
-By push-through, M F ᵀ = Fᵀ N with N = βI_m − γFFᵀ, so equivalently
+By push-through, M Fᵀ = Fᵀ N with N = βI_m − γFFᵀ, so equivalently
 
     θ_T = β^T θ₀ − γ Fᵀ F_T F θ₀ + γ Fᵀ S_T Ỹ,                                  (m-form)
     S_T = Σ_{k<T} N^k,   F_T = Σ_{k<T} β^{T−1−k} N^k.
@@ -14,17 +14,13 @@ Both matrix series follow from binary doubling — S_{a+b} = S_a + N^a S_b,
 F_{a+b} = β^b F_a + N^a F_b — in O(r³ log T) with r = min(m, p), independently of T (which may be
 a traced value). The work is a handful of matmuls, differentiated by autodiff; no
 eigendecomposition (their gradients break at repeated eigenvalues).
-
-With θ₀ ~ N(0, σ²I) (:class:`LinearModel`), the expectation of the outer data loss over θ₀ is
-analytic: E‖X_Bθ_T − Y_B‖² = ‖X_B D_T − Y_B‖² + σ² d_out ‖X_B M^T‖_F², D_T = γΣ_{k<T} M^k B
-(``expectation=True``: Q → ∞, no sampling noise).
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxdistill._src.inner import InnerSolver
+from jaxdistill._src.inner.base import AffineSolution, InnerSolver
 
 
 def doubling(N: jnp.ndarray, beta, T, num_bits: int, weighted: bool = True):
@@ -58,11 +54,11 @@ class ExactLinearGD(InnerSolver):
 
     Gives the same θ_T, outer loss and meta-gradient as :class:`UnrolledGD` (to rounding) at a cost
     O(r³ log T + r·(m + p)·Q) with r = min(m, p), flat in T. Picks the p×p form when p ≤ m and the
-    m×m push-through form otherwise.
+    m×m push-through form otherwise. Its meta-gradient is autodiff through the closed form.
 
     Args:
-      expectation: replace the Q sampled θ₀ by the analytic expectation over θ₀ ~ N(0, σ²I)
-        (σ = the model's ``init_scale``). Every one of the Q entries then holds the same expected loss.
+      expectation: shorthand kept from 0.1: distil with the objective
+        :class:`ExpectedBatchLoss` (the analytic expectation over θ₀ ~ N(0, σ²I), Q → ∞).
     """
 
     def __init__(self, expectation: bool = False):
@@ -72,11 +68,8 @@ class ExactLinearGD(InnerSolver):
         if not model.linear_in_params:
             raise ValueError(f"ExactLinearGD needs a model linear in θ (e.g. LinearModel); {model!r} is not. "
                              "Use inner_solver=UnrolledGD() for nonlinear models.")
-        if self.expectation and not hasattr(model, "init_scale"):
-            raise ValueError("ExactLinearGD(expectation=True) needs a Gaussian p(θ₀) with an init_scale (LinearModel).")
 
-    def _operators(self, F, Y, eta, lambda_inner, num_steps, max_steps):
-        """(apply_MT, D_T): a function θ₀ ↦ M^Tθ₀ for (p, ·) arrays, and D_T = γΣ_{k<T}M^kB."""
+    def solve(self, model, F, Y, eta, lambda_inner, theta0s, num_steps, max_steps):
         m, p = F.shape
         beta = 1.0 - eta * lambda_inner
         gamma = eta / m
@@ -84,31 +77,7 @@ class ExactLinearGD(InnerSolver):
         if p <= m:
             M = beta * jnp.eye(p, dtype=F.dtype) - gamma * (F.T @ F)
             MT, S, _, _ = doubling(M, beta, num_steps, bits, weighted=False)
-            D = gamma * (S @ (F.T @ Y))
-            return (lambda th: MT @ th), D
+            return AffineSolution(lambda th: MT @ th, gamma * (S @ (F.T @ Y)), theta0s)
         N = beta * jnp.eye(m, dtype=F.dtype) - gamma * (F @ F.T)
         _, S, FT, bT = doubling(N, beta, num_steps, bits)
-        D = gamma * (F.T @ (S @ Y))
-        return (lambda th: bT * th - gamma * (F.T @ (FT @ (F @ th)))), D
-
-    def train(self, model, F, Y, eta, lambda_inner, theta0, num_steps, max_steps):
-        apply_MT, D = self._operators(F, Y, eta, lambda_inner, num_steps, max_steps)
-        return apply_MT(theta0) + D
-
-    def data_losses(self, model, F, Y, eta, lambda_inner, theta0s, FB, YB, num_steps, max_steps):
-        apply_MT, D = self._operators(F, Y, eta, lambda_inner, num_steps, max_steps)
-        b = FB.shape[0]
-        mean_resid = FB @ D - YB
-        if self.expectation:
-            # ‖X_B M^T‖_F² via (M^T X_Bᵀ): M^T is symmetric (a polynomial in the symmetric A).
-            XMT = apply_MT(FB.T)
-            var = model.init_scale ** 2 * Y.shape[1] * jnp.sum(XMT ** 2)
-            loss = 0.5 / b * (jnp.sum(mean_resid ** 2) + var)
-            return jnp.broadcast_to(loss, (theta0s.shape[0],))
-        Q = theta0s.shape[0]
-        th = jnp.moveaxis(theta0s, 0, 1).reshape(theta0s.shape[1], -1)       # (p, Q·d_out)
-        pred = (FB @ apply_MT(th)).reshape(b, Q, -1) + (FB @ D)[:, None, :]   # (b, Q, d_out)
-        return 0.5 / b * jnp.sum((pred - YB[:, None, :]) ** 2, axis=(0, 2))
-
-    def __repr__(self) -> str:
-        return f"ExactLinearGD(expectation={self.expectation})"
+        return AffineSolution(lambda th: bT * th - gamma * (F.T @ (FT @ (F @ th))), gamma * (F.T @ (S @ Y)), theta0s)

@@ -21,8 +21,8 @@ import math
 import jax
 import numpy as np
 
-from jaxdistill._src.inner import UnrolledGD
-from jaxdistill._src.models import InnerModel, LinearModel
+from jaxdistill._src.components.models import InnerModel, LinearModel
+from jaxdistill._src.inner.unrolled import UnrolledGD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +111,6 @@ def inner_curve(x, y, eta, lambda_inner: float, T: int, key: jax.Array, model: I
     model = LinearModel() if model is None else model
     F = model.featurize(jax.numpy.asarray(x))
     y = jax.numpy.asarray(y)
-    th0s = jax.vmap(lambda k: model.init(k, F[:1], y.shape[1]))(jax.random.split(key, n_inits))
+    th0s = model.sample_init(key, F, y.shape[1], n_inits)
     curves = jax.vmap(lambda th: UnrolledGD().trajectory(model, F, y, eta, lambda_inner, th, T))(th0s)
     return np.asarray(curves.mean(axis=0))

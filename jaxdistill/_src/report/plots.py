@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from jaxdistill._src.output import DistillOutput
+from jaxdistill._src.result import DistillOutput
 
 
 def _plt():
@@ -25,12 +25,16 @@ def plot_history(out: DistillOutput, ax=None):
     ax = ax or plt.subplots(figsize=(6, 4))[1]
     h = out.history
     s = np.arange(1, h["loss"].size + 1)
-    ax.semilogy(s, h["loss"], lw=0.7, label="outer loss (Def. 2.5)")
+    if h.get("loss") is None or not h["loss"].size:
+        ax.text(0.5, 0.5, "no optimisation history (analytic or exact result)", ha="center", va="center")
+        ax.set_axis_off()
+        return ax
     if "data_loss" in h and h["data_loss"].size:
-        ax.semilogy(s, h["data_loss"], lw=0.7, alpha=0.7, label="data term")
+        ax.semilogy(s, h["data_loss"], lw=0.7, alpha=0.8, label="outer data loss on the batch (standardised units)")
     if h["val_loss"].size:
         ax.semilogy(h["eval_step"], h["val_loss"], "o-", ms=3, label="held-out loss")
     ax.set_xlabel("outer step")
+    ax.set_ylabel("½ mean squared error per row (standardised)")
     ax.set_title(f"loss (m = {out.m}, status {out.status})")
     ax.legend(fontsize=8)
     return ax
@@ -69,7 +73,8 @@ def plot_digits(out: DistillOutput, max_images: int = 20):
 
 
 def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: bool = False):
-    """Predictions of ridge on the distilled set against the truth on held-out data (first output)."""
+    """Predictions of the model trained on the distilled set by its own procedure against the truth
+    on held-out data (first output), in original units."""
     plt = _plt()
     ax = ax or plt.subplots(figsize=(6, 4))[1]
     pred = out.predict(X_test)[:, 0]
@@ -85,7 +90,7 @@ def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: b
         ax.set_xlabel("truth")
         ax.set_ylabel("prediction")
     r2 = 1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean()) ** 2)
-    ax.set_title(f"held-out predictions (R² {r2:.3f})")
+    ax.set_title(f"held-out predictions (R² {r2:.3f})\n{out.procedure()}", fontsize=9)
     if time_series:
         ax.legend(fontsize=8)
     return ax

@@ -1,10 +1,10 @@
 """Inner models ``apply(θ, x)`` trained by the inner loop, and their initial distributions p(θ₀).
 
-An :class:`InnerModel` has three parts:
+An :class:`InnerModel` is a :class:`~jaxdistill.Component` with three parts:
 
 * :meth:`InnerModel.featurize` — a fixed, θ-independent transform of the inputs, computed once per
   outer step *outside* the inner loop (identity for generic models, Φ for :class:`LinearModel`);
-* :meth:`InnerModel.init` — one draw θ₀ ~ p(θ₀), a pytree;
+* :meth:`InnerModel.init` — one draw θ₀ ~ p(θ₀), a pytree (:meth:`sample_init` draws many);
 * :meth:`InnerModel.apply` — predictions ``(n, d_out)`` from parameters and featurized inputs.
 
 Models that are linear in θ (``linear_in_params = True``) unlock the exact closed forms, the
@@ -20,12 +20,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxdistill._src.features import FeatureMap, Identity
+from jaxdistill._src.components.features import FeatureMap, Identity
+from jaxdistill._src.core.component import Component
+from jaxdistill._src.core.linalg import sq_norm
+from jaxdistill._src.core.validate import check_float
 
 PyTree = Any
 
 
-class InnerModel(abc.ABC):
+class InnerModel(Component):
     """Abstract inner model f_θ trained on the distilled data by the inner loop."""
 
     #: True when ``apply(θ, F) = F @ θ`` for a single weight matrix θ of shape (p, d_out).
@@ -43,36 +46,51 @@ class InnerModel(abc.ABC):
     def apply(self, params: PyTree, features: jax.Array) -> jax.Array:
         """Predictions of shape ``(n, d_out)`` for featurized inputs ``features`` (n, p)."""
 
+    def sample_init(self, key: jax.Array, features: jax.Array, d_out: int, num: int) -> PyTree:
+        """``num`` draws θ₀ ~ p(θ₀) stacked on axis 0 (Algorithm 1, line 5)."""
+        return jax.vmap(lambda k: self.init(k, features[:1], d_out))(jax.random.split(key, num))
+
+    def loss(self, params: PyTree, F: jax.Array, Y: jax.Array, lambda_inner) -> jax.Array:
+        """Inner loss of Def. 2.1: ℓ(x̃, θ) = 1/(2m) ‖f_θ(X̃) − Ỹ‖² + λ_I/2 ‖θ‖²."""
+        resid = self.apply(params, F) - Y
+        return 0.5 / F.shape[0] * jnp.sum(jnp.square(resid)) + 0.5 * lambda_inner * sq_norm(params)
+
+    @property
+    def init_description(self) -> str:
+        """How θ₀ is drawn, for evaluation labels."""
+        return "θ₀ from the model's initialiser"
+
 
 class LinearModel(InnerModel):
     """f_θ(x) = Φ(x)ᵀθ with θ of shape (p, d_out), θ₀ ~ N(0, σ²I) (the regression paper, eq. 2).
 
     Args:
       feature_map: the fixed feature map Φ (default :class:`Identity`).
-      init_scale: σ, the standard deviation of the Gaussian p(θ₀) (default 1, as in Algorithm 1's
+      init_scale: σ, the standard deviation of the Gaussian p(θ₀) (1 as in Algorithm 1's
         experiments). ``0`` starts every inner run from θ₀ = 0 (deterministic, Q = 1 suffices).
     """
 
     linear_in_params = True
 
     def __init__(self, feature_map: FeatureMap | None = None, init_scale: float = 1.0):
-        if init_scale < 0:
-            raise ValueError(f"init_scale must be >= 0, got {init_scale}.")
         self.feature_map = Identity() if feature_map is None else feature_map
-        self.init_scale = float(init_scale)
+        if not isinstance(self.feature_map, FeatureMap):
+            raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {type(feature_map).__name__}.")
+        self.init_scale = check_float("init_scale", init_scale, lo=0.0)
 
-    def featurize(self, X: jax.Array) -> jax.Array:
+    def featurize(self, X):
         return self.feature_map.batch(X)
 
-    def init(self, key: jax.Array, features: jax.Array, d_out: int) -> jax.Array:
+    def init(self, key, features, d_out):
         shape = (features.shape[-1], d_out)
         return self.init_scale * jax.random.normal(key, shape, dtype=features.dtype)
 
-    def apply(self, params: jax.Array, features: jax.Array) -> jax.Array:
+    def apply(self, params, features):
         return features @ params
 
-    def __repr__(self) -> str:
-        return f"LinearModel(feature_map={self.feature_map!r}, init_scale={self.init_scale})"
+    @property
+    def init_description(self) -> str:
+        return "θ₀ = 0" if self.init_scale == 0 else f"θ₀ ~ N(0, {self.init_scale:g}²)"
 
 
 class FlaxModel(InnerModel):
@@ -92,53 +110,15 @@ class FlaxModel(InnerModel):
     """
 
     def __init__(self, module: Any, init_fn: Callable[[jax.Array, jax.Array], PyTree] | None = None):
+        if not hasattr(module, "apply") or not hasattr(module, "init"):
+            raise ValueError(f"FlaxModel needs a flax.linen Module, got {type(module).__name__}.")
         self.module = module
-        self._init_fn = init_fn
+        self.init_fn = init_fn
 
-    def init(self, key: jax.Array, features: jax.Array, d_out: int) -> PyTree:
+    def init(self, key, features, d_out):
         x = features[:1]
-        if self._init_fn is not None:
-            return self._init_fn(key, x)
-        return self.module.init(key, x)
+        return self.init_fn(key, x) if self.init_fn is not None else self.module.init(key, x)
 
-    def apply(self, params: PyTree, features: jax.Array) -> jax.Array:
+    def apply(self, params, features):
         out = self.module.apply(params, features)
         return out if out.ndim == 2 else out.reshape(out.shape[0], -1)
-
-    def __repr__(self) -> str:
-        return f"FlaxModel({type(self.module).__name__})"
-
-
-def sq_norm(tree: PyTree) -> jax.Array:
-    """Squared Euclidean / Frobenius norm of all leaves of a pytree, ‖θ‖²."""
-    leaves = jax.tree_util.tree_leaves(tree)
-    return sum(jnp.sum(jnp.square(leaf)) for leaf in leaves)
-
-
-def inner_loss(model: InnerModel, params: PyTree, F: jax.Array, Y: jax.Array,
-               lambda_inner: jax.Array) -> jax.Array:
-    """Inner loss of Def. 2.1: ℓ(x̃, θ) = 1/(2m) ‖f_θ(X̃) − Ỹ‖² + λ_I/2 ‖θ‖².
-
-    Args:
-      model: the inner model.
-      params: θ, a pytree.
-      F: featurized distilled inputs Φ(X̃), shape (m, p).
-      Y: distilled targets Ỹ, shape (m, d_out).
-      lambda_inner: λ_I ≥ 0.
-    """
-    m = F.shape[0]
-    resid = model.apply(params, F) - Y
-    return 0.5 / m * jnp.sum(jnp.square(resid)) + 0.5 * lambda_inner * sq_norm(params)
-
-
-def stability_bound(F: jax.Array, lambda_inner: jax.Array) -> jax.Array:
-    """Largest stable inner learning rate of Lemma 2.4, eq. (5): 2m / (σ²_max + mλ_I).
-
-    σ²_max is the largest eigenvalue of Φ(X̃)ᵀΦ(X̃), computed from the smaller of the two Gram
-    matrices. Gradient descent on the inner loss of a linear-in-θ model converges iff η̃ is below
-    this value.
-    """
-    m, p = F.shape
-    gram = F @ F.T if m <= p else F.T @ F
-    sigma2_max = jnp.linalg.eigvalsh(gram)[-1]
-    return 2.0 * m / (sigma2_max + m * lambda_inner)

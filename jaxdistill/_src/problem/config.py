@@ -19,6 +19,8 @@ from typing import Any
 import jax.numpy as jnp
 from flax import struct
 
+from jaxdistill._src.core.validate import check_bool, check_float, check_int
+
 
 def _static(default):
     return struct.field(pytree_node=False, default=default)
@@ -36,10 +38,8 @@ class QSchedule:
     threshold: float = _static(1.02)
 
     def __post_init__(self):
-        if self.max_q < 1:
-            raise ValueError(f"QSchedule.max_q must be >= 1, got {self.max_q}.")
-        if not self.threshold > 0:
-            raise ValueError(f"QSchedule.threshold must be > 0, got {self.threshold}.")
+        object.__setattr__(self, "max_q", check_int("q_schedule.max_q", self.max_q, 1))
+        object.__setattr__(self, "threshold", check_float("q_schedule.threshold", self.threshold, positive=True))
 
 
 @struct.dataclass
@@ -58,8 +58,8 @@ class TSchedule:
     growth: float = _static(0.5)
 
     def __post_init__(self):
-        if not self.tau > 0 or self.growth < 0:
-            raise ValueError(f"TSchedule needs tau > 0 and growth >= 0, got {self.tau}, {self.growth}.")
+        object.__setattr__(self, "tau", check_float("t_schedule.tau", self.tau, positive=True))
+        object.__setattr__(self, "growth", check_float("t_schedule.growth", self.growth, lo=0.0))
 
     def max_steps(self, T: int) -> int:
         return T + int(self.growth * T)
@@ -130,28 +130,36 @@ class DistillConfig:
     eval_every: int = _static(50)
 
     def __post_init__(self):
-        _check_int("m", self.m, 1)
-        _check_int("steps", self.steps, 1)
-        _check_int("T", self.T, 1)
-        _check_int("Q", self.Q, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("eval_every", self.eval_every, 1)
-        if self.inner_lr is not None and not (math.isfinite(self.inner_lr) and self.inner_lr > 0):
-            raise ValueError(f"inner_lr must be a positive finite number (or None for automatic), got {self.inner_lr}.")
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass, normalise in place
+        for name, lo in (("m", 1), ("steps", 1), ("T", 1), ("Q", 1), ("batch_size", 1), ("eval_every", 1)):
+            set_(name, check_int(name, getattr(self, name), lo))
+        if self.inner_lr is not None:
+            set_("inner_lr", check_float("inner_lr", self.inner_lr, positive=True))
         for name in ("lr_x", "lr_y", "lr_eta", "lambda_inner", "lambda_outer", "init_std"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}.")
+            set_(name, check_float(name, getattr(self, name), lo=0.0))
         if self.init not in _INITS:
             raise ValueError(f"init must be one of {_INITS}, got {self.init!r}.")
         if self.reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {self.reduction!r}.")
-        if self.eta_cap is not None and not 0 < self.eta_cap <= 1:
-            raise ValueError(f"eta_cap must be in (0, 1] or None, got {self.eta_cap}.")
-        if not 0 < self.eta_floor < 1:
+        if self.eta_cap is not None:
+            set_("eta_cap", check_float("eta_cap", self.eta_cap, positive=True, hi=1.0))
+        set_("eta_floor", check_float("eta_floor", self.eta_floor, positive=True))
+        if not self.eta_floor < 1:
             raise ValueError(f"eta_floor must be in (0, 1), got {self.eta_floor}.")
-        if not 0 <= self.validation_fraction < 1:
+        set_("validation_fraction", check_float("validation_fraction", self.validation_fraction, lo=0.0))
+        if not self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}.")
+        set_("standardize", check_bool("standardize", self.standardize))
+        for name, cls in (("q_schedule", QSchedule), ("t_schedule", TSchedule)):
+            v = getattr(self, name)
+            if isinstance(v, dict):
+                try:
+                    set_(name, cls(**v))
+                except TypeError as exc:
+                    fields = [f.name for f in dataclasses.fields(cls)]
+                    raise ValueError(f"{name} {v!r} is not valid: {exc}; its entries are {fields}.") from None
+            elif v is not None and not isinstance(v, cls):
+                raise ValueError(f"{name} must be a {cls.__name__}, a dict of its entries, or None; got {v!r}.")
         if self.q_schedule is not None and self.q_schedule.max_q < self.Q:
             raise ValueError(f"q_schedule.max_q ({self.q_schedule.max_q}) must be >= Q ({self.Q}).")
 
@@ -178,21 +186,13 @@ class DistillConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DistillConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"A config must be a mapping of DistillConfig settings, got {type(d).__name__} {d!r}.")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"Unknown DistillConfig settings {sorted(unknown)}; valid ones are {sorted(names)}.")
-        d = dict(d)
-        if isinstance(d.get("q_schedule"), dict):
-            d["q_schedule"] = QSchedule(**d["q_schedule"])
-        if isinstance(d.get("t_schedule"), dict):
-            d["t_schedule"] = TSchedule(**d["t_schedule"])
         return cls(**d)
-
-
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}.")
 
 
 def paper_a7(T: int = 100, m: int = 100, steps: int = 2500) -> DistillConfig:

@@ -1,8 +1,8 @@
 """Kernels k(x, x') for kernel ridge regression, with or without explicit features.
 
-A :class:`Kernel` has one required method, :meth:`Kernel.__call__` on two single inputs; the Gram
-matrix :meth:`Kernel.matrix` is derived with a double :func:`jax.vmap` (override it when a
-batched form is cheaper, as the built-ins do).
+A :class:`Kernel` is a :class:`~jaxdistill.Component` with one required method,
+:meth:`Kernel.__call__` on two single inputs; the Gram matrix :meth:`Kernel.matrix` is derived with
+a double :func:`jax.vmap` (override it when a batched form is cheaper, as the built-ins do).
 
 The infinite-width ReLU kernels follow the arc-cosine recursion (Cho & Saul 2009; Jacot et al.
 2018; Arora et al. 2019), written here. With weight variance σ_w² and bias variance σ_b²:
@@ -20,10 +20,12 @@ import abc
 import jax
 import jax.numpy as jnp
 
-from jaxdistill._src.features import FeatureMap
+from jaxdistill._src.components.features import FeatureMap
+from jaxdistill._src.core.component import Component
+from jaxdistill._src.core.validate import check_float, check_int
 
 
-class Kernel(abc.ABC):
+class Kernel(Component):
     """Abstract positive semi-definite kernel."""
 
     @abc.abstractmethod
@@ -47,15 +49,12 @@ class FeatureKernel(Kernel):
     def matrix(self, X, Y):
         return self.feature_map.batch(X) @ self.feature_map.batch(Y).T
 
-    def __repr__(self):
-        return f"FeatureKernel({self.feature_map!r})"
-
 
 class RBF(Kernel):
-    """k(x, y) = exp(−‖x − y‖² / (2ℓ²))."""
+    """k(x, y) = exp(−‖x − y‖² / (2ℓ²)), ℓ > 0."""
 
     def __init__(self, lengthscale: float = 1.0):
-        self.lengthscale = float(lengthscale)
+        self.lengthscale = check_float("RBF lengthscale", lengthscale, positive=True)
 
     def __call__(self, x, y):
         return jnp.exp(-jnp.sum((x - y) ** 2) / (2 * self.lengthscale ** 2))
@@ -63,9 +62,6 @@ class RBF(Kernel):
     def matrix(self, X, Y):
         sq = jnp.sum(X ** 2, 1)[:, None] + jnp.sum(Y ** 2, 1)[None, :] - 2 * X @ Y.T
         return jnp.exp(-jnp.maximum(sq, 0.0) / (2 * self.lengthscale ** 2))
-
-    def __repr__(self):
-        return f"RBF(lengthscale={self.lengthscale})"
 
 
 @jax.custom_jvp
@@ -96,9 +92,9 @@ def _J_jvp(primals, tangents):
 
 class _ReLUArcCos(Kernel):
     def __init__(self, depth: int = 1, weight_var: float = 2.0, bias_var: float = 0.0):
-        if depth < 1:
-            raise ValueError(f"depth (hidden layers) must be >= 1, got {depth}.")
-        self.depth, self.weight_var, self.bias_var = int(depth), float(weight_var), float(bias_var)
+        self.depth = check_int("depth (hidden layers)", depth, 1)
+        self.weight_var = check_float("weight_var", weight_var, positive=True)
+        self.bias_var = check_float("bias_var", bias_var, lo=0.0)
 
     def _recursion(self, X, Y):
         d = X.shape[1]
@@ -107,8 +103,11 @@ class _ReLUArcCos(Kernel):
         syy = self.weight_var * jnp.sum(Y ** 2, 1) / d + self.bias_var
         ntk = sxy
         for _ in range(self.depth):
-            norm = jnp.sqrt(jnp.maximum(sxx[:, None] * syy[None, :], 1e-30))
-            c = sxy / norm
+            # √sxx·√syy rather than √(sxx·syy): the product underflows for inputs of tiny norm, and the
+            # kernel is homogeneous when σ_b² = 0, so only a relative quantity may decide anything.
+            norm = jnp.sqrt(sxx)[:, None] * jnp.sqrt(syy)[None, :]
+            pos = norm > 0
+            c = jnp.where(pos, sxy / jnp.where(pos, norm, 1.0), 0.0)
             theta = _arccos(c)
             J = _J(c)
             sdot = self.weight_var * (jnp.pi - theta) / (2 * jnp.pi)
@@ -128,15 +127,9 @@ class ReLUNNGP(_ReLUArcCos):
     def matrix(self, X, Y):
         return self._recursion(X, Y)[0]
 
-    def __repr__(self):
-        return f"ReLUNNGP(depth={self.depth}, weight_var={self.weight_var}, bias_var={self.bias_var})"
-
 
 class ReLUNTK(_ReLUArcCos):
     """Infinite-width fully-connected ReLU network, neural tangent kernel Θ^L (``depth`` = L hidden layers)."""
 
     def matrix(self, X, Y):
         return self._recursion(X, Y)[1]
-
-    def __repr__(self):
-        return f"ReLUNTK(depth={self.depth}, weight_var={self.weight_var}, bias_var={self.bias_var})"

@@ -1,0 +1,1 @@
+"""Analytic distilled sets (no optimisation)."""

@@ -1,0 +1,71 @@
+"""Linear-algebra helpers shared by solvers, evaluation and analytic distillation (the one home for them).
+
+Ridge is written once, in two normalisations:
+
+* :func:`ridge` — the inner loss of Def. 2.1, 1/(2n)‖Fθ − Y‖² + λ/2‖θ‖², θ = (FᵀF + nλI)⁻¹FᵀY;
+* :func:`ridge_unnormalised` — the KRR paper's ‖Fθ − Y‖² + λ‖θ‖² (λ = 0: minimum-norm least squares).
+
+Both pick the smaller of the p×p and n×n systems and solve it with :func:`psd_solve`, which is right for
+positive semi-definite systems: Cholesky when regularised, a Hermitian pseudo-inverse when λ = 0 (a
+singular Gram matrix then gives the minimum-norm solution, not garbage).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+
+
+def psd_solve(K: jax.Array, B: jax.Array, reg) -> jax.Array:
+    """(K + reg·I)⁻¹B for symmetric PSD K; ``reg`` a Python number ≥ 0 (0: pseudo-inverse, min-norm)."""
+    if isinstance(reg, (int, float)) and reg == 0:
+        return jnp.linalg.pinv(K, hermitian=True) @ B
+    A = K + reg * jnp.eye(K.shape[0], dtype=K.dtype)
+    return jsl.cho_solve(jsl.cho_factor(A, lower=True), B)
+
+
+def ridge_unnormalised(F: jax.Array, Y: jax.Array, lam) -> jax.Array:
+    """θ = argmin ‖Fθ − Y‖² + λ‖θ‖², shape (p, k); minimum-norm least squares when λ = 0."""
+    n, p = F.shape
+    if p <= n:
+        return psd_solve(F.T @ F, F.T @ Y, lam)
+    return F.T @ psd_solve(F @ F.T, Y, lam)
+
+
+def ridge(F: jax.Array, Y: jax.Array, lam) -> jax.Array:
+    """Minimiser of 1/(2n)‖Fθ − Y‖² + λ/2‖θ‖² (Def. 2.1's inner loss; the T → ∞ limit of inner GD)."""
+    return ridge_unnormalised(F, Y, F.shape[0] * lam)
+
+
+def top_eigenvalue(F: jax.Array) -> jax.Array:
+    """σ²_max, the largest eigenvalue of FᵀF, from the smaller Gram matrix."""
+    m, p = F.shape
+    gram = F @ F.T if m <= p else F.T @ F
+    return jnp.linalg.eigvalsh(gram)[-1]
+
+
+def stability_bound(F: jax.Array, lambda_inner) -> jax.Array:
+    """Largest stable inner learning rate of Lemma 2.4, eq. (5): 2m / (σ²_max + mλ_I).
+
+    Gradient descent on the inner loss of a model linear in θ with features F = Φ(X̃) (m, p)
+    converges iff η̃ is below this value.
+    """
+    m = F.shape[0]
+    return 2.0 * m / (top_eigenvalue(jax.lax.stop_gradient(F)) + m * lambda_inner)
+
+
+def default_inner_lr(F: jax.Array, lambda_inner) -> jax.Array:
+    """Half the stability bound of Lemma 2.4: the step size a run (or a baseline) starts from."""
+    return 0.5 * stability_bound(F, lambda_inner)
+
+
+def sq_norm(tree) -> jax.Array:
+    """Squared Euclidean / Frobenius norm of all leaves of a pytree, ‖θ‖²."""
+    return sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def all_finite(tree) -> jax.Array:
+    """True when every entry of every leaf is finite."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))

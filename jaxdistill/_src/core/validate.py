@@ -1,0 +1,43 @@
+"""Argument checks shared by every public constructor: a ``ValueError`` that names the setting."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def check_int(name: str, v, lo: int | None = None) -> int:
+    """An integer (Python or numpy; not bool, not a float with a fraction) ≥ ``lo``."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            v = int(v)
+        else:
+            raise ValueError(f"{name} must be an integer{'' if lo is None else f' >= {lo}'}, got {v!r}.")
+    v = int(v)
+    if lo is not None and v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v}.")
+    return v
+
+
+def check_float(name: str, v, *, lo: float | None = None, positive: bool = False, hi: float | None = None) -> float:
+    """A finite real number (Python or numpy), optionally > 0, ≥ lo, ≤ hi."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a finite number, got {v!r}.")
+    v = float(v)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {v!r}.")
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be > 0, got {v!r}.")
+    if lo is not None and v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v!r}.")
+    if hi is not None and v > hi:
+        raise ValueError(f"{name} must be <= {hi}, got {v!r}.")
+    return v
+
+
+def check_bool(name: str, v) -> bool:
+    """A real boolean (``"false"`` and 0/1 are refused: they are the classic silent mistakes)."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    raise ValueError(f"{name} must be true or false (a boolean), got {v!r}.")

@@ -1,0 +1,100 @@
+"""Atomic file writes and safe ``.npz`` reads shared by results and checkpoints."""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import os
+import stat
+import tempfile
+import zipfile
+
+import numpy as np
+
+
+def _check_target(path: str) -> None:
+    if os.path.islink(path):
+        raise ValueError(f"{path!r} is a symbolic link; refusing to replace it. Save to a regular file path.")
+    if os.path.exists(path):
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise ValueError(f"{path!r} is a directory; give a file name such as {os.path.join(path, 'result.npz')!r}.")
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"{path!r} is not a regular file (a device or pipe?); refusing to replace it.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"Cannot write {path!r}: its folder {folder!r} does not exist (or is a file). "
+                         "Create the folder or choose another path.")
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+
+    The file gets the permissions a plain ``open(path, "w")`` would (the umask is respected). Errors
+    name ``path``, never the temporary file; a failure leaves any previous file intact.
+    """
+    path = os.fspath(path)
+    _check_target(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".jaxdistill-", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise OSError(exc.errno, f"Cannot write {path!r}: {exc.strerror}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError,)):
+            raise OSError(exc.errno, f"Cannot write {path!r}: {exc.strerror or exc}") from None
+        raise
+
+
+def write_npz(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """``arrays`` plus a JSON ``__meta__`` entry, written atomically (never pickled)."""
+    arrays = dict(arrays)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
+    buf = _io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_npz(path, what: str) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, meta) of a file written by :func:`write_npz`; ``ValueError`` naming ``path`` otherwise."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a {what} file.")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No {what} file at {path!r}.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        msg = str(exc).split(" Use allow_pickle")[0].split("load it unsafely")[0].rstrip(" ,;")
+        raise ValueError(f"{path!r} is not a readable {what} file (truncated or corrupt?): {msg}.") from None
+    if "__meta__" not in files:
+        raise ValueError(f"{path!r} is an .npz file but not a {what} file written by jaxdistill (no __meta__ entry).")
+    try:
+        meta = json.loads(files.pop("__meta__").tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path!r} has a corrupt metadata block: {exc}.") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path!r} has a corrupt metadata block (not a mapping).")
+    return files, meta
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return repr(o)

@@ -1,0 +1,106 @@
+"""Save and load a :class:`DistillOutput` as one self-describing ``.npz`` file.
+
+Layout: numeric arrays (``x``, ``y``, standardisation statistics, history, the arrays of the model and
+inner solver) plus ``__meta__``, a JSON document with the format tag and version, library version,
+settings, status, η̃, T, λ_I, the specs and fingerprints of the model and inner solver, and free-form
+metadata. Loading never unpickles. Writes are atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jaxdistill._src.io.files import read_npz, write_npz
+from jaxdistill._src.io.specs import NeedsComponent, check_same, from_spec, identity, to_spec
+from jaxdistill._src.problem.config import DistillConfig
+from jaxdistill._src.problem.data import Standardizer
+from jaxdistill._src.result import STATUSES, DistillOutput
+from jaxdistill._src.version import __version__
+
+FORMAT = "jaxdistill.DistillOutput"
+FORMAT_VERSION = 2
+_STD = ("x_mean", "x_scale", "y_mean", "y_scale")
+
+
+def save(out: DistillOutput, path) -> None:
+    """Save ``out`` to ``path`` (``.npz``), atomically."""
+    arrays = {"x": np.asarray(out.x), "y": np.asarray(out.y)}
+    arrays.update({f"std_{k}": np.asarray(getattr(out.standardizer, k)) for k in _STD})
+    arrays.update({f"hist_{k}": np.asarray(v) for k, v in out.history.items()})
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "jaxdistill_version": __version__,
+            "inner_lr": out.inner_lr, "status": out.status, "seed": out.seed, "T": out.T,
+            "lambda_inner": out.lambda_inner, "config": None if out.config is None else out.config.to_dict(),
+            "history_keys": sorted(out.history), "meta": out.meta,
+            "model": to_spec(out.model, "c:model", arrays), "model_id": identity(out.model, "model"),
+            "inner_solver": to_spec(out.inner_solver, "c:inner_solver", arrays),
+            "inner_solver_id": identity(out.inner_solver, "inner_solver")}
+    write_npz(path, arrays, meta)
+
+
+def _component(meta, files, name, given, path):
+    if given is not None:
+        check_same(meta.get(f"{name}_id", {}), given, name, f"{path!r}")
+        return given
+    try:
+        return from_spec(meta[name], files)
+    except NeedsComponent as exc:
+        raise ValueError(f"{path!r} was made with a {name} that cannot be rebuilt from the file ({exc} is "
+                         f"user-defined or holds a flax module or function). Pass it: "
+                         f"jaxdistill.load({path!r}, {name}=...) with the same {name} you distilled with; "
+                         "it is checked against the saved one.") from None
+
+
+def load(path, *, model=None, inner_solver=None) -> DistillOutput:
+    """Load a file written by :meth:`DistillOutput.save`.
+
+    Shipped components are rebuilt from the file. A result made with a user-defined feature map,
+    flax module or other custom component needs it given back (``model=...``); it is checked against
+    the saved fingerprint and refused, naming the first difference, if it is not the same.
+
+    Raises ``FileNotFoundError`` or ``ValueError`` (corrupt, truncated, foreign, inconsistent or
+    newer-format files) with a message saying what is wrong.
+    """
+    path = os.fspath(path)
+    files, meta = read_npz(path, "distilled-set")
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path!r} holds {meta.get('format')!r}, not a {FORMAT}.")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(f"{path!r} uses format version {version}; this jaxdistill "
+                         f"({__version__}) reads up to {FORMAT_VERSION}. Upgrade jaxdistill.")
+    if version < 2:
+        raise ValueError(f"{path!r} was written by jaxdistill 0.1 (format 1), which did not record the model; "
+                         "re-create it with this version.")
+    missing = [k for k in ["x", "y"] + [f"std_{k}" for k in _STD] if k not in files]
+    if missing or meta.get("status") not in STATUSES:
+        raise ValueError(f"{path!r} is incomplete: missing {missing or 'a valid status'}.")
+    x, y = files["x"], files["y"]
+    std = Standardizer(*(np.asarray(files[f"std_{k}"], np.float64) for k in _STD))
+    problems = []
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+        problems.append(f"distilled set shapes {x.shape}, {y.shape}")
+    elif std.x_mean.shape != (x.shape[1],) or std.y_mean.shape != (y.shape[1],) or \
+            std.x_scale.shape != (x.shape[1],) or std.y_scale.shape != (y.shape[1],):
+        problems.append("standardisation statistics of the wrong shape")
+    for name, a in [("x", x), ("y", y)] + [(k, getattr(std, k)) for k in _STD]:
+        if not np.issubdtype(a.dtype, np.floating) or not np.all(np.isfinite(a)):
+            problems.append(f"non-finite or non-float {name}")
+    if np.any(std.x_scale <= 0) or np.any(std.y_scale <= 0):
+        problems.append("non-positive standardisation scales")
+    inner_lr = meta.get("inner_lr")
+    if inner_lr is not None and not (isinstance(inner_lr, (int, float)) and np.isfinite(inner_lr) and inner_lr > 0):
+        problems.append(f"inner_lr {inner_lr!r}")
+    if problems:
+        raise ValueError(f"{path!r} is inconsistent ({'; '.join(problems)}); it was damaged or edited by hand. "
+                         "Re-create it with DistillOutput.save().")
+    history = {k: files[f"hist_{k}"] for k in meta.get("history_keys", []) if f"hist_{k}" in files}
+    return DistillOutput(
+        x=x, y=y, inner_lr=None if inner_lr is None else float(inner_lr), history=history,
+        config=None if meta.get("config") is None else DistillConfig.from_dict(meta["config"]),
+        standardizer=std, status=meta["status"],
+        model=_component(meta, files, "model", model, path),
+        inner_solver=_component(meta, files, "inner_solver", inner_solver, path),
+        lambda_inner=float(meta["lambda_inner"]), T=meta.get("T"), seed=meta.get("seed"),
+        meta=dict(meta.get("meta", {}), saved_with=meta.get("jaxdistill_version")))

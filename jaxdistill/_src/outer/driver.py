@@ -1,0 +1,169 @@
+"""The driver: runs the pure outer step in compiled chunks, with held-out evaluation, progress,
+checkpoint hooks and a status. Everything that touches the host lives here, not in the step.
+
+Compiled functions are module-level ``jax.jit``s whose arguments are the solver and problem pytrees,
+so every run with equal settings and shapes reuses them (a second ``distill()`` compiles nothing).
+A chunk executes ``eval_every`` steps in one ``lax.scan``; the final partial chunk is padded with
+no-op steps (one compilation per run whatever its length, schedules included). Batches for a chunk
+are drawn on the device as indices (step s uses ``fold_in(run_key, s)``), gathered on the host and
+sent with the chunk; full-batch runs (b ≥ n_train) keep the training rows on the device instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdistill._src.outer.step import BilevelSolver, DistillParams, DistillState, StepMetrics
+from jaxdistill._src.problem.data import TrainData
+from jaxdistill._src.problem.problem import Problem
+
+#: how many times each compiled function was traced in this process (compilations of new settings)
+TRACES = {"chunk": 0, "init": 0, "held_out": 0}
+
+STATUSES = ("success", "unstable", "nonfinite")
+
+
+@partial(jax.jit, static_argnames=("full_batch",))
+def _run_chunk(solver: BilevelSolver, problem: Problem, state: DistillState, XB, YB, run_key, valid,
+               full_batch: bool):
+    TRACES["chunk"] += 1
+
+    def body(st, xs):
+        v, xb, yb = xs if not full_batch else (xs, XB, YB)
+
+        def skip(st):
+            nan = jnp.asarray(jnp.nan, st.params.eta.dtype)
+            return st, StepMetrics(nan, nan, st.q, jnp.asarray(0, jnp.int32), nan, nan, jnp.asarray(False))
+
+        return jax.lax.cond(v & ~st.failed, lambda st: solver.step(problem, st, xb, yb, run_key), skip, st)
+
+    return jax.lax.scan(body, state, valid if full_batch else (valid, XB, YB))
+
+
+@partial(jax.jit, static_argnames=("chunk", "b"))
+def _draw_indices(run_key, start, n_train, chunk: int, b: int):
+    """Batch row indices (chunk, b) for steps start+1 … start+chunk: uniform, with replacement."""
+    def one(s):
+        k_batch, _ = jax.random.split(jax.random.fold_in(run_key, s))
+        return jax.random.randint(k_batch, (b,), 0, n_train)
+    return jax.vmap(one)(start + 1 + jnp.arange(chunk))
+
+
+@jax.jit
+def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0):
+    """Initial state; η̃₀ = half the stability bound where ``eta0`` is NaN (``inner_lr=None``)."""
+    TRACES["init"] += 1
+    bound = solver.bound(problem, x0)
+    eta = jnp.where(jnp.isnan(eta0), 0.5 * bound, eta0).astype(x0.dtype)
+    return solver.init(problem, DistillParams(x0, y0, eta)), bound
+
+
+@jax.jit
+def _held_out(solver, problem, params, Xv, Yv, key, num_steps):
+    TRACES["held_out"] += 1
+    return solver.held_out_loss(problem, params, Xv, Yv, key, num_steps)
+
+
+def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key: jax.Array) -> DistillState:
+    """X̃₀, Ỹ₀ (Algorithm 1 line 2) and η̃₀ (line 1) and the initial state; checks η̃₀ against Lemma 2.4."""
+    cfg = solver.config
+    kx, ky = jax.random.split(key)
+    if cfg.init == "real":
+        idx = np.asarray(jax.random.choice(kx, data.n_train, (cfg.m,), replace=False))
+        x0, y0 = data.rows(idx)
+    else:
+        x0 = cfg.init_std * jax.random.normal(kx, (cfg.m, data.d), data.dtype)
+        y0 = cfg.init_std * jax.random.normal(ky, (cfg.m, data.d_out), data.dtype)
+    linear = problem.model.linear_in_params
+    eta0 = cfg.inner_lr if cfg.inner_lr is not None else (float("nan") if linear else 0.01)
+    state, bound = _init(solver, problem, x0, y0, jnp.asarray(eta0, data.dtype))
+    if linear and cfg.inner_lr is not None and solver.inner_solver.uses_eta and cfg.inner_lr >= float(bound):
+        b = float(bound)
+        raise ValueError(
+            f"inner_lr = {cfg.inner_lr:g} is at or above the stability bound of Lemma 2.4, "
+            f"η̃ < 2m/(σ²_max + mλ_I) = {b:.6g}, for the initial distilled set: the inner loop "
+            f"would diverge. Choose inner_lr < {b:.6g} (e.g. {0.5 * b:.3g}), or "
+            "inner_lr=None to use half the bound.")
+    return state
+
+
+def status_of(state: DistillState, history: dict) -> str:
+    """``nonfinite`` (stopped at a non-finite step), ``unstable`` (η̃ crossed Lemma 2.4's bound) or ``success``."""
+    if bool(state.failed):
+        return "nonfinite"
+    if np.nanmax(np.append(history["stability_ratio"], 0.0)) >= 1.0:
+        return "unstable"
+    return "success"
+
+
+def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: DistillState, run_key: jax.Array,
+        progress: Callable[[dict[str, Any]], None] | None = None, stop_at: int | None = None,
+        history: dict | None = None, on_chunk: Callable[[DistillState, dict], None] | None = None):
+    """Run outer steps until ``config.steps`` (or ``stop_at``) are done or a step is non-finite.
+
+    Step s draws its randomness from ``fold_in(run_key, s)``, so a run split into segments and resumed
+    from the returned state is identical to an uninterrupted run.
+
+    Returns (final_state, history), history a dict of numpy arrays: per step ``loss``, ``data_loss``,
+    ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``, ``val_loss``. ``history``
+    from an earlier segment is extended; ``on_chunk(state, history)`` is called after every chunk.
+    """
+    cfg = solver.config
+    chunk = min(cfg.eval_every, cfg.steps)
+    b = min(cfg.batch_size, data.n_train)
+    full_batch = cfg.batch_size >= data.n_train
+    full = data.all_train() if full_batch else None
+    validation = data.validation()
+    eval_key = jax.random.fold_in(run_key, 0)  # steps use s >= 1
+    fields = [f for f in StepMetrics._fields if f != "finite"]
+    prev = history or {}
+    recs = [{f: np.asarray(prev[f]) for f in fields}] if prev.get("loss") is not None else []
+    eval_steps = list(np.asarray(prev.get("eval_step", []), np.int64))
+    val_losses = list(np.asarray(prev.get("val_loss", []), np.float64))
+
+    def assemble():
+        hist = {f: np.concatenate([r[f] for r in recs]) if recs else np.zeros(0) for f in fields}
+        hist["eval_step"] = np.asarray(eval_steps, np.int64)
+        hist["val_loss"] = np.asarray(val_losses, np.float64)
+        return hist
+
+    def held_out(st, s):
+        return float(_held_out(solver, problem, st.params, *validation, eval_key, cfg.T_at(max(s, 1))))
+
+    t0 = time.perf_counter()
+    done = int(state.step)
+    last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+    if validation is not None and done == 0:
+        eval_steps.append(0)
+        val_losses.append(held_out(state, 1))
+    while done < last and not bool(state.failed):
+        n_valid = min(chunk, last - done)
+        valid = jnp.arange(chunk) < n_valid
+        if full_batch:
+            XB, YB = full
+        else:
+            XB, YB = data.rows(np.asarray(_draw_indices(run_key, done, data.n_train, chunk, b)))
+        state, met = _run_chunk(solver, problem, state, XB, YB, run_key, valid, full_batch)
+        met = jax.tree_util.tree_map(np.asarray, met)
+        ok = met.finite
+        recs.append({f: getattr(met, f)[ok] for f in fields})
+        done = int(state.step)
+        info = {"step": done, "steps": cfg.steps, "loss": float(met.data_loss[ok][-1]) if ok.any() else float("nan"),
+                "eta": float(state.params.eta), "elapsed": time.perf_counter() - t0}
+        if validation is not None:
+            v = held_out(state, done)
+            eval_steps.append(done)
+            val_losses.append(v)
+            info["val_loss"] = v
+        if on_chunk is not None:
+            on_chunk(state, assemble())
+        if progress is not None:
+            progress(info)
+    return state, assemble()

@@ -1,0 +1,204 @@
+"""The outer step of Algorithm 1 (appendix A.3, lines 4–13), as pure functions of the solver's state.
+
+One step s: Q initialisations θ₀ ~ p(θ₀); the inner solver trains from each on the distilled set;
+the problem's objective scores the solutions on a batch of real pairs; λ_O/2(‖X̃‖² + ‖Ỹ‖²) is added
+and the Q losses are summed (eq. 7) or averaged; ``jax.grad`` gives the meta-gradient with respect to
+(X̃, Ỹ, η̃); one optax transformation updates all three; η̃ is projected into
+[η̃_min, cap × bound of Lemma 2.4]. A non-finite step is not taken (the state is kept, ``failed`` set).
+
+:class:`BilevelSolver` is an immutable pytree: equal settings (config, inner solver, optimizer by its
+hyper-parameters) give equal tree structures, so every run with them shares one compilation.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxdistill._src.core.component import Component
+from jaxdistill._src.core.fingerprint import fingerprint
+from jaxdistill._src.core.linalg import all_finite, stability_bound
+from jaxdistill._src.inner.base import InnerSolver
+from jaxdistill._src.problem.config import DistillConfig
+from jaxdistill._src.problem.problem import Problem
+
+
+class DistillParams(NamedTuple):
+    """What the outer loop learns: X̃ (m, d), Ỹ (m, d_out), η̃ (scalar)."""
+
+    x: jax.Array
+    y: jax.Array
+    eta: jax.Array
+
+
+class DistillState(NamedTuple):
+    """Carry of the outer loop."""
+
+    params: DistillParams
+    opt_state: optax.OptState
+    q: jax.Array          # active initialisations (int32)
+    prev_loss: jax.Array  # last outer loss, for the q schedule
+    step: jax.Array       # outer steps done (int32)
+    eta_min: jax.Array    # floor keeping η̃ > 0
+    failed: jax.Array     # a non-finite loss or gradient was met (bool)
+    bound: jax.Array      # stability bound of Lemma 2.4 for the current X̃ (NaN if not linear in θ)
+
+
+class StepMetrics(NamedTuple):
+    """Per-step record: outer loss (mean over active θ₀ of L^(q), Def. 2.5), its data term alone, q,
+    T_s, η̃ used, η̃ / stability bound (NaN for models not linear in θ), and whether the step was finite."""
+
+    loss: jax.Array
+    data_loss: jax.Array
+    q: jax.Array
+    T: jax.Array
+    eta: jax.Array
+    stability_ratio: jax.Array
+    finite: jax.Array
+
+
+class Fingerprinted:
+    """A static value compared and hashed by :func:`fingerprint` (optax transformations are closures:
+    two ``adam(0.02)`` built separately are equal, ``adam(0.5)`` is not)."""
+
+    __slots__ = ("value", "key")
+
+    def __init__(self, value):
+        self.value, self.key = value, fingerprint(value)
+
+    def __eq__(self, other):
+        return isinstance(other, Fingerprinted) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __repr__(self):
+        return f"<optax transformation {self.key[:12]}>"
+
+
+def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, optimizer_y=None,
+                   optimizer_eta=None) -> optax.GradientTransformation:
+    """One transformation over :class:`DistillParams`: ``optimizer`` itself, or ``optax.partition`` of
+    the three per-part transformations (defaults: ``optax.sgd`` with lr_x, lr_y, lr_eta; eq. 7)."""
+    parts = (optimizer_x, optimizer_y, optimizer_eta)
+    for name, o in zip(("optimizer", "optimizer_x", "optimizer_y", "optimizer_eta"), (optimizer, *parts),
+                       strict=True):
+        if o is not None and not isinstance(o, optax.GradientTransformation):
+            raise ValueError(f"{name} must be an optax.GradientTransformation (e.g. optax.adam(1e-2)), got {o!r}.")
+    if optimizer is not None:
+        if any(p is not None for p in parts):
+            raise ValueError("Pass either optimizer=... (one transformation over X̃, Ỹ, η̃) or the per-part "
+                             "optimizer_x / optimizer_y / optimizer_eta, not both.")
+        return optimizer
+    ox = optax.sgd(config.lr_x) if optimizer_x is None else optimizer_x
+    oy = optax.sgd(config.lr_y) if optimizer_y is None else optimizer_y
+    if optimizer_eta is None:
+        optimizer_eta = optax.sgd(config.lr_eta) if config.lr_eta > 0 else optax.set_to_zero()
+    return optax.partition({"x": ox, "y": oy, "eta": optimizer_eta}, DistillParams("x", "y", "eta"))
+
+
+class BilevelSolver(Component):
+    """Algorithm 1's outer loop: settings, inner solver and outer optimizer.
+
+    Args:
+      config: a :class:`DistillConfig`.
+      inner_solver: how θ_T is computed (:class:`ExactLinearGD`, :class:`UnrolledGD`, :class:`KernelRidge`).
+      optimizer: one ``optax.GradientTransformation`` over :class:`DistillParams`
+        (see :func:`make_optimizer` for the per-part shorthands).
+    """
+
+    def __init__(self, config: DistillConfig, inner_solver: InnerSolver, optimizer: optax.GradientTransformation):
+        if not isinstance(config, DistillConfig):
+            raise ValueError(f"config must be a DistillConfig, got {type(config).__name__}.")
+        if not isinstance(inner_solver, InnerSolver):
+            raise ValueError(f"inner_solver must be a jaxdistill InnerSolver, got {inner_solver!r}.")
+        self.config = config
+        self.inner_solver = inner_solver
+        self.optimizer = optimizer if isinstance(optimizer, Fingerprinted) else Fingerprinted(optimizer)
+
+    @property
+    def opt(self) -> optax.GradientTransformation:
+        return self.optimizer.value
+
+    # ------------------------------------------------------------------ state
+    def bound(self, problem: Problem, x: jax.Array) -> jax.Array:
+        """Stability bound of Lemma 2.4 for distilled inputs x; NaN for models not linear in θ."""
+        if not problem.model.linear_in_params:
+            return jnp.asarray(jnp.nan, x.dtype)
+        return stability_bound(problem.model.featurize(x), problem.lambda_inner)
+
+    def init(self, problem: Problem, params: DistillParams) -> DistillState:
+        """The initial outer-loop state for initial parameters (pure; jit-able)."""
+        return DistillState(
+            params=params, opt_state=self.opt.init(params), q=jnp.asarray(self.config.Q, jnp.int32),
+            prev_loss=jnp.asarray(jnp.inf, params.x.dtype), step=jnp.asarray(0, jnp.int32),
+            eta_min=self.config.eta_floor * params.eta, failed=jnp.asarray(False),
+            bound=self.bound(problem, params.x))
+
+    # ------------------------------------------------------------------ losses
+    def outer_loss(self, problem: Problem, params: DistillParams, XB, YB, theta0s, mask, num_steps):
+        """Σ_q (or mean over q) of L^(q) = data term + λ_O/2 (‖X̃‖² + ‖Ỹ‖²) (Def. 2.5, eq. 7).
+
+        Returns (objective, (mean L^(q), mean data term)) over the active initialisations.
+        """
+        cfg, model = self.config, problem.model
+        sol = self.inner_solver.solve(model, model.featurize(params.x), params.y, params.eta, problem.lambda_inner,
+                                      theta0s, num_steps, cfg.max_T)
+        data = problem.objective.data_losses(sol, model, model.featurize(XB), YB)
+        reg = 0.5 * problem.lambda_outer * (jnp.sum(params.x ** 2) + jnp.sum(params.y ** 2))
+        q = jnp.sum(mask)
+        total = jnp.sum(jnp.where(mask, data + reg, 0.0))
+        data_mean = jnp.sum(jnp.where(mask, data, 0.0)) / q
+        return (total if cfg.reduction == "sum" else total / q), (total / q, data_mean)
+
+    def held_out_loss(self, problem: Problem, params: DistillParams, Xv, Yv, key, num_steps) -> jax.Array:
+        """Mean over ``max_q`` fixed θ₀ draws of the objective's data term on held-out rows (no λ_O)."""
+        model = problem.model
+        F = model.featurize(params.x)
+        theta0s = model.sample_init(key, F, Yv.shape[1], self.config.max_q)
+        sol = self.inner_solver.solve(model, F, params.y, params.eta, problem.lambda_inner, theta0s, num_steps,
+                                      self.config.max_T)
+        return jnp.mean(problem.objective.data_losses(sol, model, model.featurize(Xv), Yv))
+
+    # ------------------------------------------------------------------ one outer step
+    def step(self, problem: Problem, state: DistillState, XB, YB, run_key: jax.Array):
+        """One outer step (Algorithm 1 lines 4–13 and the A.7 schedules) on the batch (XB, YB). Pure."""
+        cfg = self.config
+        p = state.params
+        s = state.step + 1
+        _, k_theta = jax.random.split(jax.random.fold_in(run_key, s))
+        theta0s = problem.model.sample_init(k_theta, problem.model.featurize(p.x[:1]), YB.shape[-1], cfg.max_q)
+        mask = jnp.arange(cfg.max_q) < state.q
+        num_steps = cfg.T_at(s)
+
+        (_, (loss, data_loss)), grads = jax.value_and_grad(self.outer_loss, argnums=1, has_aux=True)(
+            problem, p, XB, YB, theta0s, mask, num_steps)
+        updates, opt_state = self.opt.update(grads, state.opt_state, p)
+        new = optax.apply_updates(p, updates)
+        new_bound = self.bound(problem, new.x)  # carried in the state: next step's ratio reuses it
+        new = new._replace(eta=self._project_eta(problem, new.eta, state.eta_min, new_bound))
+        finite = jnp.isfinite(loss) & all_finite(grads) & all_finite(new)
+
+        q = state.q
+        if cfg.q_schedule is not None:
+            grew = loss >= cfg.q_schedule.threshold * state.prev_loss
+            q = jnp.where(grew, jnp.minimum(q + 1, cfg.q_schedule.max_q), q)
+
+        keep = lambda a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(finite, u, v), a, b)  # noqa: E731
+        new_state = DistillState(
+            params=keep(new, p), opt_state=keep(opt_state, state.opt_state), q=jnp.where(finite, q, state.q),
+            prev_loss=jnp.where(finite, loss, state.prev_loss), step=jnp.where(finite, s, state.step),
+            eta_min=state.eta_min, failed=~finite, bound=jnp.where(finite, new_bound, state.bound))
+        metrics = StepMetrics(loss, data_loss, state.q, jnp.asarray(num_steps, jnp.int32), p.eta,
+                              p.eta / state.bound, finite)
+        return new_state, metrics
+
+    def _project_eta(self, problem, eta, eta_min, bound):
+        """η̃ ∈ [η̃_min, cap · bound] (the cap only for models linear in θ): positive and stable."""
+        eta = jnp.maximum(eta, eta_min)
+        if self.config.eta_cap is not None and problem.model.linear_in_params:
+            eta = jnp.minimum(eta, self.config.eta_cap * bound)
+        return eta

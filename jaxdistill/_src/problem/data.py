@@ -1,0 +1,225 @@
+"""Real data, prepared once: checks, the train / validation split, standardisation, batch draws.
+
+Memory: the caller's arrays are used where they are (a NumPy array or a memory map) and never copied
+whole. The split is a pair of index arrays; standardisation statistics are computed in float64 in
+row blocks (two passes, scaled so that columns near 1e±300 neither overflow nor underflow); a batch
+is a gather of b rows, standardised in float64 on the host and sent to the device. Only the held-out
+rows (``validation_fraction`` of n) and, in full-batch runs (b ≥ n), the training rows live on the
+device.
+
+Batches are drawn **with replacement**, b row indices uniform over the training rows, from the step's
+key: O(b) per step whatever n is (a permutation per step costs O(n)). With b ≥ n_train every step uses
+all training rows, exactly (the deterministic full-batch objective).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_BLOCK = 16384
+
+
+def as_2d_float(name: str, a, *, allow_1d: bool) -> np.ndarray:
+    """Check that ``a`` is a finite real numeric array of rank 2 (or 1 if allowed) and return it 2-D.
+
+    Float arrays (memory maps included) are returned without a copy. Raises ``ValueError`` naming the
+    array, what is wrong and what to change.
+    """
+    try:
+        arr = a if isinstance(a, np.ndarray) else np.asarray(a)
+    except Exception as exc:  # noqa: BLE001 - ragged lists and the like
+        raise ValueError(f"{name} could not be turned into an array ({exc}); pass a numeric (n, d) array.") from None
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(
+            f"{name} has dtype {arr.dtype}; pass real numbers (float32/float64 or integers). "
+            "Encode categorical columns numerically first.")
+    if arr.ndim == 1 and allow_1d:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        want = "1-D (n,) or 2-D (n, d_out)" if allow_1d else "2-D (n, d)"
+        raise ValueError(f"{name} must be {want}, got shape {arr.shape}.")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}).")
+    if np.issubdtype(arr.dtype, np.integer):
+        arr = arr.astype(np.float64)
+    elif arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    bad_rows, n_bad = [], 0
+    for i in range(0, arr.shape[0], _BLOCK):
+        bad = ~np.isfinite(arr[i:i + _BLOCK])
+        if bad.any():
+            n_bad += int(bad.sum())
+            bad_rows.extend((np.unique(np.nonzero(bad)[0]) + i).tolist())
+    if n_bad:
+        raise ValueError(
+            f"{name} has {n_bad} non-finite values (NaN or inf) in {len(bad_rows)} rows, first at "
+            f"row {bad_rows[0]}; drop or impute those rows before distilling.")
+    return arr
+
+
+def check_xy(X, Y) -> tuple[np.ndarray, np.ndarray]:
+    """Validate real data (X, Y). Returns 2-D float arrays (no copy of float inputs)."""
+    X = as_2d_float("X", X, allow_1d=False)
+    Y = as_2d_float("Y", Y, allow_1d=True)
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; they must have one row per example.")
+    return X, Y
+
+
+def _blocks(A, rows):
+    n = A.shape[0] if rows is None else rows.size
+    for i in range(0, n, _BLOCK):
+        sl = slice(i, i + _BLOCK)
+        yield np.asarray(A[sl] if rows is None else A[np.sort(rows[sl])], np.float64)
+
+
+def column_stats(A, rows=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of the columns of A (rows ``rows``), float64, in row blocks.
+
+    Pass 1 sums in float64 and finds each column's largest magnitude c; pass 2 sums ((a − μ)/c)², so
+    neither squares of 1e19 (float32 overflow) nor of 1e-200 (float64 underflow) are ever formed.
+    """
+    n = A.shape[0] if rows is None else rows.size
+    total = np.zeros(A.shape[1])
+    c = np.zeros(A.shape[1])
+    for b in _blocks(A, rows):
+        total += b.sum(0)
+        c = np.maximum(c, np.abs(b).max(0))
+    mean = total / n
+    c = np.where(c > 0, 2 * c, 1.0)     # ≥ max |a − μ|
+    ss = np.zeros(A.shape[1])
+    for b in _blocks(A, rows):
+        ss += np.sum(((b - mean) / c) ** 2, axis=0)
+    return mean, c * np.sqrt(ss / n)
+
+
+class Standardizer(NamedTuple):
+    """Per-column affine maps x ↦ (x − mean)/scale for X and Y, fitted on training data (float64)."""
+
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: np.ndarray
+    y_scale: np.ndarray
+
+    @classmethod
+    def fit(cls, X, Y, rows: np.ndarray | None = None) -> Standardizer:
+        def stats(a):
+            mu, sd = column_stats(a, rows)
+            return mu, np.where(sd > 0, sd, 1.0)  # constant columns are only centred
+        return cls(*stats(X), *stats(Y))
+
+    @classmethod
+    def identity(cls, d: int, d_out: int) -> Standardizer:
+        return cls(np.zeros(d), np.ones(d), np.zeros(d_out), np.ones(d_out))
+
+    def x(self, X):
+        return (np.asarray(X, np.float64) - self.x_mean) / self.x_scale
+
+    def y(self, Y):
+        return (np.asarray(Y, np.float64) - self.y_mean) / self.y_scale
+
+    def x_inverse(self, Xs):
+        return np.asarray(Xs, np.float64) * self.x_scale + self.x_mean
+
+    def y_inverse(self, Ys):
+        return np.asarray(Ys, np.float64) * self.y_scale + self.y_mean
+
+
+class TrainData:
+    """The prepared real data of a run (host side). See the module docs for what lives where.
+
+    Attributes:
+      X, Y: the caller's arrays (not copied), (n, d) and (n, d_out).
+      train, val: row indices of the training and held-out rows.
+      standardizer: statistics of the training rows.
+      dtype: the compute dtype of device arrays.
+    """
+
+    def __init__(self, X, Y, train: np.ndarray, val: np.ndarray | None, standardizer: Standardizer, dtype,
+                 X_val=None, Y_val=None):
+        self.X, self.Y, self.train, self.val = X, Y, train, val
+        self.standardizer, self.dtype = standardizer, dtype
+        self._X_val, self._Y_val = X_val, Y_val
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train.size)
+
+    @property
+    def n_validation(self) -> int:
+        if self._X_val is not None:
+            return int(self._X_val.shape[0])
+        return 0 if self.val is None else int(self.val.size)
+
+    @property
+    def d(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def d_out(self) -> int:
+        return int(self.Y.shape[1])
+
+    def rows(self, idx: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        """Standardised training rows ``train[idx]`` (idx of any shape) as device arrays (…, d), (…, d_out)."""
+        r = self.train[np.asarray(idx).ravel()]
+        shape = np.shape(idx)
+        xs = self.standardizer.x(self.X[r]).reshape(*shape, self.d)
+        ys = self.standardizer.y(self.Y[r]).reshape(*shape, self.d_out)
+        return jnp.asarray(xs, self.dtype), jnp.asarray(ys, self.dtype)
+
+    def all_train(self) -> tuple[jax.Array, jax.Array]:
+        return self.rows(np.arange(self.n_train))
+
+    def validation(self) -> tuple[jax.Array, jax.Array] | None:
+        """Standardised held-out rows on the device, or None."""
+        if self._X_val is not None:
+            Xv, Yv = self._X_val, self._Y_val
+        elif self.val is not None and self.val.size:
+            rows = np.sort(self.val)
+            Xv, Yv = self.X[rows], self.Y[rows]
+        else:
+            return None
+        return (jnp.asarray(self.standardizer.x(Xv), self.dtype), jnp.asarray(self.standardizer.y(Yv), self.dtype))
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the data (computed once; identifies it for checkpoints and saved results)."""
+        if getattr(self, "_fingerprint", None) is None:
+            from jaxdistill._src.core.fingerprint import data_fingerprint
+            parts = (self.X, self.Y) if self._X_val is None else (self.X, self.Y, self._X_val, self._Y_val)
+            self._fingerprint = data_fingerprint(*parts)
+        return self._fingerprint
+
+
+def prepare(X, Y, *, m: int, key: jax.Array, validation_fraction: float, standardize: bool,
+            validation=None) -> TrainData:
+    """Check (X, Y), split off held-out rows (or take ``validation``), fit standardisation; no copies of X."""
+    X, Y = check_xy(X, Y)
+    n = X.shape[0]
+    Xv = Yv = None
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError("validation must be a pair (X_val, Y_val).")
+        Xv, Yv = check_xy(*validation)
+        if Xv.shape[1] != X.shape[1] or Yv.shape[1] != Y.shape[1]:
+            raise ValueError(f"validation data shapes {Xv.shape}, {Yv.shape} do not match the training data "
+                             f"({X.shape[1]} input and {Y.shape[1]} output columns).")
+        train, val = np.arange(n), None
+    elif validation_fraction > 0:
+        k = max(1, int(round(validation_fraction * n)))
+        perm = np.asarray(jax.random.permutation(key, n))
+        train, val = np.sort(perm[k:]), perm[:k]
+    else:
+        train, val = np.arange(n), None
+    if m >= train.size:
+        held = "" if val is None else f" after holding out {val.size} validation rows (validation_fraction)"
+        raise ValueError(f"m = {m} must be smaller than the number of training rows, {train.size}{held}; "
+                         "distillation makes a set smaller than the data: lower m"
+                         + ("" if val is None else " or validation_fraction") + ".")
+    std = Standardizer.fit(X, Y, None if val is None else train) if standardize else \
+        Standardizer.identity(X.shape[1], Y.shape[1])
+    dtype = jnp.result_type(float)
+    return TrainData(X, Y, train, val, std, dtype, Xv, Yv)

@@ -1,0 +1,173 @@
+"""Held-out evaluation of a distilled set against honest baselines, using the result's own procedure.
+
+Every model is fitted in the standardised space of the result and scored on held-out data in
+original units (MSE and R²). Each row names the training procedure it used. For a result trained by
+T steps of gradient descent (``distill`` with :class:`ExactLinearGD` / :class:`UnrolledGD`):
+
+* ``distilled, T-step GD`` — T inner steps with the learned η̃ from fresh θ₀ ~ p(θ₀) (mean ± std
+  over ``n_inits`` draws);
+* ``distilled, ridge`` — the T → ∞ limit: ridge with λ_I on the distilled set (models linear in θ);
+* ``random subset, T-step GD`` / ``random subset, ridge`` — m real training rows drawn at random,
+  trained the same two ways (``n_subsets`` draws). A subset has no learned η̃; it uses half the
+  stability bound of Lemma 2.4 of that subset (linear models) or the result's η̃ (others);
+* ``full data, ridge`` — ridge with λ_I on all training rows: what distillation tries to match;
+* ``mean of training targets`` — the constant predictor (R² ≈ 0): the floor any model must beat.
+
+For exact procedures (a :class:`KernelRidge` run, an analytic set) the rows are ``distilled``,
+``random subset`` and ``full data`` with that procedure (for analytic sets the full-data row is the
+original ridge model with its own λ).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdistill._src.core.keys import as_key
+from jaxdistill._src.core.linalg import default_inner_lr, ridge
+from jaxdistill._src.inner.base import predict_after_training
+from jaxdistill._src.problem.data import as_2d_float
+from jaxdistill._src.result import DistillOutput
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalReport:
+    """Rows of (method, points, procedure, MSE mean/std, R² mean/std) on held-out data, in original units."""
+
+    rows: list[dict]
+    m: int
+    n_train: int
+    n_test: int
+
+    def row(self, method: str) -> dict:
+        for r in self.rows:
+            if r["method"] == method:
+                return r
+        raise KeyError(f"No row {method!r}; rows are {[r['method'] for r in self.rows]}.")
+
+    def to_markdown(self) -> str:
+        out = [f"Held-out results (m = {self.m}, n_train = {self.n_train}, n_test = {self.n_test})", "",
+               "| method | points | trained by | test MSE | test R² |", "|---|---:|---|---:|---:|"]
+        for r in self.rows:
+            pm = lambda mu, sd: f"{mu:.4g}" if not sd else f"{mu:.4g} ± {sd:.2g}"  # noqa: E731
+            out.append(f"| {r['method']} | {r['points']} | {r['procedure']} | {pm(r['mse'], r['mse_std'])} | "
+                       f"{pm(r['r2'], r['r2_std'])} |")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def _scores(pred, Y):
+    """MSE (mean over rows and outputs) and R² = 1 − SSE/SST (pooled over outputs; NaN if SST = 0)."""
+    sse = np.sum((pred - Y) ** 2)
+    sst = np.sum((Y - Y.mean(axis=0)) ** 2)
+    return sse / Y.size, (1.0 - sse / sst) if sst > 0 else float("nan")
+
+
+def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, key=0, n_inits: int = 32,
+             n_subsets: int = 20, model=None, inner_solver=None) -> EvalReport:
+    """Compare the distilled set with a random real subset of the same size and the full data.
+
+    Args:
+      out: a :class:`DistillOutput` (from :func:`distill` or :func:`distill_analytic`): its model,
+        inner solver and training procedure are used.
+      X_test, Y_test: held-out data in original units (never seen by distillation), at least 2 rows.
+      X_train, Y_train: the training data in original units, for the baselines (optional: without
+        them only the distilled rows are reported).
+      key: key or seed for θ₀ draws and subset draws.
+      n_inits: θ₀ draws per T-step-GD evaluation.
+      n_subsets: random subsets drawn for the baseline.
+      model, inner_solver: deprecated; a result carries its own. Given, they must equal the result's.
+
+    Returns:
+      An :class:`EvalReport`; ``print(report)`` shows a markdown table.
+    """
+    for name, given, own in (("model", model, out.model), ("inner_solver", inner_solver, out.inner_solver)):
+        if given is not None:
+            from jaxdistill._src.io.specs import check_same, identity
+            check_same(identity(own, name), given, name, "this result")
+    key = as_key(key)
+    std = out.standardizer
+    Xte = as_2d_float("X_test", X_test, allow_1d=False)
+    Yte = as_2d_float("Y_test", Y_test, allow_1d=True)
+    if Xte.shape[0] != Yte.shape[0]:
+        raise ValueError(f"X_test has {Xte.shape[0]} rows but Y_test has {Yte.shape[0]}.")
+    if Xte.shape[0] < 2:
+        raise ValueError("The test set needs at least 2 rows for R² (it is undefined on one row).")
+    d, d_out = out.x.shape[1], out.y.shape[1]
+    checks = [("X_test", Xte, d), ("Y_test", Yte, d_out)]
+    if X_train is not None:
+        Xtr = as_2d_float("X_train", X_train, allow_1d=False)
+        Ytr = as_2d_float("Y_train", Y_train, allow_1d=True)
+        checks += [("X_train", Xtr, d), ("Y_train", Ytr, d_out)]
+    for name, a, c in checks:
+        if a.shape[1] != c:
+            raise ValueError(f"{name} has {a.shape[1]} columns; the distilled set has {c}.")
+    dt = jnp.result_type(float)
+    mdl, slv, lam = out.model, out.inner_solver, out.lambda_inner
+    Fte = mdl.featurize(jnp.asarray(std.x(Xte), dt))
+    rows = []
+
+    def add(method, points, procedure, preds):
+        s = np.array([_scores(std.y_inverse(np.asarray(p, np.float64)), Yte) for p in preds])
+        rows.append({"method": method, "points": points, "procedure": procedure,
+                     "mse": float(s[:, 0].mean()), "mse_std": float(s[:, 0].std()),
+                     "r2": float(s[:, 1].mean()), "r2_std": float(s[:, 1].std())})
+
+    def train_predict(F, Y, eta, th0s):
+        return predict_after_training(mdl, slv, F, Y, eta, lam, th0s, out.T or 0, Fte, out.T or 0)
+
+    k_gd, k_sub = jax.random.split(key)
+    Fd, Yd = mdl.featurize(jnp.asarray(out.x, dt)), jnp.asarray(out.y, dt)
+    gd, linear = out.uses_gd, mdl.linear_in_params
+    if gd:
+        eta = jnp.asarray(out.inner_lr, dt)
+        add("distilled, T-step GD", out.m, out.procedure(), train_predict(Fd, Yd, eta, mdl.sample_init(
+            k_gd, Fd, d_out, n_inits)))
+        if linear:
+            add("distilled, ridge", out.m, out.procedure(limit=True), [Fte @ ridge(Fd, Yd, lam)])
+    else:
+        add("distilled", out.m, out.procedure(), [out.predict_standardized(Fte)])
+    if X_train is None:
+        return EvalReport(rows=rows, m=out.m, n_train=0, n_test=Xte.shape[0])
+
+    Ftr = mdl.featurize(jnp.asarray(std.x(Xtr), dt))
+    Ytr_s = jnp.asarray(std.y(Ytr), dt)
+    n_tr = Xtr.shape[0]
+    if out.m > n_tr:
+        raise ValueError(f"The training data given has {n_tr} rows, fewer than the {out.m} distilled points.")
+    gd_preds, ridge_preds, exact_preds = [], [], []
+    for k in jax.random.split(k_sub, n_subsets):
+        ks, kg = jax.random.split(k)
+        idx = np.asarray(jax.random.choice(ks, n_tr, (out.m,), replace=False))
+        Fs, Ys = Ftr[idx], Ytr_s[idx]
+        if gd:
+            eta = default_inner_lr(Fs, lam) if linear else jnp.asarray(out.inner_lr, dt)
+            gd_preds.append(train_predict(Fs, Ys, eta, mdl.sample_init(kg, Fs, d_out, max(1, n_inits // 4))))
+            if linear:
+                ridge_preds.append(Fte @ ridge(Fs, Ys, lam))
+        else:
+            exact_preds.append(train_predict(Fs, Ys, 0.0, jnp.zeros((1, 1, 1), dt))[0])
+    if gd:
+        sub_proc = (f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for the subset, {mdl.init_description}"
+                    if linear else f"{out.T} GD steps, the distilled η̃, {mdl.init_description}")
+        add("random subset, T-step GD", out.m, sub_proc, np.concatenate([np.asarray(g) for g in gd_preds]))
+        if linear:
+            add("random subset, ridge", out.m, out.procedure(limit=True), ridge_preds)
+            add("full data, ridge", n_tr, out.procedure(limit=True), [Fte @ ridge(Ftr, Ytr_s, lam)])
+    else:
+        add("random subset", out.m, out.procedure(), exact_preds)
+        if getattr(slv, "kernel", None) is None and linear:
+            lam_full = out.meta.get("full_data_lambda_inner", lam)
+            label = f"exact ridge, λ = {out.meta['lam']:g} (the original model)" if "lam" in out.meta else \
+                out.procedure()
+            add("full data", n_tr, label, [Fte @ ridge(Ftr, Ytr_s, lam_full)])
+        else:
+            add("full data", n_tr, out.procedure(), [train_predict(Ftr, Ytr_s, 0.0, jnp.zeros((1, 1, 1), dt))[0]])
+    add("mean of training targets", n_tr, "constant: the training mean",
+        [jnp.broadcast_to(jnp.mean(Ytr_s, axis=0), (Xte.shape[0], d_out))])
+    return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0])

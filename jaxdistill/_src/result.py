@@ -1,0 +1,168 @@
+"""The result of a distillation: the distilled set, and everything needed to use, judge and save it.
+
+A :class:`DistillOutput` keeps its problem's model (with its parameters: feature-map weights, flax
+module), its inner solver and its training procedure (η̃, T, λ_I), so ``predict``, ``evaluate``,
+``plot``, ``save`` and the CLI need nothing else. Results of :func:`distill` and of
+:func:`distill_analytic` share this type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdistill._src.components.models import InnerModel, LinearModel
+from jaxdistill._src.core.keys import as_key
+from jaxdistill._src.core.linalg import ridge
+from jaxdistill._src.inner.base import InnerSolver, predict_after_training
+from jaxdistill._src.inner.kernel_ridge import KernelRidge
+from jaxdistill._src.problem.config import DistillConfig
+from jaxdistill._src.problem.data import Standardizer, as_2d_float
+
+#: Status values. ``success``: all steps finite and η̃ below the stability bound throughout;
+#: ``unstable``: finished, but η̃ exceeded the bound of Lemma 2.4 at some step;
+#: ``nonfinite``: stopped early at a non-finite loss or gradient (the last finite state is kept).
+STATUSES = ("success", "unstable", "nonfinite")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillOutput:
+    """Distilled set, its model and training procedure, history and status.
+
+    Attributes:
+      x: distilled inputs X̃ (m, d) in the standardised space the inner model is trained in.
+      y: distilled targets Ỹ (m, d_out), standardised likewise.
+      inner_lr: the learned inner learning rate η̃ (None for procedures without one).
+      history: dict of numpy arrays — per outer step ``loss`` (Def. 2.5, mean over θ₀), ``data_loss``
+        (without λ_O), ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``,
+        ``val_loss`` (held-out data loss). Empty for analytic results.
+      config: the :class:`DistillConfig` used (None for analytic results).
+      standardizer: the statistics mapping original units to the standardised space.
+      status: one of :data:`STATUSES`.
+      model: the inner model (with its parameters).
+      inner_solver: how the model is trained on the distilled set.
+      lambda_inner: λ_I of that training (Def. 2.1).
+      T: inner steps of the training procedure (None for exact solves).
+      seed: the integer seed of the run key (``None`` if a raw key was given).
+      meta: metadata (objective, optimizer, timings, versions, ...).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    inner_lr: float | None
+    history: dict[str, np.ndarray]
+    config: DistillConfig | None
+    standardizer: Standardizer
+    status: str
+    model: InnerModel = dataclasses.field(default_factory=LinearModel)
+    inner_solver: InnerSolver = dataclasses.field(default_factory=KernelRidge)
+    lambda_inner: float = 1e-3
+    T: int | None = None
+    seed: int | None = None
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def m(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def X(self) -> np.ndarray:
+        """Distilled inputs in the original units of the data."""
+        return self.standardizer.x_inverse(self.x)
+
+    @property
+    def Y(self) -> np.ndarray:
+        """Distilled targets in the original units of the data."""
+        return self.standardizer.y_inverse(self.y)
+
+    @property
+    def max_stability_ratio(self) -> float:
+        r = self.history.get("stability_ratio", np.zeros(0))
+        return float(np.nanmax(r)) if r.size and np.isfinite(r).any() else float("nan")
+
+    @property
+    def uses_gd(self) -> bool:
+        """True when the training procedure is T steps of gradient descent from θ₀ (it has η̃ and θ₀)."""
+        return self.inner_solver.uses_theta0 and self.inner_lr is not None and self.T is not None
+
+    def procedure(self, limit: bool = False) -> str:
+        """A label of how a model is trained on the distilled set (``limit``: the T → ∞ ridge solve)."""
+        if limit:
+            return "exact ridge (T → ∞)"
+        if not self.uses_gd:
+            return self.inner_solver.describe(self.T, self.inner_lr)
+        return f"{self.T} GD steps, η̃ = {self.inner_lr:.3g}, {self.model.init_description}"
+
+    def _features(self, X_std):
+        return self.model.featurize(jnp.asarray(X_std, jnp.result_type(float)))
+
+    def predict_standardized(self, Fs: jax.Array, *, limit: bool = False, n_inits: int = 32, key=0) -> np.ndarray:
+        """Mean predictions (n, d_out), standardised units, on *featurized* standardised inputs Fs."""
+        dt = jnp.result_type(float)
+        Fd, Yd = self._features(self.x), jnp.asarray(self.y, dt)
+        lam = self.lambda_inner
+        if limit or not self.uses_gd:
+            if not limit:
+                th0 = jnp.zeros((1, Fd.shape[1], Yd.shape[1]), dt)
+                return np.asarray(predict_after_training(self.model, self.inner_solver, Fd, Yd, 0.0, lam, th0, 0, Fs,
+                                                         0)[0])
+            if not self.model.linear_in_params:
+                raise ValueError("predict(limit=True) needs a model linear in θ (its T → ∞ limit is ridge); "
+                                 "a nonlinear model has no closed-form limit. Use predict(X) for the T-step model.")
+            return np.asarray(Fs @ ridge(Fd, Yd, lam))
+        eta = jnp.asarray(self.inner_lr, dt)
+        if self.model.linear_in_params and hasattr(self.model, "init_scale"):
+            # θ_T is affine in θ₀ and E θ₀ = 0, so the mean prediction is exactly the one from θ₀ = 0.
+            th0 = jnp.zeros((1, Fd.shape[1], Yd.shape[1]), dt)
+        else:
+            th0 = self.model.sample_init(as_key(key), Fd, Yd.shape[1], n_inits)
+        preds = predict_after_training(self.model, self.inner_solver, Fd, Yd, eta, lam, th0, self.T, Fs, self.T)
+        return np.asarray(jnp.mean(preds, axis=0))
+
+    def predict(self, X_new, *, limit: bool = False, n_inits: int = 32, key=0) -> np.ndarray:
+        """Predictions in original units of the model trained on the distilled set by its own procedure.
+
+        For gradient-descent procedures this is the mean prediction over θ₀ ~ p(θ₀) after T steps
+        with the learned η̃ (exact for models linear in θ: the prediction from θ₀ = E θ₀ = 0; a Monte
+        Carlo mean of ``n_inits`` draws otherwise). ``limit=True`` gives the T → ∞ limit, ridge with
+        λ_I on the distilled set (models linear in θ). Exact solvers (kernel ridge, analytic sets)
+        predict with their own solve.
+        """
+        X_new = as_2d_float("X_new", X_new, allow_1d=False)
+        if X_new.shape[1] != self.x.shape[1]:
+            raise ValueError(f"X_new has {X_new.shape[1]} columns; the distilled set has {self.x.shape[1]}.")
+        Fs = self._features(self.standardizer.x(X_new))
+        return self.standardizer.y_inverse(self.predict_standardized(Fs, limit=limit, n_inits=n_inits, key=key))
+
+    def fit_ridge(self, lam: float | None = None) -> np.ndarray:
+        """Ridge weights (p, d_out) on the distilled set's features (the T → ∞ limit of the inner loop)."""
+        lam = self.lambda_inner if lam is None else lam
+        return np.asarray(ridge(self._features(self.x), jnp.asarray(self.y, jnp.result_type(float)), lam))
+
+    def save(self, path) -> None:
+        """Write this result to one self-describing ``.npz`` file (atomically). See :func:`jaxdistill.load`."""
+        from jaxdistill._src.io.results import save
+        save(self, path)
+
+    def replace(self, **changes) -> DistillOutput:
+        return dataclasses.replace(self, **changes)
+
+    def summary(self) -> str:
+        h = self.history
+        lines = [f"DistillOutput: m={self.m}, d={self.x.shape[1]}, d_out={self.y.shape[1]}, status={self.status}",
+                 f"  model {self.model!r}", f"  trained by: {self.procedure()}"]
+        if h.get("loss") is not None and h["loss"].size:
+            steps = self.config.steps if self.config is not None else h["loss"].size
+            dl = h.get("data_loss", h["loss"])
+            lines.append(f"  steps run {h['loss'].size}/{steps}, outer data loss {dl[0]:.4g} -> {dl[-1]:.4g}, "
+                         f"max eta/bound {self.max_stability_ratio:.3g}")
+        if h.get("val_loss") is not None and h["val_loss"].size:
+            lines.append(f"  held-out loss {h['val_loss'][0]:.4g} -> {h['val_loss'][-1]:.4g}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
