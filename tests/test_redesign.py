@@ -1,0 +1,251 @@
+"""The redesign's guarantees, through the public API: shared compilation, results that carry their model
+(each checked against an independent computation), checkpoint identity, save/load of every component."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxdistill as jd
+
+BACKEND_COMPILES = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda name, dur, **kw: BACKEND_COMPILES.append(name) if name.endswith("backend_compile_duration") else None)
+
+KW = dict(steps=40, T=12, Q=2, eval_every=20, progress=False)
+
+
+def regression(rng, n=160, d=3):
+    X = rng.normal(size=(n, d)) * 3 + 1
+    return X, np.sin(X[:, :1]) + 0.3 * X[:, 1:2] ** 2 + 0.1 * rng.normal(size=(n, 1))
+
+
+class Sines(jd.FeatureMap):
+    """A user-defined feature map (the README's example)."""
+
+    def __call__(self, x):
+        return jnp.concatenate([x, jnp.sin(x), jnp.cos(x)])
+
+
+class MLP(nn.Module):
+    width: int = 8
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(1)(nn.tanh(nn.Dense(self.width)(x)))
+
+
+# ------------------------------------------------------------------ compilation is shared
+def test_second_distill_with_equal_settings_compiles_nothing(rng):
+    X, Y = regression(rng)
+    kw = dict(KW, m=6, model=jd.LinearModel(jd.RandomFourierFeatures(jax.random.PRNGKey(0), 3, 16)))
+    jd.distill(X, Y, optimizer_x=optax.adam(0.02), **kw)
+    before = len(BACKEND_COMPILES)
+    # other values, same shapes; a new (equal) optimizer object and a new (equal) feature map
+    kw["model"] = jd.LinearModel(jd.RandomFourierFeatures(jax.random.PRNGKey(0), 3, 16))
+    out = jd.distill(X + 1, Y * 2, key=5, optimizer_x=optax.adam(0.02), **kw)
+    assert len(BACKEND_COMPILES) == before, BACKEND_COMPILES[before:]
+    assert out.meta["compilations"] == {"chunk": 0, "init": 0, "held_out": 0}
+    jd.distill(X, Y, optimizer_x=optax.adam(0.03), **kw)           # another learning rate: compiles
+    assert len(BACKEND_COMPILES) > before
+
+
+def test_components_are_immutable_pytrees():
+    fm = jd.RandomFourierFeatures(jax.random.PRNGKey(0), 3, 5)
+    leaves = jax.tree_util.tree_leaves(jd.LinearModel(fm))
+    assert sorted(leaf.shape for leaf in leaves) == [(5,), (5, 3)]    # b, W: weights are leaves
+    with pytest.raises(AttributeError, match="immutable"):
+        fm.p = 7
+    doubled = jax.jit(lambda m: m.replace(W=2 * m.W))(fm)               # through jit and back
+    np.testing.assert_allclose(doubled.W, 2 * fm.W)
+    assert doubled.p == 5 and isinstance(doubled, jd.RandomFourierFeatures)
+
+
+# ------------------------------------------------------------------ results carry their model
+def _gd_from_zero(F, Y, eta, lam, T):
+    """Independent: T steps of gradient descent on Def. 2.1 from θ₀ = 0, in numpy float64."""
+    m = F.shape[0]
+    th = np.zeros((F.shape[1], Y.shape[1]))
+    for _ in range(T):
+        th = th - eta * (F.T @ (F @ th - Y) / m + lam * th)
+    return th
+
+
+@pytest.mark.parametrize("fmap", ["sines", "rff"])
+def test_predict_evaluate_plot_use_the_feature_map(rng, fmap, tmp_path):
+    X, Y = regression(rng)
+    Xte, Yte = regression(rng, n=60)
+    phi = Sines() if fmap == "sines" else jd.RandomFourierFeatures(jax.random.PRNGKey(1), 3, 24, lengthscale=2.0)
+    out = jd.distill(X, Y, m=10, model=jd.LinearModel(phi), **KW)
+    std = out.standardizer
+    F = np.asarray(phi.batch(jnp.asarray(out.x)))
+    Fte = np.asarray(phi.batch(jnp.asarray(std.x(Xte))))
+    # mean over θ₀ ~ N(0, I) of the T-step model = the model trained from θ₀ = 0 (θ_T is affine in θ₀)
+    truth = std.y_inverse(Fte @ _gd_from_zero(F, out.y, out.inner_lr, out.lambda_inner, out.T))
+    np.testing.assert_allclose(out.predict(Xte), truth, rtol=1e-8, atol=1e-8)
+    ridge = np.linalg.solve(F.T @ F + out.m * out.lambda_inner * np.eye(F.shape[1]), F.T @ out.y)
+    np.testing.assert_allclose(out.predict(Xte, limit=True), std.y_inverse(Fte @ ridge), rtol=1e-8, atol=1e-8)
+    rep = jd.evaluate(out, Xte, Yte, X, Y)
+    r2 = 1 - np.sum((std.y_inverse(Fte @ ridge) - Yte) ** 2) / np.sum((Yte - Yte.mean()) ** 2)
+    assert rep.row("distilled, ridge")["r2"] == pytest.approx(r2, rel=1e-9)
+    from jaxdistill.plots import plot_predictions
+    ax = plot_predictions(out, Xte, Yte)
+    r2_gd = 1 - np.sum((truth[:, 0] - Yte[:, 0]) ** 2) / np.sum((Yte[:, 0] - Yte[:, 0].mean()) ** 2)
+    assert f"R² {r2_gd:.3f}" in ax.get_title()
+
+
+def test_kernel_ridge_result_predicts_with_its_kernel(rng):
+    X, Y = regression(rng)
+    Xte, _ = regression(rng, n=30)
+    solver = jd.KernelRidge(jd.RBF(1.5))
+    out = jd.distill(X, Y, m=8, inner_solver=solver, lambda_inner=1e-3, optimizer=optax.adam(0.01), **KW)
+    assert out.inner_lr is None and out.T is None and "kernel ridge" in out.procedure()
+    std = out.standardizer
+    xs, xt = out.x, std.x(Xte)
+    k = lambda A, B: np.exp(-((A[:, None, :] - B[None]) ** 2).sum(-1) / (2 * 1.5 ** 2))  # noqa: E731
+    alpha = np.linalg.solve(k(xs, xs) + out.m * 1e-3 * np.eye(out.m), out.y)
+    np.testing.assert_allclose(out.predict(Xte), std.y_inverse(k(xt, xs) @ alpha), rtol=1e-7, atol=1e-9)
+    rows = [r["method"] for r in jd.evaluate(out, Xte, Xte[:, :1], X, Y, n_subsets=3).rows]
+    assert rows == ["distilled", "random subset", "full data", "mean of training targets"]
+
+
+def test_flax_result_predicts_the_mean_of_its_procedure(rng):
+    X, Y = regression(rng)
+    Xte, _ = regression(rng, n=20)
+    model = jd.FlaxModel(MLP(8))
+    out = jd.distill(X, Y, m=8, model=model, inner_lr=0.1, optimizer=optax.adam(0.01), **KW)
+    std = out.standardizer
+    xs, ys, xt = (jnp.asarray(a) for a in (out.x, out.y, std.x(Xte)))
+    loss = lambda p: 0.5 / 8 * jnp.sum((MLP(8).apply(p, xs) - ys) ** 2) + 0.5 * out.lambda_inner * sum(  # noqa: E731
+        jnp.sum(a ** 2) for a in jax.tree_util.tree_leaves(p))
+    preds, grad = [], jax.jit(jax.grad(loss))
+    for k in jax.random.split(jax.random.PRNGKey(3), 4):                # independent plain loop
+        p = MLP(8).init(k, xs[:1])
+        for _ in range(out.T):
+            p = jax.tree_util.tree_map(lambda a, g: a - out.inner_lr * g, p, grad(p))
+        preds.append(MLP(8).apply(p, xt))
+    truth = std.y_inverse(np.mean(preds, axis=0))
+    np.testing.assert_allclose(out.predict(Xte, n_inits=4, key=3), truth, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="nonlinear model has no closed-form limit"):
+        out.predict(Xte, limit=True)
+
+
+def test_analytic_result_shares_the_protocol(rng, tmp_path):
+    X, Y = regression(rng)
+    out = jd.distill_analytic(X, Y, 1, lam=2.0)
+    # independent: ridge with an intercept = ridge on standardised columns (numpy)
+    mx, sx, my, sy = X.mean(0), X.std(0), Y.mean(0), Y.std(0)
+    Z, z = (X - mx) / sx, (Y - my) / sy
+    theta = np.linalg.solve(Z.T @ Z + 2.0 * np.eye(3), Z.T @ z)
+    np.testing.assert_allclose(out.predict(X[:7]), ((X[:7] - mx) / sx @ theta) * sy + my, rtol=1e-8)
+    out.save(tmp_path / "a.npz")
+    back = jd.load(tmp_path / "a.npz")
+    np.testing.assert_allclose(back.predict(X[:7]), out.predict(X[:7]), rtol=1e-12)
+    rep = jd.evaluate(back, X[:40], Y[:40], X, Y, n_subsets=2)
+    assert rep.row("distilled")["r2"] == pytest.approx(rep.row("full data")["r2"], abs=1e-9)
+
+
+# ------------------------------------------------------------------ save / load every shipped component
+K0 = jax.random.PRNGKey(2)
+SHIPPED = {
+    "identity": dict(model=jd.LinearModel()),
+    "polynomial": dict(model=jd.LinearModel(jd.Polynomial(2))),
+    "rff": dict(model=jd.LinearModel(jd.RandomFourierFeatures(K0, 3, 8))),
+    "relu_net": dict(model=jd.LinearModel(jd.RandomReLUNet(K0, 3, depth=2))),
+    "scan_checkpointed": dict(inner_solver=jd.UnrolledGD(adjoint=jd.Checkpointed())),
+    "krr_linear": dict(inner_solver=jd.KernelRidge()),
+    "krr_rbf": dict(inner_solver=jd.KernelRidge(jd.RBF(2.0))),
+    "krr_nngp": dict(inner_solver=jd.KernelRidge(jd.ReLUNNGP(depth=2))),
+    "krr_ntk": dict(inner_solver=jd.KernelRidge(jd.ReLUNTK(depth=1), jitter=1e-6)),
+    "krr_features": dict(inner_solver=jd.KernelRidge(jd.FeatureKernel(jd.RandomReLUNet(K0, 3)))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_save_load_predict_round_trip(rng, tmp_path, name):
+    X, Y = regression(rng)
+    out = jd.distill(X, Y, m=6, steps=20, T=6, Q=2, eval_every=20, progress=False, **SHIPPED[name])
+    out.save(tmp_path / "r.npz")
+    back = jd.load(tmp_path / "r.npz")
+    assert type(back.model) is type(out.model) and type(back.inner_solver) is type(out.inner_solver)
+    assert repr(back.model) == repr(out.model) and repr(back.inner_solver) == repr(out.inner_solver)
+    np.testing.assert_array_equal(back.predict(X[:9]), out.predict(X[:9]))
+
+
+def test_user_components_are_asked_for_and_checked_on_load(rng, tmp_path):
+    X, Y = regression(rng)
+    for model in (jd.LinearModel(Sines()), jd.FlaxModel(MLP(4))):
+        kw = {} if model.linear_in_params else {"inner_lr": 0.05}
+        out = jd.distill(X, Y, m=6, steps=20, T=6, Q=2, eval_every=20, progress=False, model=model, **kw)
+        out.save(tmp_path / "u.npz")
+        with pytest.raises(ValueError, match=r"Pass it: jaxdistill.load\(.*model=\.\.\.\)"):
+            jd.load(tmp_path / "u.npz")
+        back = jd.load(tmp_path / "u.npz", model=model)
+        np.testing.assert_allclose(back.predict(X[:5]), out.predict(X[:5]))
+    with pytest.raises(ValueError, match=r"differs from the one .* \(first difference: model.module.width\)"):
+        jd.load(tmp_path / "u.npz", model=jd.FlaxModel(MLP(5)))
+
+
+# ------------------------------------------------------------------ checkpoint identity
+@pytest.mark.parametrize("change, field", [
+    (dict(optimizer_x=optax.adam(0.5)), "optimizer"),
+    (dict(model=jd.LinearModel(jd.RandomFourierFeatures(jax.random.PRNGKey(1), 3, 8))), "problem"),
+    (dict(model=jd.LinearModel(jd.RandomFourierFeatures(K0, 3, 8, lengthscale=2.0))), "problem"),
+])
+def test_checkpoint_of_other_settings_is_refused_naming_the_field(rng, tmp_path, change, field):
+    X, Y = regression(rng)
+    base = dict(m=6, steps=40, T=6, Q=2, eval_every=20, progress=False, optimizer_x=optax.adam(0.02),
+                model=jd.LinearModel(jd.RandomFourierFeatures(K0, 3, 8)))
+    jd.distill(X, Y, checkpoint=tmp_path / "c", **base)
+    with pytest.raises(ValueError, match=rf"different run: its {field}"):
+        jd.distill(X, Y, checkpoint=tmp_path / "c", **{**base, **change})
+
+
+def test_checkpoint_of_another_flax_width_is_refused(rng, tmp_path):
+    X, Y = regression(rng)
+    kw = dict(m=6, steps=20, T=4, Q=2, eval_every=20, progress=False, inner_lr=0.05)
+    jd.distill(X, Y, model=jd.FlaxModel(MLP(4)), checkpoint=tmp_path / "c", **kw)
+    with pytest.raises(ValueError, match=r"its problem \(first difference: problem.model.module.width\)"):
+        jd.distill(X, Y, model=jd.FlaxModel(MLP(6)), checkpoint=tmp_path / "c", **kw)
+
+
+def test_user_defined_feature_map_resumes_exactly(rng, tmp_path, monkeypatch):
+    from jaxdistill._src.io import checkpoint as ckpt
+    X, Y = regression(rng)
+    kw = dict(m=6, steps=60, T=6, Q=2, eval_every=20, progress=False, model=jd.LinearModel(Sines()))
+    full = jd.distill(X, Y, **kw)
+    real, calls = ckpt.save_checkpoint, {"n": 0}
+
+    def dying(*a, **k):
+        real(*a, **k)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", dying)
+    with pytest.raises(KeyboardInterrupt):
+        jd.distill(X, Y, checkpoint=tmp_path / "c", **kw)
+    monkeypatch.setattr(ckpt, "save_checkpoint", real)
+    kw["model"] = jd.LinearModel(Sines())                              # a new instance, as in a new process
+    resumed = jd.distill(X, Y, checkpoint=tmp_path / "c", **kw)
+    np.testing.assert_array_equal(resumed.x, full.x)
+    np.testing.assert_array_equal(resumed.history["loss"], full.history["loss"])
+
+
+# ------------------------------------------------------------------ data path, old names
+def test_memory_mapped_input_is_used_in_place(rng, tmp_path):
+    X, Y = regression(rng)
+    np.save(tmp_path / "X.npy", X)
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    a = jd.distill(Xm, Y, m=6, **KW)
+    b = jd.distill(X, Y, m=6, **KW)
+    np.testing.assert_array_equal(a.x, b.x)
+
+
+def test_old_names_fail_with_a_message_naming_the_new_one():
+    with pytest.raises(AttributeError, match="returns a DistillOutput"):
+        jd.AnalyticResult  # noqa: B018
+    with pytest.raises(AttributeError, match=r"InnerModel.loss"):
+        jd.inner_loss  # noqa: B018
