@@ -30,7 +30,7 @@ import optax
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import jaxdistill as jd  # noqa: E402
 from jaxdistill import datasets  # noqa: E402
-from jaxdistill._src.analytic import ridge_unnormalised  # noqa: E402
+from jaxdistill._src.core.linalg import ridge_unnormalised  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results")
 LAM = 1e-2          # λ of ridge / KRR models, unnormalised (‖Φθ − Y‖² + λ‖θ‖²)
@@ -106,10 +106,12 @@ def run_dataset(name, ms, classify, images):
         add("random subset, linear ridge", m, [linear_pred(Xtr[i], Ytr[i], Xte, LAM) for i in subs])
         add("random subset, KRR (NTK)", m, [krr_pred(Xtr[i], Ytr[i], Xte, LAM) for i in subs])
 
-        res, wall = timed(lambda: jd.distill_analytic(Xtr, Ytr, m, lam=LAM, lam_s=0.0, key=0))
+        res, wall = timed(lambda: jd.distill_analytic(Xtr, Ytr, m, lam=LAM, lam_s=0.0, key=0,
+                                                              standardize=False))
         add("analytic (linear)", m, linear_pred(res.x, res.y, Xte, 0.0), wall)
         images.setdefault((name, m), {})["analytic (linear)"] = res.x
-        res2, wall = timed(lambda: jd.distill_analytic(Xtr, Ytr, m, lam=LAM, lam_s=0.0, feature_map=relu, key=0))
+        res2, wall = timed(lambda: jd.distill_analytic(Xtr, Ytr, m, lam=LAM, lam_s=0.0, feature_map=relu, key=0,
+                                                               standardize=False))
         add("analytic (ReLU net)", m, linear_pred(res2.x, res2.y, Xte, 0.0, relu), wall)
 
         kip_kw = dict(m=m, steps=300, eval_every=100, lambda_inner=LAM / m, lr_eta=0.0, standardize=True,

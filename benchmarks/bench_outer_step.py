@@ -34,27 +34,31 @@ OUT = os.path.join(os.path.dirname(__file__), "results")
 def make_solver(d, m, T, solver, q=Q, b=B):
     cfg = jd.DistillConfig(m=m, steps=1, T=T, Q=q, batch_size=b, inner_lr=0.05 * m / 100, lr_x=1e-3, lr_y=1e-3,
                            lr_eta=1e-5, lambda_inner=LAM, lambda_outer=LAM, init="random", reduction="sum")
-    return jd.BilevelSolver(cfg, inner_solver=solver)
+    return jd.BilevelSolver(cfg, solver, jd.make_optimizer(cfg)), jd.Problem(jd.LinearModel(), LAM, LAM)
 
 
-def jax_step_timer(d, m, T, solver, n=N, q=Q, reps=5, inner=3):
-    """(median seconds per step, compile seconds) for one jitted outer step."""
+def jax_step_timer(d, m, T, solver, n=N, q=Q, reps=5, inner=3, b=B):
+    """(median seconds per step, compile seconds) for one jitted outer step on a batch of b rows
+    (Algorithm 1 lines 5–13; the batch is drawn by the driver, outside the step)."""
     key = jax.random.PRNGKey(0)
     X = jax.random.normal(key, (n, d))
     Y = X @ jax.random.normal(jax.random.PRNGKey(1), (d, 1))
-    s = make_solver(d, m, T, solver, q=q)
-    state = s.init(jax.random.PRNGKey(2), X, Y)
-    step = jax.jit(s.step)
+    s, problem = make_solver(d, m, T, solver, q=q)
+    x0 = jax.random.normal(jax.random.PRNGKey(2), (m, d))
+    y0 = jax.random.normal(jax.random.PRNGKey(3), (m, 1))
+    state = s.init(problem, jd.DistillParams(x0, y0, jnp.asarray(s.config.inner_lr)))
+    XB, YB = X[:b], Y[:b]
+    step = jax.jit(lambda st, XB, YB, k: s.step(problem, st, XB, YB, k))
     t0 = time.perf_counter()
-    compiled = step.lower(state, X, Y, key).compile()
+    compiled = step.lower(state, XB, YB, key).compile()
     compile_s = time.perf_counter() - t0
-    state, _ = compiled(state, X, Y, key)
+    state, _ = compiled(state, XB, YB, key)
     jax.block_until_ready(state)
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         for _ in range(inner):
-            state, met = compiled(state, X, Y, key)
+            state, met = compiled(state, XB, YB, key)
         jax.block_until_ready(state)
         times.append((time.perf_counter() - t0) / inner)
     return statistics.median(times), compile_s

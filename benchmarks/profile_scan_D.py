@@ -37,17 +37,19 @@ res = {}
 if what == "jax":
     X = jax.random.normal(jax.random.PRNGKey(0), (1000, d)); Y = X[:, :1]
     cfg = jd.DistillConfig(m=m, steps=1, T=T, Q=Q, batch_size=b, inner_lr=0.05, init="random", reduction="sum")
-    s = jd.BilevelSolver(cfg, inner_solver=jd.UnrolledGD())
-    st = s.init(jax.random.PRNGKey(1), X, Y)
-    th0 = s.sample_theta0(jax.random.PRNGKey(2), st.params.x[:1], 1, Q)
+    s = jd.BilevelSolver(cfg, jd.UnrolledGD(), jd.make_optimizer(cfg))
+    problem = jd.Problem(jd.LinearModel(), cfg.lambda_inner, cfg.lambda_outer)
+    x0 = jax.random.normal(jax.random.PRNGKey(1), (m, d))
+    st = s.init(problem, jd.DistillParams(x0, x0[:, :1], jnp.asarray(0.05)))
+    th0 = problem.model.sample_init(jax.random.PRNGKey(2), st.params.x[:1], 1, Q)
     mask = jnp.ones(Q, bool)
     XB, YB = X[:b], Y[:b]
-    fwd = jax.jit(lambda p: s.outer_loss(p, XB, YB, th0, mask, T)[0])
-    vg = jax.jit(jax.value_and_grad(lambda p: s.outer_loss(p, XB, YB, th0, mask, T)[0]))
-    step = jax.jit(s.step)
+    fwd = jax.jit(lambda p: s.outer_loss(problem, p, XB, YB, th0, mask, T)[0])
+    vg = jax.jit(jax.value_and_grad(lambda p: s.outer_loss(problem, p, XB, YB, th0, mask, T)[0]))
+    step = jax.jit(lambda st, k: s.step(problem, st, XB, YB, k))
     res["forward_ms"] = 1e3 * med(lambda: jax.block_until_ready(fwd(st.params)))
     res["value_and_grad_ms"] = 1e3 * med(lambda: jax.block_until_ready(vg(st.params)))
-    res["step_ms"] = 1e3 * med(lambda: jax.block_until_ready(step(st, X, Y, jax.random.PRNGKey(3))))
+    res["step_ms"] = 1e3 * med(lambda: jax.block_until_ready(step(st, jax.random.PRNGKey(3))))
     F = st.params.x
     Th = jax.random.normal(jax.random.PRNGKey(4), (d, Q))
     R = jax.random.normal(jax.random.PRNGKey(5), (m, Q))

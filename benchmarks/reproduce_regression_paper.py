@@ -24,12 +24,13 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import jaxdistill as jd  # noqa: E402
 from jaxdistill import analysis, datasets  # noqa: E402
+from jaxdistill._src.outer import driver  # noqa: E402
+from jaxdistill._src.problem.data import prepare  # noqa: E402
 
 HERE = os.path.dirname(__file__)
 OUT = os.path.join(HERE, "results")
@@ -49,16 +50,18 @@ def one_run(reading, T, seed, steps):
     X, Y = datasets.synthetic(key=seed, n=r["n"], d=r["d"], noise=1.0)
     Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=seed + 1000)
     cfg = load_config(T=T, m=r["m"], steps=steps)
-    solver = jd.BilevelSolver(cfg, inner_solver=jd.ExactLinearGD())
+    solver = jd.BilevelSolver(cfg, jd.ExactLinearGD(), jd.make_optimizer(cfg))
+    problem = jd.Problem(jd.LinearModel(), cfg.lambda_inner, cfg.lambda_outer)
     key = jax.random.PRNGKey(seed)
     k_init, k_run = jax.random.split(key)
-    Xj, Yj = jnp.asarray(Xtr), jnp.asarray(Ytr)
-    state = solver.init(k_init, Xj, Yj)
+    data = prepare(Xtr, Ytr, m=cfg.m, key=key, validation_fraction=0.0, standardize=cfg.standardize,
+                   validation=(Xte, Yte))
+    state = driver.initial_params(solver, problem, data, k_init)
     snaps, hists = {}, []
     t0 = time.perf_counter()
     for s in sorted({0, *[x for x in SNAPSHOTS if x <= steps], steps}):
         if s > int(state.step):
-            state, h = solver.run(state, Xj, Yj, k_run, validation=(jnp.asarray(Xte), jnp.asarray(Yte)), stop_at=s)
+            state, h = driver.run(solver, problem, data, state, k_run, stop_at=s)
             hists.append(h)
         snaps[s] = (np.asarray(state.params.x), np.asarray(state.params.y), float(state.params.eta),
                     int(cfg.T_at(max(s, 1))))

@@ -48,7 +48,9 @@ def _run(args) -> int:
     if args.seed is not None:
         exp = exp.with_overrides([f"seed={args.seed}"])
     output = args.out or exp.output or os.path.splitext(os.path.basename(args.experiment))[0] + ".npz"
-    checkpoint = None if args.no_checkpoint else (args.checkpoint or exp.checkpoint or output + ".ckpt")
+    # --out names a new run: its checkpoint follows it unless --checkpoint says otherwise
+    default_ckpt = output + ".ckpt" if args.out else (exp.checkpoint or output + ".ckpt")
+    checkpoint = None if args.no_checkpoint else (args.checkpoint or default_ckpt)
     if args.print_config:
         print(json.dumps(exp.to_dict(), indent=2))
         return 0
@@ -62,7 +64,7 @@ def _run(args) -> int:
             os.makedirs(d, exist_ok=True)
     out = jd.distill(Xtr, Ytr, config=exp.config, key=exp.seed, checkpoint=checkpoint, resume=not args.no_resume,
                      progress=None if not args.no_progress else False)
-    out = jd.DistillOutput(**{**out.__dict__, "meta": {**out.meta, "experiment": exp.to_dict()}})
+    out = out.replace(meta={**out.meta, "experiment": exp.to_dict()})
     out.save(output)
     print(out.summary())
     print(f"saved to {output}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
@@ -123,6 +125,10 @@ def _datasets(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxdistill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    from jaxdistill._src.version import __version__
+    parser.add_argument("--version", action="version", version=f"jaxdistill {__version__}")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="do not use the on-disk compilation cache (~/.cache/jaxdistill/xla, or $JAXDISTILL_CACHE)")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="distil a bundled data set and compare with the baselines")
     demo.add_argument("--dataset", default="diabetes", choices=["diabetes", "synthetic"])
@@ -160,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     ds.set_defaults(func=_datasets)
 
     args = parser.parse_args(argv)
+    if not args.no_cache:
+        from jaxdistill._src.core.compile_cache import enable_compilation_cache
+        try:
+            enable_compilation_cache()
+        except OSError:
+            pass  # an unwritable cache folder only costs compile time
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, ImportError) as exc:

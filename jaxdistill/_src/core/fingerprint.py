@@ -136,6 +136,6 @@ def data_fingerprint(*arrays) -> str:
     h = hashlib.sha256()
     for a in arrays:
         h.update(f"{np.shape(a)}{np.asarray(a[:0]).dtype}".encode())
-        for i in range(0, a.shape[0], 65536):
-            h.update(np.ascontiguousarray(a[i:i + 65536]).tobytes())
+        for i in range(0, a.shape[0], 4096):
+            h.update(memoryview(np.ascontiguousarray(a[i:i + 4096])).cast("B"))
     return h.hexdigest()

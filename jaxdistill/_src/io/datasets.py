@@ -56,7 +56,18 @@ def load(name: str, **kwargs):
     * ``sunspots`` — yearly sunspot activity 1700–2008 as autoregressive windows (``lags`` default 12).
 
     Time series keep their order; split them with ``train_test_split(..., shuffle=False)``.
+    An option a data set does not have is an error (a typo such as ``lag=8`` is never ignored).
     """
+    if name not in NAMES:
+        raise ValueError(f"Unknown data set {name!r}; available: {', '.join(NAMES)}.")
+    allowed = _OPTIONS.get(name, ())
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"Data set {name!r} has no option(s) {unknown}; "
+                         + (f"its options are {list(allowed)}." if allowed else "it takes no options."))
+    if "lags" in kwargs:
+        from jaxdistill._src.core.validate import check_int
+        kwargs["lags"] = check_int(f"{name} lags", kwargs["lags"], 1)
     if name == "diabetes":
         X, y = _need("sklearn.datasets", "data").load_diabetes(return_X_y=True)
         return X.astype(np.float64), y.astype(np.float64)[:, None]
@@ -78,6 +89,7 @@ def load(name: str, **kwargs):
 
 
 NAMES = ("diabetes", "digits", "synthetic", "randhie", "fair", "co2", "sunspots")
+_OPTIONS = {"synthetic": ("key", "n", "d", "noise"), "co2": ("lags",), "sunspots": ("lags",)}
 TIME_SERIES = ("co2", "sunspots")
 
 

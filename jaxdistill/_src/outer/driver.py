@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, DistillState, StepMetrics
-from jaxdistill._src.problem.data import TrainData
+from jaxdistill._src.problem.data import TrainData, standardize_on_device
 from jaxdistill._src.problem.problem import Problem
 
 #: how many times each compiled function was traced in this process (compilations of new settings)
@@ -31,12 +31,16 @@ STATUSES = ("success", "unstable", "nonfinite")
 
 
 @partial(jax.jit, static_argnames=("full_batch",))
-def _run_chunk(solver: BilevelSolver, problem: Problem, state: DistillState, XB, YB, run_key, valid,
+def _run_chunk(solver: BilevelSolver, problem: Problem, state: DistillState, XB, YB, stats, run_key, valid,
                full_batch: bool):
+    """``len(valid)`` outer steps in one ``lax.scan``; steps with valid=False are no-ops. Batches (chunk, b, ·)
+    are raw rows standardised here when ``stats`` is given, else already standardised."""
     TRACES["chunk"] += 1
 
     def body(st, xs):
         v, xb, yb = xs if not full_batch else (xs, XB, YB)
+        if stats is not None:
+            xb, yb = standardize_on_device(stats, xb, yb)
 
         def skip(st):
             nan = jnp.asarray(jnp.nan, st.params.eta.dtype)
@@ -120,6 +124,8 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     b = min(cfg.batch_size, data.n_train)
     full_batch = cfg.batch_size >= data.n_train
     full = data.all_train() if full_batch else None
+    raw = data.raw_batches and not full_batch
+    device_stats = data.device_standardizer() if raw else None
     validation = data.validation()
     eval_key = jax.random.fold_in(run_key, 0)  # steps use s >= 1
     fields = [f for f in StepMetrics._fields if f != "finite"]
@@ -147,10 +153,11 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         n_valid = min(chunk, last - done)
         valid = jnp.arange(chunk) < n_valid
         if full_batch:
-            XB, YB = full
+            (XB, YB), stats = full, None
         else:
-            XB, YB = data.rows(np.asarray(_draw_indices(run_key, done, data.n_train, chunk, b)))
-        state, met = _run_chunk(solver, problem, state, XB, YB, run_key, valid, full_batch)
+            XB, YB = data.rows(np.asarray(_draw_indices(run_key, done, data.n_train, chunk, b)), raw=raw)
+            stats = device_stats if raw else None
+        state, met = _run_chunk(solver, problem, state, XB, YB, stats, run_key, valid, full_batch)
         met = jax.tree_util.tree_map(np.asarray, met)
         ok = met.finite
         recs.append({f: getattr(met, f)[ok] for f in fields})

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-_BLOCK = 16384
+_BLOCK = 4096  # rows per block of host passes: float64 temporaries of a few MiB
 
 
 def as_2d_float(name: str, a, *, allow_1d: bool) -> np.ndarray:
@@ -163,10 +163,27 @@ class TrainData:
     def d_out(self) -> int:
         return int(self.Y.shape[1])
 
-    def rows(self, idx: np.ndarray) -> tuple[jax.Array, jax.Array]:
-        """Standardised training rows ``train[idx]`` (idx of any shape) as device arrays (…, d), (…, d_out)."""
+    @property
+    def raw_batches(self) -> bool:
+        """True when batches go to the device as raw rows and are standardised there (see :meth:`rows`)."""
+        return self.X.dtype == self.dtype and self.Y.dtype == self.dtype
+
+    def device_standardizer(self) -> tuple[jax.Array, ...]:
+        """(x_mean, x_scale, y_mean, y_scale) in the compute dtype, for :func:`standardize_on_device`."""
+        return tuple(jnp.asarray(a, self.dtype) for a in self.standardizer)
+
+    def rows(self, idx: np.ndarray, raw: bool = False) -> tuple[jax.Array, jax.Array]:
+        """Training rows ``train[idx]`` (idx of any shape) as device arrays (…, d), (…, d_out).
+
+        Standardised on the host in float64, or with ``raw=True`` (only when :attr:`raw_batches`) sent
+        as they are, to be standardised on the device: the data are already in the compute dtype, so
+        (x − μ)/s there is as exact as the data, and the host only gathers (O(b·d) memory traffic).
+        """
         r = self.train[np.asarray(idx).ravel()]
         shape = np.shape(idx)
+        if raw:
+            return (jnp.asarray(np.take(self.X, r, axis=0).reshape(*shape, self.d)),
+                    jnp.asarray(np.take(self.Y, r, axis=0).reshape(*shape, self.d_out)))
         xs = self.standardizer.x(self.X[r]).reshape(*shape, self.d)
         ys = self.standardizer.y(self.Y[r]).reshape(*shape, self.d_out)
         return jnp.asarray(xs, self.dtype), jnp.asarray(ys, self.dtype)
@@ -192,6 +209,12 @@ class TrainData:
             parts = (self.X, self.Y) if self._X_val is None else (self.X, self.Y, self._X_val, self._Y_val)
             self._fingerprint = data_fingerprint(*parts)
         return self._fingerprint
+
+
+def standardize_on_device(stats, X, Y):
+    """(X − μ_x)/s_x, (Y − μ_y)/s_y with ``stats`` from :meth:`TrainData.device_standardizer` (traceable)."""
+    xm, xs, ym, ys = stats
+    return (X - xm) / xs, (Y - ym) / ys
 
 
 def prepare(X, Y, *, m: int, key: jax.Array, validation_fraction: float, standardize: bool,
