@@ -14,7 +14,7 @@ BACKEND_COMPILES = []
 jax.monitoring.register_event_duration_secs_listener(
     lambda name, dur, **kw: BACKEND_COMPILES.append(name) if name.endswith("backend_compile_duration") else None)
 
-KW = dict(steps=40, T=12, Q=2, eval_every=20, progress=False)
+KW = dict(steps=40, T=12, Q=2, eval_every=20, progress=False, validation_fraction=0.0)  # no held-out monitor
 
 
 def regression(rng, n=160, d=3):
@@ -179,7 +179,8 @@ def test_user_components_are_asked_for_and_checked_on_load(rng, tmp_path):
     X, Y = regression(rng)
     for model in (jd.LinearModel(Sines()), jd.FlaxModel(MLP(4))):
         kw = {} if model.linear_in_params else {"inner_lr": 0.05}
-        out = jd.distill(X, Y, m=6, steps=20, T=6, Q=2, eval_every=20, progress=False, model=model, **kw)
+        out = jd.distill(X, Y, m=6, steps=20, T=6, Q=2, eval_every=20, progress=False, model=model,
+                         validation_fraction=0.0, **kw)
         out.save(tmp_path / "u.npz")
         with pytest.raises(ValueError, match=r"Pass it: jaxdistill.load\(.*model=\.\.\.\)"):
             jd.load(tmp_path / "u.npz")
