@@ -34,7 +34,7 @@ OUT = os.path.join(os.path.dirname(__file__), "results")
 def make_solver(d, m, T, solver, q=Q, b=B):
     cfg = jd.DistillConfig(m=m, steps=1, T=T, Q=q, batch_size=b, inner_lr=0.05 * m / 100, lr_x=1e-3, lr_y=1e-3,
                            lr_eta=1e-5, lambda_inner=LAM, lambda_outer=LAM, init="random", reduction="sum")
-    return jd.BilevelSolver(cfg, solver, jd.make_optimizer(cfg)), jd.Problem(jd.LinearModel(), LAM, LAM)
+    return jd.BilevelSolver(cfg, solver, jd.make_optimizer(cfg)), jd.Problem(jd.LinearModel(init_scale=1.0), LAM, LAM)
 
 
 def jax_step_timer(d, m, T, solver, n=N, q=Q, reps=5, inner=3, b=B):

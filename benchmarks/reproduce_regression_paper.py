@@ -51,7 +51,7 @@ def one_run(reading, T, seed, steps):
     Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=seed + 1000)
     cfg = load_config(T=T, m=r["m"], steps=steps)
     solver = jd.BilevelSolver(cfg, jd.ExactLinearGD(), jd.make_optimizer(cfg))
-    problem = jd.Problem(jd.LinearModel(), cfg.lambda_inner, cfg.lambda_outer)
+    problem = jd.Problem(jd.LinearModel(init_scale=cfg.theta0_scale), cfg.lambda_inner, cfg.lambda_outer)
     key = jax.random.PRNGKey(seed)
     k_init, k_run = jax.random.split(key)
     data = prepare(Xtr, Ytr, m=cfg.m, key=key, validation_fraction=0.0, standardize=cfg.standardize,

@@ -70,8 +70,14 @@ def _run(args) -> int:
     print(f"saved to {output}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
     if not args.no_eval:
         print()
-        print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed))
+        print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp)))
     return 0 if out.status != "nonfinite" else 1
+
+
+def _last_value_column(exp):
+    """Autoregressive windows end with y_{t−1}: the naive forecast's input column (None otherwise)."""
+    from jaxdistill import datasets
+    return -1 if exp.dataset.get("name") in datasets.TIME_SERIES else None
 
 
 def _data_for(out, args):
@@ -89,7 +95,7 @@ def _evaluate(args) -> int:
     out = jd.load(args.result)
     exp, (Xtr, Ytr, Xte, Yte) = _data_for(out, args)
     print(out.summary() + "\n")
-    print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed))
+    print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp)))
     return 0
 
 

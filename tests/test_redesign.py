@@ -251,3 +251,37 @@ def test_old_names_fail_with_a_message_naming_the_new_one():
         jd.AnalyticResult  # noqa: B018
     with pytest.raises(AttributeError, match=r"InnerModel.loss"):
         jd.inner_loss  # noqa: B018
+
+
+# ------------------------------------------------------------------ defaults (issue 10's first part)
+def test_default_linear_model_starts_from_zero_and_the_paper_config_from_n01(rng):
+    import warnings
+    X = rng.normal(size=(150, 12))
+    Y = X @ rng.normal(size=(12, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                      # the default (θ₀ = 0) warns about nothing
+        out = jd.distill(X, Y, m=5, **KW)
+    assert out.model.init_scale == 0.0 and "θ₀ = 0" in out.procedure()
+    with pytest.warns(UserWarning, match=r"never trained \(Lemma 2.3\).*init_scale=0"):
+        jd.distill(X, Y, m=5, model=jd.LinearModel(init_scale=1.0), **KW)
+    paper = jd.paper_a7(T=5, m=5, steps=10)
+    with pytest.warns(UserWarning, match="never trained"):
+        out = jd.distill(X, Y, config=paper, progress=False)
+    assert out.model.init_scale == 1.0
+    with pytest.raises(ValueError, match="theta0_scale applies to the default model only"):
+        jd.distill(X, Y, m=5, model=jd.LinearModel(), theta0_scale=1.0, **KW)
+
+
+def test_naive_last_value_row_for_autoregressive_windows(rng):
+    series = np.cumsum(rng.normal(size=300))
+    X, Y = datasets_ar(series)
+    out = jd.distill(X[:200], Y[:200], m=6, **KW)
+    rep = jd.evaluate(out, X[200:], Y[200:], X[:200], Y[:200], n_subsets=2, last_value_column=-1)
+    yt, naive = Y[200:, 0], X[200:, -1]
+    r2 = 1 - np.sum((naive - yt) ** 2) / np.sum((yt - yt.mean()) ** 2)
+    assert rep.row("naive: last value")["r2"] == pytest.approx(r2, rel=1e-10)
+
+
+def datasets_ar(series):
+    from jaxdistill import datasets
+    return datasets.ar_windows(series, lags=4)

@@ -35,6 +35,20 @@ def default_inner_solver(model: InnerModel) -> InnerSolver:
     return ExactLinearGD() if model.linear_in_params else UnrolledGD()
 
 
+def _warn_untrained_theta0(model, data, m: int) -> None:
+    """Lemma 2.3: with θ₀ ~ N(0, σ²I), σ > 0 and m < p, GD on m points never moves θ₀ outside their span."""
+    scale = getattr(model, "init_scale", 0.0)
+    if not model.linear_in_params or not scale:
+        return
+    p = jax.eval_shape(model.featurize, jax.ShapeDtypeStruct((1, data.d), data.dtype)).shape[-1]
+    if m < p:
+        warnings.warn(
+            f"θ₀ ~ N(0, {scale:g}²I) with m = {m} distilled points and p = {p} features: the part of θ₀ outside "
+            f"the span of the {m} points (dimension ≥ {p - m}) is never trained (Lemma 2.3) and stays as noise "
+            "in every prediction of the T-step model. Use LinearModel(..., init_scale=0) (the default) or m >= p.",
+            stacklevel=3)
+
+
 def _identity(config, key, data, problem, solver, theta_shapes) -> dict:
     return {"config": config.to_dict(), "key": key_to_list(key), "data": data.fingerprint(),
             "problem": {**flat_description(problem, "problem"), "problem.theta0_shapes": str(theta_shapes)},
@@ -64,7 +78,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       m: number of distilled points (overrides ``config.m``).
       key: ``jax.random`` key or integer seed (default 0). The whole run is a function of it.
       config: a :class:`DistillConfig`; ``**overrides`` replace single fields of it.
-      model: inner model (default :class:`LinearModel`, identity features, θ₀ ~ N(0, I)).
+      model: inner model (default :class:`LinearModel`, identity features, θ₀ = 0; ``theta0_scale`` sets σ).
       inner_solver: how θ_T is computed (default: the exact fast path :class:`ExactLinearGD` for
         linear models, the scan :class:`UnrolledGD` otherwise).
       objective: the outer objective (default :class:`BatchLoss`, Def. 2.5 on sampled batches).
@@ -108,7 +122,11 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     seed = seed_of(key)
     key = as_key(key)
     k_split, k_init, k_run = jax.random.split(key, 3)
-    model = LinearModel() if model is None else model
+    if model is None:
+        model = LinearModel(init_scale=config.theta0_scale or 0.0)
+    elif config.theta0_scale is not None:
+        raise ValueError("theta0_scale applies to the default model only; with model=... set its own "
+                         "initialisation (e.g. LinearModel(feature_map, init_scale=1.0)).")
     if not isinstance(model, InnerModel):
         raise ValueError(f"model must be a jaxdistill InnerModel (LinearModel, FlaxModel, ...), got {model!r}.")
     inner_solver = default_inner_solver(model) if inner_solver is None else inner_solver
@@ -123,6 +141,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
                                                                 optimizer_eta))
     data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
                    standardize=config.standardize, validation=validation)
+    _warn_untrained_theta0(model, data, config.m)
     state = driver.initial_params(solver, problem, data, k_init)
 
     history, on_chunk, notes = None, None, {}

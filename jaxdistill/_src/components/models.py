@@ -66,13 +66,15 @@ class LinearModel(InnerModel):
 
     Args:
       feature_map: the fixed feature map Φ (default :class:`Identity`).
-      init_scale: σ, the standard deviation of the Gaussian p(θ₀) (1 as in Algorithm 1's
-        experiments). ``0`` starts every inner run from θ₀ = 0 (deterministic, Q = 1 suffices).
+      init_scale: σ, the standard deviation of the Gaussian p(θ₀). The default ``0`` starts every inner
+        run from θ₀ = 0, as linear models are trained in practice. The paper's experiments use σ = 1
+        (``paper_a7()``); with m < p the part of θ₀ outside the span of the m distilled rows is then
+        never trained (Lemma 2.3) and stays as noise in every prediction.
     """
 
     linear_in_params = True
 
-    def __init__(self, feature_map: FeatureMap | None = None, init_scale: float = 1.0):
+    def __init__(self, feature_map: FeatureMap | None = None, init_scale: float = 0.0):
         self.feature_map = Identity() if feature_map is None else feature_map
         if not isinstance(self.feature_map, FeatureMap):
             raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {type(feature_map).__name__}.")

@@ -105,6 +105,8 @@ class DistillConfig:
       validation_fraction: fraction of the given rows held out to monitor the held-out loss
         (never used for the meta-gradient); 0 disables it.
       eval_every: steps between held-out evaluations (also the chunk of compiled steps).
+      theta0_scale: σ of p(θ₀) = N(0, σ²I) for the default model (``LinearModel``) when no ``model`` is
+        passed; ``None`` keeps the model's default, θ₀ = 0. ``paper_a7()`` sets 1 (the paper's N(0, I)).
     """
 
     m: int = _static(10)
@@ -128,6 +130,7 @@ class DistillConfig:
     standardize: bool = _static(True)
     validation_fraction: float = _static(0.1)
     eval_every: int = _static(50)
+    theta0_scale: float | None = _static(None)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass, normalise in place
@@ -141,6 +144,8 @@ class DistillConfig:
             raise ValueError(f"init must be one of {_INITS}, got {self.init!r}.")
         if self.reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {self.reduction!r}.")
+        if self.theta0_scale is not None:
+            set_("theta0_scale", check_float("theta0_scale", self.theta0_scale, lo=0.0))
         if self.eta_cap is not None:
             set_("eta_cap", check_float("eta_cap", self.eta_cap, positive=True, hi=1.0))
         set_("eta_floor", check_float("eta_floor", self.eta_floor, positive=True))
@@ -199,7 +204,7 @@ def paper_a7(T: int = 100, m: int = 100, steps: int = 2500) -> DistillConfig:
     """The regression paper's appendix A.7 / §2.3 experiment.
 
     α_x = α_y = 0.0025, α_η = 0.00025, η̃₀ = 0.05, b = 32, q = 30, λ_I = λ_O = 0.001, S = 2500,
-    random initialisation, Σ_q reduction (eq. 7), the q and T schedules (max_q is not given in the
+    random initialisation, θ₀ ~ N(0, I), Σ_q reduction (eq. 7), the q and T schedules (max_q is not given in the
     paper; we use 60), 80/20 split. η̃ is capped at 0.9 × the stability bound: the paper does not say
     how η̃ stays stable, and without a cap α_η = 0.00025 pushes it over the bound of Lemma 2.4 within a
     few steps on its own synthetic data (the run then diverges). Not a good default for users: plain
@@ -210,5 +215,5 @@ def paper_a7(T: int = 100, m: int = 100, steps: int = 2500) -> DistillConfig:
         m=m, steps=steps, T=T, Q=30, batch_size=32, inner_lr=0.05, lr_x=0.0025, lr_y=0.0025,
         lr_eta=0.00025, lambda_inner=1e-3, lambda_outer=1e-3, init="random", reduction="sum",
         q_schedule=QSchedule(max_q=60), t_schedule=TSchedule(), standardize=False, eta_cap=0.9,
-        validation_fraction=0.2, eval_every=50,
+        validation_fraction=0.2, eval_every=50, theta0_scale=1.0,
     )

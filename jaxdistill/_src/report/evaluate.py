@@ -11,7 +11,9 @@ T steps of gradient descent (``distill`` with :class:`ExactLinearGD` / :class:`U
   trained the same two ways (``n_subsets`` draws). A subset has no learned η̃; it uses half the
   stability bound of Lemma 2.4 of that subset (linear models) or the result's η̃ (others);
 * ``full data, ridge`` — ridge with λ_I on all training rows: what distillation tries to match;
-* ``mean of training targets`` — the constant predictor (R² ≈ 0): the floor any model must beat.
+* ``mean of training targets`` — the constant predictor (R² ≈ 0): the floor any model must beat;
+* ``naive: last value`` (with ``last_value_column``, for autoregressive windows) — the forecast
+  "next value = the last observed one", read from that input column.
 
 For exact procedures (a :class:`KernelRidge` run, an analytic set) the rows are ``distilled``,
 ``random subset`` and ``full data`` with that procedure (for analytic sets the full-data row is the
@@ -69,7 +71,8 @@ def _scores(pred, Y):
 
 
 def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, key=0, n_inits: int = 32,
-             n_subsets: int = 20, model=None, inner_solver=None) -> EvalReport:
+             n_subsets: int = 20, last_value_column: int | None = None, model=None,
+             inner_solver=None) -> EvalReport:
     """Compare the distilled set with a random real subset of the same size and the full data.
 
     Args:
@@ -81,6 +84,8 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
       key: key or seed for θ₀ draws and subset draws.
       n_inits: θ₀ draws per T-step-GD evaluation.
       n_subsets: random subsets drawn for the baseline.
+      last_value_column: for autoregressive windows (``datasets.ar_windows``: the last column is
+        y_{t−1}), the input column holding the last observed value: adds the naive forecast row.
       model, inner_solver: deprecated; a result carries its own. Given, they must equal the result's.
 
     Returns:
@@ -170,4 +175,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
             add("full data", n_tr, out.procedure(), [train_predict(Ftr, Ytr_s, 0.0, jnp.zeros((1, 1, 1), dt))[0]])
     add("mean of training targets", n_tr, "constant: the training mean",
         [jnp.broadcast_to(jnp.mean(Ytr_s, axis=0), (Xte.shape[0], d_out))])
+    if last_value_column is not None:
+        col = Xte[:, [last_value_column] * d_out]                   # original units → standardised for add()
+        add("naive: last value", 0, f"y_t = input column {last_value_column} (no training)", [std.y(col)])
     return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0])
