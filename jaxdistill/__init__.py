@@ -33,8 +33,6 @@ from jaxdistill._src.inner.base import Solution as Solution
 from jaxdistill._src.inner.exact_linear import ExactLinearGD as ExactLinearGD
 from jaxdistill._src.inner.kernel_ridge import KernelRidge as KernelRidge
 from jaxdistill._src.inner.unrolled import UnrolledGD as UnrolledGD
-from jaxdistill._src.io.results import load as load
-from jaxdistill._src.io.results import save as save
 from jaxdistill._src.outer.step import BilevelSolver as BilevelSolver
 from jaxdistill._src.outer.step import DistillParams as DistillParams
 from jaxdistill._src.outer.step import DistillState as DistillState
@@ -51,6 +49,8 @@ from jaxdistill._src.problem.problem import Problem as Problem
 from jaxdistill._src.report.evaluate import EvalReport as EvalReport
 from jaxdistill._src.report.evaluate import evaluate as evaluate
 from jaxdistill._src.result import DistillOutput as DistillOutput
+from jaxdistill._src.result import load as load
+from jaxdistill._src.result import save as save
 from jaxdistill._src.version import __version__ as __version__
 
 _MOVED = {

@@ -20,13 +20,10 @@ from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import ridge
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
+from jaxdistill._src.io import results as result_files
+from jaxdistill._src.outer.driver import STATUSES  # noqa: F401 - re-exported: the statuses a result can have
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.data import Standardizer, as_2d_float
-
-#: Status values. ``success``: all steps finite and η̃ below the stability bound throughout;
-#: ``unstable``: finished, but η̃ exceeded the bound of Lemma 2.4 at some step;
-#: ``nonfinite``: stopped early at a non-finite loss or gradient (the last finite state is kept).
-STATUSES = ("success", "unstable", "nonfinite")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,8 +142,20 @@ class DistillOutput:
 
     def save(self, path) -> None:
         """Write this result to one self-describing ``.npz`` file (atomically). See :func:`jaxdistill.load`."""
-        from jaxdistill._src.io.results import save
-        save(self, path)
+        result_files.save(self, path)
+
+    @classmethod
+    def load(cls, path, *, model=None, inner_solver=None) -> DistillOutput:
+        """Load a file written by :meth:`save`.
+
+        Shipped components are rebuilt from the file. A result made with a user-defined feature map,
+        flax module or other custom component needs it given back (``model=...``); it is checked against
+        the saved fingerprint and refused, naming the first difference, if it is not the same.
+
+        Raises ``FileNotFoundError`` or ``ValueError`` (corrupt, truncated, foreign, inconsistent or
+        newer-format files) with a message saying what is wrong.
+        """
+        return cls(**result_files.read(path, model=model, inner_solver=inner_solver))
 
     def replace(self, **changes) -> DistillOutput:
         return dataclasses.replace(self, **changes)
@@ -166,3 +175,13 @@ class DistillOutput:
 
     def __repr__(self) -> str:
         return self.summary()
+
+
+def load(path, *, model=None, inner_solver=None) -> DistillOutput:
+    """Load a result saved by :meth:`DistillOutput.save` (see :meth:`DistillOutput.load`)."""
+    return DistillOutput.load(path, model=model, inner_solver=inner_solver)
+
+
+def save(out: DistillOutput, path) -> None:
+    """Save a result (same as ``out.save(path)``)."""
+    out.save(path)

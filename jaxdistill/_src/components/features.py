@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdistill._src.core.component import Component
+from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.validate import check_float, check_int
 
 
@@ -86,7 +87,6 @@ class RandomFourierFeatures(FeatureMap):
     """
 
     def __init__(self, key: jax.Array, d: int, p: int, lengthscale: float = 1.0):
-        from jaxdistill._src.core.keys import as_key
         d, p = check_int("RandomFourierFeatures d", d, 1), check_int("RandomFourierFeatures p", p, 1)
         lengthscale = check_float("RandomFourierFeatures lengthscale", lengthscale, positive=True)
         kw, kb = jax.random.split(as_key(key))
@@ -129,7 +129,6 @@ class RandomReLUNet(FeatureMap):
     """
 
     def __init__(self, key: jax.Array, d: int, depth: int = 2, negative_slope: float = 0.2):
-        from jaxdistill._src.core.keys import as_key
         d, depth = check_int("RandomReLUNet d", d, 1), check_int("RandomReLUNet depth", depth, 1)
         alpha = check_float("negative_slope", negative_slope)
         if not 0 < alpha < 1:

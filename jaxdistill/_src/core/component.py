@@ -23,6 +23,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxdistill._src.core.fingerprint import fingerprint
+
 _FROZEN = "_jd_frozen"
 _DYNAMIC = "_jd_dynamic"
 _PRIVATE = (_FROZEN, _DYNAMIC)
@@ -47,7 +49,6 @@ class _Static:
             hash(value)
             self._key = value
         except TypeError:
-            from jaxdistill._src.core.fingerprint import fingerprint
             self._key = ("__fingerprint__", fingerprint(value))
 
     def __eq__(self, other):

@@ -35,8 +35,6 @@ def _qualname(obj) -> str:
 
 def describe(obj: Any, _depth: int = 0, _seen: frozenset = frozenset()) -> Any:
     """A canonical JSON-able description of ``obj`` (see module docs)."""
-    from jaxdistill._src.core.component import Component
-
     if _depth > _MAX_DEPTH:
         return {"too_deep": _qualname(type(obj))}
     if obj is None or isinstance(obj, (bool, str)):
@@ -56,7 +54,7 @@ def describe(obj: Any, _depth: int = 0, _seen: frozenset = frozenset()) -> Any:
         return {"cycle": _qualname(type(obj))}
     seen = _seen | {id(obj)}
     d = lambda v: describe(v, _depth + 1, seen)  # noqa: E731
-    if isinstance(obj, Component):
+    if getattr(obj, "_jd_frozen", False):  # a Component (duck-typed: this module sits below component.py)
         return {"class": _qualname(type(obj)), "attributes": {k: d(v) for k, v in sorted(obj.attributes().items())}}
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # NamedTuple (optax GradientTransformation, states)
         return {"namedtuple": _qualname(type(obj)), "fields": {f: d(getattr(obj, f)) for f in obj._fields}}

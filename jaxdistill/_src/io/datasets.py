@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from jaxdistill._src.core.keys import as_key
+from jaxdistill._src.core.validate import check_int
 
 
 def _need(module: str, extra: str):
@@ -66,7 +67,6 @@ def load(name: str, **kwargs):
         raise ValueError(f"Data set {name!r} has no option(s) {unknown}; "
                          + (f"its options are {list(allowed)}." if allowed else "it takes no options."))
     if "lags" in kwargs:
-        from jaxdistill._src.core.validate import check_int
         kwargs["lags"] = check_int(f"{name} lags", kwargs["lags"], 1)
     if name == "diabetes":
         X, y = _need("sklearn.datasets", "data").load_diabetes(return_X_y=True)

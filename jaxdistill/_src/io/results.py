@@ -1,4 +1,8 @@
-"""Save and load a :class:`DistillOutput` as one self-describing ``.npz`` file.
+"""The result file format: a :class:`DistillOutput` as one self-describing ``.npz`` file.
+
+This module knows the format, not the class: :func:`save` reads the result's attributes and
+:func:`read` returns the constructor's fields (``DistillOutput.load`` builds the object), so imports run
+one way, result → io.
 
 Layout: numeric arrays (``x``, ``y``, standardisation statistics, history, the arrays of the model and
 inner solver) plus ``__meta__``, a JSON document with the format tag and version, library version,
@@ -14,9 +18,9 @@ import numpy as np
 
 from jaxdistill._src.io.files import read_npz, write_npz
 from jaxdistill._src.io.specs import NeedsComponent, check_same, from_spec, identity, to_spec
+from jaxdistill._src.outer.driver import STATUSES
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.data import Standardizer
-from jaxdistill._src.result import STATUSES, DistillOutput
 from jaxdistill._src.version import __version__
 
 FORMAT = "jaxdistill.DistillOutput"
@@ -24,7 +28,7 @@ FORMAT_VERSION = 2
 _STD = ("x_mean", "x_scale", "y_mean", "y_scale")
 
 
-def save(out: DistillOutput, path) -> None:
+def save(out, path) -> None:
     """Save ``out`` to ``path`` (``.npz``), atomically."""
     arrays = {"x": np.asarray(out.x), "y": np.asarray(out.y)}
     arrays.update({f"std_{k}": np.asarray(getattr(out.standardizer, k)) for k in _STD})
@@ -52,8 +56,8 @@ def _component(meta, files, name, given, path):
                          "it is checked against the saved one.") from None
 
 
-def load(path, *, model=None, inner_solver=None) -> DistillOutput:
-    """Load a file written by :meth:`DistillOutput.save`.
+def read(path, *, model=None, inner_solver=None) -> dict:
+    """The fields of a :class:`DistillOutput` saved by :func:`save` (see ``DistillOutput.load``).
 
     Shipped components are rebuilt from the file. A result made with a user-defined feature map,
     flax module or other custom component needs it given back (``model=...``); it is checked against
@@ -96,7 +100,7 @@ def load(path, *, model=None, inner_solver=None) -> DistillOutput:
         raise ValueError(f"{path!r} is inconsistent ({'; '.join(problems)}); it was damaged or edited by hand. "
                          "Re-create it with DistillOutput.save().")
     history = {k: files[f"hist_{k}"] for k in meta.get("history_keys", []) if f"hist_{k}" in files}
-    return DistillOutput(
+    return dict(
         x=x, y=y, inner_lr=None if inner_lr is None else float(inner_lr), history=history,
         config=None if meta.get("config") is None else DistillConfig.from_dict(meta["config"]),
         standardizer=std, status=meta["status"],

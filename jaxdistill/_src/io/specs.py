@@ -87,8 +87,9 @@ def from_spec(spec, arrays: dict[str, np.ndarray]):
 
 def identity(obj, name: str) -> dict:
     """What a file records to check a component given back later: fingerprint and flat description."""
-    return {"fingerprint": fingerprint(obj), "flat": flat_description(obj, name), "class": describe(obj).get(
-        "class", type(obj).__qualname__) if isinstance(describe(obj), dict) else type(obj).__qualname__}
+    desc = describe(obj)
+    cls = desc.get("class", type(obj).__qualname__) if isinstance(desc, dict) else type(obj).__qualname__
+    return {"fingerprint": fingerprint(obj), "flat": flat_description(obj, name), "class": cls}
 
 
 def check_same(saved: dict, obj, name: str, where: str) -> None:

@@ -27,6 +27,9 @@ from jaxdistill._src.problem.problem import Problem
 #: how many times each compiled function was traced in this process (compilations of new settings)
 TRACES = {"chunk": 0, "init": 0, "held_out": 0}
 
+#: Status values. ``success``: all steps finite and η̃ below the stability bound throughout;
+#: ``unstable``: finished, but η̃ exceeded the bound of Lemma 2.4 at some step;
+#: ``nonfinite``: stopped early at a non-finite loss or gradient (the last finite state is kept).
 STATUSES = ("success", "unstable", "nonfinite")
 
 

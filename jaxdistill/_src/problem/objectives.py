@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jaxdistill._src.components.models import InnerModel
 from jaxdistill._src.core.component import Component
 from jaxdistill._src.inner.base import AffineSolution, Solution
+from jaxdistill._src.inner.exact_linear import ExactLinearGD
 
 
 class Objective(Component):
@@ -48,7 +49,6 @@ class ExpectedBatchLoss(Objective):
     def check(self, model, inner_solver):
         if not model.linear_in_params or not hasattr(model, "init_scale"):
             raise ValueError("ExpectedBatchLoss needs a LinearModel (Gaussian θ₀ with an init_scale).")
-        from jaxdistill._src.inner.exact_linear import ExactLinearGD
         if not isinstance(inner_solver, ExactLinearGD):
             raise ValueError("ExpectedBatchLoss needs inner_solver=ExactLinearGD() (an affine solution in θ₀).")
 
