@@ -185,7 +185,6 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
         meta={"objective": repr(objective), "optimizer": solver.optimizer.key[:16],
               "n_train": data.n_train, "n_validation": data.n_validation, "wall_time_s": wall,
               "compilations": {k: driver.TRACES[k] - traces0[k] for k in driver.TRACES},
-              "data_fingerprint": data.fingerprint()[:16],
               "jaxdistill_version": __version__, "jax_version": jax.__version__,
               "backend": jax.default_backend(), **notes})
     if status == "nonfinite" and raise_on_failure:

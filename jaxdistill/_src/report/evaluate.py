@@ -128,13 +128,14 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
 
     k_gd, k_sub = jax.random.split(key)
     Fd, Yd = mdl.featurize(jnp.asarray(out.x, dt)), jnp.asarray(out.y, dt)
+    no_theta0 = jnp.zeros((1, Fd.shape[1], d_out), dt)  # exact procedures ignore θ₀; same shape as predict's
     gd, linear = out.uses_gd, mdl.linear_in_params
     if gd:
         eta = jnp.asarray(out.inner_lr, dt)
         add("distilled, T-step GD", out.m, out.procedure(), train_predict(Fd, Yd, eta, mdl.sample_init(
             k_gd, Fd, d_out, n_inits)))
         if linear:
-            add("distilled, ridge", out.m, out.procedure(limit=True), [Fte @ ridge(Fd, Yd, lam)])
+            add("distilled, ridge", out.m, out.procedure(limit=True), [out.predict_standardized(Fte, limit=True)])
     else:
         add("distilled", out.m, out.procedure(), [out.predict_standardized(Fte)])
     if X_train is None:
@@ -156,7 +157,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
             if linear:
                 ridge_preds.append(Fte @ ridge(Fs, Ys, lam))
         else:
-            exact_preds.append(train_predict(Fs, Ys, 0.0, jnp.zeros((1, 1, 1), dt))[0])
+            exact_preds.append(train_predict(Fs, Ys, 0.0, no_theta0)[0])
     if gd:
         sub_proc = (f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for the subset, {mdl.init_description}"
                     if linear else f"{out.T} GD steps, the distilled η̃, {mdl.init_description}")
@@ -172,7 +173,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
                 out.procedure()
             add("full data", n_tr, label, [Fte @ ridge(Ftr, Ytr_s, lam_full)])
         else:
-            add("full data", n_tr, out.procedure(), [train_predict(Ftr, Ytr_s, 0.0, jnp.zeros((1, 1, 1), dt))[0]])
+            add("full data", n_tr, out.procedure(), [train_predict(Ftr, Ytr_s, 0.0, no_theta0)[0]])
     add("mean of training targets", n_tr, "constant: the training mean",
         [jnp.broadcast_to(jnp.mean(Ytr_s, axis=0), (Xte.shape[0], d_out))])
     if last_value_column is not None:
