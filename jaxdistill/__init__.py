@@ -6,6 +6,7 @@ Public surface (everything else lives in the private ``_src`` package; see docs/
 from jaxdistill import closed_form as closed_form
 from jaxdistill._src.analytic.krr import distill_analytic as distill_analytic
 from jaxdistill._src.api import default_inner_solver as default_inner_solver
+from jaxdistill._src.api import default_objective as default_objective
 from jaxdistill._src.api import distill as distill
 from jaxdistill._src.components.features import FeatureMap as FeatureMap
 from jaxdistill._src.components.features import FlaxFeatureMap as FlaxFeatureMap
@@ -42,6 +43,7 @@ from jaxdistill._src.problem.config import DistillConfig as DistillConfig
 from jaxdistill._src.problem.config import QSchedule as QSchedule
 from jaxdistill._src.problem.config import TSchedule as TSchedule
 from jaxdistill._src.problem.config import paper_a7 as paper_a7
+from jaxdistill._src.problem.full_data import FullDataLoss as FullDataLoss
 from jaxdistill._src.problem.objectives import BatchLoss as BatchLoss
 from jaxdistill._src.problem.objectives import ExpectedBatchLoss as ExpectedBatchLoss
 from jaxdistill._src.problem.objectives import Objective as Objective

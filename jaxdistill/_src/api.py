@@ -23,6 +23,7 @@ from jaxdistill._src.outer import driver
 from jaxdistill._src.outer.step import BilevelSolver, make_optimizer
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.data import prepare
+from jaxdistill._src.problem.full_data import MAX_AUTO_FEATURES, FullDataLoss
 from jaxdistill._src.problem.objectives import BatchLoss, ExpectedBatchLoss, Objective
 from jaxdistill._src.problem.problem import Problem
 from jaxdistill._src.report.progress import ProgressBar
@@ -33,6 +34,21 @@ from jaxdistill._src.version import __version__
 def default_inner_solver(model: InnerModel) -> InnerSolver:
     """The exact T-independent fast path for models linear in θ, the unrolled scan otherwise."""
     return ExactLinearGD() if model.linear_in_params else UnrolledGD()
+
+
+def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int) -> Objective:
+    """The exact full-data objective where it applies, else Def. 2.5 on sampled batches.
+
+    :class:`FullDataLoss` for models linear in θ trained to a parameter vector (GD solvers) with at
+    most ``MAX_AUTO_FEATURES`` features (its statistics are a p×p matrix); :class:`BatchLoss` otherwise.
+    ``expectation=True`` solvers get the exact expectation over θ₀ in either case.
+    """
+    expectation = getattr(inner_solver, "expectation", False)
+    if model.linear_in_params and inner_solver.uses_theta0:
+        p = jax.eval_shape(model.featurize, jax.ShapeDtypeStruct((1, d), jnp.result_type(float))).shape[-1]
+        if p <= MAX_AUTO_FEATURES:
+            return FullDataLoss(expectation=expectation)
+    return ExpectedBatchLoss() if expectation else BatchLoss()
 
 
 def _warn_untrained_theta0(model, data, m: int) -> None:
@@ -81,7 +97,9 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       model: inner model (default :class:`LinearModel`, identity features, θ₀ = 0; ``theta0_scale`` sets σ).
       inner_solver: how θ_T is computed (default: the exact fast path :class:`ExactLinearGD` for
         linear models, the scan :class:`UnrolledGD` otherwise).
-      objective: the outer objective (default :class:`BatchLoss`, Def. 2.5 on sampled batches).
+      objective: the outer objective (default :func:`default_objective`: the exact
+        :class:`FullDataLoss` over all training rows for linear models, :class:`BatchLoss`, Def. 2.5
+        on sampled batches of ``batch_size`` rows, otherwise).
       optimizer: one optax transformation over (X̃, Ỹ, η̃) (a :class:`DistillParams`); or use the
         per-part shorthands ``optimizer_x``, ``optimizer_y``, ``optimizer_eta`` (default plain
         gradient descent with ``lr_x``, ``lr_y``, ``lr_eta``).
@@ -133,14 +151,15 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     if not isinstance(inner_solver, InnerSolver):
         raise ValueError(f"inner_solver must be a jaxdistill InnerSolver, got {inner_solver!r}.")
     inner_solver.check(model)
-    if objective is None:
-        objective = ExpectedBatchLoss() if getattr(inner_solver, "expectation", False) else BatchLoss()
-    objective.check(model, inner_solver)
-    problem = Problem(model, config.lambda_inner, config.lambda_outer, objective)
+    if objective is not None and not isinstance(objective, Objective):
+        raise ValueError(f"objective must be a jaxdistill Objective (BatchLoss, FullDataLoss, ...), got {objective!r}.")
     solver = BilevelSolver(config, inner_solver, make_optimizer(config, optimizer, optimizer_x, optimizer_y,
                                                                 optimizer_eta))
     data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
                    standardize=config.standardize, validation=validation)
+    objective = default_objective(model, inner_solver, data.d) if objective is None else objective
+    objective.check(model, inner_solver)
+    problem = Problem(model, config.lambda_inner, config.lambda_outer, objective.bind(model, data))
     _warn_untrained_theta0(model, data, config.m)
     state = driver.initial_params(solver, problem, data, k_init)
 
@@ -182,7 +201,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
         inner_lr=float(state.params.eta) if inner_solver.uses_eta else None, history=hist, config=config,
         standardizer=data.standardizer, status=status, model=model, inner_solver=inner_solver,
         lambda_inner=config.lambda_inner, T=T_last if inner_solver.uses_eta else None, seed=seed,
-        meta={"objective": repr(objective), "optimizer": solver.optimizer.key[:16],
+        meta={"objective": repr(problem.objective), "optimizer": solver.optimizer.key[:16],
               "n_train": data.n_train, "n_validation": data.n_validation, "wall_time_s": wall,
               "compilations": {k: driver.TRACES[k] - traces0[k] for k in driver.TRACES},
               "jaxdistill_version": __version__, "jax_version": jax.__version__,

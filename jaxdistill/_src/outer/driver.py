@@ -125,8 +125,11 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     cfg = solver.config
     chunk = min(cfg.eval_every, cfg.steps)
     b = min(cfg.batch_size, data.n_train)
-    full_batch = cfg.batch_size >= data.n_train
-    full = data.all_train() if full_batch else None
+    if not problem.objective.needs_batch:   # the objective carries its data: send a 1-row placeholder
+        full_batch, full = True, (jnp.zeros((1, data.d), data.dtype), jnp.zeros((1, data.d_out), data.dtype))
+    else:
+        full_batch = cfg.batch_size >= data.n_train
+        full = data.all_train() if full_batch else None
     raw = data.raw_batches and not full_batch
     device_stats = data.device_standardizer() if raw else None
     validation = data.validation()

@@ -147,7 +147,8 @@ class BilevelSolver(Component):
         cfg, model = self.config, problem.model
         sol = self.inner_solver.solve(model, model.featurize(params.x), params.y, params.eta, problem.lambda_inner,
                                       theta0s, num_steps, cfg.max_T)
-        data = problem.objective.data_losses(sol, model, model.featurize(XB), YB)
+        FB = model.featurize(XB) if problem.objective.needs_batch else None
+        data = problem.objective.data_losses(sol, model, FB, YB)
         reg = 0.5 * problem.lambda_outer * (jnp.sum(params.x ** 2) + jnp.sum(params.y ** 2))
         q = jnp.sum(mask)
         total = jnp.sum(jnp.where(mask, data + reg, 0.0))
@@ -161,7 +162,7 @@ class BilevelSolver(Component):
         theta0s = model.sample_init(key, F, Yv.shape[1], self.config.max_q)
         sol = self.inner_solver.solve(model, F, params.y, params.eta, problem.lambda_inner, theta0s, num_steps,
                                       self.config.max_T)
-        return jnp.mean(problem.objective.data_losses(sol, model, model.featurize(Xv), Yv))
+        return jnp.mean(problem.objective.row_objective().data_losses(sol, model, model.featurize(Xv), Yv))
 
     # ------------------------------------------------------------------ one outer step
     def step(self, problem: Problem, state: DistillState, XB, YB, run_key: jax.Array):

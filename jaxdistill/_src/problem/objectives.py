@@ -24,7 +24,13 @@ from jaxdistill._src.inner.exact_linear import ExactLinearGD
 
 
 class Objective(Component):
-    """Maps a solution and real data to the per-initialisation outer data losses, shape (Q,)."""
+    """Maps a solution and real data to the per-initialisation outer data losses, shape (Q,).
+
+    ``needs_batch``: whether :meth:`data_losses` reads the sampled batch (False for objectives that
+    carry their data, e.g. :class:`FullDataLoss`; the driver then sends none).
+    """
+
+    needs_batch = True
 
     @abc.abstractmethod
     def data_losses(self, solution: Solution, model: InnerModel, FB: jax.Array, YB: jax.Array) -> jax.Array:
@@ -33,6 +39,14 @@ class Objective(Component):
     def check(self, model: InnerModel, inner_solver) -> None:
         """Raise ``ValueError`` if this objective cannot be used with ``model`` / ``inner_solver``."""
         return None
+
+    def bind(self, model: InnerModel, data) -> Objective:
+        """This objective prepared for a run on ``data`` (a ``TrainData``); most need nothing."""
+        return self
+
+    def row_objective(self) -> Objective:
+        """The objective that scores explicit rows (used for the held-out loss)."""
+        return self
 
 
 class BatchLoss(Objective):
