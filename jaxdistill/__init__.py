@@ -39,6 +39,8 @@ from jaxdistill._src.outer.step import DistillParams as DistillParams
 from jaxdistill._src.outer.step import DistillState as DistillState
 from jaxdistill._src.outer.step import StepMetrics as StepMetrics
 from jaxdistill._src.outer.step import make_optimizer as make_optimizer
+from jaxdistill._src.outer.stopping import STATUSES as STATUSES
+from jaxdistill._src.outer.stopping import SUCCESS as SUCCESS
 from jaxdistill._src.problem.config import DistillConfig as DistillConfig
 from jaxdistill._src.problem.config import QSchedule as QSchedule
 from jaxdistill._src.problem.config import TSchedule as TSchedule

@@ -20,7 +20,8 @@ from jaxdistill._src.inner.exact_linear import ExactLinearGD
 from jaxdistill._src.inner.unrolled import UnrolledGD
 from jaxdistill._src.io import checkpoint as ckpt
 from jaxdistill._src.outer import driver
-from jaxdistill._src.outer.step import BilevelSolver, make_optimizer
+from jaxdistill._src.outer.step import BilevelSolver, DistillParams, make_optimizer
+from jaxdistill._src.outer.stopping import SUCCESS, advice
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.data import prepare
 from jaxdistill._src.problem.full_data import MAX_AUTO_FEATURES, FullDataLoss
@@ -51,6 +52,15 @@ def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int) -> O
     return ExpectedBatchLoss() if expectation else BatchLoss()
 
 
+def _objective_from_config(name: str, model, inner_solver, d: int) -> Objective:
+    expectation = getattr(inner_solver, "expectation", False)
+    if name == "batch":
+        return ExpectedBatchLoss() if expectation else BatchLoss()
+    if name == "full_data":
+        return FullDataLoss(expectation=expectation)
+    return default_objective(model, inner_solver, d)
+
+
 def _warn_untrained_theta0(model, data, m: int) -> None:
     """Lemma 2.3: with θ₀ ~ N(0, σ²I), σ > 0 and m < p, GD on m points never moves θ₀ outside their span."""
     scale = getattr(model, "init_scale", 0.0)
@@ -74,7 +84,7 @@ def _identity(config, key, data, problem, solver, theta_shapes) -> dict:
 
 def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
             config: DistillConfig | None = None, model: InnerModel | None = None,
-            inner_solver: InnerSolver | None = None, objective: Objective | None = None,
+            inner_solver: InnerSolver | None = None, objective: Objective | str | None = None,
             optimizer: optax.GradientTransformation | None = None,
             optimizer_x: optax.GradientTransformation | None = None,
             optimizer_y: optax.GradientTransformation | None = None,
@@ -97,7 +107,8 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       model: inner model (default :class:`LinearModel`, identity features, θ₀ = 0; ``theta0_scale`` sets σ).
       inner_solver: how θ_T is computed (default: the exact fast path :class:`ExactLinearGD` for
         linear models, the scan :class:`UnrolledGD` otherwise).
-      objective: the outer objective (default :func:`default_objective`: the exact
+      objective: the outer objective, an :class:`Objective` or a name for ``config.objective``
+        (``"auto"``, ``"batch"``, ``"full_data"``) (default :func:`default_objective`: the exact
         :class:`FullDataLoss` over all training rows for linear models, :class:`BatchLoss`, Def. 2.5
         on sampled batches of ``batch_size`` rows, otherwise).
       optimizer: one optax transformation over (X̃, Ỹ, η̃) (a :class:`DistillParams`); or use the
@@ -106,8 +117,9 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       validation: optional held-out (X_val, Y_val) in original units; if omitted,
         ``config.validation_fraction`` of the rows are held out for monitoring.
       progress: show progress (default: when stderr is a terminal).
-      raise_on_failure: raise ``FloatingPointError`` if the run stops at a non-finite loss,
-        instead of returning the last finite state with ``status="nonfinite"``.
+      raise_on_failure: raise if the run fails instead of returning the result with its status:
+        ``FloatingPointError`` for ``nonfinite``, ``RuntimeError`` for ``diverged``, ``no_progress``
+        and ``unstable`` (statuses: ``jaxdistill.STATUSES``; ``converged`` and ``budget`` succeed).
       checkpoint: path of a checkpoint file, written atomically every ``checkpoint_every`` steps
         (default: every ``eval_every``) and at the end. If it exists and ``resume`` is true, the run
         continues from it and ends exactly as the uninterrupted run would. A checkpoint that cannot
@@ -151,34 +163,39 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     if not isinstance(inner_solver, InnerSolver):
         raise ValueError(f"inner_solver must be a jaxdistill InnerSolver, got {inner_solver!r}.")
     inner_solver.check(model)
+    if isinstance(objective, str):               # a name: the config's objective setting
+        config, objective = config.replace(objective=objective), None
     if objective is not None and not isinstance(objective, Objective):
         raise ValueError(f"objective must be a jaxdistill Objective (BatchLoss, FullDataLoss, ...), got {objective!r}.")
     solver = BilevelSolver(config, inner_solver, make_optimizer(config, optimizer, optimizer_x, optimizer_y,
                                                                 optimizer_eta))
     data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
                    standardize=config.standardize, validation=validation)
-    objective = default_objective(model, inner_solver, data.d) if objective is None else objective
+    if objective is None:
+        objective = _objective_from_config(config.objective, model, inner_solver, data.d)
     objective.check(model, inner_solver)
     problem = Problem(model, config.lambda_inner, config.lambda_outer, objective.bind(model, data))
     _warn_untrained_theta0(model, data, config.m)
     state = driver.initial_params(solver, problem, data, k_init)
 
     history, on_chunk, notes = None, None, {}
+    tracker = driver.make_tracker(config)
     if checkpoint is not None:
         theta_shapes = jax.tree_util.tree_map(
             lambda s: list(s.shape), jax.eval_shape(lambda: model.init(
                 jax.random.PRNGKey(0), model.featurize(jnp.zeros((1, data.d), data.dtype)), data.d_out)))
         identity = _identity(config, key, data, problem, solver, theta_shapes)
         if resume and os.path.exists(checkpoint):
-            state, history = ckpt.load_checkpoint(checkpoint, state, identity)
+            state, history, extra = ckpt.load_checkpoint(checkpoint, state, identity)
+            tracker.load_arrays(extra)
         every = max(1, -(-(checkpoint_every or config.eval_every) // config.eval_every))
         counter = {"chunks": 0}
 
-        def on_chunk(st, hist):
+        def on_chunk(st, hist, tr):
             counter["chunks"] += 1
-            if counter["chunks"] % every == 0 or int(st.step) >= config.steps or bool(st.failed):
+            if counter["chunks"] % every == 0 or int(st.step) >= config.steps or bool(st.failed) or tr.stopped:
                 try:
-                    ckpt.save_checkpoint(checkpoint, st, hist, identity)
+                    ckpt.save_checkpoint(checkpoint, st, hist, identity, tr.to_arrays())
                 except (OSError, ValueError) as exc:
                     if "checkpoint_error" not in notes:
                         warnings.warn(f"Could not write the checkpoint: {exc}. The run goes on; its result is "
@@ -186,28 +203,35 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
                     notes["checkpoint_error"] = str(exc)
 
     show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = ProgressBar(config.steps, start_step=int(state.step)) if show and int(state.step) < config.steps else None
+    running = int(state.step) < config.steps and not tracker.stopped and not bool(state.failed)
+    bar = ProgressBar(config.steps, start_step=int(state.step)) if show and running else None
     traces0 = dict(driver.TRACES)
     t0 = time.perf_counter()
-    state, hist = driver.run(solver, problem, data, state, k_run, progress=bar, history=history, on_chunk=on_chunk)
+    state, hist, tracker = driver.run(solver, problem, data, state, k_run, progress=bar, history=history,
+                                      on_chunk=on_chunk, tracker=tracker)
     wall = time.perf_counter() - t0
+    status = driver.status_of(state, hist, tracker)
     if bar is not None:
-        bar.close()
+        bar.close(f"{status} after {int(state.step)} steps")
 
-    status = driver.status_of(state, hist)
-    T_last = int(hist["T"][-1]) if hist["T"].size else config.T
+    params, step = state.params, int(state.step)
+    if config.restore_best and tracker.best_params is not None:
+        params, step = DistillParams(*tracker.best_params), tracker.best_step
+    T_used = config.T_at(max(step, 1))
     out = DistillOutput(
-        x=np.asarray(state.params.x), y=np.asarray(state.params.y),
-        inner_lr=float(state.params.eta) if inner_solver.uses_eta else None, history=hist, config=config,
+        x=np.asarray(params.x), y=np.asarray(params.y),
+        inner_lr=float(params.eta) if inner_solver.uses_eta else None, history=hist, config=config,
         standardizer=data.standardizer, status=status, model=model, inner_solver=inner_solver,
-        lambda_inner=config.lambda_inner, T=T_last if inner_solver.uses_eta else None, seed=seed,
+        lambda_inner=config.lambda_inner, T=T_used if inner_solver.uses_eta else None, seed=seed,
         meta={"objective": repr(problem.objective), "optimizer": solver.optimizer.key[:16],
               "n_train": data.n_train, "n_validation": data.n_validation, "wall_time_s": wall,
+              "steps_run": int(state.step), "returned_step": step,
+              "best_monitored_loss": tracker.best_value if np.isfinite(tracker.best_value) else None,
               "compilations": {k: driver.TRACES[k] - traces0[k] for k in driver.TRACES},
               "jaxdistill_version": __version__, "jax_version": jax.__version__,
               "backend": jax.default_backend(), **notes})
-    if status == "nonfinite" and raise_on_failure:
-        raise FloatingPointError(
-            f"Distillation met a non-finite outer loss or gradient after {int(state.step)} steps. "
-            "Lower lr_x / lr_y / lr_eta or inner_lr, or standardise the data (standardize=True).")
+    if status not in SUCCESS and raise_on_failure:
+        err = FloatingPointError if status == "nonfinite" else RuntimeError
+        raise err(f"Distillation ended with status {status!r} after {int(state.step)} steps: {advice(status)}. "
+                  "(Pass raise_on_failure=False to get the result with its status instead.)")
     return out

@@ -21,7 +21,7 @@ from jaxdistill._src.core.linalg import ridge
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.io import results as result_files
-from jaxdistill._src.outer.driver import STATUSES  # noqa: F401 - re-exported: the statuses a result can have
+from jaxdistill._src.outer.stopping import STATUSES, SUCCESS  # noqa: F401 - re-exported: the statuses a result can have
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.data import Standardizer, as_2d_float
 
@@ -61,6 +61,11 @@ class DistillOutput:
     T: int | None = None
     seed: int | None = None
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run succeeded (status ``converged``, ``budget`` or ``exact``)."""
+        return self.status in SUCCESS
 
     @property
     def m(self) -> int:

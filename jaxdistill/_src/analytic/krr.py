@@ -156,7 +156,7 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
                          "use lam > 0 or standardize=True.")
     return DistillOutput(
         x=np.asarray(Xs), y=np.asarray(Ys), inner_lr=None, history={}, config=None, standardizer=std,
-        status="success", model=LinearModel(fmap, init_scale=0.0), inner_solver=KernelRidge(),
+        status="exact", model=LinearModel(fmap, init_scale=0.0), inner_solver=KernelRidge(),
         lambda_inner=float(lam_s) / m, T=None, seed=seed,
         meta={"kind": "analytic (KRR paper)", "lam": float(lam), "lam_s": float(lam_s), "n_train": int(X.shape[0]),
               "full_data_lambda_inner": float(lam) / X.shape[0], "theta": np.asarray(theta).tolist()})

@@ -1,12 +1,13 @@
 """Checkpoints of a running distillation: the full outer-loop state, so a resumed run is identical.
 
 A checkpoint holds every leaf of the :class:`DistillState` pytree (distilled set, η̃, optimizer
-states, q, step counters), the history so far, and the run's identity: settings, run key, a
-fingerprint of the training data, and flat descriptions of the problem (model with its weights and
-the shapes of θ₀, objective, λ_I, λ_O), the inner solver and the optimizer (its hyper-parameters). A
-checkpoint of another run is refused, naming the entry that differs. It is written atomically, so a
-run killed at any moment leaves the previous checkpoint or the new one, never a torn file. Because
-step s draws its randomness from ``fold_in(run_key, s)``, resuming reproduces the uninterrupted run.
+states, q, step counters), the history so far, the stopping rule's tracker (best state, patience),
+and the run's identity: settings, run key, a fingerprint of the training data, and flat descriptions
+of the problem (model with its weights and the shapes of θ₀, objective, λ_I, λ_O), the inner solver
+and the optimizer (its hyper-parameters). A checkpoint of another run is refused, naming the entry
+that differs. It is written atomically, so a run killed at any moment leaves the previous checkpoint
+or the new one, never a torn file. Because step s draws its randomness from ``fold_in(run_key, s)``,
+resuming reproduces the uninterrupted run.
 """
 
 from __future__ import annotations
@@ -21,16 +22,19 @@ from jaxdistill._src.core.fingerprint import first_difference
 from jaxdistill._src.io.files import read_npz, write_npz
 
 FORMAT = "jaxdistill.Checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
-def save_checkpoint(path, state, history: dict, identity: dict) -> None:
-    """Write ``state`` (a pytree), ``history`` (dict of arrays) and the run ``identity`` to ``path``."""
+def save_checkpoint(path, state, history: dict, identity: dict, extra: dict | None = None) -> None:
+    """Write ``state`` (a pytree), ``history`` and ``extra`` (dicts of arrays: the stopping rule's
+    tracker) and the run ``identity`` to ``path``."""
     leaves = jax.tree_util.tree_leaves(state)
+    extra = extra or {}
     arrays = {f"leaf_{i:04d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
     arrays.update({f"hist_{k}": np.asarray(v) for k, v in history.items()})
+    arrays.update({f"extra_{k}": np.asarray(v) for k, v in extra.items()})
     write_npz(path, arrays, {"format": FORMAT, "format_version": FORMAT_VERSION, "n_leaves": len(leaves),
-                             "history_keys": sorted(history), "identity": identity})
+                             "history_keys": sorted(history), "extra_keys": sorted(extra), "identity": identity})
 
 
 def _describe_difference(field: str, saved, now) -> str:
@@ -44,7 +48,7 @@ def _describe_difference(field: str, saved, now) -> str:
 def load_checkpoint(path, template_state, identity: dict):
     """Read a checkpoint into the structure of ``template_state``; its identity must equal ``identity``.
 
-    Returns (state, history). Raises ``ValueError`` saying what differs when the file is corrupt,
+    Returns (state, history, extra). Raises ``ValueError`` saying what differs when the file is corrupt,
     foreign, or from another run.
     """
     path = os.fspath(path)
@@ -73,4 +77,5 @@ def load_checkpoint(path, template_state, identity: dict):
                              f"(expected {np.shape(t)} {np.asarray(t).dtype}).")
         new.append(jnp.asarray(a))
     history = {k: files[f"hist_{k}"] for k in meta.get("history_keys", []) if f"hist_{k}" in files}
-    return jax.tree_util.tree_unflatten(treedef, new), history
+    extra = {k: files[f"extra_{k}"] for k in meta.get("extra_keys", []) if f"extra_{k}" in files}
+    return jax.tree_util.tree_unflatten(treedef, new), history, extra

@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxdistill._src.io.files import read_npz, write_npz
 from jaxdistill._src.io.specs import NeedsComponent, check_same, from_spec, identity, to_spec
-from jaxdistill._src.outer.driver import STATUSES
+from jaxdistill._src.outer.stopping import LEGACY_STATUSES, STATUSES
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.data import Standardizer
 from jaxdistill._src.version import __version__
@@ -78,7 +78,7 @@ def read(path, *, model=None, inner_solver=None) -> dict:
         raise ValueError(f"{path!r} was written by jaxdistill 0.1 (format 1), which did not record the model; "
                          "re-create it with this version.")
     missing = [k for k in ["x", "y"] + [f"std_{k}" for k in _STD] if k not in files]
-    if missing or meta.get("status") not in STATUSES:
+    if missing or meta.get("status") not in STATUSES + LEGACY_STATUSES:
         raise ValueError(f"{path!r} is incomplete: missing {missing or 'a valid status'}.")
     x, y = files["x"], files["y"]
     std = Standardizer(*(np.asarray(files[f"std_{k}"], np.float64) for k in _STD))

@@ -21,16 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, DistillState, StepMetrics
+from jaxdistill._src.outer.stopping import Tracker
 from jaxdistill._src.problem.data import TrainData, standardize_on_device
 from jaxdistill._src.problem.problem import Problem
 
 #: how many times each compiled function was traced in this process (compilations of new settings)
 TRACES = {"chunk": 0, "init": 0, "held_out": 0}
 
-#: Status values. ``success``: all steps finite and η̃ below the stability bound throughout;
-#: ``unstable``: finished, but η̃ exceeded the bound of Lemma 2.4 at some step;
-#: ``nonfinite``: stopped early at a non-finite loss or gradient (the last finite state is kept).
-STATUSES = ("success", "unstable", "nonfinite")
 
 
 @partial(jax.jit, static_argnames=("full_batch",))
@@ -101,26 +98,32 @@ def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key
     return state
 
 
-def status_of(state: DistillState, history: dict) -> str:
-    """``nonfinite`` (stopped at a non-finite step), ``unstable`` (η̃ crossed Lemma 2.4's bound) or ``success``."""
-    if bool(state.failed):
-        return "nonfinite"
-    if np.nanmax(np.append(history["stability_ratio"], 0.0)) >= 1.0:
-        return "unstable"
-    return "success"
+def status_of(state: DistillState, history: dict, tracker: Tracker) -> str:
+    """The run's status (see :mod:`jaxdistill._src.outer.stopping`)."""
+    crossed = np.nanmax(np.append(history["stability_ratio"], 0.0)) >= 1.0
+    return tracker.status(bool(state.failed), bool(crossed))
+
+
+def make_tracker(config) -> Tracker:
+    return Tracker(config.patience, config.min_improvement, config.divergence_factor)
 
 
 def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: DistillState, run_key: jax.Array,
         progress: Callable[[dict[str, Any]], None] | None = None, stop_at: int | None = None,
-        history: dict | None = None, on_chunk: Callable[[DistillState, dict], None] | None = None):
-    """Run outer steps until ``config.steps`` (or ``stop_at``) are done or a step is non-finite.
+        history: dict | None = None, on_chunk: Callable[[DistillState, dict, Tracker], None] | None = None,
+        tracker: Tracker | None = None):
+    """Run outer steps until ``config.steps`` (or ``stop_at``) are done, the stopping rule ends the run
+    (``tracker``, see :mod:`~jaxdistill._src.outer.stopping`) or a step is non-finite.
 
     Step s draws its randomness from ``fold_in(run_key, s)``, so a run split into segments and resumed
-    from the returned state is identical to an uninterrupted run.
+    from the returned state (and tracker) is identical to an uninterrupted run.
 
-    Returns (final_state, history), history a dict of numpy arrays: per step ``loss``, ``data_loss``,
-    ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``, ``val_loss``. ``history``
-    from an earlier segment is extended; ``on_chunk(state, history)`` is called after every chunk.
+    Returns (final_state, history, tracker), history a dict of numpy arrays: per step ``loss``,
+    ``data_loss``, ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``,
+    ``monitored`` (the loss the stopping rule watches: held-out, or the chunk's last training data
+    loss when nothing is held out) and ``val_loss`` (the same when rows are held out, else empty).
+    ``history`` from an earlier segment is extended; ``on_chunk(state, history, tracker)`` is called
+    after every chunk.
     """
     cfg = solver.config
     chunk = min(cfg.eval_every, cfg.steps)
@@ -138,24 +141,28 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     prev = history or {}
     recs = [{f: np.asarray(prev[f]) for f in fields}] if prev.get("loss") is not None else []
     eval_steps = list(np.asarray(prev.get("eval_step", []), np.int64))
-    val_losses = list(np.asarray(prev.get("val_loss", []), np.float64))
+    val_losses = list(np.asarray(prev.get("monitored", []), np.float64))
 
     def assemble():
         hist = {f: np.concatenate([r[f] for r in recs]) if recs else np.zeros(0) for f in fields}
         hist["eval_step"] = np.asarray(eval_steps, np.int64)
-        hist["val_loss"] = np.asarray(val_losses, np.float64)
+        hist["monitored"] = np.asarray(val_losses, np.float64)
+        hist["val_loss"] = hist["monitored"] if validation is not None else np.zeros(0)
         return hist
 
     def held_out(st, s):
         return float(_held_out(solver, problem, st.params, *validation, eval_key, cfg.T_at(max(s, 1))))
 
+    tracker = make_tracker(cfg) if tracker is None else tracker
     t0 = time.perf_counter()
     done = int(state.step)
     last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+    start_params = state.params
     if validation is not None and done == 0:
         eval_steps.append(0)
         val_losses.append(held_out(state, 1))
-    while done < last and not bool(state.failed):
+        tracker.update(0, val_losses[-1], state.params)
+    while done < last and not bool(state.failed) and not tracker.stopped:
         n_valid = min(chunk, last - done)
         valid = jnp.arange(chunk) < n_valid
         if full_batch:
@@ -170,13 +177,19 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         done = int(state.step)
         info = {"step": done, "steps": cfg.steps, "loss": float(met.data_loss[ok][-1]) if ok.any() else float("nan"),
                 "eta": float(state.params.eta), "elapsed": time.perf_counter() - t0}
+        if validation is None and tracker.best_step < 0 and ok.any():
+            # no held-out rows: monitor the training data loss; the first step's is the initial set's
+            eval_steps.append(0)
+            val_losses.append(float(met.data_loss[ok][0]))
+            tracker.update(0, val_losses[-1], start_params)
+        v = held_out(state, done) if validation is not None else info["loss"]
+        eval_steps.append(done)
+        val_losses.append(v)
         if validation is not None:
-            v = held_out(state, done)
-            eval_steps.append(done)
-            val_losses.append(v)
             info["val_loss"] = v
+        tracker.update(done, v, state.params)
         if on_chunk is not None:
-            on_chunk(state, assemble())
+            on_chunk(state, assemble(), tracker)
         if progress is not None:
             progress(info)
-    return state, assemble()
+    return state, assemble(), tracker

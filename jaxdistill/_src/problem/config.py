@@ -74,6 +74,7 @@ class TSchedule:
 
 _INITS = ("real", "random")
 _REDUCTIONS = ("mean", "sum")
+_OBJECTIVES = ("auto", "batch", "full_data")
 
 
 @struct.dataclass
@@ -105,6 +106,17 @@ class DistillConfig:
       validation_fraction: fraction of the given rows held out to monitor the held-out loss
         (never used for the meta-gradient); 0 disables it.
       eval_every: steps between held-out evaluations (also the chunk of compiled steps).
+      patience: stop when the monitored loss (held-out, or training when nothing is held out) has not
+        improved by a relative ``min_improvement`` for this many evaluations in a row (status
+        ``converged``); ``None`` runs all ``steps``. ``steps`` is the budget either way.
+      min_improvement: relative improvement of the best monitored loss that counts as progress.
+      divergence_factor: stop at once (status ``diverged``) when the monitored loss exceeds this
+        multiple of its best value.
+      objective: the outer objective when ``distill(objective=...)`` is not given: ``"auto"`` (the exact
+        full-data loss for linear models, where it applies; see ``jaxdistill.default_objective``),
+        ``"batch"`` (Def. 2.5 on sampled batches of ``batch_size`` rows, as in the paper) or
+        ``"full_data"``.
+      restore_best: return the state with the best monitored loss (``False``: the last state).
       theta0_scale: σ of p(θ₀) = N(0, σ²I) for the default model (``LinearModel``) when no ``model`` is
         passed; ``None`` keeps the model's default, θ₀ = 0. ``paper_a7()`` sets 1 (the paper's N(0, I)).
     """
@@ -131,6 +143,11 @@ class DistillConfig:
     validation_fraction: float = _static(0.1)
     eval_every: int = _static(50)
     theta0_scale: float | None = _static(None)
+    patience: int | None = _static(5)
+    min_improvement: float = _static(1e-3)
+    divergence_factor: float = _static(10.0)
+    restore_best: bool = _static(True)
+    objective: str = _static("auto")
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass, normalise in place
@@ -142,6 +159,8 @@ class DistillConfig:
             set_(name, check_float(name, getattr(self, name), lo=0.0))
         if self.init not in _INITS:
             raise ValueError(f"init must be one of {_INITS}, got {self.init!r}.")
+        if self.objective not in _OBJECTIVES:
+            raise ValueError(f"objective must be one of {_OBJECTIVES}, got {self.objective!r}.")
         if self.reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {self.reduction!r}.")
         if self.theta0_scale is not None:
@@ -155,6 +174,15 @@ class DistillConfig:
         if not self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}.")
         set_("standardize", check_bool("standardize", self.standardize))
+        set_("restore_best", check_bool("restore_best", self.restore_best))
+        if self.patience is not None:
+            set_("patience", check_int("patience", self.patience, 1))
+        set_("min_improvement", check_float("min_improvement", self.min_improvement, lo=0.0))
+        if not self.min_improvement < 1:
+            raise ValueError(f"min_improvement must be in [0, 1), got {self.min_improvement}.")
+        set_("divergence_factor", check_float("divergence_factor", self.divergence_factor, positive=True))
+        if not self.divergence_factor > 1:
+            raise ValueError(f"divergence_factor must be > 1, got {self.divergence_factor}.")
         for name, cls in (("q_schedule", QSchedule), ("t_schedule", TSchedule)):
             v = getattr(self, name)
             if isinstance(v, dict):
@@ -204,7 +232,8 @@ def paper_a7(T: int = 100, m: int = 100, steps: int = 2500) -> DistillConfig:
     """The regression paper's appendix A.7 / §2.3 experiment.
 
     α_x = α_y = 0.0025, α_η = 0.00025, η̃₀ = 0.05, b = 32, q = 30, λ_I = λ_O = 0.001, S = 2500,
-    random initialisation, θ₀ ~ N(0, I), Σ_q reduction (eq. 7), the q and T schedules (max_q is not given in the
+    random initialisation, θ₀ ~ N(0, I), Σ_q reduction (eq. 7), sampled batches (Def. 2.5), all S steps
+    and the last state returned (no stopping rule), the q and T schedules (max_q is not given in the
     paper; we use 60), 80/20 split. η̃ is capped at 0.9 × the stability bound: the paper does not say
     how η̃ stays stable, and without a cap α_η = 0.00025 pushes it over the bound of Lemma 2.4 within a
     few steps on its own synthetic data (the run then diverges). Not a good default for users: plain
@@ -215,5 +244,6 @@ def paper_a7(T: int = 100, m: int = 100, steps: int = 2500) -> DistillConfig:
         m=m, steps=steps, T=T, Q=30, batch_size=32, inner_lr=0.05, lr_x=0.0025, lr_y=0.0025,
         lr_eta=0.00025, lambda_inner=1e-3, lambda_outer=1e-3, init="random", reduction="sum",
         q_schedule=QSchedule(max_q=60), t_schedule=TSchedule(), standardize=False, eta_cap=0.9,
-        validation_fraction=0.2, eval_every=50, theta0_scale=1.0,
+        validation_fraction=0.2, eval_every=50, theta0_scale=1.0, objective="batch", patience=None,
+        restore_best=False,
     )

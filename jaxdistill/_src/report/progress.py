@@ -51,7 +51,10 @@ class ProgressBar:
             self._logged = now
         self.stream.flush()
 
-    def close(self) -> None:
+    def close(self, summary: str = "") -> None:
+        """End the display, with a closing line (e.g. the status) if given."""
         if self.tty:
             self.stream.write("\n")
-            self.stream.flush()
+        if summary:
+            self.stream.write(f"{summary} ({_fmt_time(time.perf_counter() - self._t0)})\n")
+        self.stream.flush()

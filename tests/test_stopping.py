@@ -1,0 +1,127 @@
+"""Runs that end when done: the stopping rule, the best state returned, honest statuses, and
+checkpoints that carry the rule's state. Through the public API; held-out losses re-computed here
+from the result's own predictions."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+
+import jaxdistill as jd
+from jaxdistill._src.io import checkpoint as ckpt
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    perm = np.random.default_rng(0).permutation(len(y))
+    tr, va = perm[:360], perm[360:]
+    return X[tr], y[tr], X[va], y[va]
+
+
+def _held_out(out, Xv, yv):
+    """½ mean squared error in the standardised space: the held-out loss the rule monitors."""
+    r = out.standardizer.y(out.predict(Xv).reshape(-1, 1)) - out.standardizer.y(yv.reshape(-1, 1))
+    return 0.5 * float(np.mean(np.sum(r ** 2, axis=1)))
+
+
+def test_converges_early_and_returns_the_best_state(diabetes):
+    X, y, Xv, yv = diabetes
+    out = jd.distill(X, y, m=10, steps=20000, eval_every=25, validation=(Xv, yv), progress=False)
+    assert out.status == "converged" and out.ok
+    assert out.meta["steps_run"] < 20000
+    hist = out.history["val_loss"]
+    best = int(np.argmin(hist))
+    assert out.meta["returned_step"] == out.history["eval_step"][best]
+    # the returned set's held-out loss, computed from its predictions, is the best one recorded
+    assert _held_out(out, Xv, yv) == pytest.approx(hist[best], rel=1e-5)
+    assert hist[best] < hist[0]
+    # stopped because `patience` evaluations in a row brought < min_improvement
+    cfg = out.config
+    tail = hist[best + 1:]
+    assert len(tail) >= cfg.patience - 1 or best == len(hist) - 1
+
+
+def test_budget_exhausted_while_improving_is_reported(diabetes):
+    X, y, Xv, yv = diabetes
+    out = jd.distill(X, y, m=10, steps=30, eval_every=10, lr_x=0.01, lr_y=0.01, validation=(Xv, yv),
+                     progress=False)
+    assert out.status == "budget" and out.ok and out.meta["steps_run"] == 30
+
+
+def test_blow_up_is_diverged_not_success_and_the_best_state_is_kept():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 6))
+    y = X @ rng.normal(size=6) + 0.1 * rng.normal(size=300)
+    Xv, yv = X[240:], y[240:]
+    kw = dict(m=10, steps=300, eval_every=10, lr_x=1e6, lr_y=1e6, validation=(Xv, yv), progress=False)
+    out = jd.distill(X[:240], y[:240], **kw)
+    assert out.status == "diverged" and not out.ok
+    assert out.meta["steps_run"] == 10                       # stopped at the first evaluation after the blow-up
+    assert out.history["val_loss"][-1] > 10 * out.history["val_loss"][0]
+    # the result is the best state (here the initial one), never the blown-up last one
+    assert out.meta["returned_step"] == 0
+    assert _held_out(out, Xv, yv) == pytest.approx(out.history["val_loss"][0], rel=1e-6)
+    with pytest.raises(RuntimeError, match="diverged.*lower lr_x"):
+        jd.distill(X[:240], y[:240], raise_on_failure=True, **kw)
+
+
+def test_a_run_that_never_improves_is_no_progress(diabetes):
+    X, y, Xv, yv = diabetes
+    out = jd.distill(X, y, m=10, steps=40, eval_every=10, lr_x=0.0, lr_y=0.0, lr_eta=0.0, validation=(Xv, yv),
+                     progress=False)
+    assert out.status == "no_progress" and not out.ok
+    with pytest.raises(RuntimeError, match="no_progress"):
+        jd.distill(X, y, m=10, steps=40, eval_every=10, lr_x=0.0, lr_y=0.0, lr_eta=0.0, validation=(Xv, yv),
+                   progress=False, raise_on_failure=True)
+
+
+def test_without_held_out_rows_the_training_loss_is_monitored(diabetes):
+    X, y, _, _ = diabetes
+    out = jd.distill(X, y, m=10, steps=20000, eval_every=25, validation_fraction=0.0, progress=False)
+    assert out.status == "converged" and out.history["val_loss"].size == 0
+    mon = out.history["monitored"]
+    assert mon.size == out.history["eval_step"].size and mon.min() < mon[0]
+
+
+def test_paper_config_runs_every_step_and_returns_the_last_state():
+    cfg = jd.paper_a7(T=5, m=10, steps=40).replace(eval_every=10)
+    assert cfg.patience is None and not cfg.restore_best and cfg.objective == "batch"
+    X, y = load_diabetes(return_X_y=True)
+    out = jd.distill(X, y, config=cfg, progress=False, lr_x=1e-4, lr_y=1e-4)
+    assert out.meta["steps_run"] == 40 and out.meta["returned_step"] == 40
+    assert "BatchLoss" in out.meta["objective"]
+
+
+def test_resume_after_interruption_makes_the_same_stop_decision(diabetes, tmp_path, monkeypatch):
+    X, y, Xv, yv = diabetes
+    kw = dict(m=8, steps=5000, eval_every=20, patience=3, validation=(Xv, yv), progress=False)
+    full = jd.distill(X, y, **kw)
+    assert full.status == "converged"
+    real, calls = ckpt.save_checkpoint, {"n": 0}
+
+    def dying(*a, **k):
+        real(*a, **k)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", dying)
+    with pytest.raises(KeyboardInterrupt):
+        jd.distill(X, y, checkpoint=tmp_path / "c", **kw)
+    monkeypatch.setattr(ckpt, "save_checkpoint", real)
+    resumed = jd.distill(X, y, checkpoint=tmp_path / "c", **kw)
+    assert resumed.status == full.status
+    assert resumed.meta["steps_run"] == full.meta["steps_run"]
+    assert resumed.meta["returned_step"] == full.meta["returned_step"]
+    np.testing.assert_array_equal(resumed.x, full.x)
+    # a finished run's checkpoint is finished: running again does nothing more
+    again = jd.distill(X, y, checkpoint=tmp_path / "c", **kw)
+    np.testing.assert_array_equal(again.x, full.x)
+    assert again.meta["steps_run"] == full.meta["steps_run"]
+
+
+@pytest.mark.parametrize("bad", [dict(patience=0), dict(min_improvement=1.0), dict(divergence_factor=1.0),
+                                 dict(restore_best="yes"), dict(objective="all")])
+def test_bad_stopping_settings_are_clear_errors(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        jd.DistillConfig(**bad)
