@@ -41,7 +41,8 @@ def _run(T, seed):
     X, Y = datasets.synthetic(key=seed, n=400, d=20, noise=1.0)
     cfg = jd.DistillConfig(m=19, steps=300, T=T, Q=1, batch_size=400, inner_lr=0.05, lr_x=0.075, lr_y=0.075,
                            lr_eta=0.0, init="random", reduction="sum", standardize=False,
-                           validation_fraction=0.0, eval_every=100)
+                           validation_fraction=0.0, eval_every=100, outer_optimizer="sgd", patience=None,
+                           restore_best=False)
     out = jd.distill(X, Y, config=cfg.replace(theta0_scale=1.0), key=seed, progress=False,   # the paper's N(0, I)
                      inner_solver=jd.ExactLinearGD(expectation=True))
     assert out.ok

@@ -62,7 +62,7 @@ def test_nonfinite_run_stops_keeps_last_finite_state_and_can_raise(rng):
     X, Y = linear_data(rng)
     # divergence_factor out of reach: the blow-up runs into inf/NaN before the stopping rule sees it
     kw = dict(m=10, steps=100, eval_every=10, lr_x=1e6, lr_y=1e6, divergence_factor=1e300, patience=None,
-              progress=False)
+              outer_optimizer="sgd", progress=False)
     out = jd.distill(X, Y, **kw)
     assert out.status == "nonfinite" and not out.ok
     assert out.history["loss"].size < 100

@@ -113,7 +113,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
         on sampled batches of ``batch_size`` rows, otherwise).
       optimizer: one optax transformation over (X̃, Ỹ, η̃) (a :class:`DistillParams`); or use the
         per-part shorthands ``optimizer_x``, ``optimizer_y``, ``optimizer_eta`` (default plain
-        gradient descent with ``lr_x``, ``lr_y``, ``lr_eta``).
+        ``config.outer_optimizer`` with ``lr_x``, ``lr_y``; gradient descent with ``lr_eta`` on η̃).
       validation: optional held-out (X_val, Y_val) in original units; if omitted,
         ``config.validation_fraction`` of the rows are held out for monitoring.
       progress: show progress (default: when stderr is a terminal).

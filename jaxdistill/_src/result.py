@@ -21,7 +21,7 @@ from jaxdistill._src.core.linalg import ridge
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.io import results as result_files
-from jaxdistill._src.outer.stopping import STATUSES, SUCCESS  # noqa: F401 - re-exported: the statuses a result can have
+from jaxdistill._src.outer.stopping import STATUSES, SUCCESS, advice  # noqa: F401 - re-exported: the statuses a result can have
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.data import Standardizer, as_2d_float
 
@@ -36,7 +36,8 @@ class DistillOutput:
       inner_lr: the learned inner learning rate η̃ (None for procedures without one).
       history: dict of numpy arrays — per outer step ``loss`` (Def. 2.5, mean over θ₀), ``data_loss``
         (without λ_O), ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``,
-        ``val_loss`` (held-out data loss). Empty for analytic results.
+        ``monitored`` (the loss the stopping rule watched), ``eval_time`` (seconds) and ``val_loss``
+        (held-out data loss, empty when nothing was held out). Empty for analytic results.
       config: the :class:`DistillConfig` used (None for analytic results).
       standardizer: the statistics mapping original units to the standardised space.
       status: one of :data:`STATUSES`.
@@ -175,7 +176,15 @@ class DistillOutput:
             lines.append(f"  steps run {h['loss'].size}/{steps}, outer data loss {dl[0]:.4g} -> {dl[-1]:.4g}, "
                          f"max eta/bound {self.max_stability_ratio:.3g}")
         if h.get("val_loss") is not None and h["val_loss"].size:
-            lines.append(f"  held-out loss {h['val_loss'][0]:.4g} -> {h['val_loss'][-1]:.4g}")
+            v = h["val_loss"]
+            lines.append(f"  held-out loss {v[0]:.4g} -> best {np.nanmin(v):.4g} (last {v[-1]:.4g})")
+        if "returned_step" in self.meta and self.config is not None:
+            lines.append(f"  returned: the state after step {self.meta['returned_step']} "
+                         f"({'best held-out loss' if self.config.restore_best else 'last'})")
+        if not self.ok:
+            lines.append(f"  NOT OK: {advice(self.status)}")
+        elif self.status == "budget":
+            lines.append("  still improving when the step budget ran out: raise steps for more")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

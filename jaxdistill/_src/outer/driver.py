@@ -121,7 +121,8 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     Returns (final_state, history, tracker), history a dict of numpy arrays: per step ``loss``,
     ``data_loss``, ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``,
     ``monitored`` (the loss the stopping rule watches: held-out, or the chunk's last training data
-    loss when nothing is held out) and ``val_loss`` (the same when rows are held out, else empty).
+    loss when nothing is held out), ``eval_time`` (seconds since the run started, compilation
+    included) and ``val_loss`` (the monitored loss when rows are held out, else empty).
     ``history`` from an earlier segment is extended; ``on_chunk(state, history, tracker)`` is called
     after every chunk.
     """
@@ -142,11 +143,14 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     recs = [{f: np.asarray(prev[f]) for f in fields}] if prev.get("loss") is not None else []
     eval_steps = list(np.asarray(prev.get("eval_step", []), np.int64))
     val_losses = list(np.asarray(prev.get("monitored", []), np.float64))
+    eval_times = list(np.asarray(prev.get("eval_time", []), np.float64))
+    t_offset = eval_times[-1] if eval_times else 0.0
 
     def assemble():
         hist = {f: np.concatenate([r[f] for r in recs]) if recs else np.zeros(0) for f in fields}
         hist["eval_step"] = np.asarray(eval_steps, np.int64)
         hist["monitored"] = np.asarray(val_losses, np.float64)
+        hist["eval_time"] = np.asarray(eval_times, np.float64)
         hist["val_loss"] = hist["monitored"] if validation is not None else np.zeros(0)
         return hist
 
@@ -161,6 +165,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     if validation is not None and done == 0:
         eval_steps.append(0)
         val_losses.append(held_out(state, 1))
+        eval_times.append(t_offset + time.perf_counter() - t0)
         tracker.update(0, val_losses[-1], state.params)
     while done < last and not bool(state.failed) and not tracker.stopped:
         n_valid = min(chunk, last - done)
@@ -181,10 +186,12 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
             # no held-out rows: monitor the training data loss; the first step's is the initial set's
             eval_steps.append(0)
             val_losses.append(float(met.data_loss[ok][0]))
+            eval_times.append(t_offset)
             tracker.update(0, val_losses[-1], start_params)
         v = held_out(state, done) if validation is not None else info["loss"]
         eval_steps.append(done)
         val_losses.append(v)
+        eval_times.append(t_offset + time.perf_counter() - t0)
         if validation is not None:
             info["val_loss"] = v
         tracker.update(done, v, state.params)

@@ -82,7 +82,8 @@ class Fingerprinted:
 def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, optimizer_y=None,
                    optimizer_eta=None) -> optax.GradientTransformation:
     """One transformation over :class:`DistillParams`: ``optimizer`` itself, or ``optax.partition`` of
-    the three per-part transformations (defaults: ``optax.sgd`` with lr_x, lr_y, lr_eta; eq. 7)."""
+    the three per-part transformations (defaults: ``config.outer_optimizer`` — Adam, or eq. 7's plain
+    gradient descent — with lr_x on X̃ and lr_y on Ỹ; gradient descent with lr_eta on η̃)."""
     parts = (optimizer_x, optimizer_y, optimizer_eta)
     for name, o in zip(("optimizer", "optimizer_x", "optimizer_y", "optimizer_eta"), (optimizer, *parts),
                        strict=True):
@@ -93,8 +94,9 @@ def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, opti
             raise ValueError("Pass either optimizer=... (one transformation over X̃, Ỹ, η̃) or the per-part "
                              "optimizer_x / optimizer_y / optimizer_eta, not both.")
         return optimizer
-    ox = optax.sgd(config.lr_x) if optimizer_x is None else optimizer_x
-    oy = optax.sgd(config.lr_y) if optimizer_y is None else optimizer_y
+    base = optax.adam if config.outer_optimizer == "adam" else optax.sgd
+    ox = base(config.lr_x) if optimizer_x is None else optimizer_x
+    oy = base(config.lr_y) if optimizer_y is None else optimizer_y
     if optimizer_eta is None:
         optimizer_eta = optax.sgd(config.lr_eta) if config.lr_eta > 0 else optax.set_to_zero()
     return optax.partition({"x": ox, "y": oy, "eta": optimizer_eta}, DistillParams("x", "y", "eta"))
