@@ -26,7 +26,8 @@ def _held_out(out, Xv, yv):
 
 def test_converges_early_and_returns_the_best_state(diabetes):
     X, y, Xv, yv = diabetes
-    out = jd.distill(X, y, m=10, steps=20000, eval_every=25, validation=(Xv, yv), progress=False)
+    out = jd.distill(X, y, m=10, steps=20000, eval_every=25, validation=(Xv, yv), monitor="held_out",
+                     progress=False)
     assert out.status == "converged" and out.ok
     assert out.meta["steps_run"] < 20000
     hist = out.history["val_loss"]
@@ -39,6 +40,18 @@ def test_converges_early_and_returns_the_best_state(diabetes):
     cfg = out.config
     tail = hist[best + 1:]
     assert len(tail) >= cfg.patience - 1 or best == len(hist) - 1
+
+
+def test_default_monitor_is_the_exact_training_objective_and_its_best_state_is_returned(diabetes):
+    X, y, Xv, yv = diabetes
+    out = jd.distill(X, y, m=10, steps=20000, eval_every=25, validation=(Xv, yv), progress=False)
+    assert out.status == "converged" and "FullDataLoss" in out.meta["objective"]
+    mon = out.history["monitored"]
+    assert out.history["val_loss"].size == mon.size          # the held-out loss is still recorded
+    best = int(np.argmin(mon))
+    assert out.meta["returned_step"] == out.history["eval_step"][best]
+    # the monitored value is the full-data training loss of the returned set, recomputed from predictions
+    assert _held_out(out, X, y) == pytest.approx(mon[best], rel=1e-6)
 
 
 def test_budget_exhausted_while_improving_is_reported(diabetes):
@@ -75,9 +88,10 @@ def test_a_run_that_never_improves_is_no_progress(diabetes):
                    progress=False, raise_on_failure=True)
 
 
-def test_without_held_out_rows_the_training_loss_is_monitored(diabetes):
+def test_without_held_out_rows_a_sampled_objective_monitors_its_batch_loss(diabetes):
     X, y, _, _ = diabetes
-    out = jd.distill(X, y, m=10, steps=20000, eval_every=25, validation_fraction=0.0, progress=False)
+    out = jd.distill(X, y, m=10, steps=20000, eval_every=25, validation_fraction=0.0, objective="batch",
+                     progress=False)
     assert out.status == "converged" and out.history["val_loss"].size == 0
     mon = out.history["monitored"]
     assert mon.size == out.history["eval_step"].size and mon.min() < mon[0]
@@ -94,7 +108,7 @@ def test_paper_config_runs_every_step_and_returns_the_last_state():
 
 def test_resume_after_interruption_makes_the_same_stop_decision(diabetes, tmp_path, monkeypatch):
     X, y, Xv, yv = diabetes
-    kw = dict(m=8, steps=5000, eval_every=20, patience=3, validation=(Xv, yv), progress=False)
+    kw = dict(m=8, steps=5000, eval_every=20, patience=3, validation=(Xv, yv), monitor="held_out", progress=False)
     full = jd.distill(X, y, **kw)
     assert full.status == "converged"
     real, calls = ckpt.save_checkpoint, {"n": 0}
@@ -121,7 +135,8 @@ def test_resume_after_interruption_makes_the_same_stop_decision(diabetes, tmp_pa
 
 
 @pytest.mark.parametrize("bad", [dict(patience=0), dict(min_improvement=1.0), dict(divergence_factor=1.0),
-                                 dict(restore_best="yes"), dict(objective="all")])
+                                 dict(restore_best="yes"), dict(objective="all"),
+                                 dict(monitor="val"), dict(outer_optimizer="lbfgs")])
 def test_bad_stopping_settings_are_clear_errors(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         jd.DistillConfig(**bad)

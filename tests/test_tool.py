@@ -97,7 +97,8 @@ def test_interrupted_run_resumes_to_the_identical_result(rng, tmp_path, monkeypa
     np.testing.assert_array_equal(resumed.y, full.y)
     assert resumed.inner_lr == full.inner_lr
     for k in full.history:
-        np.testing.assert_array_equal(resumed.history[k], full.history[k])
+        if k != "eval_time":                                 # wall-clock seconds differ between runs
+            np.testing.assert_array_equal(resumed.history[k], full.history[k])
 
 
 def test_checkpoint_of_another_run_or_corrupt_is_refused(rng, tmp_path):

@@ -70,6 +70,24 @@ def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0):
 
 
 @jax.jit
+def _objective_loss(solver, problem, params, y1, key, num_steps):
+    TRACES["held_out"] += 1
+    return solver.objective_loss(problem, params, y1, key, num_steps)
+
+
+def monitor_mode(config, problem: Problem, has_validation: bool) -> str:
+    """What the stopping rule watches: ``held_out`` (the held-out loss), ``objective`` (the exact,
+    deterministic training objective, for objectives that carry their data) or ``batch_loss`` (the
+    last sampled training loss of each chunk: noisy; only when nothing else is available)."""
+    deterministic = not problem.objective.needs_batch
+    if config.monitor == "held_out" and has_validation:
+        return "held_out"
+    if config.monitor == "auto" and has_validation and not deterministic:
+        return "held_out"
+    return "objective" if deterministic else "batch_loss"
+
+
+@jax.jit
 def _held_out(solver, problem, params, Xv, Yv, key, num_steps):
     TRACES["held_out"] += 1
     return solver.held_out_loss(problem, params, Xv, Yv, key, num_steps)
@@ -120,9 +138,9 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
 
     Returns (final_state, history, tracker), history a dict of numpy arrays: per step ``loss``,
     ``data_loss``, ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``,
-    ``monitored`` (the loss the stopping rule watches: held-out, or the chunk's last training data
-    loss when nothing is held out), ``eval_time`` (seconds since the run started, compilation
-    included) and ``val_loss`` (the monitored loss when rows are held out, else empty).
+    ``monitored`` (the loss the stopping rule watches, see :func:`monitor_mode`), ``eval_time``
+    (seconds since the run started, compilation included) and ``val_loss`` (the held-out loss, when
+    rows are held out; else empty).
     ``history`` from an earlier segment is extended; ``on_chunk(state, history, tracker)`` is called
     after every chunk.
     """
@@ -142,31 +160,46 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     prev = history or {}
     recs = [{f: np.asarray(prev[f]) for f in fields}] if prev.get("loss") is not None else []
     eval_steps = list(np.asarray(prev.get("eval_step", []), np.int64))
-    val_losses = list(np.asarray(prev.get("monitored", []), np.float64))
+    monitored = list(np.asarray(prev.get("monitored", []), np.float64))
+    held = list(np.asarray(prev.get("val_loss", []), np.float64))
     eval_times = list(np.asarray(prev.get("eval_time", []), np.float64))
     t_offset = eval_times[-1] if eval_times else 0.0
+    mode = monitor_mode(cfg, problem, validation is not None)
+    y1 = jnp.zeros((1, data.d_out), data.dtype)
 
     def assemble():
         hist = {f: np.concatenate([r[f] for r in recs]) if recs else np.zeros(0) for f in fields}
         hist["eval_step"] = np.asarray(eval_steps, np.int64)
-        hist["monitored"] = np.asarray(val_losses, np.float64)
+        hist["monitored"] = np.asarray(monitored, np.float64)
         hist["eval_time"] = np.asarray(eval_times, np.float64)
-        hist["val_loss"] = hist["monitored"] if validation is not None else np.zeros(0)
+        hist["val_loss"] = np.asarray(held, np.float64)
         return hist
 
-    def held_out(st, s):
-        return float(_held_out(solver, problem, st.params, *validation, eval_key, cfg.T_at(max(s, 1))))
+    def record(step, st, train_loss=None):
+        """Evaluate after ``step`` steps: the held-out loss (if rows are held out) and the monitored one."""
+        T_s = cfg.T_at(max(step, 1))
+        v = float(_held_out(solver, problem, st.params, *validation, eval_key, T_s)) if validation is not None else None
+        if mode == "held_out":
+            mon = v
+        elif mode == "objective":
+            mon = float(_objective_loss(solver, problem, st.params, y1, eval_key, T_s))
+        else:
+            mon = train_loss
+        eval_steps.append(step)
+        monitored.append(mon)
+        if v is not None:
+            held.append(v)
+        eval_times.append(t_offset + time.perf_counter() - t0)
+        tracker.update(step, mon, st.params)
+        return v
 
     tracker = make_tracker(cfg) if tracker is None else tracker
     t0 = time.perf_counter()
     done = int(state.step)
     last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    start_params = state.params
-    if validation is not None and done == 0:
-        eval_steps.append(0)
-        val_losses.append(held_out(state, 1))
-        eval_times.append(t_offset + time.perf_counter() - t0)
-        tracker.update(0, val_losses[-1], state.params)
+    start_params = state
+    if done == 0 and mode != "batch_loss":
+        record(0, state)
     while done < last and not bool(state.failed) and not tracker.stopped:
         n_valid = min(chunk, last - done)
         valid = jnp.arange(chunk) < n_valid
@@ -182,19 +215,12 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         done = int(state.step)
         info = {"step": done, "steps": cfg.steps, "loss": float(met.data_loss[ok][-1]) if ok.any() else float("nan"),
                 "eta": float(state.params.eta), "elapsed": time.perf_counter() - t0}
-        if validation is None and tracker.best_step < 0 and ok.any():
-            # no held-out rows: monitor the training data loss; the first step's is the initial set's
-            eval_steps.append(0)
-            val_losses.append(float(met.data_loss[ok][0]))
-            eval_times.append(t_offset)
-            tracker.update(0, val_losses[-1], start_params)
-        v = held_out(state, done) if validation is not None else info["loss"]
-        eval_steps.append(done)
-        val_losses.append(v)
-        eval_times.append(t_offset + time.perf_counter() - t0)
-        if validation is not None:
+        if mode == "batch_loss" and tracker.best_step < 0 and ok.any():
+            # monitoring the sampled training loss: the first step's is the initial set's
+            record(0, start_params, float(met.data_loss[ok][0]))
+        v = record(done, state, info["loss"])
+        if v is not None:
             info["val_loss"] = v
-        tracker.update(done, v, state.params)
         if on_chunk is not None:
             on_chunk(state, assemble(), tracker)
         if progress is not None:

@@ -166,6 +166,16 @@ class BilevelSolver(Component):
                                       self.config.max_T)
         return jnp.mean(problem.objective.row_objective().data_losses(sol, model, model.featurize(Xv), Yv))
 
+    def objective_loss(self, problem: Problem, params: DistillParams, y1, key, num_steps) -> jax.Array:
+        """Mean over ``max_q`` fixed θ₀ draws of the data term of an objective that carries its data
+        (e.g. ``FullDataLoss``; ``y1`` only gives d_out): the exact training objective, no λ_O."""
+        model = problem.model
+        F = model.featurize(params.x)
+        theta0s = model.sample_init(key, F, y1.shape[1], self.config.max_q)
+        sol = self.inner_solver.solve(model, F, params.y, params.eta, problem.lambda_inner, theta0s, num_steps,
+                                      self.config.max_T)
+        return jnp.mean(problem.objective.data_losses(sol, model, None, y1))
+
     # ------------------------------------------------------------------ one outer step
     def step(self, problem: Problem, state: DistillState, XB, YB, run_key: jax.Array):
         """One outer step (Algorithm 1 lines 4–13 and the A.7 schedules) on the batch (XB, YB). Pure."""
