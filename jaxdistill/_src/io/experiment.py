@@ -85,7 +85,7 @@ class Experiment:
         ds = dict(self.dataset)
         name = ds.pop("name")
         frac = ds.pop("test_fraction", 0.2)
-        shuffle = ds.pop("shuffle", name not in datasets.TIME_SERIES)
+        shuffle = ds.pop("shuffle", None)
         if name == "csv":
             X, Y = datasets.load_csv(ds["path"], ds.get("target", -1))
         elif name == "npy":
@@ -93,4 +93,7 @@ class Experiment:
             X, Y = np.load(ds["x"]), np.load(ds["y"])
         else:
             X, Y = datasets.load(name, **ds)
+            if shuffle is None:
+                return datasets.split(name, X, Y, frac, key=self.seed)
+        shuffle = True if shuffle is None else shuffle
         return datasets.train_test_split(X, Y, frac, key=self.seed, shuffle=shuffle)

@@ -70,9 +70,9 @@ def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0):
 
 
 @jax.jit
-def _objective_loss(solver, problem, params, y1, key, num_steps):
+def _evaluate(solver, problem, params, Xv, Yv, y1, key, num_steps):
     TRACES["held_out"] += 1
-    return solver.objective_loss(problem, params, y1, key, num_steps)
+    return solver.evaluation_losses(problem, params, Xv, Yv, y1, key, num_steps)
 
 
 def monitor_mode(config, problem: Problem, has_validation: bool) -> str:
@@ -85,12 +85,6 @@ def monitor_mode(config, problem: Problem, has_validation: bool) -> str:
     if config.monitor == "auto" and has_validation and not deterministic:
         return "held_out"
     return "objective" if deterministic else "batch_loss"
-
-
-@jax.jit
-def _held_out(solver, problem, params, Xv, Yv, key, num_steps):
-    TRACES["held_out"] += 1
-    return solver.held_out_loss(problem, params, Xv, Yv, key, num_steps)
 
 
 def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key: jax.Array) -> DistillState:
@@ -177,14 +171,12 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
 
     def record(step, st, train_loss=None):
         """Evaluate after ``step`` steps: the held-out loss (if rows are held out) and the monitored one."""
-        T_s = cfg.T_at(max(step, 1))
-        v = float(_held_out(solver, problem, st.params, *validation, eval_key, T_s)) if validation is not None else None
-        if mode == "held_out":
-            mon = v
-        elif mode == "objective":
-            mon = float(_objective_loss(solver, problem, st.params, y1, eval_key, T_s))
-        else:
-            mon = train_loss
+        Xv, Yv = validation if validation is not None else (None, None)
+        v = obj = None
+        if Xv is not None or mode == "objective":
+            v, obj = _evaluate(solver, problem, st.params, Xv, Yv, y1, eval_key, cfg.T_at(max(step, 1)))
+            v = None if v is None else float(v)
+        mon = v if mode == "held_out" else float(obj) if mode == "objective" else train_loss
         eval_steps.append(step)
         monitored.append(mon)
         if v is not None:

@@ -157,24 +157,23 @@ class BilevelSolver(Component):
         data_mean = jnp.sum(jnp.where(mask, data, 0.0)) / q
         return (total if cfg.reduction == "sum" else total / q), (total / q, data_mean)
 
-    def held_out_loss(self, problem: Problem, params: DistillParams, Xv, Yv, key, num_steps) -> jax.Array:
-        """Mean over ``max_q`` fixed θ₀ draws of the objective's data term on held-out rows (no λ_O)."""
-        model = problem.model
-        F = model.featurize(params.x)
-        theta0s = model.sample_init(key, F, Yv.shape[1], self.config.max_q)
-        sol = self.inner_solver.solve(model, F, params.y, params.eta, problem.lambda_inner, theta0s, num_steps,
-                                      self.config.max_T)
-        return jnp.mean(problem.objective.row_objective().data_losses(sol, model, model.featurize(Xv), Yv))
+    def evaluation_losses(self, problem: Problem, params: DistillParams, Xv, Yv, y1, key, num_steps):
+        """(held-out loss, training objective) after one inner solve from ``max_q`` fixed θ₀ draws, no λ_O.
 
-    def objective_loss(self, problem: Problem, params: DistillParams, y1, key, num_steps) -> jax.Array:
-        """Mean over ``max_q`` fixed θ₀ draws of the data term of an objective that carries its data
-        (e.g. ``FullDataLoss``; ``y1`` only gives d_out): the exact training objective, no λ_O."""
+        The held-out loss is the row objective's data term on (Xv, Yv) (``None`` when Xv is None); the
+        training objective that of an objective carrying its data, e.g. ``FullDataLoss`` (``None`` for
+        objectives that need a batch; ``y1`` only gives d_out). One compilation serves both.
+        """
         model = problem.model
         F = model.featurize(params.x)
         theta0s = model.sample_init(key, F, y1.shape[1], self.config.max_q)
         sol = self.inner_solver.solve(model, F, params.y, params.eta, problem.lambda_inner, theta0s, num_steps,
                                       self.config.max_T)
-        return jnp.mean(problem.objective.data_losses(sol, model, None, y1))
+        held = None if Xv is None else jnp.mean(
+            problem.objective.row_objective().data_losses(sol, model, model.featurize(Xv), Yv))
+        train = None if problem.objective.needs_batch else jnp.mean(
+            problem.objective.data_losses(sol, model, None, y1))
+        return held, train
 
     # ------------------------------------------------------------------ one outer step
     def step(self, problem: Problem, state: DistillState, XB, YB, run_key: jax.Array):
