@@ -22,13 +22,15 @@ def _demo(args) -> int:
 
     X, Y = datasets.load(args.dataset)
     Xtr, Ytr, Xte, Yte = datasets.split(args.dataset, X, Y, 0.2, key=args.seed)
+    budget = {} if args.steps is None else {"steps": args.steps}
     print(f"jaxdistill {jd.__version__}: distilling {args.dataset} ({Xtr.shape[0]} training rows, "
-          f"{X.shape[1]} features) into m = {args.m} points, {args.steps} outer steps, seed {args.seed}.")
+          f"{X.shape[1]} features) into m = {args.m} points, seed {args.seed}.")
     t0 = time.perf_counter()
-    out = jd.distill(Xtr, Ytr, m=args.m, steps=args.steps, key=args.seed,
-                     progress=None if not args.no_progress else False)
-    print(f"done in {time.perf_counter() - t0:.1f} s (status: {out.status}, learned inner_lr {out.inner_lr:.4g})\n")
-    report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=args.seed)
+    out = jd.distill(Xtr, Ytr, m=args.m, key=args.seed, progress=None if not args.no_progress else False, **budget)
+    print(f"done in {time.perf_counter() - t0:.1f} s: status {out.status} after {out.meta['steps_run']} steps, "
+          f"learned inner_lr {out.inner_lr:.4g}\n")
+    ts = args.dataset in datasets.TIME_SERIES
+    report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=args.seed, last_value_column=-1 if ts else None)
     print(report)
     d, s = report.row("distilled, T-step GD"), report.row("random subset, T-step GD")
     f = report.row("full data, ridge")
@@ -37,7 +39,7 @@ def _demo(args) -> int:
     if args.save:
         out.save(args.save)
         print(f"saved to {args.save}")
-    return 0
+    return 0 if out.ok else 1
 
 
 def _run(args) -> int:
@@ -71,7 +73,7 @@ def _run(args) -> int:
     if not args.no_eval:
         print()
         print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp)))
-    return 0 if out.status != "nonfinite" else 1
+    return 0 if out.ok else 1
 
 
 def _last_value_column(exp):
@@ -137,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not use the on-disk compilation cache (~/.cache/jaxdistill/xla, or $JAXDISTILL_CACHE)")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="distil a bundled data set and compare with the baselines")
-    demo.add_argument("--dataset", default="diabetes", choices=["diabetes", "synthetic"])
+    demo.add_argument("--dataset", default="diabetes", choices=["diabetes", "synthetic", "digits", "randhie", "fair",
+                                                                 "co2", "sunspots", "mnist5k", "autompg"])
     demo.add_argument("--m", type=int, default=20)
-    demo.add_argument("--steps", type=int, default=1000)
+    demo.add_argument("--steps", type=int, default=None, help="step budget (default 5000; runs stop when converged)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--save", default=None, help="write the distilled set to this .npz file")
     demo.add_argument("--no-progress", action="store_true")

@@ -2,6 +2,7 @@
 
 from jaxdistill._src.report.plots import plot_digits as plot_digits
 from jaxdistill._src.report.plots import plot_history as plot_history
+from jaxdistill._src.report.plots import plot_images as plot_images
 from jaxdistill._src.report.plots import plot_predictions as plot_predictions
 from jaxdistill._src.report.plots import plot_projection as plot_projection
 from jaxdistill._src.report.plots import save_all as save_all

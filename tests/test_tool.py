@@ -179,6 +179,13 @@ def test_cli_run_evaluate_plot(tmp_path, capsys, monkeypatch):
 def test_plot_digits(tmp_path):
     X, Y = datasets.load("digits")
     out = jd.distill(X[:400], Y[:400], m=10, steps=20, eval_every=10, progress=False)
-    from jaxdistill.plots import save_all
+    # the initial rows recorded are the real rows X̃ started from (init="real")
+    first = out.history["eval_step"][0] == 0
+    assert first and len(out.meta["init_rows"]) == 10 and len(set(out.meta["init_rows"])) == 10
+    from jaxdistill.plots import plot_images, save_all
     paths = save_all(out, tmp_path, X[:400], X[400:500], Y[400:500])
-    assert "digits.png" in [os.path.basename(p) for p in paths]
+    assert "images.png" in [os.path.basename(p) for p in paths]
+    fig = plot_images(out, X[:400])
+    assert len(fig.axes) == 20                               # an initial row and a distilled row
+    a0 = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(np.asarray(a0).ravel(), X[out.meta["init_rows"][0]])

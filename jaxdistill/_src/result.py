@@ -139,7 +139,13 @@ class DistillOutput:
         if X_new.shape[1] != self.x.shape[1]:
             raise ValueError(f"X_new has {X_new.shape[1]} columns; the distilled set has {self.x.shape[1]}.")
         Fs = self._features(self.standardizer.x(X_new))
-        return self.standardizer.y_inverse(self.predict_standardized(Fs, limit=limit, n_inits=n_inits, key=key))
+        pred = self.standardizer.y_inverse(self.predict_standardized(Fs, limit=limit, n_inits=n_inits, key=key))
+        if not np.all(np.isfinite(pred)):
+            raise FloatingPointError(
+                "The model trained on this distilled set predicts non-finite values (an ill-conditioned set for its "
+                "training procedure, or inputs far outside the data). Check X_new; for exact solves use a "
+                "lambda_inner > 0.")
+        return pred
 
     def fit_ridge(self, lam: float | None = None) -> np.ndarray:
         """Ridge weights (p, d_out) on the distilled set's features (the T → ∞ limit of the inner loop)."""

@@ -39,17 +39,29 @@ from jaxdistill._src.problem.data import Standardizer, as_2d_float, check_xy
 from jaxdistill._src.result import DistillOutput
 
 
+def _rank_tol(G) -> float:
+    """Relative singular-value cut-off of G: √ε of the dtype. θ* is often rank-deficient *exactly*
+    (standardised one-hot targets sum to zero, so θ*'s columns do), and the computed G then carries
+    rounding-level singular values (measured: 3e-12 relative on mnist5k in float64); inverting them
+    gave X_S entries of 2e11 and a model at chance accuracy. Directions below √ε contribute at most
+    √ε relatively to the model and are treated as exact zeros."""
+    return float(jnp.sqrt(jnp.finfo(G.dtype).eps))
+
+
 def _target_features(G, lam_s, root):
-    if lam_s == 0:
-        return jnp.linalg.pinv(G)
     V, sig, Ut = jnp.linalg.svd(G, full_matrices=False)          # G = V diag(σ') Uᵀ, V (p, r), Ut (r, m)
     smax = float(jnp.max(sig))
+    if lam_s == 0:
+        keep = sig > _rank_tol(G) * smax
+        inv = jnp.where(keep, 1.0 / jnp.where(keep, sig, 1.0), 0.0)
+        return (Ut.T * inv) @ V.T                                  # G⁺ with the cut-off
+
     limit = 1.0 / (4.0 * smax ** 2)
     if lam_s > limit:
         raise ValueError(f"lam_s = {lam_s:g} is not admissible: with these labels the largest λ_S for which a "
                          f"distilled set reproduces the original model is 1/(4σ'_max²) = {limit:.6g}. "
                          "Lower lam_s, or scale the labels up (σ' scales as 1/label scale).")
-    tol = smax * max(G.shape) * jnp.finfo(G.dtype).eps
+    tol = smax * _rank_tol(G)
     disc = jnp.sqrt(jnp.maximum(1.0 - 4.0 * lam_s * sig ** 2, 0.0))
     safe = jnp.where(sig > tol, sig, 1.0)
     s = jnp.where(sig > tol, (1.0 + root * disc) / (2.0 * safe), 0.0)
@@ -122,7 +134,7 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
     else:
         scale = float(jnp.sqrt(jnp.mean(Yj ** 2))) or 1.0
         Ys = scale * jnp.eye(m, k, dtype=dt)
-    Ysp = jnp.linalg.pinv(Ys)                                        # (k, m)
+    Ysp = jnp.linalg.pinv(Ys, rtol=_rank_tol(Ys))                    # (k, m), rank cut-off as for G
     # Solvable iff θ*'s rows lie in the row space of Y_S (θ* Y_S⁺ Y_S = θ*): always when Y_S has rank k,
     # and also for rank-deficient θ* (e.g. centred one-hot targets) with labels predicted by θ*.
     resid = float(jnp.linalg.norm(theta @ Ysp @ Ys - theta) / (jnp.linalg.norm(theta) + 1e-300))
@@ -154,9 +166,17 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
     if not (np.all(np.isfinite(np.asarray(Xs))) and np.all(np.isfinite(np.asarray(Ys)))):
         raise ValueError("The analytic distilled set is not finite (an ill-conditioned original model?); "
                          "use lam > 0 or standardize=True.")
+    # Verify the claim before returning it: the model trained on the set must equal θ*.
+    theta_s = ridge_unnormalised(fmap.batch(jnp.asarray(Xs)), jnp.asarray(Ys), lam_s)
+    ws_err = float(jnp.max(jnp.abs(theta_s - theta)) / (jnp.max(jnp.abs(theta)) + 1e-300))
+    if ws_err > max(1e-6, 100 * _rank_tol(G)):    # 1e-6 in float64, ~3e-2 in float32
+        raise ValueError(f"The analytic distilled set does not reproduce the original model to working precision "
+                         f"(max |W_S − W| / max |W| = {ws_err:.1e}): the problem is too ill-conditioned in "
+                         f"{jnp.asarray(Xs).dtype}. Use lam > 0, lam_s > 0, float64 (jax_enable_x64) or m > k.")
     return DistillOutput(
         x=np.asarray(Xs), y=np.asarray(Ys), inner_lr=None, history={}, config=None, standardizer=std,
         status="exact", model=LinearModel(fmap, init_scale=0.0), inner_solver=KernelRidge(),
         lambda_inner=float(lam_s) / m, T=None, seed=seed,
         meta={"kind": "analytic (KRR paper)", "lam": float(lam), "lam_s": float(lam_s), "n_train": int(X.shape[0]),
-              "full_data_lambda_inner": float(lam) / X.shape[0], "theta": np.asarray(theta).tolist()})
+              "full_data_lambda_inner": float(lam) / X.shape[0], "theta": np.asarray(theta).tolist(),
+              "init_rows": None if Z is None else np.asarray(idx).tolist(), "max_rel_WS_error": ws_err})

@@ -108,5 +108,16 @@ def _predict_after_training(model, solver, F, Y, eta, lambda_inner, theta0s, num
     return sol.predict(Ftest)
 
 
-#: Predictions (Q, n_test, d_out) after training from each of the Q ``theta0s`` (compiled once per shapes).
-predict_after_training = jax.jit(_predict_after_training, static_argnames=("max_steps",))
+def _static_lambda(f):
+    """λ_I as a Python float: solvers then see a concrete number, and λ = 0 takes the pseudo-inverse
+    path of ``psd_solve`` (a traced 0 went through a Cholesky factorisation of a singular Gram matrix
+    and returned NaN for a rank-deficient distilled set)."""
+    jitted = jax.jit(f, static_argnames=("max_steps", "lambda_inner"))
+
+    def call(model, solver, F, Y, eta, lambda_inner, theta0s, num_steps, Ftest, max_steps):
+        return jitted(model, solver, F, Y, eta, float(lambda_inner), theta0s, num_steps, Ftest, max_steps)
+    return call
+
+
+#: Predictions (Q, n_test, d_out) after training from each of the Q ``theta0s`` (compiled once per shapes and λ_I).
+predict_after_training = _static_lambda(_predict_after_training)

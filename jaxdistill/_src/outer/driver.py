@@ -87,6 +87,14 @@ def monitor_mode(config, problem: Problem, has_validation: bool) -> str:
     return "objective" if deterministic else "batch_loss"
 
 
+def initial_rows(config, data: TrainData, key: jax.Array) -> np.ndarray | None:
+    """Rows of the caller's X that start X̃₀ (``init="real"``), or None for a random start."""
+    if config.init != "real":
+        return None
+    idx = np.asarray(jax.random.choice(jax.random.split(key)[0], data.n_train, (config.m,), replace=False))
+    return data.train[idx]
+
+
 def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key: jax.Array) -> DistillState:
     """X̃₀, Ỹ₀ (Algorithm 1 line 2) and η̃₀ (line 1) and the initial state; checks η̃₀ against Lemma 2.4."""
     cfg = solver.config

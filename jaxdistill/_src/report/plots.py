@@ -57,19 +57,48 @@ def plot_projection(out: DistillOutput, X_real, ax=None):
     return ax
 
 
-def plot_digits(out: DistillOutput, max_images: int = 20):
-    """Distilled inputs as 8×8 images (for 64-dimensional inputs such as scikit-learn's digits)."""
+def image_side(d: int) -> int | None:
+    """The side of square images of d pixels (d ≥ 16), else None."""
+    side = int(round(np.sqrt(d)))
+    return side if side * side == d and side >= 4 else None
+
+
+def plot_images(out: DistillOutput, X_train=None, max_images: int = 20, title: str | None = None):
+    """Distilled inputs as square grayscale images (digits 8×8, MNIST 28×28), in original units.
+
+    With ``X_train`` (the rows given to ``distill`` / ``distill_analytic``) and a result that started
+    from real rows (``meta["init_rows"]``), the initial images are shown in a first row, the distilled
+    ones below (the KRR paper's Figure 2). Targets that are one-hot class scores label each image
+    with its arg-max class.
+    """
     plt = _plt()
-    k = min(out.m, max_images)
-    side = int(round(np.sqrt(out.x.shape[1])))
-    if side * side != out.x.shape[1]:
+    side = image_side(out.x.shape[1])
+    if side is None:
         raise ValueError(f"Inputs of dimension {out.x.shape[1]} are not square images.")
-    fig, axes = plt.subplots(1, k, figsize=(1.1 * k, 1.4), squeeze=False)
-    for j in range(k):
-        axes[0, j].imshow(out.X[j].reshape(side, side), cmap="gray_r")
-        axes[0, j].axis("off")
-    fig.suptitle("distilled inputs")
+    k = min(out.m, max_images)
+    rows = [("distilled", out.X[:k])]
+    init = out.meta.get("init_rows")
+    if X_train is not None and init is not None:
+        rows.insert(0, ("initial (real)", np.asarray(X_train, np.float64)[np.asarray(init[:k])]))
+    fig, axes = plt.subplots(len(rows), k, figsize=(0.9 * k + 0.8, 1.1 * len(rows) + 0.5), squeeze=False)
+    Ys = out.Y[:k]
+    for i, (label, imgs) in enumerate(rows):
+        for j in range(k):
+            ax = axes[i, j]
+            ax.imshow(imgs[j].reshape(side, side), cmap="gray_r")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == len(rows) - 1 and Ys.shape[1] > 1:
+                ax.set_title(str(int(np.argmax(Ys[j]))), fontsize=7)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=7)
+    fig.suptitle(title or f"distilled inputs (m = {out.m}, showing {k})", fontsize=9)
     return fig
+
+
+def plot_digits(out: DistillOutput, max_images: int = 20):
+    """Distilled inputs as images (kept from 0.2; see :func:`plot_images`)."""
+    return plot_images(out, max_images=max_images)
 
 
 def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: bool = False):
@@ -120,6 +149,6 @@ def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None,
         fig, ax = plt.subplots(figsize=(7 if time_series else 5, 4))
         plot_predictions(out, X_test, Y_test, ax, time_series=time_series)
         save(fig, "predictions.png")
-    if out.x.shape[1] == 64:
-        save(plot_digits(out), "digits.png")
+    if image_side(out.x.shape[1]) is not None:
+        save(plot_images(out, X_train), "images.png")
     return paths
