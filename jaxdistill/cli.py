@@ -4,6 +4,8 @@
     jaxdistill run configs/co2.json --set m=30       run an experiment file (checkpointed, resumable)
     jaxdistill evaluate runs/co2.npz                 held-out table of a saved result
     jaxdistill plot runs/co2.npz --out runs/co2_png  figures of a saved result
+    jaxdistill sweep configs/diabetes.json --m 1 5 10 20 --seeds 0 1 2
+                                                     held-out error against m (table, JSON, PNG)
     jaxdistill datasets                              the bundled data sets
 """
 
@@ -118,6 +120,24 @@ def _plot(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from jaxdistill._src.io.experiment import Experiment
+    from jaxdistill._src.report.sweep import error_vs_m, write_sweep
+
+    exp = Experiment.from_file(args.experiment).with_overrides(args.set or [])
+    Xtr, Ytr, Xte, Yte = exp.load_data()
+    name = exp.dataset["name"]
+    outdir = args.out or os.path.splitext(os.path.basename(args.experiment))[0] + "_sweep"
+    print(f"{name}: {Xtr.shape[0]} training rows, {Xtr.shape[1]} features; m in {args.m}, seeds {args.seeds}")
+    result = error_vs_m(Xtr, Ytr, Xte, Yte, args.m, seeds=args.seeds, config=exp.config,
+                        last_value_column=_last_value_column(exp), progress=print)
+    print()
+    print(result)
+    for p in write_sweep(result, outdir, title=f"{name}: held-out error against m"):
+        print(p)
+    return 0
+
+
 def _datasets(args) -> int:
     from jaxdistill import datasets
     for name in datasets.NAMES:
@@ -170,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("result")
     pl.add_argument("--out", default=None, help="folder for the PNG files (default RESULT_plots/)")
     pl.set_defaults(func=_plot)
+
+    sw = sub.add_parser("sweep", help="held-out error against m: distilled vs random subset vs full data")
+    sw.add_argument("experiment")
+    sw.add_argument("--m", type=int, nargs="+", required=True, help="the m values, e.g. --m 1 5 10 20")
+    sw.add_argument("--seeds", type=int, nargs="+", default=[0])
+    sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
+    sw.add_argument("--out", default=None, help="folder for sweep.{md,json,png} (default EXPERIMENT_sweep/)")
+    sw.set_defaults(func=_sweep)
 
     ds = sub.add_parser("datasets", help="list the bundled data sets")
     ds.set_defaults(func=_datasets)

@@ -63,23 +63,27 @@ def image_side(d: int) -> int | None:
     return side if side * side == d and side >= 4 else None
 
 
-def plot_images(out: DistillOutput, X_train=None, max_images: int = 20, title: str | None = None):
+def plot_images(out: DistillOutput, X_train=None, max_images: int = 20, title: str | None = None,
+                standardized: bool = False):
     """Distilled inputs as square grayscale images (digits 8×8, MNIST 28×28), in original units.
 
     With ``X_train`` (the rows given to ``distill`` / ``distill_analytic``) and a result that started
     from real rows (``meta["init_rows"]``), the initial images are shown in a first row, the distilled
     ones below (the KRR paper's Figure 2). Targets that are one-hot class scores label each image
-    with its arg-max class.
+    with its arg-max class. ``standardized=True`` shows the images in the standardised pixel space the
+    model is trained in (where a set distilled from no real rows shows its class patterns; in original
+    units the mean image dominates).
     """
     plt = _plt()
     side = image_side(out.x.shape[1])
     if side is None:
         raise ValueError(f"Inputs of dimension {out.x.shape[1]} are not square images.")
     k = min(out.m, max_images)
-    rows = [("distilled", out.X[:k])]
+    rows = [("distilled", (out.x if standardized else out.X)[:k])]
     init = out.meta.get("init_rows")
     if X_train is not None and init is not None:
-        rows.insert(0, ("initial (real)", np.asarray(X_train, np.float64)[np.asarray(init[:k])]))
+        real = np.asarray(X_train, np.float64)[np.asarray(init[:k])]
+        rows.insert(0, ("initial (real)", out.standardizer.x(real) if standardized else real))
     fig, axes = plt.subplots(len(rows), k, figsize=(0.9 * k + 0.8, 1.1 * len(rows) + 0.5), squeeze=False)
     Ys = out.Y[:k]
     for i, (label, imgs) in enumerate(rows):

@@ -1,0 +1,134 @@
+"""Held-out error against the number of distilled points m: the first curve a researcher asks for.
+
+:func:`error_vs_m` distils the training data for every m (and seed), and scores on held-out data,
+with :func:`~jaxdistill.evaluate`, the distilled set under its own training procedure, the best
+random real subset of the same size (ridge or the same procedure, whichever is better on average),
+full-data ridge and the mean predictor. The result prints as a markdown table, saves as JSON and
+plots as a PNG (test MSE against m, log–log, mean ± std over seeds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import warnings
+
+import numpy as np
+
+from jaxdistill._src.core.validate import check_int
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """One row per (m, seed): test MSE / R² of the distilled set, the best random subset and full data."""
+
+    rows: list[dict]
+
+    def summary(self) -> list[dict]:
+        """Mean and std over seeds for each m."""
+        out = []
+        for m in sorted({r["m"] for r in self.rows}):
+            rs = [r for r in self.rows if r["m"] == m]
+            s = {"m": m, "seeds": len(rs), "statuses": sorted({r["status"] for r in rs})}
+            for k in ("distilled_mse", "subset_mse", "full_mse", "distilled_r2", "subset_r2", "full_r2"):
+                v = np.array([r[k] for r in rs])
+                s[k], s[k + "_std"] = float(v.mean()), float(v.std())
+            out.append(s)
+        return out
+
+    def to_markdown(self) -> str:
+        lines = ["| m | distilled MSE | random subset MSE (best procedure) | full data, ridge | distilled R² | "
+                 "subset R² | status |", "|---:|---:|---:|---:|---:|---:|---|"]
+        for s in self.summary():
+            pm = lambda k: f"{s[k]:.4g} ± {s[k + '_std']:.2g}" if s["seeds"] > 1 else f"{s[k]:.4g}"  # noqa: E731
+            lines.append(f"| {s['m']} | {pm('distilled_mse')} | {pm('subset_mse')} | {s['full_mse']:.4g} | "
+                         f"{pm('distilled_r2')} | {pm('subset_r2')} | {', '.join(s['statuses'])} |")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def save(self, path) -> None:
+        with open(path, "w") as f:
+            json.dump({"rows": self.rows, "summary": self.summary()}, f, indent=1)
+
+    def plot(self, path=None, title: str | None = None):
+        """Test MSE against m (log–log): distilled, best random subset, full-data ridge."""
+        from jaxdistill._src.report.plots import _plt
+        plt = _plt()
+        s = self.summary()
+        ms = np.array([r["m"] for r in s])
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label, style in (("distilled_mse", "distilled (own procedure)", "o-"),
+                                  ("subset_mse", "random real subset (best procedure)", "s--")):
+            mu, sd = np.array([r[key] for r in s]), np.array([r[key + "_std"] for r in s])
+            ax.errorbar(ms, mu, yerr=sd, fmt=style, capsize=3, label=label)
+        ax.axhline(s[0]["full_mse"], color="k", lw=1, ls=":", label="full data, ridge")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("m (points)")
+        ax.set_ylabel("held-out MSE (original units)")
+        ax.set_title(title or "held-out error against m", fontsize=10)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=100)
+        return fig
+
+
+def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: int = 10,
+               last_value_column: int | None = None, progress=None, **distill_kwargs) -> SweepResult:
+    """Distil for every m in ``ms`` and seed in ``seeds``; score each on (X_test, Y_test).
+
+    ``distill_kwargs`` go to :func:`jaxdistill.distill` (``config=``, ``model=``, settings...).
+    ``progress(text)`` (e.g. ``print``) is called after every run.
+    """
+    from jaxdistill._src.api import distill
+    from jaxdistill._src.report.evaluate import evaluate
+
+    ms = [check_int("m", m, 1) for m in ms]
+    if not ms:
+        raise ValueError("ms must list at least one m, e.g. ms=[1, 5, 10, 20].")
+    n = np.shape(X_train)[0]
+    if max(ms) >= n:
+        raise ValueError(f"Every m must be smaller than the number of training rows ({n}); got {max(ms)}.")
+    rows = []
+    for m in ms:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                out = distill(X_train, Y_train, m=m, key=seed, progress=False, **distill_kwargs)
+            wall = time.perf_counter() - t0
+            rep = evaluate(out, X_test, Y_test, X_train, Y_train, key=seed, n_subsets=n_subsets, n_inits=4,
+                           last_value_column=last_value_column)
+            own = rep.rows[0]
+            subsets = [r for r in rep.rows if r["method"].startswith("random subset")]
+            best = min(subsets, key=lambda r: r["mse"])
+            full = rep.row("full data, ridge") if any(r["method"] == "full data, ridge" for r in rep.rows) \
+                else next(r for r in rep.rows if r["method"].startswith("full data"))
+            rows.append({"m": m, "seed": int(seed), "status": out.status, "steps_run": out.meta.get("steps_run"),
+                         "wall_s": wall, "distilled_mse": own["mse"], "distilled_r2": own["r2"],
+                         "subset_mse": best["mse"], "subset_r2": best["r2"], "subset_procedure": best["method"],
+                         "full_mse": full["mse"], "full_r2": full["r2"]})
+            if progress is not None:
+                progress(f"m = {m:4d} seed {seed}: distilled MSE {own['mse']:.4g} (R² {own['r2']:.3f}, {out.status}), "
+                         f"best random subset {best['mse']:.4g}, full data {full['mse']:.4g}  [{wall:.1f} s]")
+    return SweepResult(rows)
+
+
+def write_sweep(result: SweepResult, outdir, title: str | None = None) -> list[str]:
+    """sweep.md, sweep.json and sweep.png (if matplotlib is installed) in ``outdir``."""
+    os.makedirs(outdir, exist_ok=True)
+    paths = [os.path.join(outdir, "sweep.md"), os.path.join(outdir, "sweep.json")]
+    with open(paths[0], "w") as f:
+        f.write((f"# {title}\n\n" if title else "") + result.to_markdown() + "\n")
+    result.save(paths[1])
+    try:
+        result.plot(os.path.join(outdir, "sweep.png"), title=title)
+        paths.append(os.path.join(outdir, "sweep.png"))
+    except ImportError:
+        pass
+    return paths
