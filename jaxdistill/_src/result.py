@@ -185,8 +185,9 @@ class DistillOutput:
             v = h["val_loss"]
             lines.append(f"  held-out loss {v[0]:.4g} -> best {np.nanmin(v):.4g} (last {v[-1]:.4g})")
         if "returned_step" in self.meta and self.config is not None:
-            lines.append(f"  returned: the state after step {self.meta['returned_step']} "
-                         f"({'best held-out loss' if self.config.restore_best else 'last'})")
+            which = (f"best monitored loss: {self.meta.get('monitor', 'held-out')}" if self.config.restore_best
+                     else "last")
+            lines.append(f"  returned: the state after step {self.meta['returned_step']} ({which})")
         if not self.ok:
             lines.append(f"  NOT OK: {advice(self.status)}")
         elif self.status == "budget":
