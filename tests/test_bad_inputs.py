@@ -161,3 +161,24 @@ def test_hand_edited_result_files_are_refused(rng, tmp_path):
             jd.load(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match="is a directory"):
         jd.load(tmp_path)
+
+
+@pytest.mark.parametrize("text,says", [
+    ('{"dataset": {"name": "diabetes"}, "seed": null}', "seed must be an integer"),
+    ('{"dataset": {"name": "diabetes"}, "seed": 1.5}', "seed must be an integer"),
+    ('{"dataset": {"name": "npy", "x": "X.npy"}}', r"needs the file entries \['x', 'y'\]"),
+    ('{"dataset": {"name": "csv"}}', r"needs the file entries \['path'\]"),
+    ("null", "must be a JSON object"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"dataset": null}', 'needs "dataset"'),
+    ('{"dataset": {"name": "diabetes"}, "output": 3}', '"output" must be a file path'),
+])
+def test_malformed_experiment_files_are_one_line_errors_not_tracebacks(tmp_path, capsys, text, says):
+    from jaxdistill import cli
+    path = tmp_path / "e.json"
+    path.write_text(text)
+    assert cli.main(["run", str(path), "--no-progress", "--out", str(tmp_path / "r.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxdistill: error:") and "Traceback" not in err
+    import re
+    assert re.search(says, err), err

@@ -18,9 +18,11 @@ import json
 import os
 from typing import Any
 
+from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.problem.config import DistillConfig
 
 _TOP = ("seed", "output", "checkpoint")
+_DATASET_ENTRIES = {"csv": ("path",), "npy": ("x", "y")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,14 +35,29 @@ class Experiment:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Experiment:
+        if not isinstance(d, dict):
+            raise ValueError(f'An experiment must be a JSON object such as {{"dataset": {{"name": "diabetes"}}}}, '
+                             f"got {type(d).__name__} {d!r}.")
         unknown = set(d) - {"dataset", "config", *_TOP}
         if unknown:
             raise ValueError(f"Unknown experiment entries {sorted(unknown)}; allowed: dataset, config, "
                              f"{', '.join(_TOP)}.")
-        if "dataset" not in d or "name" not in d["dataset"]:
-            raise ValueError('An experiment needs "dataset": {"name": ...}.')
-        return cls(dataset=dict(d["dataset"]), config=DistillConfig.from_dict(d.get("config", {})),
-                   seed=int(d.get("seed", 0)), output=d.get("output"), checkpoint=d.get("checkpoint"))
+        ds = d.get("dataset")
+        if not isinstance(ds, dict) or not isinstance(ds.get("name"), str):
+            raise ValueError(f'An experiment needs "dataset": {{"name": ...}} (a bundled name, "csv" or "npy"); '
+                             f"got {ds!r}.")
+        need = _DATASET_ENTRIES.get(ds["name"], ())
+        missing = [k for k in need if not isinstance(ds.get(k), str)]
+        if missing:
+            raise ValueError(f'Data set "{ds["name"]}" needs the file entries {list(need)} (paths); missing or not '
+                             f"a path: {missing}.")
+        for k in ("output", "checkpoint"):
+            if d.get(k) is not None and not isinstance(d[k], str):
+                raise ValueError(f'"{k}" must be a file path or null, got {d[k]!r}.')
+        config = d.get("config", {})
+        return cls(dataset=dict(ds), config=DistillConfig.from_dict({} if config is None else config),
+                   seed=check_int("seed", d.get("seed", 0), 0), output=d.get("output"),
+                   checkpoint=d.get("checkpoint"))
 
     @classmethod
     def from_file(cls, path) -> Experiment:
