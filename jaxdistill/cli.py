@@ -68,7 +68,9 @@ def _run(args) -> int:
             os.makedirs(d, exist_ok=True)
     out = jd.distill(Xtr, Ytr, config=exp.config, key=exp.seed, checkpoint=checkpoint, resume=not args.no_resume,
                      progress=None if not args.no_progress else False)
-    out = out.replace(meta={**out.meta, "experiment": exp.to_dict()})
+    from jaxdistill._src.core.fingerprint import data_fingerprint
+    out = out.replace(meta={**out.meta, "experiment": exp.to_dict(),
+                            "data_fingerprint": data_fingerprint(Xtr, Ytr, Xte, Yte)})
     out.save(output)
     print(out.summary())
     print(f"saved to {output}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
@@ -91,7 +93,15 @@ def _data_for(out, args):
         raise ValueError("This result was not made by `jaxdistill run`, so its data are unknown; evaluate it from "
                          "Python with jaxdistill.evaluate(out, X_test, Y_test, X_train, Y_train).")
     e = Experiment.from_dict(exp)
-    return e, e.load_data()
+    data = e.load_data()
+    saved = out.meta.get("data_fingerprint")
+    if saved is not None:
+        from jaxdistill._src.core.fingerprint import data_fingerprint
+        if data_fingerprint(*data) != saved:
+            raise ValueError(f"The data of this result's experiment ({e.dataset}) are not those it was distilled and "
+                             "split from (the file or data set changed since the run): scores would be on other data. "
+                             "Re-run the experiment, or evaluate from Python on the data you mean.")
+    return e, data
 
 
 def _evaluate(args) -> int:

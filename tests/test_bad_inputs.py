@@ -182,3 +182,42 @@ def test_malformed_experiment_files_are_one_line_errors_not_tracebacks(tmp_path,
     assert err.startswith("jaxdistill: error:") and "Traceback" not in err
     import re
     assert re.search(says, err), err
+
+
+@pytest.mark.parametrize("text,target,says", [
+    ("a, b, y\n1, 2, 3\n4, 5, 6\n\n7, 8, 9\n\n", "y", None),                 # spaces, blank lines: fine
+    ("a,b,y\n1,2,3\n4,,6\n7,8,9\n", "y", r"line 3, column 'b': an empty cell"),
+    ("a,b,y\n1,2,3\n4,NA,6\n7,8,9\n", "y", r"line 3, column 'b'.*'NA'"),
+    ("a,b,y\n1,red,3\n4,5,6\n7,8,9\n", "y", r"line 2, column 'b': the non-numeric value 'red'"),
+    ("a,b,y\n1,2,3\n4,5,6\n7,8,9\n", "price", r"no column 'price'; its columns are \['a', 'b', 'y'\]"),
+    ("a,b,y\n1,2,3\n4,5\n7,8,9\n", "y", "line 3 has 2 values"),
+    ("a,b,y\n1,2,3\n4,5,inf\n7,8,9\n", "y", "not a finite number"),
+])
+def test_load_csv_names_the_line_and_column_of_bad_cells(tmp_path, text, target, says):
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    if says is None:
+        X, Y = datasets.load_csv(str(path), target=target)
+        np.testing.assert_array_equal(X, [[1, 2], [4, 5], [7, 8]])
+        np.testing.assert_array_equal(Y, [[3], [6], [9]])
+    else:
+        with pytest.raises(ValueError, match=says):
+            datasets.load_csv(str(path), target=target)
+
+
+def test_cli_evaluate_refuses_data_that_changed_since_the_run(tmp_path, capsys):
+    from jaxdistill import cli
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "Y.npy", X @ [1.0, 2.0, 3.0])
+    exp = {"dataset": {"name": "npy", "x": str(tmp_path / "X.npy"), "y": str(tmp_path / "Y.npy")},
+           "config": {"m": 4, "steps": 20, "eval_every": 10}}
+    (tmp_path / "e.json").write_text(__import__("json").dumps(exp))
+    out = str(tmp_path / "r.npz")
+    assert cli.main(["run", str(tmp_path / "e.json"), "--no-progress", "--no-eval", "--out", out]) in (0, 1)
+    assert cli.main(["evaluate", out]) == 0
+    np.save(tmp_path / "Y.npy", X @ [1.0, 2.0, 3.5])                  # the data file changes afterwards
+    capsys.readouterr()
+    assert cli.main(["evaluate", out]) == 2
+    assert "not those it was distilled" in capsys.readouterr().err

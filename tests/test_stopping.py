@@ -140,3 +140,14 @@ def test_resume_after_interruption_makes_the_same_stop_decision(diabetes, tmp_pa
 def test_bad_stopping_settings_are_clear_errors(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         jd.DistillConfig(**bad)
+
+
+def test_lbfgs_outer_optimizer_on_the_deterministic_objective(diabetes):
+    X, y, Xv, yv = diabetes
+    out = jd.distill(X, y, m=10, steps=300, eval_every=25, outer_optimizer="lbfgs", validation=(Xv, yv),
+                     progress=False)
+    assert out.ok and out.history["monitored"].min() < 0.5 * out.history["monitored"][0]
+    with pytest.raises(ValueError, match="deterministic outer objective"):
+        jd.distill(X, y, m=10, steps=5, outer_optimizer="lbfgs", objective="batch", progress=False)
+    with pytest.raises(ValueError, match="deterministic outer objective"):
+        jd.distill(X, y, m=10, steps=5, outer_optimizer="lbfgs", theta0_scale=1.0, progress=False)

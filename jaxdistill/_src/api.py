@@ -174,6 +174,14 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     if objective is None:
         objective = _objective_from_config(config.objective, model, inner_solver, data.d)
     objective.check(model, inner_solver)
+    if config.outer_optimizer == "lbfgs" and optimizer is None:
+        deterministic = not objective.needs_batch and (
+            getattr(objective, "expectation", False) or getattr(model, "init_scale", None) == 0)
+        if not deterministic:
+            raise ValueError("outer_optimizer='lbfgs' needs a deterministic outer objective (its line search compares "
+                             "values): the full-data objective (objective='full_data' / 'auto' with a linear model) "
+                             "with θ₀ = 0 or with the exact expectation over θ₀ (ExactLinearGD(expectation=True)). "
+                             "Use 'adam' for sampled objectives.")
     problem = Problem(model, config.lambda_inner, config.lambda_outer, objective.bind(model, data))
     _warn_untrained_theta0(model, data, config.m)
     state = driver.initial_params(solver, problem, data, k_init)

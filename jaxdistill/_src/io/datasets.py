@@ -6,6 +6,8 @@ explicit JAX key. Optional packages are named in the error when missing.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 
@@ -150,16 +152,40 @@ def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0,
 
 
 def load_csv(path: str, target: str | int = -1, delimiter: str = ","):
-    """Load a numeric CSV with a header row; ``target`` (name or column index) is Y, the rest X."""
+    """Load a numeric CSV with a header row; ``target`` (a column name or index) is Y, the rest X.
+
+    Blank lines are skipped and spaces around values are ignored. A missing or non-numeric cell is
+    an error naming its line and column (encode categories numerically first; drop or impute gaps).
+    """
     import csv
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a folder, not a CSV file.")
     with open(path, newline="") as f:
-        rows = list(csv.reader(f, delimiter=delimiter))
+        rows = [(i + 1, [v.strip() for v in r]) for i, r in enumerate(csv.reader(f, delimiter=delimiter))
+                if any(v.strip() for v in r)]
     if len(rows) < 3:
-        raise ValueError(f"{path!r} has {len(rows)} lines; need a header and at least two data rows.")
-    header, body = rows[0], rows[1:]
-    j = header.index(target) if isinstance(target, str) else (target % len(header))
-    try:
-        data = np.array([[float(v) for v in r] for r in body], np.float64)
-    except ValueError as exc:
-        raise ValueError(f"{path!r} has a non-numeric value ({exc}); encode it numerically first.") from None
+        raise ValueError(f"{path!r} has {len(rows)} non-blank lines; need a header and at least two data rows.")
+    (_, header), body = rows[0], rows[1:]
+    if isinstance(target, str):
+        if target not in header:
+            raise ValueError(f"{path!r} has no column {target!r}; its columns are {header}.")
+        j = header.index(target)
+    else:
+        if not -len(header) <= int(target) < len(header):
+            raise ValueError(f"target column {target} is out of range: {path!r} has {len(header)} columns {header}.")
+        j = int(target) % len(header)
+    data = np.empty((len(body), len(header)), np.float64)
+    for r, (line, vals) in enumerate(body):
+        if len(vals) != len(header):
+            raise ValueError(f"{path!r} line {line} has {len(vals)} values; the header has {len(header)} columns.")
+        for c, v in enumerate(vals):
+            try:
+                data[r, c] = float(v)
+            except ValueError:
+                what = "an empty cell" if v == "" else f"the non-numeric value {v!r}"
+                raise ValueError(f"{path!r} line {line}, column {header[c]!r}: {what}. Encode text numerically "
+                                 "and fill or drop missing values first.") from None
+    if not np.all(np.isfinite(data)):
+        r, c = np.argwhere(~np.isfinite(data))[0]
+        raise ValueError(f"{path!r} line {body[r][0]}, column {header[c]!r}: {data[r, c]} is not a finite number.")
     return np.delete(data, j, axis=1), data[:, j:j + 1]

@@ -94,6 +94,11 @@ def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, opti
             raise ValueError("Pass either optimizer=... (one transformation over X̃, Ỹ, η̃) or the per-part "
                              "optimizer_x / optimizer_y / optimizer_eta, not both.")
         return optimizer
+    if config.outer_optimizer == "lbfgs":
+        if any(p is not None for p in parts):
+            raise ValueError("outer_optimizer='lbfgs' is one transformation over X̃, Ỹ and η̃; do not pass "
+                             "optimizer_x / optimizer_y / optimizer_eta with it.")
+        return optax.lbfgs()
     base = optax.adam if config.outer_optimizer == "adam" else optax.sgd
     ox = base(config.lr_x) if optimizer_x is None else optimizer_x
     oy = base(config.lr_y) if optimizer_y is None else optimizer_y
@@ -186,9 +191,16 @@ class BilevelSolver(Component):
         mask = jnp.arange(cfg.max_q) < state.q
         num_steps = cfg.T_at(s)
 
-        (_, (loss, data_loss)), grads = jax.value_and_grad(self.outer_loss, argnums=1, has_aux=True)(
+        (obj, (loss, data_loss)), grads = jax.value_and_grad(self.outer_loss, argnums=1, has_aux=True)(
             problem, p, XB, YB, theta0s, mask, num_steps)
-        updates, opt_state = self.opt.update(grads, state.opt_state, p)
+        if isinstance(self.opt, optax.GradientTransformationExtraArgs):
+            # line-search optimizers (optax.lbfgs) re-evaluate the objective of this step's batch and θ₀ draws
+            def value_fn(params):
+                return self.outer_loss(problem, params, XB, YB, theta0s, mask, num_steps)[0]
+            updates, opt_state = self.opt.update(grads, state.opt_state, p, value=obj, grad=grads,
+                                                 value_fn=value_fn)
+        else:
+            updates, opt_state = self.opt.update(grads, state.opt_state, p)
         new = optax.apply_updates(p, updates)
         new_bound = self.bound(problem, new.x)  # carried in the state: next step's ratio reuses it
         new = new._replace(eta=self._project_eta(problem, new.eta, state.eta_min, new_bound))
