@@ -151,3 +151,16 @@ def test_lbfgs_outer_optimizer_on_the_deterministic_objective(diabetes):
         jd.distill(X, y, m=10, steps=5, outer_optimizer="lbfgs", objective="batch", progress=False)
     with pytest.raises(ValueError, match="deterministic outer objective"):
         jd.distill(X, y, m=10, steps=5, outer_optimizer="lbfgs", theta0_scale=1.0, progress=False)
+
+
+def test_a_finished_run_is_extended_by_raising_its_step_budget(diabetes, tmp_path):
+    X, y, Xv, yv = diabetes
+    kw = dict(m=8, eval_every=20, validation=(Xv, yv), progress=False, lr_x=0.002, lr_y=0.002)
+    short = jd.distill(X, y, steps=40, checkpoint=tmp_path / "c", **kw)
+    assert short.status == "budget"
+    longer = jd.distill(X, y, steps=100, checkpoint=tmp_path / "c", **kw)      # resumes at step 40
+    straight = jd.distill(X, y, steps=100, **kw)
+    assert longer.meta["steps_run"] == straight.meta["steps_run"] == 100
+    np.testing.assert_array_equal(longer.x, straight.x)
+    np.testing.assert_array_equal(longer.history["loss"], straight.history["loss"])
+    assert longer.status == straight.status

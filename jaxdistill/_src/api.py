@@ -76,7 +76,9 @@ def _warn_untrained_theta0(model, data, m: int) -> None:
 
 
 def _identity(config, key, data, problem, solver, theta_shapes) -> dict:
-    return {"config": config.to_dict(), "key": key_to_list(key), "data": data.fingerprint(),
+    # `steps` is a budget, not part of the run's identity: a finished run resumes with a larger one
+    settings = {k: v for k, v in config.to_dict().items() if k != "steps"}
+    return {"config": settings, "key": key_to_list(key), "data": data.fingerprint(),
             "problem": {**flat_description(problem, "problem"), "problem.theta0_shapes": str(theta_shapes)},
             "inner_solver": flat_description(solver.inner_solver, "inner_solver"),
             "optimizer": solver.optimizer.key}
@@ -125,7 +127,9 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
         continues from it and ends exactly as the uninterrupted run would. A checkpoint that cannot
         be written is reported with a warning; the run and its result are kept.
       checkpoint_every: steps between checkpoints (rounded up to a multiple of ``eval_every``).
-      resume: continue from an existing checkpoint (``False`` overwrites it).
+      resume: continue from an existing checkpoint (``False`` overwrites it). ``steps`` may differ from
+        the checkpointed run's: a run that ended with status ``budget`` continues to the new budget, and
+        ends exactly as one run with that budget would.
 
     Returns:
       A :class:`DistillOutput` holding the distilled set, its model and training procedure.
