@@ -188,6 +188,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
                              "Use 'adam' for sampled objectives.")
     problem = Problem(model, config.lambda_inner, config.lambda_outer, objective.bind(model, data))
     _warn_untrained_theta0(model, data, config.m)
+    traces0 = dict(driver.TRACES)          # compilations of this call, the initial state's included
     state = driver.initial_params(solver, problem, data, k_init)
 
     history, on_chunk, notes = None, None, {}
@@ -217,7 +218,6 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     show = sys.stderr.isatty() if progress is None else bool(progress)
     running = int(state.step) < config.steps and not tracker.stopped and not bool(state.failed)
     bar = ProgressBar(config.steps, start_step=int(state.step)) if show and running else None
-    traces0 = dict(driver.TRACES)
     t0 = time.perf_counter()
     state, hist, tracker = driver.run(solver, problem, data, state, k_run, progress=bar, history=history,
                                       on_chunk=on_chunk, tracker=tracker)
