@@ -30,3 +30,28 @@ def problem(rng):
     XB = rng.normal(size=(b, d))
     YB = XB @ rng.normal(size=(d, 1)) + 0.1 * rng.normal(size=(b, 1))
     return {k: jax.numpy.asarray(v) for k, v in dict(Xt=Xt, Yt=Yt, theta0=theta0, XB=XB, YB=YB).items()}
+
+
+@pytest.fixture
+def run_interrupted(monkeypatch):
+    """``run_interrupted(after, fn)``: call ``fn()`` (a checkpointed run) as if Ctrl-C hit right after its
+    ``after``-th checkpoint was written; the checkpoint file is then what a killed run leaves."""
+    from jaxdistill._src.io import checkpoint as ckpt
+    real = ckpt.save_checkpoint
+
+    def run(after, fn):
+        calls = {"n": 0}
+
+        def dying(*a, **k):
+            real(*a, **k)
+            calls["n"] += 1
+            if calls["n"] == after:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(ckpt, "save_checkpoint", dying)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                fn()
+        finally:
+            monkeypatch.setattr(ckpt, "save_checkpoint", real)
+    return run

@@ -213,23 +213,11 @@ def test_checkpoint_of_another_flax_width_is_refused(rng, tmp_path):
         jd.distill(X, Y, model=jd.FlaxModel(MLP(6)), checkpoint=tmp_path / "c", **kw)
 
 
-def test_user_defined_feature_map_resumes_exactly(rng, tmp_path, monkeypatch):
-    from jaxdistill._src.io import checkpoint as ckpt
+def test_user_defined_feature_map_resumes_exactly(rng, tmp_path, run_interrupted):
     X, Y = regression(rng)
     kw = dict(m=6, steps=60, T=6, Q=2, eval_every=20, progress=False, model=jd.LinearModel(Sines()))
     full = jd.distill(X, Y, **kw)
-    real, calls = ckpt.save_checkpoint, {"n": 0}
-
-    def dying(*a, **k):
-        real(*a, **k)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ckpt, "save_checkpoint", dying)
-    with pytest.raises(KeyboardInterrupt):
-        jd.distill(X, Y, checkpoint=tmp_path / "c", **kw)
-    monkeypatch.setattr(ckpt, "save_checkpoint", real)
+    run_interrupted(2, lambda: jd.distill(X, Y, checkpoint=tmp_path / "c", **kw))
     kw["model"] = jd.LinearModel(Sines())                              # a new instance, as in a new process
     resumed = jd.distill(X, Y, checkpoint=tmp_path / "c", **kw)
     np.testing.assert_array_equal(resumed.x, full.x)

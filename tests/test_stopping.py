@@ -7,7 +7,6 @@ import pytest
 from sklearn.datasets import load_diabetes
 
 import jaxdistill as jd
-from jaxdistill._src.io import checkpoint as ckpt
 
 
 @pytest.fixture(scope="module")
@@ -106,23 +105,12 @@ def test_paper_config_runs_every_step_and_returns_the_last_state():
     assert "BatchLoss" in out.meta["objective"]
 
 
-def test_resume_after_interruption_makes_the_same_stop_decision(diabetes, tmp_path, monkeypatch):
+def test_resume_after_interruption_makes_the_same_stop_decision(diabetes, tmp_path, run_interrupted):
     X, y, Xv, yv = diabetes
     kw = dict(m=8, steps=5000, eval_every=20, patience=3, validation=(Xv, yv), monitor="held_out", progress=False)
     full = jd.distill(X, y, **kw)
     assert full.status == "converged"
-    real, calls = ckpt.save_checkpoint, {"n": 0}
-
-    def dying(*a, **k):
-        real(*a, **k)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ckpt, "save_checkpoint", dying)
-    with pytest.raises(KeyboardInterrupt):
-        jd.distill(X, y, checkpoint=tmp_path / "c", **kw)
-    monkeypatch.setattr(ckpt, "save_checkpoint", real)
+    run_interrupted(2, lambda: jd.distill(X, y, checkpoint=tmp_path / "c", **kw))
     resumed = jd.distill(X, y, checkpoint=tmp_path / "c", **kw)
     assert resumed.status == full.status
     assert resumed.meta["steps_run"] == full.meta["steps_run"]

@@ -12,7 +12,6 @@ import pytest
 
 import jaxdistill as jd
 from jaxdistill import cli, datasets
-from jaxdistill._src.io import checkpoint as ckpt
 from jaxdistill._src.io import files as jio
 from jaxdistill._src.io.experiment import Experiment
 
@@ -73,25 +72,13 @@ def test_experiment_files_round_trip_and_overrides(tmp_path):
 
 
 # ------------------------------------------------------------------ checkpoint / resume
-def test_interrupted_run_resumes_to_the_identical_result(rng, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_identical_result(rng, tmp_path, run_interrupted):
     X, Y = small(rng)
     kw = dict(m=6, steps=120, eval_every=20, key=3, progress=False, q_schedule=jd.QSchedule(max_q=12),
               optimizer_x=__import__("optax").adam(0.01))
     full = jd.distill(X, Y, **kw)
     path = tmp_path / "run.ckpt"
-    real_save = ckpt.save_checkpoint
-    calls = {"n": 0}
-
-    def dying_save(*a, **k):
-        real_save(*a, **k)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt  # as if the user hit Ctrl-C right after the third checkpoint
-
-    monkeypatch.setattr(ckpt, "save_checkpoint", dying_save)
-    with pytest.raises(KeyboardInterrupt):
-        jd.distill(X, Y, checkpoint=path, **kw)
-    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    run_interrupted(3, lambda: jd.distill(X, Y, checkpoint=path, **kw))   # Ctrl-C after the third checkpoint
     resumed = jd.distill(X, Y, checkpoint=path, **kw)
     np.testing.assert_array_equal(resumed.x, full.x)
     np.testing.assert_array_equal(resumed.y, full.y)
