@@ -122,10 +122,11 @@ def _plot(args) -> int:
     try:
         exp, (Xtr, Ytr, Xte, Yte) = _data_for(out, args)
         ts = exp.dataset["name"] in datasets.TIME_SERIES
+        images = exp.dataset["name"] in datasets.IMAGES
     except ValueError:
         Xtr = Xte = Yte = None
-        ts = False
-    for p in save_all(out, outdir, Xtr, Xte, Yte, time_series=ts):
+        ts = images = False
+    for p in save_all(out, outdir, Xtr, Xte, Yte, time_series=ts, images=images):
         print(p)
     return 0
 

@@ -170,7 +170,7 @@ def test_plot_digits(tmp_path):
     first = out.history["eval_step"][0] == 0
     assert first and len(out.meta["init_rows"]) == 10 and len(set(out.meta["init_rows"])) == 10
     from jaxdistill.plots import plot_images, save_all
-    paths = save_all(out, tmp_path, X[:400], X[400:500], Y[400:500])
+    paths = save_all(out, tmp_path, X[:400], X[400:500], Y[400:500], images=True)
     assert "images.png" in [os.path.basename(p) for p in paths]
     fig = plot_images(out, X[:400])
     assert len(fig.axes) == 20                               # an initial row and a distilled row

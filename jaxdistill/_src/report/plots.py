@@ -20,23 +20,38 @@ def _plt():
 
 
 def plot_history(out: DistillOutput, ax=None):
-    """Outer loss, its data term and the held-out loss against the outer step (log scale)."""
+    """The run against the outer step: the outer data loss, the held-out loss, the loss the stopping
+    rule monitored, the returned step (dashed) and, on the right axis, η̃ / the stability bound."""
     plt = _plt()
-    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
     h = out.history
-    s = np.arange(1, h["loss"].size + 1)
     if h.get("loss") is None or not h["loss"].size:
         ax.text(0.5, 0.5, "no optimisation history (analytic or exact result)", ha="center", va="center")
         ax.set_axis_off()
         return ax
+    s = np.arange(1, h["loss"].size + 1)
+    objective = str(out.meta.get("objective", "")).split("(")[0] or "outer objective"
+    where = "all training rows" if objective == "FullDataLoss" else "the sampled batch"
     if "data_loss" in h and h["data_loss"].size:
-        ax.semilogy(s, h["data_loss"], lw=0.7, alpha=0.8, label="outer data loss on the batch (standardised units)")
+        ax.semilogy(s, h["data_loss"], lw=0.7, alpha=0.8, label=f"outer data loss, {objective} on {where}")
     if h["val_loss"].size:
-        ax.semilogy(h["eval_step"], h["val_loss"], "o-", ms=3, label="held-out loss")
+        ax.semilogy(h["eval_step"][:h["val_loss"].size], h["val_loss"], "o-", ms=3, label="held-out loss")
+    monitor = out.meta.get("monitor")
+    if monitor and monitor != "held-out loss" and h.get("monitored") is not None and h["monitored"].size:
+        ax.semilogy(h["eval_step"], h["monitored"], "s", ms=3, mfc="none", label=f"monitored: {monitor}")
+    if out.meta.get("returned_step") is not None:
+        ax.axvline(out.meta["returned_step"], color="k", ls="--", lw=0.8,
+                   label=f"returned state (step {out.meta['returned_step']})")
     ax.set_xlabel("outer step")
-    ax.set_ylabel("½ mean squared error per row (standardised)")
-    ax.set_title(f"loss (m = {out.m}, status {out.status})")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("½ mean squared error per row (standardised units)")
+    ax.set_title(f"distillation of m = {out.m} points: status {out.status}", fontsize=10)
+    ratio = h.get("stability_ratio")
+    if ratio is not None and ratio.size and np.isfinite(ratio).any():
+        ax2 = ax.twinx()
+        ax2.plot(s, ratio, color="tab:gray", lw=0.8, alpha=0.7)
+        ax2.set_ylabel("η̃ / stability bound (Lemma 2.4), grey", fontsize=8)
+        ax2.set_ylim(0, max(1.05, float(np.nanmax(ratio)) * 1.05))
+    ax.legend(fontsize=7, loc="upper right")
     return ax
 
 
@@ -129,8 +144,10 @@ def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: b
     return ax
 
 
-def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None, time_series=False) -> list[str]:
-    """Write every applicable figure as PNG into ``outdir``; returns the paths."""
+def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None, time_series=False,
+             images: bool = False) -> list[str]:
+    """Write every applicable figure as PNG into ``outdir``; returns the paths. ``images=True``: the inputs
+    are square grayscale images (``images.png``; the CLI sets it for digits and mnist5k)."""
     plt = _plt()
     os.makedirs(outdir, exist_ok=True)
     paths = []
@@ -142,7 +159,7 @@ def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None,
         plt.close(fig)
         paths.append(p)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     plot_history(out, ax)
     save(fig, "loss.png")
     if X_train is not None:
@@ -153,6 +170,6 @@ def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None,
         fig, ax = plt.subplots(figsize=(7 if time_series else 5, 4))
         plot_predictions(out, X_test, Y_test, ax, time_series=time_series)
         save(fig, "predictions.png")
-    if image_side(out.x.shape[1]) is not None:
+    if images:
         save(plot_images(out, X_train), "images.png")
     return paths
