@@ -52,11 +52,11 @@ from jaxdistill._src.problem.objectives import Objective as Objective
 from jaxdistill._src.problem.problem import Problem as Problem
 from jaxdistill._src.report.evaluate import EvalReport as EvalReport
 from jaxdistill._src.report.evaluate import evaluate as evaluate
-from jaxdistill._src.report.sweep import SweepResult as SweepResult
-from jaxdistill._src.report.sweep import error_vs_m as error_vs_m
 from jaxdistill._src.result import DistillOutput as DistillOutput
 from jaxdistill._src.result import load as load
 from jaxdistill._src.result import save as save
+from jaxdistill._src.sweep import SweepResult as SweepResult
+from jaxdistill._src.sweep import error_vs_m as error_vs_m
 from jaxdistill._src.version import __version__ as __version__
 
 _MOVED = {

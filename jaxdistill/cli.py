@@ -133,7 +133,7 @@ def _plot(args) -> int:
 
 def _sweep(args) -> int:
     from jaxdistill._src.io.experiment import Experiment
-    from jaxdistill._src.report.sweep import error_vs_m, write_sweep
+    from jaxdistill._src.sweep import error_vs_m, write_sweep
 
     exp = Experiment.from_file(args.experiment).with_overrides(args.set or [])
     Xtr, Ytr, Xte, Yte = exp.load_data()

@@ -17,7 +17,9 @@ import warnings
 
 import numpy as np
 
+from jaxdistill._src.api import distill
 from jaxdistill._src.core.validate import check_int
+from jaxdistill._src.report.evaluate import evaluate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +87,6 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
     ``distill_kwargs`` go to :func:`jaxdistill.distill` (``config=``, ``model=``, settings...).
     ``progress(text)`` (e.g. ``print``) is called after every run.
     """
-    from jaxdistill._src.api import distill
-    from jaxdistill._src.report.evaluate import evaluate
-
     ms = [check_int("m", m, 1) for m in ms]
     if not ms:
         raise ValueError("ms must list at least one m, e.g. ms=[1, 5, 10, 20].")
