@@ -37,28 +37,26 @@ def default_inner_solver(model: InnerModel) -> InnerSolver:
     return ExactLinearGD() if model.linear_in_params else UnrolledGD()
 
 
-def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int) -> Objective:
-    """The exact full-data objective where it applies, else Def. 2.5 on sampled batches.
+def _num_features(model: InnerModel, d: int) -> int:
+    """p, the width of the model's feature map for d inputs (shape inference only)."""
+    return jax.eval_shape(model.featurize, jax.ShapeDtypeStruct((1, d), jnp.result_type(float))).shape[-1]
 
-    :class:`FullDataLoss` for models linear in θ trained to a parameter vector (GD solvers) with at
-    most ``MAX_AUTO_FEATURES`` features (its statistics are a p×p matrix); :class:`BatchLoss` otherwise.
-    ``expectation=True`` solvers get the exact expectation over θ₀ in either case.
+
+def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int, kind: str = "auto") -> Objective:
+    """The outer objective named by ``kind`` (``config.objective``): ``"batch"``, ``"full_data"``, or
+    ``"auto"``, the exact full-data objective where it applies, else Def. 2.5 on sampled batches.
+
+    ``"auto"`` gives :class:`FullDataLoss` for models linear in θ trained to a parameter vector (GD
+    solvers) with at most ``MAX_AUTO_FEATURES`` features (its statistics are a p×p matrix), and
+    :class:`BatchLoss` otherwise. ``expectation=True`` solvers get the exact expectation over θ₀ in
+    either case.
     """
     expectation = getattr(inner_solver, "expectation", False)
-    if model.linear_in_params and inner_solver.uses_theta0:
-        p = jax.eval_shape(model.featurize, jax.ShapeDtypeStruct((1, d), jnp.result_type(float))).shape[-1]
-        if p <= MAX_AUTO_FEATURES:
-            return FullDataLoss(expectation=expectation)
-    return ExpectedBatchLoss() if expectation else BatchLoss()
-
-
-def _objective_from_config(name: str, model, inner_solver, d: int) -> Objective:
-    expectation = getattr(inner_solver, "expectation", False)
-    if name == "batch":
-        return ExpectedBatchLoss() if expectation else BatchLoss()
-    if name == "full_data":
+    full = kind == "full_data" or (kind == "auto" and model.linear_in_params and inner_solver.uses_theta0
+                                   and _num_features(model, d) <= MAX_AUTO_FEATURES)
+    if full:
         return FullDataLoss(expectation=expectation)
-    return default_objective(model, inner_solver, d)
+    return ExpectedBatchLoss() if expectation else BatchLoss()
 
 
 def _warn_untrained_theta0(model, data, m: int) -> None:
@@ -66,7 +64,7 @@ def _warn_untrained_theta0(model, data, m: int) -> None:
     scale = getattr(model, "init_scale", 0.0)
     if not model.linear_in_params or not scale:
         return
-    p = jax.eval_shape(model.featurize, jax.ShapeDtypeStruct((1, data.d), data.dtype)).shape[-1]
+    p = _num_features(model, data.d)
     if m < p:
         warnings.warn(
             f"θ₀ ~ N(0, {scale:g}²I) with m = {m} distilled points and p = {p} features: the part of θ₀ outside "
@@ -176,7 +174,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
                    standardize=config.standardize, validation=validation)
     if objective is None:
-        objective = _objective_from_config(config.objective, model, inner_solver, data.d)
+        objective = default_objective(model, inner_solver, data.d, config.objective)
     objective.check(model, inner_solver)
     if config.outer_optimizer == "lbfgs" and optimizer is None:
         deterministic = not objective.needs_batch and (
@@ -238,9 +236,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
         meta={"objective": repr(problem.objective), "optimizer": solver.optimizer.key[:16],
               "n_train": data.n_train, "n_validation": data.n_validation, "wall_time_s": wall,
               "steps_run": int(state.step), "returned_step": step,
-              "monitor": {"held_out": "held-out loss", "objective": "exact training objective",
-                          "batch_loss": "sampled training loss"}[
-                  driver.monitor_mode(config, problem, data.n_validation > 0)],
+              "monitor": driver.MONITOR_LABELS[driver.monitor_mode(config, problem, data.n_validation > 0)],
               "init_rows": None if (rows := driver.initial_rows(config, data, k_init)) is None else rows.tolist(),
               "best_monitored_loss": tracker.best_value if np.isfinite(tracker.best_value) else None,
               "compilations": {k: driver.TRACES[k] - traces0[k] for k in driver.TRACES},

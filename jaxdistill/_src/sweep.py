@@ -106,8 +106,7 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
             own = rep.rows[0]
             subsets = [r for r in rep.rows if r["method"].startswith("random subset")]
             best = min(subsets, key=lambda r: r["mse"])
-            full = rep.row("full data, ridge") if any(r["method"] == "full data, ridge" for r in rep.rows) \
-                else next(r for r in rep.rows if r["method"].startswith("full data"))
+            full = next(r for r in rep.rows if r["method"].startswith("full data"))   # its one full-data row
             rows.append({"m": m, "seed": int(seed), "status": out.status, "steps_run": out.meta.get("steps_run"),
                          "wall_s": wall, "distilled_mse": own["mse"], "distilled_r2": own["r2"],
                          "subset_mse": best["mse"], "subset_r2": best["r2"], "subset_procedure": best["method"],

@@ -156,7 +156,7 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
     r = 1.0 if root == "+" else -1.0
     Fs = _target_features(G, lam_s, r)
     if isinstance(fmap, Identity):
-        Xs = Fs
+        Xs = F_S = Fs
     else:
         if not hasattr(fmap, "inverse"):
             raise ValueError(f"{fmap!r} has no inverse: analytic distillation needs a surjective feature map.")
@@ -168,14 +168,15 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
                 c = 0.9 * fmap.amplitude / peak
                 Ys, Fs = c * Ys, c * Fs
         Xs = fmap.inverse(Fs)
-        err = float(jnp.max(jnp.abs(fmap.batch(Xs) - Fs)) / (jnp.max(jnp.abs(Fs)) + 1e-300))
+        F_S = fmap.batch(Xs)
+        err = float(jnp.max(jnp.abs(F_S - Fs)) / (jnp.max(jnp.abs(Fs)) + 1e-300))
         if err > max(1e-6, 1e3 * float(jnp.finfo(Fs.dtype).eps)):  # 1e-6 in float64, ~1e-4 in float32
             raise ValueError(f"{fmap!r} could not invert the target features (relative error {err:.2e}).")
     if not (np.all(np.isfinite(np.asarray(Xs))) and np.all(np.isfinite(np.asarray(Ys)))):
         raise ValueError("The analytic distilled set is not finite (an ill-conditioned original model?); "
                          "use lam > 0 or standardize=True.")
     # Verify the claim before returning it: the model trained on the set must equal θ*.
-    theta_s = ridge_unnormalised(fmap.batch(jnp.asarray(Xs)), jnp.asarray(Ys), lam_s)
+    theta_s = ridge_unnormalised(F_S, jnp.asarray(Ys), lam_s)
     ws_err = float(jnp.max(jnp.abs(theta_s - theta)) / (jnp.max(jnp.abs(theta)) + 1e-300))
     if ws_err > max(1e-6, 100 * _rank_tol(G)):    # 1e-6 in float64, ~3e-2 in float32
         raise ValueError(f"The analytic distilled set does not reproduce the original model to working precision "

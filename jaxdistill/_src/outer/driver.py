@@ -75,6 +75,11 @@ def _evaluate(solver, problem, params, Xv, Yv, y1, key, num_steps):
     return solver.evaluation_losses(problem, params, Xv, Yv, y1, key, num_steps)
 
 
+#: how each monitor mode is named in results and summaries
+MONITOR_LABELS = {"held_out": "held-out loss", "objective": "exact training objective",
+                  "batch_loss": "sampled training loss"}
+
+
 def monitor_mode(config, problem: Problem, has_validation: bool) -> str:
     """What the stopping rule watches: ``held_out`` (the held-out loss), ``objective`` (the exact,
     deterministic training objective, for objectives that carry their data) or ``batch_loss`` (the
@@ -87,12 +92,14 @@ def monitor_mode(config, problem: Problem, has_validation: bool) -> str:
     return "objective" if deterministic else "batch_loss"
 
 
+def _initial_indices(config, data: TrainData, key: jax.Array) -> np.ndarray:
+    """Positions among the training rows of the m rows that start X̃₀ when ``init="real"``."""
+    return np.asarray(jax.random.choice(jax.random.split(key)[0], data.n_train, (config.m,), replace=False))
+
+
 def initial_rows(config, data: TrainData, key: jax.Array) -> np.ndarray | None:
     """Rows of the caller's X that start X̃₀ (``init="real"``), or None for a random start."""
-    if config.init != "real":
-        return None
-    idx = np.asarray(jax.random.choice(jax.random.split(key)[0], data.n_train, (config.m,), replace=False))
-    return data.train[idx]
+    return data.train[_initial_indices(config, data, key)] if config.init == "real" else None
 
 
 def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key: jax.Array) -> DistillState:
@@ -100,8 +107,7 @@ def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key
     cfg = solver.config
     kx, ky = jax.random.split(key)
     if cfg.init == "real":
-        idx = np.asarray(jax.random.choice(kx, data.n_train, (cfg.m,), replace=False))
-        x0, y0 = data.rows(idx)
+        x0, y0 = data.rows(_initial_indices(cfg, data, key))
     else:
         x0 = cfg.init_std * jax.random.normal(kx, (cfg.m, data.d), data.dtype)
         y0 = cfg.init_std * jax.random.normal(ky, (cfg.m, data.d_out), data.dtype)
@@ -197,7 +203,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     t0 = time.perf_counter()
     done = int(state.step)
     last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    start_params = state
+    start_state = state
     if done == 0 and mode != "batch_loss":
         record(0, state)
     while done < last and not bool(state.failed) and not tracker.stopped:
@@ -217,7 +223,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
                 "eta": float(state.params.eta), "elapsed": time.perf_counter() - t0}
         if mode == "batch_loss" and tracker.best_step < 0 and ok.any():
             # monitoring the sampled training loss: the first step's is the initial set's
-            record(0, start_params, float(met.data_loss[ok][0]))
+            record(0, start_state, float(met.data_loss[ok][0]))
         v = record(done, state, info["loss"])
         if v is not None:
             info["val_loss"] = v
