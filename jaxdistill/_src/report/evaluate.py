@@ -8,9 +8,14 @@ T steps of gradient descent (``distill`` with :class:`ExactLinearGD` / :class:`U
   over ``n_inits`` draws);
 * ``distilled, ridge`` — the T → ∞ limit: ridge with λ_I on the distilled set (models linear in θ);
 * ``random subset, T-step GD`` / ``random subset, ridge`` — m real training rows drawn at random,
-  trained the same two ways (``n_subsets`` draws). A subset has no learned η̃; it uses half the
-  stability bound of Lemma 2.4 of that subset (linear models) or the result's η̃ (others);
+  trained the same two ways (``n_subsets`` draws). A subset has no learned η̃; for linear models it
+  uses half the stability bound of Lemma 2.4 of that subset;
 * ``full data, ridge`` — ridge with λ_I on all training rows: what distillation tries to match;
+* models not linear in θ (no ridge limit) instead get ``random subset, T-step GD`` with the step size
+  tuned per subset, ``full data, T-step GD`` (the same procedure on all training rows: what
+  distillation tries to match) and ``full data, 10·T-step GD`` (towards convergence). Each step size is
+  the best of ``STEP_GRID`` × that training set's GD bound (``InnerModel.gd_stability_bound``), chosen
+  on training rows it was not fitted on — never on the test rows;
 * ``mean of training targets`` — the constant predictor (R² ≈ 0): the floor any model must beat;
 * ``naive: last value`` (with ``last_value_column``, for autoregressive windows) — the forecast
   "next value = the last observed one", read from that input column.
@@ -123,8 +128,11 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
                      "mse": float(s[:, 0].mean()), "mse_std": float(s[:, 0].std()),
                      "r2": float(s[:, 1].mean()), "r2_std": float(s[:, 1].std())})
 
-    def train_predict(F, Y, eta, th0s):
-        return predict_after_training(mdl, slv, F, Y, eta, lam, th0s, out.T or 0, Fte, out.T or 0)
+    def train_predict(F, Y, eta, th0s, F_eval=None, steps=None):
+        """Predictions (Q, rows, d_out) on F_eval (default: the test rows) after ``steps`` (default T)."""
+        steps = out.T or 0 if steps is None else steps
+        return predict_after_training(mdl, slv, F, Y, eta, lam, th0s, steps, Fte if F_eval is None else F_eval,
+                                      steps)
 
     k_gd, k_sub = jax.random.split(key)
     Fd, Yd = mdl.featurize(jnp.asarray(out.x, dt)), jnp.asarray(out.y, dt)
@@ -146,26 +154,26 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     n_tr = Xtr.shape[0]
     if out.m > n_tr:
         raise ValueError(f"The training data given has {n_tr} rows, fewer than the {out.m} distilled points.")
-    gd_preds, ridge_preds, exact_preds = [], [], []
-    for k in jax.random.split(k_sub, n_subsets):
-        ks, kg = jax.random.split(k)
-        idx = np.asarray(jax.random.choice(ks, n_tr, (out.m,), replace=False))
-        Fs, Ys = Ftr[idx], Ytr_s[idx]
-        if gd:
-            eta = default_inner_lr(Fs, lam) if linear else jnp.asarray(out.inner_lr, dt)
-            gd_preds.append(train_predict(Fs, Ys, eta, mdl.sample_init(kg, Fs, d_out, max(1, n_inits // 4))))
-            if linear:
-                ridge_preds.append(Fte @ ridge(Fs, Ys, lam))
-        else:
-            exact_preds.append(train_predict(Fs, Ys, 0.0, no_theta0)[0])
-    if gd:
-        sub_proc = (f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for the subset, {mdl.init_description}"
-                    if linear else f"{out.T} GD steps, the distilled η̃, {mdl.init_description}")
+    if gd and not linear:
+        _nonlinear_baselines(add, out, train_predict, Ftr, Ytr_s, k_sub, n_subsets, n_inits)
+    elif gd:
+        gd_preds, ridge_preds = [], []
+        for k in jax.random.split(k_sub, n_subsets):
+            ks, kg = jax.random.split(k)
+            idx = np.asarray(jax.random.choice(ks, n_tr, (out.m,), replace=False))
+            Fs, Ys = Ftr[idx], Ytr_s[idx]
+            gd_preds.append(train_predict(Fs, Ys, default_inner_lr(Fs, lam), mdl.sample_init(
+                kg, Fs, d_out, max(1, n_inits // 4))))
+            ridge_preds.append(Fte @ ridge(Fs, Ys, lam))
+        sub_proc = f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for the subset, {mdl.init_description}"
         add("random subset, T-step GD", out.m, sub_proc, np.concatenate([np.asarray(g) for g in gd_preds]))
-        if linear:
-            add("random subset, ridge", out.m, out.procedure(limit=True), ridge_preds)
-            add("full data, ridge", n_tr, out.procedure(limit=True), [Fte @ ridge(Ftr, Ytr_s, lam)])
+        add("random subset, ridge", out.m, out.procedure(limit=True), ridge_preds)
+        add("full data, ridge", n_tr, out.procedure(limit=True), [Fte @ ridge(Ftr, Ytr_s, lam)])
     else:
+        exact_preds = []
+        for k in jax.random.split(k_sub, n_subsets):
+            idx = np.asarray(jax.random.choice(jax.random.split(k)[0], n_tr, (out.m,), replace=False))
+            exact_preds.append(train_predict(Ftr[idx], Ytr_s[idx], 0.0, no_theta0)[0])
         add("random subset", out.m, out.procedure(), exact_preds)
         if getattr(slv, "kernel", None) is None and linear:
             lam_full = out.meta.get("full_data_lambda_inner", lam)
@@ -180,3 +188,61 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         col = Xte[:, [last_value_column] * d_out]                   # original units → standardised for add()
         add("naive: last value", 0, f"y_t = input column {last_value_column} (no training)", [std.y(col)])
     return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0])
+
+
+#: step sizes tried for a baseline trained by plain GD on a nonlinear model, as fractions of its bound
+STEP_GRID = (0.9, 0.45, 0.2, 0.1, 0.05, 0.02)
+#: the "to convergence" reference trains the full data for this many times T steps
+CONVERGED_FACTOR = 10
+
+
+@jax.jit
+def _gd_bound(model, F, Y, lam):
+    return model.gd_stability_bound(F, Y, lam)
+
+
+def _tuned_gd(train_predict, mdl, lam, F, Y, Fv, Yv, th0s, steps):
+    """The step size of the grid (fractions of the model's GD bound on (F, Y)) whose T-step model has
+    the lowest loss after ``steps`` on the selection rows (Fv, Yv) — never the test rows; returns
+    (η, its fraction of the bound)."""
+    bound = float(_gd_bound(mdl, F, Y, lam))
+    best = None
+    for frac in STEP_GRID:
+        pred = np.asarray(train_predict(F, Y, jnp.asarray(frac * bound, F.dtype), th0s, Fv, steps))
+        loss = float(np.mean((pred - np.asarray(Yv)[None]) ** 2)) if np.all(np.isfinite(pred)) else np.inf
+        if best is None or loss < best[0]:
+            best = (loss, frac)
+    return best[1] * bound, best[1]
+
+
+def _nonlinear_baselines(add, out, train_predict, Ftr, Ytr, key, n_subsets, n_inits):
+    """Baselines for a nonlinear model trained by T-step GD: each trained by the same procedure with its
+    own step size, chosen on training rows it did not fit (the test rows are never used to choose)."""
+    mdl, lam, T, d_out = out.model, out.lambda_inner, out.T, Ytr.shape[1]
+    n_tr = Ftr.shape[0]
+    k_sub, k_full, k_sel = jax.random.split(key, 3)
+    n_draws = max(1, n_inits // 4)
+    preds, fracs = [], []
+    for k in jax.random.split(k_sub, n_subsets):
+        ks, kg, kv = jax.random.split(k, 3)
+        perm = np.asarray(jax.random.permutation(ks, n_tr))
+        idx, rest = perm[:out.m], perm[out.m:out.m + 1000]
+        th0s = mdl.sample_init(kg, Ftr, d_out, n_draws)
+        eta, frac = _tuned_gd(train_predict, mdl, lam, Ftr[idx], Ytr[idx], Ftr[rest], Ytr[rest], th0s, T)
+        preds.append(np.asarray(train_predict(Ftr[idx], Ytr[idx], jnp.asarray(eta, Ftr.dtype), th0s, None, T)))
+        fracs.append(frac)
+    add("random subset, T-step GD", out.m, f"{T} GD steps, step size tuned per subset on other training rows "
+        f"(median {np.median(fracs):g} × its GD bound), {mdl.init_description}", np.concatenate(preds))
+    # the full data: step size chosen on a 20 % split of the training rows, then trained on all of them
+    perm = np.asarray(jax.random.permutation(k_sel, n_tr))
+    n_sel = max(1, n_tr // 5)
+    fit, sel = perm[n_sel:], perm[:n_sel]
+    th0s = mdl.sample_init(k_full, Ftr, d_out, n_draws)
+    long = CONVERGED_FACTOR * T
+    for steps, label in ((T, "full data, T-step GD"), (long, f"full data, {CONVERGED_FACTOR}·T-step GD")):
+        eta, frac = _tuned_gd(train_predict, mdl, lam, Ftr[fit], Ytr[fit], Ftr[sel], Ytr[sel], th0s, steps)
+        bound_all = float(_gd_bound(mdl, Ftr, Ytr, lam))
+        eta = min(eta, 0.9 * bound_all)
+        add(label, n_tr, f"{steps} GD steps, step size {frac:g} × its GD bound (chosen on a 20 % split of the "
+            f"training rows), {mdl.init_description}",
+            np.asarray(train_predict(Ftr, Ytr, jnp.asarray(eta, Ftr.dtype), th0s, None, steps)))
