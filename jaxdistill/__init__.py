@@ -27,6 +27,8 @@ from jaxdistill._src.core.component import Component as Component
 from jaxdistill._src.core.linalg import stability_bound as stability_bound
 from jaxdistill._src.inner.adjoints import Adjoint as Adjoint
 from jaxdistill._src.inner.adjoints import Checkpointed as Checkpointed
+from jaxdistill._src.inner.adjoints import Implicit as Implicit
+from jaxdistill._src.inner.adjoints import RandomWindow as RandomWindow
 from jaxdistill._src.inner.adjoints import Truncated as Truncated
 from jaxdistill._src.inner.adjoints import Unrolled as Unrolled
 from jaxdistill._src.inner.base import InnerSolver as InnerSolver

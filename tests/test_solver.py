@@ -108,8 +108,8 @@ def test_flax_mlp_inner_model(rng):
     model = jd.FlaxModel(MLP())
     out = jd.distill(X, Y, m=12, steps=150, T=20, Q=4, inner_lr=0.2, eval_every=50, model=model,
                      optimizer_x=optax.adam(0.02), optimizer_y=optax.adam(0.02), progress=False)
-    assert out.ok and np.isnan(out.history["stability_ratio"]).all()
+    # the bound of plain GD on the MLP (2/λ_max of the inner Hessian at θ₀) is tracked and respected
+    ratio = out.history["stability_ratio"]
+    assert out.ok and np.isfinite(ratio).all() and ratio.max() <= 0.9 + 1e-6
     assert out.history["val_loss"][-1] < 0.8 * out.history["val_loss"][0]
-    rep = jd.evaluate(out, X[:50], Y[:50], X, Y, n_inits=4, n_subsets=3)
-    assert [r["method"] for r in rep.rows] == ["distilled, T-step GD", "random subset, T-step GD",
-                                               "mean of training targets"]
+    # evaluation of nonlinear models: tests/test_nonlinear.py

@@ -98,7 +98,7 @@ class DistillOutput:
             return "exact ridge (T → ∞)"
         if not self.uses_gd:
             return self.inner_solver.describe(self.T, self.inner_lr)
-        return f"{self.T} GD steps, η̃ = {self.inner_lr:.3g}, {self.model.init_description}"
+        return f"{self.inner_solver.describe(self.T, self.inner_lr)}, {self.model.init_description}"
 
     def _features(self, X_std):
         return self.model.featurize(jnp.asarray(X_std, jnp.result_type(float)))

@@ -22,10 +22,13 @@ import jax.numpy as jnp
 
 from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.core.component import Component
-from jaxdistill._src.core.linalg import sq_norm
+from jaxdistill._src.core.linalg import hessian_top_eigenvalue, sq_norm, stability_bound
 from jaxdistill._src.core.validate import check_float
 
 PyTree = Any
+
+#: the fixed θ₀ draw (and power-iteration start) at which the stability bound of a nonlinear model is taken
+BOUND_KEY = jax.random.PRNGKey(20240)
 
 
 class InnerModel(Component):
@@ -54,6 +57,19 @@ class InnerModel(Component):
         """Inner loss of Def. 2.1: ℓ(x̃, θ) = 1/(2m) ‖f_θ(X̃) − Ỹ‖² + λ_I/2 ‖θ‖²."""
         resid = self.apply(params, F) - Y
         return 0.5 / F.shape[0] * jnp.sum(jnp.square(resid)) + 0.5 * lambda_inner * sq_norm(params)
+
+    def gd_stability_bound(self, F: jax.Array, Y: jax.Array, lambda_inner) -> jax.Array:
+        """Largest stable step size of plain GD on the inner loss over (F, Y): 2/λ_max(∇²_θ ℓ(θ₀)).
+
+        The analogue of Lemma 2.4 for a model not linear in θ: λ_max is the top eigenvalue of the inner
+        loss's Hessian at one fixed draw θ₀ (``BOUND_KEY``), by 20 power iterations on Hessian-vector
+        products. It is local — the curvature can grow along the trajectory — and power iteration
+        approaches λ_max from below, so keep a margin (``eta_cap``, default 0.9).
+        """
+        F, Y = jax.lax.stop_gradient(F), jax.lax.stop_gradient(Y)
+        theta0 = self.init(BOUND_KEY, F[:1], Y.shape[-1])
+        top = hessian_top_eigenvalue(lambda th: self.loss(th, F, Y, lambda_inner), theta0, BOUND_KEY)
+        return (2.0 / top).astype(F.dtype)
 
     @property
     def init_description(self) -> str:
@@ -96,6 +112,10 @@ class LinearModel(InnerModel):
 
     def apply(self, params, features):
         return features @ params
+
+    def gd_stability_bound(self, F, Y, lambda_inner):
+        """Lemma 2.4, eq. (5): 2m / (σ²_max + mλ_I), exact (σ_max the top singular value of F)."""
+        return stability_bound(F, lambda_inner)
 
     @property
     def init_description(self) -> str:

@@ -50,6 +50,8 @@ def describe(obj: Any, _depth: int = 0, _seen: frozenset = frozenset()) -> Any:
             return _array_digest(obj)
         except Exception:  # noqa: BLE001 - tracers and the like have no bytes
             return {"abstract_array": list(np.shape(obj)), "dtype": str(getattr(obj, "dtype", "?"))}
+    if isinstance(obj, Fingerprinted):
+        return {"fingerprinted": obj.key}
     if id(obj) in _seen:
         return {"cycle": _qualname(type(obj))}
     seen = _seen | {id(obj)}
@@ -137,3 +139,22 @@ def data_fingerprint(*arrays) -> str:
         for i in range(0, a.shape[0], 4096):
             h.update(memoryview(np.ascontiguousarray(a[i:i + 4096])).cast("B"))
     return h.hexdigest()
+
+
+class Fingerprinted:
+    """A static value compared and hashed by :func:`fingerprint` (optax transformations are closures:
+    two ``adam(0.02)`` built separately are equal, ``adam(0.5)`` is not)."""
+
+    __slots__ = ("value", "key")
+
+    def __init__(self, value):
+        self.value, self.key = value, fingerprint(value)
+
+    def __eq__(self, other):
+        return isinstance(other, Fingerprinted) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __repr__(self):
+        return f"<{type(self.value).__name__} {self.key[:12]}>"

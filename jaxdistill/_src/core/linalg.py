@@ -15,6 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+from jax.flatten_util import ravel_pytree
 
 
 def psd_solve(K: jax.Array, B: jax.Array, reg) -> jax.Array:
@@ -58,6 +59,37 @@ def stability_bound(F: jax.Array, lambda_inner) -> jax.Array:
 def default_inner_lr(F: jax.Array, lambda_inner) -> jax.Array:
     """Half the stability bound of Lemma 2.4: the step size a run (or a baseline) starts from."""
     return 0.5 * stability_bound(F, lambda_inner)
+
+
+def hessian_top_eigenvalue(loss, theta, key: jax.Array, iters: int = 20) -> jax.Array:
+    """|λ|_max of ∇²loss(θ) (θ any pytree) by ``iters`` Lanczos steps on Hessian-vector products
+    (forward-over-reverse, never forming the Hessian; full reorthogonalisation). Lanczos reaches the
+    extreme eigenvalues far faster than power iteration for the same number of products (measured
+    against the dense Hessian: power iteration 4 % low after 20 products on a 31-parameter MLP; Lanczos
+    exact to rounding after 20 on 103- and 1377-parameter MLPs, 2e-7 low after 10); like it, it
+    approaches from below. Used for the stability bound 2/λ_max of plain GD."""
+    flat, unravel = ravel_pytree(theta)
+    n = flat.shape[0]
+    k = min(iters, n)
+    grad = jax.grad(loss)
+    hvp = lambda v: ravel_pytree(jax.jvp(grad, (theta,), (unravel(v),))[1])[0]  # noqa: E731
+    v0 = jax.random.normal(key, (n,), flat.dtype)
+    V = jnp.zeros((k + 1, n), flat.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+    tiny = jnp.finfo(flat.dtype).tiny
+
+    def body(j, carry):
+        V, alpha, beta = carry
+        w = hvp(V[j])
+        alpha = alpha.at[j].set(jnp.dot(w, V[j]))
+        active = (jnp.arange(k + 1) <= j)[:, None]
+        w = w - jnp.where(active, V, 0.0).T @ (jnp.where(active, V, 0.0) @ w)     # against all earlier vectors
+        b = jnp.linalg.norm(w)
+        V = V.at[j + 1].set(jnp.where(b > tiny * n, w / jnp.maximum(b, tiny), 0.0))
+        return V, alpha, beta.at[j].set(b)
+
+    _, alpha, beta = jax.lax.fori_loop(0, k, body, (V, jnp.zeros(k, flat.dtype), jnp.zeros(k, flat.dtype)))
+    tri = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
+    return jnp.max(jnp.abs(jnp.linalg.eigvalsh(tri)))
 
 
 def sq_norm(tree) -> jax.Array:

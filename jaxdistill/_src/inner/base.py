@@ -84,6 +84,13 @@ class InnerSolver(Component):
               num_steps, max_steps: int) -> Solution:
         """Train from each of the Q stacked ``theta0s`` for ``num_steps`` (≤ ``max_steps``, may be traced)."""
 
+    #: whether the inner procedure is plain gradient descent (Lemma 2.4's stability bound applies)
+    plain_gd: bool = True
+
+    def training_steps(self, model: InnerModel, key: jax.Array, num_steps):
+        """Inner steps to run in one outer step's training (T; randomised by ``RandomWindow``)."""
+        return num_steps
+
     def check(self, model: InnerModel) -> None:
         """Raise ``ValueError`` if this solver cannot handle ``model`` (trace-time check)."""
         return None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 
+from jaxdistill._src.core.fingerprint import Fingerprinted
 from jaxdistill._src.inner.adjoints import Adjoint, Checkpointed, Unrolled
 from jaxdistill._src.inner.base import InnerSolver, ThetaSolution
 
@@ -14,39 +16,81 @@ class UnrolledGD(InnerSolver):
 
     The scan runs ``max_steps`` iterations; iterations with ``t >= num_steps`` leave θ unchanged, so
     the T schedule of appendix A.7 changes T without recompiling (the cost is that of ``max_steps``).
-    The Q initialisations are ``vmap``ped; for models linear in θ the Q·d_out columns of all of them
-    run as the rows of one matrix Θᵀ (Q·d_out, p) — one GEMM per step instead of Q GEMVs (rows rather
-    than columns: XLA:CPU's backward pass is ~17 % faster in this layout, ``benchmarks/profile_scan_D.py``).
+    The Q initialisations are ``vmap``ped; for models linear in θ trained by plain GD the Q·d_out
+    columns of all of them run as the rows of one matrix Θᵀ (Q·d_out, p) — one GEMM per step instead of
+    Q GEMVs (rows rather than columns: XLA:CPU's backward pass is ~17 % faster in this layout,
+    ``benchmarks/profile_scan_D.py``).
 
     Args:
-      adjoint: how the meta-gradient is taken (:class:`Unrolled` — the default and the reference,
-        :class:`Checkpointed`, :class:`Truncated`).
+      adjoint: how the meta-gradient is taken (:class:`Unrolled` — the reference, :class:`Checkpointed`,
+        :class:`Truncated`, :class:`RandomWindow`, :class:`Implicit`). Default: ``Unrolled()`` for
+        models linear in θ, per-step ``Checkpointed(segment_length=1)`` otherwise (measured faster and
+        smaller for MLPs, ``benchmarks/results/nonlinear_memory.md``).
       checkpoint: shorthand for ``adjoint=Checkpointed(segment_length=1)`` (remat every step).
+      optimizer: an ``optax.GradientTransformation`` run inside the scan instead of plain GD:
+        θ_{t+1} = θ_t + η̃ · u_t with (u_t, s_{t+1}) = ``optimizer.update(∇ℓ(θ_t), s_t, θ_t)``. Give it a
+        learning rate of 1 (``optax.adam(1.0)``, ``optax.sgd(1.0, momentum=0.9)``, or a schedule of
+        multipliers): η̃ is the learnable scale of its updates. ``None`` (default, the paper's) is plain
+        GD, equal to ``optax.sgd(1.0)``. Lemma 2.4's bound holds for plain GD only; with an optimizer η̃
+        has no cap, and divergence is caught by the step guard instead.
     """
 
-    def __init__(self, adjoint: Adjoint | None = None, checkpoint: bool = False):
+    def __init__(self, adjoint: Adjoint | None = None, checkpoint: bool = False,
+                 optimizer: optax.GradientTransformation | None = None):
         if adjoint is not None and checkpoint:
             raise ValueError("Pass either adjoint=... or checkpoint=True, not both.")
-        if adjoint is None:
-            adjoint = Checkpointed(segment_length=1) if checkpoint else Unrolled()
-        if not isinstance(adjoint, Adjoint):
-            raise ValueError(f"adjoint must be a jaxdistill Adjoint (Unrolled(), Checkpointed(), Truncated(K)), "
-                             f"got {adjoint!r}.")
-        self.adjoint = adjoint
+        if adjoint is not None and not isinstance(adjoint, Adjoint):
+            raise ValueError(f"adjoint must be a jaxdistill Adjoint (Unrolled(), Checkpointed(), Truncated(K), "
+                             f"RandomWindow(K), Implicit()), got {adjoint!r}.")
+        if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
+            raise ValueError(f"optimizer must be an optax.GradientTransformation with learning rate 1 (e.g. "
+                             f"optax.adam(1.0)), got {optimizer!r}.")
+        self.adjoint = Checkpointed(segment_length=1) if checkpoint else adjoint
+        self.optimizer = None if optimizer is None else Fingerprinted(optimizer)
 
-    def _gd(self, loss_fn, theta0, eta, num_steps, max_steps):
+    @property
+    def plain_gd(self) -> bool:
+        return self.optimizer is None
+
+    def adjoint_for(self, model) -> Adjoint:
+        """The adjoint used for ``model``: the one given, else the measured default."""
+        if self.adjoint is not None:
+            return self.adjoint
+        return Unrolled() if model.linear_in_params else Checkpointed(segment_length=1)
+
+    def training_steps(self, model, key, num_steps):
+        return self.adjoint_for(model).steps(key, num_steps)
+
+    def _body(self, loss_fn, eta, num_steps):
+        """One inner step on the carry (θ, optimiser state); inactive past ``num_steps``."""
         grad_fn = jax.grad(loss_fn)
+        opt = None if self.optimizer is None else self.optimizer.value
 
-        def body(theta, t):
-            new = jax.tree_util.tree_map(lambda p, g: (p - eta * g).astype(p.dtype), theta, grad_fn(theta))
-            return jax.tree_util.tree_map(lambda a, b: jnp.where(t < num_steps, a, b), new, theta)
+        def body(carry, t):
+            theta, s = carry
+            g = grad_fn(theta)
+            if opt is None:
+                new, s2 = jax.tree_util.tree_map(lambda p, g: (p - eta * g).astype(p.dtype), theta, g), s
+            else:
+                u, s2 = opt.update(g, s, theta)
+                new = jax.tree_util.tree_map(lambda p, u: (p + eta * u).astype(p.dtype), theta, u)
+            keep = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(t < num_steps, x, y), a, b)  # noqa: E731
+            return keep(new, theta), keep(s2, s)
 
-        return self.adjoint.scan(body, theta0, max_steps, num_steps)
+        return body
+
+    def _init_state(self, theta0):
+        return () if self.optimizer is None else self.optimizer.value.init(theta0)
+
+    def _train(self, model, loss_fn, theta0, eta, num_steps, max_steps):
+        carry = (theta0, self._init_state(theta0))
+        return self.adjoint_for(model).run(self._body(loss_fn, eta, num_steps), carry, max_steps, num_steps,
+                                           loss_fn)[0]
 
     def solve(self, model, F, Y, eta, lambda_inner, theta0s, num_steps, max_steps):
-        if not model.linear_in_params:
-            train = lambda th0: self._gd(lambda th: model.loss(th, F, Y, lambda_inner), th0, eta,  # noqa: E731
-                                         num_steps, max_steps)
+        if not (model.linear_in_params and self.plain_gd):
+            train = lambda th0: self._train(model, lambda th: model.loss(th, F, Y, lambda_inner), th0, eta,  # noqa: E731
+                                            num_steps, max_steps)
             return ThetaSolution(model, jax.vmap(train)(theta0s))
         Q, p, k = theta0s.shape
         m = F.shape[0]
@@ -56,17 +100,22 @@ class UnrolledGD(InnerSolver):
         def loss_fn(th):  # = Σ over the Q·d_out columns of the inner loss of Def. 2.1
             return 0.5 / m * jnp.sum(jnp.square(th @ F.T - Yr)) + 0.5 * lambda_inner * jnp.sum(jnp.square(th))
 
-        th = self._gd(loss_fn, th0, eta, num_steps, max_steps)
+        th = self._train(model, loss_fn, th0, eta, num_steps, max_steps)
         return ThetaSolution(model, jnp.moveaxis(th.reshape(Q, k, p), 2, 1))
 
     def trajectory(self, model, F, Y, eta, lambda_inner, theta0, max_steps):
         """Inner loss ℓ(x̃, θ_t) for t = 0..max_steps (inner-loop convergence curves)."""
         loss_fn = lambda th: model.loss(th, F, Y, lambda_inner)  # noqa: E731
-        grad_fn = jax.grad(loss_fn)
+        body = self._body(loss_fn, eta, max_steps)
 
-        def body(theta, _):
-            theta = jax.tree_util.tree_map(lambda p, g: p - eta * g, theta, grad_fn(theta))
-            return theta, loss_fn(theta)
+        def step(carry, t):
+            carry = body(carry, t)
+            return carry, loss_fn(carry[0])
 
-        _, losses = jax.lax.scan(body, theta0, None, length=max_steps)
+        _, losses = jax.lax.scan(step, (theta0, self._init_state(theta0)), jnp.arange(max_steps))
         return jnp.concatenate([loss_fn(theta0)[None], losses])
+
+    def describe(self, T, eta) -> str:
+        if self.optimizer is None:
+            return super().describe(T, eta)
+        return f"{T} steps of the inner optimizer, η̃ = {eta:.3g}"

@@ -25,6 +25,8 @@ from jaxdistill._src.outer.stopping import Tracker
 from jaxdistill._src.problem.data import TrainData, standardize_on_device
 from jaxdistill._src.problem.problem import Problem
 
+#: η̃₀ where no stability bound applies (an inner optimizer other than GD): a scale for updates of lr 1
+DEFAULT_ETA = 0.01
 #: how many times each compiled function was traced in this process (compilations of new settings)
 TRACES = {"chunk": 0, "init": 0, "held_out": 0}
 
@@ -62,10 +64,11 @@ def _draw_indices(run_key, start, n_train, chunk: int, b: int):
 
 @jax.jit
 def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0):
-    """Initial state; η̃₀ = half the stability bound where ``eta0`` is NaN (``inner_lr=None``)."""
+    """Initial state; where ``eta0`` is NaN (``inner_lr=None``) η̃₀ = half the stability bound, or
+    ``DEFAULT_ETA`` where no bound applies (inner optimizers other than GD)."""
     TRACES["init"] += 1
-    bound = solver.bound(problem, x0)
-    eta = jnp.where(jnp.isnan(eta0), 0.5 * bound, eta0).astype(x0.dtype)
+    bound = solver.bound(problem, x0, y0)
+    eta = jnp.where(jnp.isnan(eta0), jnp.where(jnp.isnan(bound), DEFAULT_ETA, 0.5 * bound), eta0).astype(x0.dtype)
     return solver.init(problem, DistillParams(x0, y0, eta)), bound
 
 
@@ -111,15 +114,16 @@ def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key
     else:
         x0 = cfg.init_std * jax.random.normal(kx, (cfg.m, data.d), data.dtype)
         y0 = cfg.init_std * jax.random.normal(ky, (cfg.m, data.d_out), data.dtype)
-    linear = problem.model.linear_in_params
-    eta0 = cfg.inner_lr if cfg.inner_lr is not None else (float("nan") if linear else 0.01)
+    eta0 = cfg.inner_lr if cfg.inner_lr is not None else float("nan")
     state, bound = _init(solver, problem, x0, y0, jnp.asarray(eta0, data.dtype))
-    if linear and cfg.inner_lr is not None and solver.inner_solver.uses_eta and cfg.inner_lr >= float(bound):
+    if cfg.inner_lr is not None and solver.inner_solver.uses_eta and cfg.inner_lr >= float(bound):
         b = float(bound)
+        which = ("the stability bound of Lemma 2.4, η̃ < 2m/(σ²_max + mλ_I)" if problem.model.linear_in_params else
+                 "the stability bound of plain GD on this nonlinear model, η̃ < 2/λ_max of the inner loss's "
+                 "Hessian at θ₀")
         raise ValueError(
-            f"inner_lr = {cfg.inner_lr:g} is at or above the stability bound of Lemma 2.4, "
-            f"η̃ < 2m/(σ²_max + mλ_I) = {b:.6g}, for the initial distilled set: the inner loop "
-            f"would diverge. Choose inner_lr < {b:.6g} (e.g. {0.5 * b:.3g}), or "
+            f"inner_lr = {cfg.inner_lr:g} is at or above {which} = {b:.6g}, for the initial distilled set: the "
+            f"inner loop would diverge. Choose inner_lr < {b:.6g} (e.g. {0.5 * b:.3g}), or "
             "inner_lr=None to use half the bound.")
     return state
 
@@ -224,7 +228,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         if mode == "batch_loss" and tracker.best_step < 0 and ok.any():
             # monitoring the sampled training loss: the first step's is the initial set's
             record(0, start_state, float(met.data_loss[ok][0]))
-        v = record(done, state, info["loss"])
+        v = record(done, state, info["loss"] if ok.any() else None)   # None: no finite step to judge
         if v is not None:
             info["val_loss"] = v
         if on_chunk is not None:

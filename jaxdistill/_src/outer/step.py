@@ -4,7 +4,9 @@ One step s: Q initialisations θ₀ ~ p(θ₀); the inner solver trains from eac
 the problem's objective scores the solutions on a batch of real pairs; λ_O/2(‖X̃‖² + ‖Ỹ‖²) is added
 and the Q losses are summed (eq. 7) or averaged; ``jax.grad`` gives the meta-gradient with respect to
 (X̃, Ỹ, η̃); one optax transformation updates all three; η̃ is projected into
-[η̃_min, cap × bound of Lemma 2.4]. A non-finite step is not taken (the state is kept, ``failed`` set).
+[η̃_min, cap × stability bound] (Lemma 2.4 for models linear in θ; 2/λ_max of the inner Hessian at θ₀
+for other models trained by plain GD). A non-finite step is not taken: the state is kept and η̃ halved,
+and the same step is tried again; after ``MAX_BAD_STEPS`` in a row the run gives up (``failed``).
 
 :class:`BilevelSolver` is an immutable pytree: equal settings (config, inner solver, optimizer by its
 hyper-parameters) give equal tree structures, so every run with them shares one compilation.
@@ -19,11 +21,14 @@ import jax.numpy as jnp
 import optax
 
 from jaxdistill._src.core.component import Component
-from jaxdistill._src.core.fingerprint import fingerprint
-from jaxdistill._src.core.linalg import all_finite, stability_bound
+from jaxdistill._src.core.fingerprint import Fingerprinted
+from jaxdistill._src.core.linalg import all_finite
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.problem import Problem
+
+#: non-finite outer steps in a row after which a run gives up (status ``nonfinite``)
+MAX_BAD_STEPS = 6
 
 
 class DistillParams(NamedTuple):
@@ -43,13 +48,14 @@ class DistillState(NamedTuple):
     prev_loss: jax.Array  # last outer loss, for the q schedule
     step: jax.Array       # outer steps done (int32)
     eta_min: jax.Array    # floor keeping η̃ > 0
-    failed: jax.Array     # a non-finite loss or gradient was met (bool)
-    bound: jax.Array      # stability bound of Lemma 2.4 for the current X̃ (NaN if not linear in θ)
+    failed: jax.Array     # MAX_BAD_STEPS non-finite steps in a row: the run gave up (bool)
+    bound: jax.Array      # stability bound for the current X̃ (NaN where none applies, see BilevelSolver.bound)
+    bad_steps: jax.Array  # non-finite steps in a row so far (int32); each halves η̃ and retries
 
 
 class StepMetrics(NamedTuple):
     """Per-step record: outer loss (mean over active θ₀ of L^(q), Def. 2.5), its data term alone, q,
-    T_s, η̃ used, η̃ / stability bound (NaN for models not linear in θ), and whether the step was finite."""
+    T_s, η̃ used, η̃ / stability bound (NaN where no bound applies), and whether the step was finite."""
 
     loss: jax.Array
     data_loss: jax.Array
@@ -58,25 +64,6 @@ class StepMetrics(NamedTuple):
     eta: jax.Array
     stability_ratio: jax.Array
     finite: jax.Array
-
-
-class Fingerprinted:
-    """A static value compared and hashed by :func:`fingerprint` (optax transformations are closures:
-    two ``adam(0.02)`` built separately are equal, ``adam(0.5)`` is not)."""
-
-    __slots__ = ("value", "key")
-
-    def __init__(self, value):
-        self.value, self.key = value, fingerprint(value)
-
-    def __eq__(self, other):
-        return isinstance(other, Fingerprinted) and self.key == other.key
-
-    def __hash__(self):
-        return hash(self.key)
-
-    def __repr__(self):
-        return f"<optax transformation {self.key[:12]}>"
 
 
 def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, optimizer_y=None,
@@ -131,11 +118,17 @@ class BilevelSolver(Component):
         return self.optimizer.value
 
     # ------------------------------------------------------------------ state
-    def bound(self, problem: Problem, x: jax.Array) -> jax.Array:
-        """Stability bound of Lemma 2.4 for distilled inputs x; NaN for models not linear in θ."""
-        if not problem.model.linear_in_params:
+    def bound(self, problem: Problem, x: jax.Array, y: jax.Array) -> jax.Array:
+        """Largest stable inner learning rate of plain GD on the distilled set (x, y); NaN where none applies.
+
+        ``model.gd_stability_bound``: Lemma 2.4, eq. (5), exactly, for models linear in θ; its analogue
+        2/λ_max of the inner Hessian at a fixed θ₀ for other models trained by plain GD. Inner optimizers
+        other than GD, and procedures without η̃ on nonlinear models, have no such bound: NaN.
+        """
+        model, solver = problem.model, self.inner_solver
+        if not solver.plain_gd or not (solver.uses_eta or model.linear_in_params):
             return jnp.asarray(jnp.nan, x.dtype)
-        return stability_bound(problem.model.featurize(x), problem.lambda_inner)
+        return model.gd_stability_bound(model.featurize(x), y, problem.lambda_inner)
 
     def init(self, problem: Problem, params: DistillParams) -> DistillState:
         """The initial outer-loop state for initial parameters (pure; jit-able)."""
@@ -143,7 +136,7 @@ class BilevelSolver(Component):
             params=params, opt_state=self.opt.init(params), q=jnp.asarray(self.config.Q, jnp.int32),
             prev_loss=jnp.asarray(jnp.inf, params.x.dtype), step=jnp.asarray(0, jnp.int32),
             eta_min=self.config.eta_floor * params.eta, failed=jnp.asarray(False),
-            bound=self.bound(problem, params.x))
+            bound=self.bound(problem, params.x, params.y), bad_steps=jnp.asarray(0, jnp.int32))
 
     # ------------------------------------------------------------------ losses
     def outer_loss(self, problem: Problem, params: DistillParams, XB, YB, theta0s, mask, num_steps):
@@ -189,7 +182,7 @@ class BilevelSolver(Component):
         _, k_theta = jax.random.split(jax.random.fold_in(run_key, s))
         theta0s = problem.model.sample_init(k_theta, problem.model.featurize(p.x[:1]), YB.shape[-1], cfg.max_q)
         mask = jnp.arange(cfg.max_q) < state.q
-        num_steps = cfg.T_at(s)
+        num_steps = self.inner_solver.training_steps(problem.model, jax.random.fold_in(k_theta, 1), cfg.T_at(s))
 
         (obj, (loss, data_loss)), grads = jax.value_and_grad(self.outer_loss, argnums=1, has_aux=True)(
             problem, p, XB, YB, theta0s, mask, num_steps)
@@ -202,7 +195,7 @@ class BilevelSolver(Component):
         else:
             updates, opt_state = self.opt.update(grads, state.opt_state, p)
         new = optax.apply_updates(p, updates)
-        new_bound = self.bound(problem, new.x)  # carried in the state: next step's ratio reuses it
+        new_bound = self.bound(problem, new.x, new.y)  # carried in the state: next step's ratio reuses it
         new = new._replace(eta=self._project_eta(problem, new.eta, state.eta_min, new_bound))
         finite = jnp.isfinite(loss) & all_finite(grads) & all_finite(new)
 
@@ -212,17 +205,22 @@ class BilevelSolver(Component):
             q = jnp.where(grew, jnp.minimum(q + 1, cfg.q_schedule.max_q), q)
 
         keep = lambda a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(finite, u, v), a, b)  # noqa: E731
+        bad = jnp.where(finite, 0, state.bad_steps + 1)
+        # a non-finite step is retried with half the inner learning rate (the usual cause: η̃ past the edge
+        # of stability of a nonlinear inner loss, which the local bound at θ₀ cannot foresee)
+        retry = p._replace(eta=jnp.maximum(0.5 * p.eta, state.eta_min))
         new_state = DistillState(
-            params=keep(new, p), opt_state=keep(opt_state, state.opt_state), q=jnp.where(finite, q, state.q),
+            params=keep(new, retry), opt_state=keep(opt_state, state.opt_state), q=jnp.where(finite, q, state.q),
             prev_loss=jnp.where(finite, loss, state.prev_loss), step=jnp.where(finite, s, state.step),
-            eta_min=state.eta_min, failed=~finite, bound=jnp.where(finite, new_bound, state.bound))
+            eta_min=state.eta_min, failed=bad >= MAX_BAD_STEPS, bound=jnp.where(finite, new_bound, state.bound),
+            bad_steps=bad)
         metrics = StepMetrics(loss, data_loss, state.q, jnp.asarray(num_steps, jnp.int32), p.eta,
                               p.eta / state.bound, finite)
         return new_state, metrics
 
     def _project_eta(self, problem, eta, eta_min, bound):
-        """η̃ ∈ [η̃_min, cap · bound] (the cap only for models linear in θ): positive and stable."""
+        """η̃ ∈ [η̃_min, cap · bound] (the cap where a stability bound applies): positive and stable."""
         eta = jnp.maximum(eta, eta_min)
-        if self.config.eta_cap is not None and problem.model.linear_in_params:
-            eta = jnp.minimum(eta, self.config.eta_cap * bound)
+        if self.config.eta_cap is not None:
+            eta = jnp.where(jnp.isnan(bound), eta, jnp.minimum(eta, self.config.eta_cap * bound))
         return eta

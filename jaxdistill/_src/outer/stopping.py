@@ -8,13 +8,14 @@ loss, or the training data loss of the chunk when nothing is held out — to a :
   what the run returns when ``config.restore_best`` is set;
 * **converged**: the best loss has not improved by a relative ``min_improvement`` for ``patience``
   evaluations in a row (``patience=None`` never stops early: ``steps`` is then the only end);
+* **nonfinite**: the monitored loss is NaN/inf (the trained model's predictions are); the run stops;
 * **diverged**: the monitored loss rose above ``divergence_factor`` × the best so far (a finite
   blow-up: a too large outer step, or T too long for its η̃); the run stops at once.
 
 Statuses (:data:`STATUSES`): ``converged``; ``budget`` (all ``steps`` done while still improving —
 raise ``steps`` for more); ``diverged``; ``no_progress`` (never better than the initial set);
-``unstable`` (η̃ crossed the stability bound of Lemma 2.4 at some step); ``nonfinite`` (a step met a
-non-finite loss or gradient); ``exact`` for closed-form results (``distill_analytic``). Only
+``unstable`` (η̃ crossed the stability bound at some step); ``nonfinite`` (non-finite steps that
+halving η̃ did not cure, or a non-finite monitored loss); ``exact`` for closed-form results (``distill_analytic``). Only
 ``converged``, ``budget`` and ``exact`` are successes (:data:`SUCCESS`).
 The tracker is plain host-side Python with a dict-of-arrays form, saved in checkpoints, so a resumed
 run makes the same decisions as an uninterrupted one.
@@ -53,11 +54,14 @@ class Tracker:
         self.best_step = -1
         self.best_params: tuple[np.ndarray, ...] | None = None
         self.since_best = 0
-        self.stopped = ""          # "", "converged" or "diverged"
+        self.stopped = ""          # "", "converged", "diverged" or "nonfinite"
 
     def update(self, step: int, value: float, params) -> None:
         """Record the monitored loss after ``step`` steps, with the parameters it belongs to."""
-        if not np.isfinite(value):
+        if value is None:
+            return
+        if not np.isfinite(value):   # e.g. the inner loop diverges at evaluation: never a success
+            self.stopped = "nonfinite"
             return
         if value > self.divergence_factor * self.best_value:
             self.stopped = "diverged"
@@ -73,7 +77,7 @@ class Tracker:
             self.stopped = "converged"
 
     def status(self, failed: bool, crossed_bound: bool) -> str:
-        if failed:
+        if failed or self.stopped == "nonfinite":
             return "nonfinite"
         if self.stopped == "diverged":
             return "diverged"

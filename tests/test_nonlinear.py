@@ -1,0 +1,199 @@
+"""Nonlinear inner models as first-class: inner optimizers, RaT-BPTT, implicit differentiation, the GD
+stability bound of a nonlinear model, the step guard. Each against an independent reference."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxdistill as jd
+from jaxdistill import closed_form as cf
+
+ETA, LAM = 0.05, 1e-3
+
+
+def outer_loss(solver, model, Xt, Yt, eta, th0s, XB, YB, T, lam=LAM):
+    sol = solver.solve(model, model.featurize(Xt), Yt, eta, lam, th0s, T, T)
+    return jnp.sum(jd.BatchLoss().data_losses(sol, model, model.featurize(XB), YB))
+
+
+def meta_grad(solver, model, p, th0s, T, lam=LAM, eta=ETA):
+    f = lambda Xt, Yt, e: outer_loss(solver, model, Xt, Yt, e, th0s, p["XB"], p["YB"], T, lam)  # noqa: E731
+    return jax.grad(f, argnums=(0, 1, 2))(p["Xt"], p["Yt"], eta)
+
+
+def rel(a, b):
+    return float(jnp.linalg.norm(a - b)) / max(1e-300, float(jnp.linalg.norm(b)))
+
+
+class MLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(1, param_dtype=jnp.float64)(nn.tanh(nn.Dense(6, param_dtype=jnp.float64)(x)))
+
+
+# ---------------------------------------------------------------- implicit differentiation
+def test_implicit_equals_the_ridge_meta_gradient_at_convergence(problem):
+    """Implicit differentiation at θ* = the T → ∞ limit: jax.grad of the closed-form ridge outer loss."""
+    p = problem
+    lam = 0.05
+    m = p["Xt"].shape[0]
+    eta = float(m / (np.linalg.eigvalsh(np.asarray(p["Xt"]).T @ np.asarray(p["Xt"]))[-1] + m * lam))  # ½ bound
+
+    def ridge_loss(Xt, Yt):
+        m, d = Xt.shape
+        th = jnp.linalg.solve(Xt.T @ Xt / m + lam * jnp.eye(d), Xt.T @ Yt / m)
+        return 0.5 / p["XB"].shape[0] * jnp.sum((p["XB"] @ th - p["YB"]) ** 2)
+
+    ref = jax.grad(ridge_loss, argnums=(0, 1))(p["Xt"], p["Yt"])
+    gx, gy, ge = meta_grad(jd.UnrolledGD(adjoint=jd.Implicit()), jd.LinearModel(), p, p["theta0"][None], 3000,
+                           lam, eta)
+    assert rel(gx, ref[0]) < 1e-9 and rel(gy, ref[1]) < 1e-9
+    assert float(ge) == 0.0          # θ* does not depend on η̃
+    # the forward value is the T-step iterate itself (here converged to the ridge solution)
+    th = jd.UnrolledGD(adjoint=jd.Implicit()).train(jd.LinearModel(), p["Xt"], p["Yt"], eta, lam, p["theta0"], 3000)
+    np.testing.assert_allclose(th, jd.UnrolledGD().train(jd.LinearModel(), p["Xt"], p["Yt"], eta, lam, p["theta0"],
+                                                          3000), rtol=1e-12, atol=1e-14)
+
+
+def test_implicit_approximates_the_unroll_of_an_mlp_at_large_T(problem):
+    model = jd.FlaxModel(MLP())
+    th0s = model.sample_init(jax.random.PRNGKey(0), problem["Xt"], 1, 2)
+    lam, T = 0.2, 600
+    eta = 0.45 * float(model.gd_stability_bound(problem["Xt"], problem["Yt"], lam))
+    ref = meta_grad(jd.UnrolledGD(adjoint=jd.Unrolled()), model, problem, th0s, T, lam, eta)
+    imp = meta_grad(jd.UnrolledGD(adjoint=jd.Implicit()), model, problem, th0s, T, lam, eta)
+    assert rel(imp[0], ref[0]) < 1e-3 and rel(imp[1], ref[1]) < 1e-3
+    # and far from it when the inner problem is not solved (T = 5): implicit is for converged inner loops
+    short = meta_grad(jd.UnrolledGD(), model, problem, th0s, 5, lam, eta)
+    assert rel(meta_grad(jd.UnrolledGD(adjoint=jd.Implicit()), model, problem, th0s, 5, lam, eta)[0], short[0]) > 0.1
+
+
+# ---------------------------------------------------------------- inner optimizers
+def _adam_by_hand(loss, theta, eta, T, b1=0.9, b2=0.999, eps=1e-8):
+    """Adam written out (Kingma & Ba, Algorithm 1), a Python loop: no optax, no scan."""
+    mom, vel = jnp.zeros_like(theta), jnp.zeros_like(theta)
+    for t in range(1, T + 1):
+        g = jax.grad(loss)(theta)
+        mom = b1 * mom + (1 - b1) * g
+        vel = b2 * vel + (1 - b2) * g * g
+        theta = theta - eta * (mom / (1 - b1 ** t)) / (jnp.sqrt(vel / (1 - b2 ** t)) + eps)
+    return theta
+
+
+def test_inner_adam_equals_adam_written_out(problem):
+    p, T = problem, 15
+    solver = jd.UnrolledGD(optimizer=optax.adam(1.0))
+
+    def ours(Xt, Yt, eta):
+        return outer_loss(solver, jd.LinearModel(), Xt, Yt, eta, p["theta0"][None], p["XB"], p["YB"], T)
+
+    def by_hand(Xt, Yt, eta):
+        m = Xt.shape[0]
+        loss = lambda th: 0.5 / m * jnp.sum((Xt @ th - Yt) ** 2) + 0.5 * LAM * jnp.sum(th ** 2)  # noqa: E731
+        th = _adam_by_hand(loss, p["theta0"], eta, T)
+        return 0.5 / p["XB"].shape[0] * jnp.sum((p["XB"] @ th - p["YB"]) ** 2)
+
+    args = (p["Xt"], p["Yt"], 0.01)
+    np.testing.assert_allclose(ours(*args), by_hand(*args), rtol=1e-12)
+    for a, b in zip(jax.grad(ours, argnums=(0, 1, 2))(*args), jax.grad(by_hand, argnums=(0, 1, 2))(*args),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-13)
+
+
+def test_inner_sgd_of_rate_one_is_plain_gd_and_momentum_differs(problem):
+    """optax.sgd(1.0) through the per-θ₀ vmap path = the default stacked GEMM path (two code paths)."""
+    th0s = jnp.stack([problem["theta0"], -problem["theta0"]])
+    ref = meta_grad(jd.UnrolledGD(), jd.LinearModel(), problem, th0s, 12)
+    got = meta_grad(jd.UnrolledGD(optimizer=optax.sgd(1.0)), jd.LinearModel(), problem, th0s, 12)
+    for a, b in zip(got, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
+    mom = meta_grad(jd.UnrolledGD(optimizer=optax.sgd(1.0, momentum=0.9)), jd.LinearModel(), problem, th0s, 12)
+    assert rel(mom[0], ref[0]) > 1e-3
+    with pytest.raises(ValueError, match="optax.GradientTransformation"):
+        jd.UnrolledGD(optimizer="adam")
+
+
+def test_distill_with_an_inner_optimizer_learns_its_scale(rng):
+    X = rng.normal(size=(200, 3))
+    Y = np.tanh(X @ rng.normal(size=(3, 1)))
+    out = jd.distill(X, Y, m=8, steps=60, T=10, Q=2, eval_every=20, progress=False, key=0,
+                     model=jd.FlaxModel(MLP()), inner_solver=jd.UnrolledGD(optimizer=optax.adam(1.0)))
+    assert out.ok and np.isnan(out.history["stability_ratio"]).all()   # no GD bound for Adam
+    assert out.history["eta"][0] == pytest.approx(0.01)               # DEFAULT_ETA, then learned
+    assert out.history["eta"][-1] != out.history["eta"][0]
+    assert "inner optimizer" in out.procedure()
+    assert np.isfinite(out.predict(X[:5])).all()
+
+
+# ---------------------------------------------------------------- RaT-BPTT
+def test_random_window_draws_N_in_K_to_T_and_truncates_there(problem):
+    p, K, T = problem, 3, 12
+    solver = jd.UnrolledGD(adjoint=jd.RandomWindow(K))
+    Ns = [int(solver.training_steps(jd.LinearModel(), jax.random.PRNGKey(i), T)) for i in range(200)]
+    assert min(Ns) == K and max(Ns) == T
+    N = Ns[0]
+    c = cf.theta_T(p["Xt"], p["Yt"], ETA, LAM, N - K, p["theta0"])
+
+    def oracle(Xt, Yt, eta):  # the last K of N steps from θ_{N−K} held constant, explicit powers
+        th = cf.theta_T(Xt, Yt, eta, LAM, K, c)
+        return 0.5 / p["XB"].shape[0] * jnp.sum((p["XB"] @ th - p["YB"]) ** 2)
+
+    ref = jax.grad(oracle, argnums=(0, 1, 2))(p["Xt"], p["Yt"], ETA)
+    got = jax.grad(lambda *a: outer_loss(solver, jd.LinearModel(), *a, p["theta0"][None], p["XB"], p["YB"], N),
+                   argnums=(0, 1, 2))(p["Xt"], p["Yt"], ETA)
+    for a, b in zip(got, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+# ---------------------------------------------------------------- the stability bound of a nonlinear model
+def test_gd_bound_of_a_model_declared_nonlinear_equals_lemma_2_4(problem):
+    """A bias-free Dense layer is linear in θ but goes through the Hessian power iteration."""
+    Xt, Yt = problem["Xt"], problem["Yt"]
+    dense = jd.FlaxModel(nn.Dense(1, use_bias=False, param_dtype=jnp.float64))
+    m = Xt.shape[0]
+    lemma = 2 * m / (np.linalg.eigvalsh(np.asarray(Xt).T @ np.asarray(Xt))[-1] + m * LAM)
+    assert float(dense.gd_stability_bound(Xt, Yt, LAM)) == pytest.approx(lemma, rel=1e-6)
+    assert float(jd.LinearModel().gd_stability_bound(Xt, Yt, LAM)) == pytest.approx(lemma, rel=1e-12)
+
+
+def test_gd_bound_of_an_mlp_is_two_over_the_top_hessian_eigenvalue(problem):
+    model = jd.FlaxModel(MLP())
+    Xt, Yt = problem["Xt"], problem["Yt"]
+    theta0 = model.init(jax.random.PRNGKey(20240), Xt[:1], 1)
+    flat, unravel = jax.flatten_util.ravel_pytree(theta0)
+    H = jax.hessian(lambda v: model.loss(unravel(v), Xt, Yt, LAM))(flat)   # dense, explicit
+    top = np.abs(np.linalg.eigvalsh(np.asarray(H))).max()
+    assert float(model.gd_stability_bound(Xt, Yt, LAM)) == pytest.approx(2 / top, rel=1e-9)
+
+
+def test_nonlinear_runs_respect_the_bound_and_never_succeed_with_nan_predictions(rng):
+    X = rng.normal(size=(200, 3))
+    Y = np.sin(X @ rng.normal(size=(3, 1)))
+    kw = dict(m=8, steps=40, T=15, Q=2, eval_every=20, progress=False, key=0, model=jd.FlaxModel(MLP()),
+              optimizer_eta=optax.sgd(50.0))          # pushes η̃ upwards hard
+    capped = jd.distill(X, Y, **kw)
+    assert np.nanmax(capped.history["stability_ratio"]) <= 0.9 + 1e-9
+    with pytest.raises(ValueError, match="stability bound of plain GD on this nonlinear model"):
+        jd.distill(X, Y, inner_lr=1e3, **kw)
+    for out in (capped, jd.distill(X, Y, eta_cap=None, **kw)):   # uncapped: the guard has to act
+        if out.ok:
+            assert np.isfinite(out.predict(X)).all()
+        else:
+            assert out.status in ("nonfinite", "diverged", "unstable")
+
+
+def test_evaluate_gives_a_nonlinear_model_tuned_baselines_and_the_full_data(rng):
+    X = rng.normal(size=(300, 2))
+    Y = np.sin(2 * X[:, :1]) + 0.5 * X[:, 1:] ** 2
+    out = jd.distill(X[:240], Y[:240], m=10, steps=100, T=20, Q=2, eval_every=50, progress=False,
+                     model=jd.FlaxModel(MLP()))
+    rep = jd.evaluate(out, X[240:], Y[240:], X[:240], Y[:240], n_inits=4, n_subsets=3)
+    assert [r["method"] for r in rep.rows] == ["distilled, T-step GD", "random subset, T-step GD",
+                                               "full data, T-step GD", "full data, 10·T-step GD",
+                                               "mean of training targets"]
+    full, longer = rep.row("full data, T-step GD"), rep.row("full data, 10·T-step GD")
+    assert "20 GD steps" in full["procedure"] and "200 GD steps" in longer["procedure"]
+    assert longer["r2"] > full["r2"] > rep.row("mean of training targets")["r2"]
