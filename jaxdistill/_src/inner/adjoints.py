@@ -88,20 +88,27 @@ class Checkpointed(Adjoint):
 class Truncated(Adjoint):
     """Back-propagate through the last ``K`` active inner steps only (truncated BPTT).
 
-    The gradient treats the iterate θ_{T−K} as a constant; with K ≥ T it equals the full unroll.
+    The gradient treats the iterate θ_{T−K} as a constant; with K ≥ T it equals the full unroll. The
+    first T − K steps run in a scan whose output is cut with ``stop_gradient`` (nothing of it is stored
+    for the backward pass), the last K in a second scan: memory O(K), not O(T).
     """
 
     def __init__(self, K: int):
         self.K = check_int("K (truncation length)", K, 1)
 
     def scan(self, body, carry, n, num_steps):
-        start = jnp.asarray(num_steps) - self.K
+        start = jnp.asarray(num_steps) - self.K          # may be negative (then every step is in the window)
+        where = lambda ok, a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(ok, u, v), a, b)  # noqa: E731
 
-        def step(c, t):
-            c = jax.tree_util.tree_map(lambda a: jnp.where(t == start, jax.lax.stop_gradient(a), a), c)
-            return body(c, t), None
+        def head(c, t):                                    # steps t < start: forward only
+            return where(t < start, body(c, t), c), None
 
-        return jax.lax.scan(step, carry, jnp.arange(n))[0]
+        def window(c, j):                                  # steps start ≤ t < num_steps, t ≥ 0
+            t = start + j
+            return where(t >= 0, body(c, jnp.maximum(t, 0)), c), None
+
+        c = jax.lax.stop_gradient(jax.lax.scan(head, carry, jnp.arange(max(n - self.K, 0)))[0])
+        return jax.lax.scan(window, c, jnp.arange(min(self.K, n)))[0]
 
 
 class RandomWindow(Truncated):
