@@ -60,15 +60,12 @@ def test_implicit_equals_the_ridge_meta_gradient_at_convergence(problem):
 
 def test_implicit_approximates_the_unroll_of_an_mlp_at_large_T(problem):
     model = jd.FlaxModel(MLP())
-    th0s = model.sample_init(jax.random.PRNGKey(0), problem["Xt"], 1, 2)
-    lam, T = 0.2, 600
+    th0s = model.sample_init(jax.random.PRNGKey(0), problem["Xt"], 1, 1)
+    lam, T = 0.5, 300
     eta = 0.45 * float(model.gd_stability_bound(problem["Xt"], problem["Yt"], lam))
     ref = meta_grad(jd.UnrolledGD(adjoint=jd.Unrolled()), model, problem, th0s, T, lam, eta)
     imp = meta_grad(jd.UnrolledGD(adjoint=jd.Implicit()), model, problem, th0s, T, lam, eta)
     assert rel(imp[0], ref[0]) < 1e-3 and rel(imp[1], ref[1]) < 1e-3
-    # and far from it when the inner problem is not solved (T = 5): implicit is for converged inner loops
-    short = meta_grad(jd.UnrolledGD(), model, problem, th0s, 5, lam, eta)
-    assert rel(meta_grad(jd.UnrolledGD(adjoint=jd.Implicit()), model, problem, th0s, 5, lam, eta)[0], short[0]) > 0.1
 
 
 # ---------------------------------------------------------------- inner optimizers
@@ -119,7 +116,7 @@ def test_inner_sgd_of_rate_one_is_plain_gd_and_momentum_differs(problem):
 def test_distill_with_an_inner_optimizer_learns_its_scale(rng):
     X = rng.normal(size=(200, 3))
     Y = np.tanh(X @ rng.normal(size=(3, 1)))
-    out = jd.distill(X, Y, m=8, steps=60, T=10, Q=2, eval_every=20, progress=False, key=0,
+    out = jd.distill(X, Y, m=8, steps=40, T=6, Q=2, eval_every=20, progress=False, key=0,
                      model=jd.FlaxModel(MLP()), inner_solver=jd.UnrolledGD(optimizer=optax.adam(1.0)))
     assert out.ok and np.isnan(out.history["stability_ratio"]).all()   # no GD bound for Adam
     assert out.history["eta"][0] == pytest.approx(0.01)               # DEFAULT_ETA, then learned
@@ -172,25 +169,26 @@ def test_gd_bound_of_an_mlp_is_two_over_the_top_hessian_eigenvalue(problem):
 def test_nonlinear_runs_respect_the_bound_and_never_succeed_with_nan_predictions(rng):
     X = rng.normal(size=(200, 3))
     Y = np.sin(X @ rng.normal(size=(3, 1)))
-    kw = dict(m=8, steps=40, T=15, Q=2, eval_every=20, progress=False, key=0, model=jd.FlaxModel(MLP()),
+    kw = dict(m=8, steps=30, T=10, Q=2, eval_every=15, progress=False, key=0, model=jd.FlaxModel(MLP()),
               optimizer_eta=optax.sgd(50.0))          # pushes η̃ upwards hard
     capped = jd.distill(X, Y, **kw)
     assert np.nanmax(capped.history["stability_ratio"]) <= 0.9 + 1e-9
     with pytest.raises(ValueError, match="stability bound of plain GD on this nonlinear model"):
         jd.distill(X, Y, inner_lr=1e3, **kw)
-    for out in (capped, jd.distill(X, Y, eta_cap=None, **kw)):   # uncapped: the guard has to act
-        if out.ok:
-            assert np.isfinite(out.predict(X)).all()
-        else:
-            assert out.status in ("nonfinite", "diverged", "unstable")
+    assert not capped.ok or np.isfinite(capped.predict(X)).all()
+    # uncapped and pushed far past the bound (a linear model, cheap to compile): non-finite steps are retried
+    # at half η̃, and when that does not cure them the run fails — it never succeeds with NaN predictions
+    wild = jd.distill(X, Y, m=8, steps=30, T=20, eval_every=15, progress=False, eta_cap=None,
+                      optimizer_eta=optax.sgd(1e4), inner_solver=jd.UnrolledGD())
+    assert not wild.ok and wild.status in ("nonfinite", "diverged")
 
 
 def test_evaluate_gives_a_nonlinear_model_tuned_baselines_and_the_full_data(rng):
-    X = rng.normal(size=(300, 2))
+    X = rng.normal(size=(200, 2))
     Y = np.sin(2 * X[:, :1]) + 0.5 * X[:, 1:] ** 2
-    out = jd.distill(X[:240], Y[:240], m=10, steps=100, T=20, Q=2, eval_every=50, progress=False,
+    out = jd.distill(X[:150], Y[:150], m=10, steps=40, T=20, Q=2, eval_every=20, progress=False,
                      model=jd.FlaxModel(MLP()))
-    rep = jd.evaluate(out, X[240:], Y[240:], X[:240], Y[:240], n_inits=4, n_subsets=3)
+    rep = jd.evaluate(out, X[150:], Y[150:], X[:150], Y[:150], n_inits=4, n_subsets=2)
     assert [r["method"] for r in rep.rows] == ["distilled, T-step GD", "random subset, T-step GD",
                                                "full data, T-step GD", "full data, 10·T-step GD",
                                                "mean of training targets"]
