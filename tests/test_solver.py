@@ -112,4 +112,11 @@ def test_flax_mlp_inner_model(rng):
     ratio = out.history["stability_ratio"]
     assert out.ok and np.isfinite(ratio).all() and ratio.max() <= 0.9 + 1e-6
     assert out.history["val_loss"][-1] < 0.8 * out.history["val_loss"][0]
-    # evaluation of nonlinear models: tests/test_nonlinear.py
+    # evaluation: the baselines get the same T-step GD with their own tuned step size, and the full data
+    rep = jd.evaluate(out, X[:50], Y[:50], X[50:], Y[50:], n_inits=4, n_subsets=2)
+    assert [r["method"] for r in rep.rows] == ["distilled, T-step GD", "random subset, T-step GD",
+                                               "full data, T-step GD", "full data, 10·T-step GD",
+                                               "mean of training targets"]
+    full, longer = rep.row("full data, T-step GD"), rep.row("full data, 10·T-step GD")
+    assert "20 GD steps" in full["procedure"] and "200 GD steps" in longer["procedure"]
+    assert longer["r2"] > full["r2"] > rep.row("mean of training targets")["r2"]
