@@ -92,6 +92,11 @@ def hessian_top_eigenvalue(loss, theta, key: jax.Array, iters: int = 20) -> jax.
     return jnp.max(jnp.abs(jnp.linalg.eigvalsh(tri)))
 
 
+def tree_where(ok, a, b):
+    """``a`` where ``ok`` else ``b``, leaf by leaf, for two pytrees of the same structure (masked steps)."""
+    return jax.tree_util.tree_map(lambda u, v: jnp.where(ok, u, v), a, b)
+
+
 def sq_norm(tree) -> jax.Array:
     """Squared Euclidean / Frobenius norm of all leaves of a pytree, ‖θ‖²."""
     return sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree))

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdistill._src.core.component import Component
+from jaxdistill._src.core.linalg import tree_where
 from jaxdistill._src.core.validate import check_float, check_int
 
 
@@ -50,11 +51,15 @@ class Adjoint(Component):
         return num_steps
 
 
+def _plain_scan(body, carry, n):
+    return jax.lax.scan(lambda c, t: (body(c, t), None), carry, jnp.arange(n))[0]
+
+
 class Unrolled(Adjoint):
     """Reverse mode through the plain ``lax.scan`` (the reference)."""
 
     def scan(self, body, carry, n, num_steps):
-        return jax.lax.scan(lambda c, t: (body(c, t), None), carry, jnp.arange(n))[0]
+        return _plain_scan(body, carry, n)
 
 
 class Checkpointed(Adjoint):
@@ -78,8 +83,7 @@ class Checkpointed(Adjoint):
         def segment(c, j):
             ts = j * s + jnp.arange(s)
             # iterations past n (padding of the last segment) leave the carry unchanged
-            c2 = jax.lax.scan(lambda c, t: (jax.tree_util.tree_map(
-                lambda a, b: jnp.where(t < n, a, b), body(c, t), c), None), c, ts)[0]
+            c2 = jax.lax.scan(lambda c, t: (tree_where(t < n, body(c, t), c), None), c, ts)[0]
             return c2, None
 
         return jax.lax.scan(segment, carry, jnp.arange(segments))[0]
@@ -98,14 +102,13 @@ class Truncated(Adjoint):
 
     def scan(self, body, carry, n, num_steps):
         start = jnp.asarray(num_steps) - self.K          # may be negative (then every step is in the window)
-        where = lambda ok, a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(ok, u, v), a, b)  # noqa: E731
 
         def head(c, t):                                    # steps t < start: forward only
-            return where(t < start, body(c, t), c), None
+            return tree_where(t < start, body(c, t), c), None
 
         def window(c, j):                                  # steps start ≤ t < num_steps, t ≥ 0
             t = start + j
-            return where(t >= 0, body(c, jnp.maximum(t, 0)), c), None
+            return tree_where(t >= 0, body(c, jnp.maximum(t, 0)), c), None
 
         c = jax.lax.stop_gradient(jax.lax.scan(head, carry, jnp.arange(max(n - self.K, 0)))[0])
         return jax.lax.scan(window, c, jnp.arange(min(self.K, n)))[0]
@@ -143,7 +146,7 @@ class Implicit(Adjoint):
         self.tol = check_float("tol", tol, positive=True)
 
     def scan(self, body, carry, n, num_steps):
-        return jax.lax.scan(lambda c, t: (body(c, t), None), carry, jnp.arange(n))[0]
+        return _plain_scan(body, carry, n)
 
     def run(self, body, carry, n, num_steps, loss_fn):
         theta0, state0 = carry

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxdistill._src.core.fingerprint import Fingerprinted
+from jaxdistill._src.core.linalg import tree_where
 from jaxdistill._src.inner.adjoints import Adjoint, Checkpointed, Unrolled
 from jaxdistill._src.inner.base import InnerSolver, ThetaSolution
 
@@ -25,7 +26,7 @@ class UnrolledGD(InnerSolver):
       adjoint: how the meta-gradient is taken (:class:`Unrolled` — the reference, :class:`Checkpointed`,
         :class:`Truncated`, :class:`RandomWindow`, :class:`Implicit`). Default: ``Unrolled()`` for
         models linear in θ, per-step ``Checkpointed(segment_length=1)`` otherwise (measured faster and
-        smaller for MLPs, ``benchmarks/results/nonlinear_memory.md``).
+        smaller for MLPs, ``benchmarks/results/meta_gradients.md``).
       checkpoint: shorthand for ``adjoint=Checkpointed(segment_length=1)`` (remat every step).
       optimizer: an ``optax.GradientTransformation`` run inside the scan instead of plain GD:
         θ_{t+1} = θ_t + η̃ · u_t with (u_t, s_{t+1}) = ``optimizer.update(∇ℓ(θ_t), s_t, θ_t)``. Give it a
@@ -74,8 +75,7 @@ class UnrolledGD(InnerSolver):
             else:
                 u, s2 = opt.update(g, s, theta)
                 new = jax.tree_util.tree_map(lambda p, u: (p + eta * u).astype(p.dtype), theta, u)
-            keep = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(t < num_steps, x, y), a, b)  # noqa: E731
-            return keep(new, theta), keep(s2, s)
+            return tree_where(t < num_steps, new, theta), tree_where(t < num_steps, s2, s)
 
         return body
 

@@ -22,7 +22,7 @@ import optax
 
 from jaxdistill._src.core.component import Component
 from jaxdistill._src.core.fingerprint import Fingerprinted
-from jaxdistill._src.core.linalg import all_finite
+from jaxdistill._src.core.linalg import all_finite, tree_where
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.problem import Problem
@@ -204,13 +204,13 @@ class BilevelSolver(Component):
             grew = loss >= cfg.q_schedule.threshold * state.prev_loss
             q = jnp.where(grew, jnp.minimum(q + 1, cfg.q_schedule.max_q), q)
 
-        keep = lambda a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(finite, u, v), a, b)  # noqa: E731
         bad = jnp.where(finite, 0, state.bad_steps + 1)
         # a non-finite step is retried with half the inner learning rate (the usual cause: η̃ past the edge
         # of stability of a nonlinear inner loss, which the local bound at θ₀ cannot foresee)
         retry = p._replace(eta=jnp.maximum(0.5 * p.eta, state.eta_min))
         new_state = DistillState(
-            params=keep(new, retry), opt_state=keep(opt_state, state.opt_state), q=jnp.where(finite, q, state.q),
+            params=tree_where(finite, new, retry), opt_state=tree_where(finite, opt_state, state.opt_state),
+            q=jnp.where(finite, q, state.q),
             prev_loss=jnp.where(finite, loss, state.prev_loss), step=jnp.where(finite, s, state.step),
             eta_min=state.eta_min, failed=bad >= MAX_BAD_STEPS, bound=jnp.where(finite, new_bound, state.bound),
             bad_steps=bad)

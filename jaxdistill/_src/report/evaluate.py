@@ -158,9 +158,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         _nonlinear_baselines(add, out, train_predict, Ftr, Ytr_s, k_sub, n_subsets, n_inits)
     elif gd:
         gd_preds, ridge_preds = [], []
-        for k in jax.random.split(k_sub, n_subsets):
-            ks, kg = jax.random.split(k)
-            idx = np.asarray(jax.random.choice(ks, n_tr, (out.m,), replace=False))
+        for idx, kg in _subsets(k_sub, n_subsets, n_tr, out.m):
             Fs, Ys = Ftr[idx], Ytr_s[idx]
             gd_preds.append(train_predict(Fs, Ys, default_inner_lr(Fs, lam), mdl.sample_init(
                 kg, Fs, d_out, max(1, n_inits // 4))))
@@ -171,8 +169,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         add("full data, ridge", n_tr, out.procedure(limit=True), [Fte @ ridge(Ftr, Ytr_s, lam)])
     else:
         exact_preds = []
-        for k in jax.random.split(k_sub, n_subsets):
-            idx = np.asarray(jax.random.choice(jax.random.split(k)[0], n_tr, (out.m,), replace=False))
+        for idx, _ in _subsets(k_sub, n_subsets, n_tr, out.m):
             exact_preds.append(train_predict(Ftr[idx], Ytr_s[idx], 0.0, no_theta0)[0])
         add("random subset", out.m, out.procedure(), exact_preds)
         if getattr(slv, "kernel", None) is None and linear:
@@ -188,6 +185,13 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         col = Xte[:, [last_value_column] * d_out]                   # original units → standardised for add()
         add("naive: last value", 0, f"y_t = input column {last_value_column} (no training)", [std.y(col)])
     return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0])
+
+
+def _subsets(key, num, n, m):
+    """``num`` random subsets of m of n rows without replacement: (row indices, a key for their θ₀ draws)."""
+    for k in jax.random.split(key, num):
+        ks, kg = jax.random.split(k)
+        yield np.asarray(jax.random.choice(ks, n, (m,), replace=False)), kg
 
 
 #: step sizes tried for a baseline trained by plain GD on a nonlinear model, as fractions of its bound
@@ -239,9 +243,9 @@ def _nonlinear_baselines(add, out, train_predict, Ftr, Ytr, key, n_subsets, n_in
     fit, sel = perm[n_sel:], perm[:n_sel]
     th0s = mdl.sample_init(k_full, Ftr, d_out, n_draws)
     long = CONVERGED_FACTOR * T
+    bound_all = float(_gd_bound(mdl, Ftr, Ytr, lam))      # the tuned step must also be stable on all rows
     for steps, label in ((T, "full data, T-step GD"), (long, f"full data, {CONVERGED_FACTOR}·T-step GD")):
         eta, frac = _tuned_gd(train_predict, mdl, lam, Ftr[fit], Ytr[fit], Ftr[sel], Ytr[sel], th0s, steps)
-        bound_all = float(_gd_bound(mdl, Ftr, Ytr, lam))
         eta = min(eta, 0.9 * bound_all)
         add(label, n_tr, f"{steps} GD steps, step size {frac:g} × its GD bound (chosen on a 20 % split of the "
             f"training rows), {mdl.init_description}",
