@@ -4,6 +4,10 @@ import os
 # passes buy nothing at these sizes (3m40s instead of 5m20s on 2 cores, same results). Set before JAX
 # starts; subprocesses (the CLI tests) inherit it. Benchmarks and users keep the default.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+# Four simulated CPU devices for the sharding tests (tests/test_scaling.py); everything else runs on the
+# first, as it would on a one-device machine.
+if "xla_force_host_platform_device_count" not in os.environ["XLA_FLAGS"]:
+    os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=4"
 # The CLI (run in-process and as subprocesses here) keeps JAX's persistent compilation cache: give each test
 # session its own folder, so that nothing compiled by an earlier run on this machine changes what compiles.
 os.environ["JAXDISTILL_CACHE"] = __import__("tempfile").mkdtemp(prefix="jaxdistill-test-xla-")

@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 from jaxdistill._src.components.models import InnerModel, LinearModel
+from jaxdistill._src.core import sharding
 from jaxdistill._src.core.fingerprint import flat_description
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
 from jaxdistill._src.inner.base import InnerSolver
@@ -91,7 +92,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
             optimizer_eta: optax.GradientTransformation | None = None,
             validation=None, progress: bool | None = None, raise_on_failure: bool = False,
             checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
-            resume: bool = True, **overrides) -> DistillOutput:
+            resume: bool = True, mesh=None, **overrides) -> DistillOutput:
     """Distil a regression data set (X, Y) into m synthetic points (X̃, Ỹ) and an inner learning rate η̃.
 
     Runs Algorithm 1 of Mahowald et al. (*Toward Dataset Distillation for Regression Problems*,
@@ -128,6 +129,12 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       resume: continue from an existing checkpoint (``False`` overwrites it). ``steps`` may differ from
         the checkpointed run's: a run that ended with status ``budget`` continues to the new budget, and
         ends exactly as one run with that budget would.
+      mesh: run over several devices: a device count k (the Q initialisations split over the first k
+        devices) or a ``jax.sharding.Mesh`` with axes ``"q"`` and/or ``"batch"`` (the outer batch's rows
+        split too). The result equals the one-device run to floating-point tolerance; Q (and
+        ``batch_size``) must divide evenly. Across processes (after ``jax.distributed.initialize``)
+        every process calls ``distill`` with the same arguments; only process 0 writes the checkpoint.
+        See README "Scaling out".
 
     Returns:
       A :class:`DistillOutput` holding the distilled set, its model and training procedure.
@@ -169,6 +176,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
         config, objective = config.replace(objective=objective), None
     if objective is not None and not isinstance(objective, Objective):
         raise ValueError(f"objective must be a jaxdistill Objective (BatchLoss, FullDataLoss, ...), got {objective!r}.")
+    mesh = sharding.as_mesh(mesh)
     solver = BilevelSolver(config, inner_solver, make_optimizer(config, optimizer, optimizer_x, optimizer_y,
                                                                 optimizer_eta))
     data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
@@ -176,6 +184,8 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     if objective is None:
         objective = default_objective(model, inner_solver, data.d, config.objective)
     objective.check(model, inner_solver)
+    batch_rows = min(config.batch_size, data.n_train) if objective.needs_batch else None
+    sharding.check_divisible(mesh, config.max_q, batch_rows)
     if config.outer_optimizer == "lbfgs" and optimizer is None:
         deterministic = not objective.needs_batch and (
             getattr(objective, "expectation", False) or getattr(model, "init_scale", None) == 0)
@@ -187,7 +197,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     problem = Problem(model, config.lambda_inner, config.lambda_outer, objective.bind(model, data))
     _warn_untrained_theta0(model, data, config.m)
     traces0 = dict(driver.TRACES)          # compilations of this call, the initial state's included
-    state = driver.initial_params(solver, problem, data, k_init)
+    state = driver.initial_params(solver, problem, data, k_init, mesh)
 
     history, on_chunk, notes = None, None, {}
     tracker = driver.make_tracker(config)
@@ -204,7 +214,8 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
 
         def on_chunk(st, hist, tr):
             counter["chunks"] += 1
-            if counter["chunks"] % every == 0 or int(st.step) >= config.steps or bool(st.failed) or tr.stopped:
+            due = counter["chunks"] % every == 0 or int(st.step) >= config.steps or bool(st.failed) or tr.stopped
+            if due and jax.process_index() == 0:      # several processes: one writer
                 try:
                     ckpt.save_checkpoint(checkpoint, st, hist, identity, tr.to_arrays())
                 except (OSError, ValueError) as exc:
@@ -218,7 +229,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     bar = ProgressBar(config.steps, start_step=int(state.step)) if show and running else None
     t0 = time.perf_counter()
     state, hist, tracker = driver.run(solver, problem, data, state, k_run, progress=bar, history=history,
-                                      on_chunk=on_chunk, tracker=tracker)
+                                      on_chunk=on_chunk, tracker=tracker, mesh=mesh)
     wall = time.perf_counter() - t0
     status = driver.status_of(state, hist, tracker)
     if bar is not None:
@@ -241,7 +252,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
               "best_monitored_loss": tracker.best_value if np.isfinite(tracker.best_value) else None,
               "compilations": {k: driver.TRACES[k] - traces0[k] for k in driver.TRACES},
               "jaxdistill_version": __version__, "jax_version": jax.__version__,
-              "backend": jax.default_backend(), **notes})
+              "backend": jax.default_backend(), "devices": sharding.describe(mesh), **notes})
     if status not in SUCCESS and raise_on_failure:
         err = FloatingPointError if status == "nonfinite" else RuntimeError
         raise err(f"Distillation ended with status {status!r} after {int(state.step)} steps: {advice(status)}. "

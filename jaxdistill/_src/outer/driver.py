@@ -7,6 +7,11 @@ A chunk executes ``eval_every`` steps in one ``lax.scan``; the final partial chu
 no-op steps (one compilation per run whatever its length, schedules included). Batches for a chunk
 are drawn on the device as indices (step s uses ``fold_in(run_key, s)``), gathered on the host and
 sent with the chunk; full-batch runs (b ≥ n_train) keep the training rows on the device instead.
+
+With a ``mesh`` (:mod:`~jaxdistill._src.core.sharding`) the same functions run over its devices: state and
+problem replicated, each batch's rows split over the ``"batch"`` axis, the θ₀ draws over ``"q"``. Across
+several processes every process runs this driver on the same (replicated) host data; only process 0
+writes checkpoints.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdistill._src.core import sharding
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, DistillState, StepMetrics
 from jaxdistill._src.outer.stopping import Tracker
 from jaxdistill._src.problem.data import TrainData, standardize_on_device
@@ -32,9 +38,9 @@ TRACES = {"chunk": 0, "init": 0, "held_out": 0}
 
 
 
-@partial(jax.jit, static_argnames=("full_batch",))
+@partial(jax.jit, static_argnames=("full_batch", "mesh"))
 def _run_chunk(solver: BilevelSolver, problem: Problem, state: DistillState, XB, YB, stats, run_key, valid,
-               full_batch: bool):
+               full_batch: bool, mesh=None):
     """``len(valid)`` outer steps in one ``lax.scan``; steps with valid=False are no-ops. Batches (chunk, b, ·)
     are raw rows standardised here when ``stats`` is given, else already standardised."""
     TRACES["chunk"] += 1
@@ -48,9 +54,10 @@ def _run_chunk(solver: BilevelSolver, problem: Problem, state: DistillState, XB,
             nan = jnp.asarray(jnp.nan, st.params.eta.dtype)
             return st, StepMetrics(nan, nan, st.q, jnp.asarray(0, jnp.int32), nan, nan, jnp.asarray(False))
 
-        return jax.lax.cond(v & ~st.failed, lambda st: solver.step(problem, st, xb, yb, run_key), skip, st)
+        return jax.lax.cond(v & ~st.failed, lambda st: solver.step(problem, st, xb, yb, run_key, mesh), skip, st)
 
-    return jax.lax.scan(body, state, valid if full_batch else (valid, XB, YB))
+    # what comes back is whole on every device (and process): the host reads it
+    return sharding.replicated(jax.lax.scan(body, state, valid if full_batch else (valid, XB, YB)), mesh)
 
 
 @partial(jax.jit, static_argnames=("chunk", "b"))
@@ -62,20 +69,20 @@ def _draw_indices(run_key, start, n_train, chunk: int, b: int):
     return jax.vmap(one)(start + 1 + jnp.arange(chunk))
 
 
-@jax.jit
-def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0):
+@partial(jax.jit, static_argnames=("mesh",))
+def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0, mesh=None):
     """Initial state; where ``eta0`` is NaN (``inner_lr=None``) η̃₀ = half the stability bound, or
     ``DEFAULT_ETA`` where no bound applies (inner optimizers other than GD)."""
     TRACES["init"] += 1
     bound = solver.bound(problem, x0, y0)
     eta = jnp.where(jnp.isnan(eta0), jnp.where(jnp.isnan(bound), DEFAULT_ETA, 0.5 * bound), eta0).astype(x0.dtype)
-    return solver.init(problem, DistillParams(x0, y0, eta)), bound
+    return sharding.replicated((solver.init(problem, DistillParams(x0, y0, eta)), bound), mesh)
 
 
-@jax.jit
-def _evaluate(solver, problem, params, Xv, Yv, y1, key, num_steps):
+@partial(jax.jit, static_argnames=("mesh",))
+def _evaluate(solver, problem, params, Xv, Yv, y1, key, num_steps, mesh=None):
     TRACES["held_out"] += 1
-    return solver.evaluation_losses(problem, params, Xv, Yv, y1, key, num_steps)
+    return sharding.replicated(solver.evaluation_losses(problem, params, Xv, Yv, y1, key, num_steps, mesh), mesh)
 
 
 #: how each monitor mode is named in results and summaries
@@ -105,7 +112,8 @@ def initial_rows(config, data: TrainData, key: jax.Array) -> np.ndarray | None:
     return data.train[_initial_indices(config, data, key)] if config.init == "real" else None
 
 
-def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key: jax.Array) -> DistillState:
+def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key: jax.Array,
+                   mesh=None) -> DistillState:
     """X̃₀, Ỹ₀ (Algorithm 1 line 2) and η̃₀ (line 1) and the initial state; checks η̃₀ against Lemma 2.4."""
     cfg = solver.config
     kx, ky = jax.random.split(key)
@@ -115,7 +123,8 @@ def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key
         x0 = cfg.init_std * jax.random.normal(kx, (cfg.m, data.d), data.dtype)
         y0 = cfg.init_std * jax.random.normal(ky, (cfg.m, data.d_out), data.dtype)
     eta0 = cfg.inner_lr if cfg.inner_lr is not None else float("nan")
-    state, bound = _init(solver, problem, x0, y0, jnp.asarray(eta0, data.dtype))
+    put = partial(sharding.put_replicated, mesh=mesh)
+    state, bound = _init(put(solver), put(problem), put(x0), put(y0), put(jnp.asarray(eta0, data.dtype)), mesh)
     if cfg.inner_lr is not None and solver.inner_solver.uses_eta and cfg.inner_lr >= float(bound):
         b = float(bound)
         which = ("the stability bound of Lemma 2.4, η̃ < 2m/(σ²_max + mλ_I)" if problem.model.linear_in_params else
@@ -141,7 +150,7 @@ def make_tracker(config) -> Tracker:
 def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: DistillState, run_key: jax.Array,
         progress: Callable[[dict[str, Any]], None] | None = None, stop_at: int | None = None,
         history: dict | None = None, on_chunk: Callable[[DistillState, dict, Tracker], None] | None = None,
-        tracker: Tracker | None = None):
+        tracker: Tracker | None = None, mesh=None):
     """Run outer steps until ``config.steps`` (or ``stop_at``) are done, the stopping rule ends the run
     (``tracker``, see :mod:`~jaxdistill._src.outer.stopping`) or a step is non-finite.
 
@@ -154,8 +163,10 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     (seconds since the run started, compilation included) and ``val_loss`` (the held-out loss, when
     rows are held out; else empty).
     ``history`` from an earlier segment is extended; ``on_chunk(state, history, tracker)`` is called
-    after every chunk.
+    after every chunk. ``mesh``: run over these devices (see :mod:`~jaxdistill._src.core.sharding`).
     """
+    put = partial(sharding.put_replicated, mesh=mesh)
+    solver, problem, state = put(solver), put(problem), put(state)
     cfg = solver.config
     chunk = min(cfg.eval_every, cfg.steps)
     b = min(cfg.batch_size, data.n_train)
@@ -166,7 +177,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         full = data.all_train() if full_batch else None
     raw = data.raw_batches and not full_batch
     device_stats = data.device_standardizer() if raw else None
-    validation = data.validation()
+    validation = put(data.validation())
     eval_key = jax.random.fold_in(run_key, 0)  # steps use s >= 1
     fields = [f for f in StepMetrics._fields if f != "finite"]
     prev = history or {}
@@ -177,7 +188,10 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     eval_times = list(np.asarray(prev.get("eval_time", []), np.float64))
     t_offset = eval_times[-1] if eval_times else 0.0
     mode = monitor_mode(cfg, problem, validation is not None)
-    y1 = jnp.zeros((1, data.d_out), data.dtype)
+    y1 = put(jnp.zeros((1, data.d_out), data.dtype))
+    if full_batch:
+        full = put(full)
+    device_stats = put(device_stats)
 
     def assemble():
         hist = {f: np.concatenate([r[f] for r in recs]) if recs else np.zeros(0) for f in fields}
@@ -192,7 +206,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         Xv, Yv = validation if validation is not None else (None, None)
         v = obj = None
         if Xv is not None or mode == "objective":
-            v, obj = _evaluate(solver, problem, st.params, Xv, Yv, y1, eval_key, cfg.T_at(max(step, 1)))
+            v, obj = _evaluate(solver, problem, st.params, Xv, Yv, y1, eval_key, cfg.T_at(max(step, 1)), mesh)
             v = None if v is None else float(v)
         mon = v if mode == "held_out" else float(obj) if mode == "objective" else train_loss
         eval_steps.append(step)
@@ -217,8 +231,9 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
             (XB, YB), stats = full, None
         else:
             XB, YB = data.rows(np.asarray(_draw_indices(run_key, done, data.n_train, chunk, b)), raw=raw)
+            XB, YB = sharding.put_rows((XB, YB), mesh, sharding.BATCH_AXIS, dim=1)
             stats = device_stats if raw else None
-        state, met = _run_chunk(solver, problem, state, XB, YB, stats, run_key, valid, full_batch)
+        state, met = _run_chunk(solver, problem, state, XB, YB, stats, run_key, put(valid), full_batch, mesh)
         met = jax.tree_util.tree_map(np.asarray, met)
         ok = met.finite
         recs.append({f: getattr(met, f)[ok] for f in fields})

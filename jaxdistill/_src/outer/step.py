@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxdistill._src.core import sharding
 from jaxdistill._src.core.component import Component
 from jaxdistill._src.core.fingerprint import Fingerprinted
 from jaxdistill._src.core.linalg import all_finite, tree_where
@@ -155,16 +156,18 @@ class BilevelSolver(Component):
         data_mean = jnp.sum(jnp.where(mask, data, 0.0)) / q
         return (total if cfg.reduction == "sum" else total / q), (total / q, data_mean)
 
-    def evaluation_losses(self, problem: Problem, params: DistillParams, Xv, Yv, y1, key, num_steps):
+    def evaluation_losses(self, problem: Problem, params: DistillParams, Xv, Yv, y1, key, num_steps, mesh=None):
         """(held-out loss, training objective) after one inner solve from ``max_q`` fixed θ₀ draws, no λ_O.
 
         The held-out loss is the row objective's data term on (Xv, Yv) (``None`` when Xv is None); the
         training objective that of an objective carrying its data, e.g. ``FullDataLoss`` (``None`` for
-        objectives that need a batch; ``y1`` only gives d_out). One compilation serves both.
+        objectives that need a batch; ``y1`` only gives d_out). One compilation serves both. With a
+        ``mesh`` (see :mod:`~jaxdistill._src.core.sharding`) the θ₀ draws are split over its ``"q"`` axis.
         """
         model = problem.model
         F = model.featurize(params.x)
-        theta0s = model.sample_init(key, F, y1.shape[1], self.config.max_q)
+        theta0s = sharding.split_leading(model.sample_init(key, F, y1.shape[1], self.config.max_q), mesh,
+                                         sharding.Q_AXIS)
         sol = self.inner_solver.solve(model, F, params.y, params.eta, problem.lambda_inner, theta0s, num_steps,
                                       self.config.max_T)
         held = None if Xv is None else jnp.mean(
@@ -174,13 +177,20 @@ class BilevelSolver(Component):
         return held, train
 
     # ------------------------------------------------------------------ one outer step
-    def step(self, problem: Problem, state: DistillState, XB, YB, run_key: jax.Array):
-        """One outer step (Algorithm 1 lines 4–13 and the A.7 schedules) on the batch (XB, YB). Pure."""
+    def step(self, problem: Problem, state: DistillState, XB, YB, run_key: jax.Array, mesh=None):
+        """One outer step (Algorithm 1 lines 4–13 and the A.7 schedules) on the batch (XB, YB). Pure.
+
+        With a ``mesh`` the Q initialisations are split over its ``"q"`` axis (each device trains Q/k inner
+        models) and the batch rows over its ``"batch"`` axis; the sums over them become all-reduces. The
+        draws themselves do not depend on the mesh."""
         cfg = self.config
         p = state.params
         s = state.step + 1
         _, k_theta = jax.random.split(jax.random.fold_in(run_key, s))
         theta0s = problem.model.sample_init(k_theta, problem.model.featurize(p.x[:1]), YB.shape[-1], cfg.max_q)
+        theta0s = sharding.split_leading(theta0s, mesh, sharding.Q_AXIS)
+        if problem.objective.needs_batch:
+            XB, YB = sharding.split_leading((XB, YB), mesh, sharding.BATCH_AXIS)
         mask = jnp.arange(cfg.max_q) < state.q
         num_steps = self.inner_solver.training_steps(problem.model, jax.random.fold_in(k_theta, 1), cfg.T_at(s))
 
