@@ -52,6 +52,12 @@ from jaxdistill._src.problem.objectives import BatchLoss as BatchLoss
 from jaxdistill._src.problem.objectives import ExpectedBatchLoss as ExpectedBatchLoss
 from jaxdistill._src.problem.objectives import Objective as Objective
 from jaxdistill._src.problem.problem import Problem as Problem
+from jaxdistill._src.problem.sources import ArraySource as ArraySource
+from jaxdistill._src.problem.sources import BlockSource as BlockSource
+from jaxdistill._src.problem.sources import NpySource as NpySource
+from jaxdistill._src.problem.sources import RowSource as RowSource
+from jaxdistill._src.problem.sources import SufficientStats as SufficientStats
+from jaxdistill._src.problem.sources import sufficient_statistics as sufficient_statistics
 from jaxdistill._src.report.evaluate import EvalReport as EvalReport
 from jaxdistill._src.report.evaluate import evaluate as evaluate
 from jaxdistill._src.result import DistillOutput as DistillOutput

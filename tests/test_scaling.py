@@ -70,3 +70,131 @@ def test_mesh_settings_are_checked(diabetes):
         jd.distill(X, Y, mesh=64, **KW)
     with pytest.raises(ValueError, match="axes must be named"):
         jd.distill(X, Y, mesh=Mesh(np.asarray(jax.devices()[:2]), ("data",)), **KW)
+
+
+# ---------------------------------------------------------------- several processes
+WORKER = r"""
+import sys
+import jax
+jax.config.update("jax_enable_x64", True)
+jax.distributed.initialize(f"localhost:{sys.argv[1]}", num_processes=2, process_id=int(sys.argv[2]))
+import jaxdistill as jd
+from jaxdistill import datasets
+X, Y = datasets.load("diabetes")
+pid, out = jax.process_index(), sys.argv[3]
+assert jax.process_count() == 2 and len(jax.devices()) == 4 and len(jax.local_devices()) == 2
+KW = dict(m=10, steps=40, eval_every=20, progress=False, Q=4, theta0_scale=1.0, T=15)
+# the full-data objective: each process accumulates the statistics of its own rows
+full = jd.distill(X, Y, mesh=4, checkpoint=f"{out}/full.ckpt", **KW)
+# a sampled objective, batches split over the processes' devices
+batch = jd.distill(X, Y, mesh=4, objective="batch", batch_size=64, inner_solver=jd.UnrolledGD(), **KW)
+# the KRR paper's analytic set from a file both processes see, each reading half of its rows
+disk = jd.distill_analytic(jd.NpySource(f"{out}/x.npy", f"{out}/y.npy"), None, 20, lam=1.0,
+                           feature_map=jd.RandomFourierFeatures(jax.random.PRNGKey(0), 10, 8))
+if pid == 0:
+    full.save(f"{out}/full.npz")
+    batch.save(f"{out}/batch.npz")
+    disk.save(f"{out}/disk.npz")
+print("process", pid, "done:", full.meta["devices"])
+"""
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_equal_one(diabetes, tmp_path):
+    """Two real processes (jax.distributed on localhost, 2 CPU devices each) give the one-process result."""
+    import os
+    import subprocess
+    import sys
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags + " --xla_force_host_platform_device_count=2"}
+    X, Y = diabetes
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "y.npy", Y)
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(port), str(i), str(tmp_path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    logs = [p.communicate(timeout=240)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(logs)[-3000:]
+    assert "done: 4 cpu devices (q=4) in 2 process(es)" in logs[1]
+    assert sorted(os.listdir(tmp_path)) == ["batch.npz", "disk.npz", "full.ckpt", "full.npz", "x.npy", "y.npy"]
+    KW = dict(m=10, steps=40, eval_every=20, progress=False, Q=4, theta0_scale=1.0, T=15)
+    refs = {"full": jd.distill(X, Y, **KW),
+            "batch": jd.distill(X, Y, objective="batch", batch_size=64, inner_solver=jd.UnrolledGD(), **KW)}
+    for name, ref in refs.items():
+        got = jd.load(tmp_path / f"{name}.npz")
+        np.testing.assert_allclose(got.x, ref.x, rtol=0, atol=1e-10, err_msg=name)
+        np.testing.assert_allclose(got.history["loss"], ref.history["loss"], rtol=1e-10, err_msg=name)
+        assert got.status == ref.status
+    ref = jd.distill_analytic(X, Y, 20, lam=1.0, feature_map=jd.RandomFourierFeatures(jax.random.PRNGKey(0), 10, 8))
+    np.testing.assert_allclose(jd.load(tmp_path / "disk.npz").x, ref.x, rtol=0, atol=1e-11)
+
+
+# ---------------------------------------------------------------- data on disk
+def test_analytic_sets_from_files_equal_the_in_memory_ones(diabetes, tmp_path):
+    X, Y = diabetes
+    np.save(tmp_path / "x.npy", X.astype(np.float32))
+    np.save(tmp_path / "y.npy", Y)
+    src = jd.NpySource(tmp_path / "x.npy", tmp_path / "y.npy")
+    X32 = np.load(tmp_path / "x.npy")
+    rff = jd.RandomFourierFeatures(jax.random.PRNGKey(0), X.shape[1], 8)
+    for fmap in (None, rff):
+        mem = jd.distill_analytic(X32, Y, 20, lam=1.0, feature_map=fmap)
+        disk = jd.distill_analytic(src, None, 20, lam=1.0, feature_map=fmap)
+        assert disk.status == "exact" and disk.meta["n_train"] == X.shape[0]
+        np.testing.assert_allclose(disk.x, mem.x, rtol=0, atol=1e-11)
+        np.testing.assert_allclose(disk.predict(X[:50]), mem.predict(X[:50]), rtol=1e-10)
+    # a stream of blocks that cannot seek (digits, 10 targets, m = k)
+    Xd, Yd = datasets.load("digits")
+    stream = jd.BlockSource(lambda: ((Xd[i:i + 97], Yd[i:i + 97]) for i in range(0, len(Xd), 97)), d=64, d_out=10)
+    np.testing.assert_allclose(jd.distill_analytic(stream, None, 10).x, jd.distill_analytic(Xd, Yd, 10).x,
+                               rtol=0, atol=1e-10)
+
+
+def test_statistics_and_full_data_objective_from_a_source(rng, tmp_path):
+    """Against numpy on the whole array: the moments (one pass, blocks of 37 rows), the standardised Gram
+    matrices and the full-data objective's value and gradient."""
+    X = rng.normal(size=(500, 6)) * [1, 10, 1e-3, 1e4, 1, 1] + [0, 5, 0, -1e5, 3, 0]
+    Y = X @ rng.normal(size=(6, 2)) + rng.normal(size=(500, 2))
+    st = jd.sufficient_statistics(jd.ArraySource(X, Y), block_rows=37)
+    Xs, Ys = (X - X.mean(0)) / X.std(0), (Y - Y.mean(0)) / Y.std(0)
+    np.testing.assert_allclose(st.standardizer.x_scale, X.std(0), rtol=1e-12)
+    for got, want in ((st.FtF, Xs.T @ Xs), (st.FtY, Xs.T @ Ys), (st.YtY, Ys.T @ Ys)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-9)
+    model = jd.LinearModel(jd.Polynomial(2))
+    np.save(tmp_path / "x.npy", Xs)
+    np.save(tmp_path / "y.npy", Ys)
+    obj = jd.FullDataLoss.from_source(model, jd.NpySource(tmp_path / "x.npy", tmp_path / "y.npy"), block_rows=64)
+    F = np.asarray(model.featurize(jax.numpy.asarray(Xs)))
+    theta = rng.normal(size=(F.shape[1], 2))
+
+    def direct(th):
+        return 0.5 * jax.numpy.sum((F @ th - Ys) ** 2) / len(F)
+    assert float(obj.value(theta)) == pytest.approx(float(direct(theta)), rel=1e-10)
+    np.testing.assert_allclose(jax.grad(obj.value)(theta), jax.grad(direct)(theta), rtol=1e-9, atol=1e-12)
+
+
+def test_bad_files_are_refused_clearly(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((10, 3)))
+    np.save(tmp_path / "y9.npy", np.zeros(9))
+    np.save(tmp_path / "y.npy", np.zeros(10))
+    np.save(tmp_path / "xf.npy", np.asfortranarray(np.zeros((10, 3))))
+    with pytest.raises(ValueError, match="same n"):
+        jd.NpySource(tmp_path / "x.npy", tmp_path / "y9.npy")
+    with pytest.raises(ValueError, match="Fortran order"):
+        jd.NpySource(tmp_path / "xf.npy", tmp_path / "y.npy")
+    with pytest.raises(ValueError, match="No such file"):
+        jd.NpySource(tmp_path / "nope.npy", tmp_path / "y.npy")
+    raw = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(raw[:-40])
+    with pytest.raises(ValueError, match="truncated"):
+        jd.NpySource(tmp_path / "cut.npy", tmp_path / "y.npy")
+    X = np.ones((10, 3))
+    X[7, 1] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        jd.sufficient_statistics(jd.ArraySource(X, np.zeros(10)))

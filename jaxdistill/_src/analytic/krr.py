@@ -32,10 +32,11 @@ import numpy as np
 from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.keys import as_key, seed_of
-from jaxdistill._src.core.linalg import ridge_unnormalised
+from jaxdistill._src.core.linalg import psd_solve, ridge_unnormalised
 from jaxdistill._src.core.validate import check_float, check_int
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.problem.data import Standardizer, as_2d_float, check_xy
+from jaxdistill._src.problem.sources import RowSource, sufficient_statistics
 from jaxdistill._src.result import DistillOutput
 
 
@@ -68,13 +69,16 @@ def _target_features(G, lam_s, root):
     return (Ut.T * s) @ V.T                                        # U diag(s) Vᵀ, (m, p)
 
 
-def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feature_map: FeatureMap | None = None,
-                     key: jax.Array | int = 0, labels=None, init: str | None = None,
-                     root: str = "+", standardize: bool = True) -> DistillOutput:
+def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s: float = 0.0,
+                     feature_map: FeatureMap | None = None, key: jax.Array | int = 0, labels=None,
+                     init: str | None = None, root: str = "+", standardize: bool = True) -> DistillOutput:
     """A distilled set of m points whose ridge model equals the original one exactly, with no optimisation.
 
     Args:
-      X, Y: real data (n, d), (n,) or (n, k).
+      X, Y: real data (n, d), (n,) or (n, k); or X a :class:`RowSource` (e.g. ``NpySource`` over files
+        larger than memory) and Y None: the original model then comes from the source's sufficient
+        statistics (one streaming pass, two with a feature map; memory bounded by the block size, not
+        n) and the m real rows by ``source.take``. Equal to the in-memory result to rounding.
       m: distilled size, m ≥ k (the number of targets).
       lam: λ of the original model θ* = argmin ‖Φθ − Y‖² + λ‖θ‖² (unnormalised).
       lam_s: λ_S of the model trained on the distilled set.
@@ -96,32 +100,53 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
     """
     seed = seed_of(key)
     key = as_key(key)
-    X, Y = check_xy(X, Y)
+    source = X if isinstance(X, RowSource) else None
+    if source is not None:
+        if Y is not None:
+            raise ValueError("With a RowSource as X the targets come from the source: pass Y=None.")
+    else:
+        X, Y = check_xy(X, Y)
     fmap = Identity() if feature_map is None else feature_map
     if not isinstance(fmap, FeatureMap):
         raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {feature_map!r}.")
-    k = Y.shape[1]
+    if m is None:
+        raise ValueError("Pass m, the number of distilled points.")
     m = check_int("m", m, 1)
     lam, lam_s = check_float("lam", lam, lo=0.0), check_float("lam_s", lam_s, lo=0.0)
-    if m >= X.shape[0]:
-        raise ValueError(f"m = {m} must be smaller than the number of rows n = {X.shape[0]}.")
+    dt = jnp.result_type(float)
+    if source is not None:
+        stats = sufficient_statistics(source, fmap, standardize=standardize)
+        n, k, std = stats.n, source.d_out, stats.standardizer
+        theta = psd_solve(jnp.asarray(stats.FtF, dt), jnp.asarray(stats.FtY, dt), lam)
+        ev, vecs = np.linalg.eigh(stats.YtY)               # singular values / right vectors of Y, from YᵀY
+        order = np.argsort(ev)[::-1]
+        sy, Vt = np.sqrt(np.maximum(ev[order], 0.0)), vecs[:, order].T
+        rms = float(np.sqrt(np.trace(stats.YtY) / (n * k)))
+    else:
+        n, k = X.shape[0], Y.shape[1]
+    if m >= n:
+        raise ValueError(f"m = {m} must be smaller than the number of rows n = {n}.")
     if m < k:
         raise ValueError(f"m = {m} < k = {k} targets: by the KRR paper's theorem no distilled set of fewer points "
                          "than outputs reproduces the original model (unless its columns lie in the range of the "
                          f"labels). Use m >= {k}.")
     if root not in ("+", "-", "−"):
         raise ValueError(f"root must be '+' or '-', got {root!r}.")
-    std = Standardizer.fit(X, Y) if standardize else Standardizer.identity(X.shape[1], k)
-    dt = jnp.result_type(float)
-    Xj, Yj = jnp.asarray(std.x(X), dt), jnp.asarray(std.y(Y), dt)
-    F = fmap.batch(Xj)
-    theta = ridge_unnormalised(F, Yj, lam)
+    if source is None:
+        std = Standardizer.fit(X, Y) if standardize else Standardizer.identity(X.shape[1], k)
+        Xj, Yj = jnp.asarray(std.x(X), dt), jnp.asarray(std.y(Y), dt)
+        F = fmap.batch(Xj)
+        theta = ridge_unnormalised(F, Yj, lam)
+        _, sy, Vt = np.linalg.svd(std.y(Y), full_matrices=False)
+        rms = float(jnp.sqrt(jnp.mean(Yj ** 2)))
     # rank(θ*) ≤ rank(Y). Targets are often exactly rank-deficient (standardised one-hot columns sum to
     # zero); project θ*'s columns onto Y's column-space directions, found in float64, so that rounding
     # in θ* (amplified by the conditioning of the ridge solve: 2e-3 relative in float32 on mnist5k)
-    # does not pose as a direction the distilled set must reproduce.
-    _, sy, Vt = np.linalg.svd(std.y(Y), full_matrices=False)
-    r = int(np.sum(sy > sy[0] * max(Y.shape) * np.finfo(np.float64).eps)) if sy.size and sy[0] > 0 else 0
+    # does not pose as a direction the distilled set must reproduce. (From a source's YᵀY the cut-off is
+    # 100√ε: its eigenvalues, the squared singular values, carry ε·σ²_max of rounding.)
+    eps = np.finfo(np.float64).eps
+    tol = max(n, k) * eps if source is None else 100 * np.sqrt(eps)
+    r = int(np.sum(sy > sy[0] * tol)) if sy.size and sy[0] > 0 else 0
     if 0 < r < k:
         theta = theta @ jnp.asarray(Vt[:r].T @ Vt[:r], dt)
     init = ("real" if m > k else "none") if init is None else init
@@ -130,8 +155,12 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
 
     Z = None
     if init == "real":
-        idx = jax.random.choice(key, X.shape[0], (m,), replace=False)
-        F0 = F[idx]
+        idx = jax.random.choice(key, n, (m,), replace=False)
+        if source is None:
+            F0 = F[idx]
+        else:
+            X0, _ = source.take(np.asarray(idx))
+            F0 = fmap.batch(jnp.asarray(std.x(X0), dt))
         Z = jnp.linalg.pinv(F0)                                      # (p, m)
     if labels is not None:
         Ys = jnp.asarray(std.y(as_2d_float("labels", labels, allow_1d=True)), dt)
@@ -140,7 +169,7 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
     elif init == "real":
         Ys = F0 @ theta
     else:
-        scale = float(jnp.sqrt(jnp.mean(Yj ** 2))) or 1.0
+        scale = rms or 1.0
         Ys = scale * jnp.eye(m, k, dtype=dt)
     Ysp = jnp.linalg.pinv(Ys, rtol=_rank_tol(Ys))                    # (k, m), rank cut-off as for G
     # Solvable iff θ*'s rows lie in the row space of Y_S (θ* Y_S⁺ Y_S = θ*): always when Y_S has rank k,
@@ -186,6 +215,6 @@ def distill_analytic(X, Y, m: int, *, lam: float = 0.0, lam_s: float = 0.0, feat
         x=np.asarray(Xs), y=np.asarray(Ys), inner_lr=None, history={}, config=None, standardizer=std,
         status="exact", model=LinearModel(fmap, init_scale=0.0), inner_solver=KernelRidge(),
         lambda_inner=float(lam_s) / m, T=None, seed=seed,
-        meta={"kind": "analytic (KRR paper)", "lam": float(lam), "lam_s": float(lam_s), "n_train": int(X.shape[0]),
-              "full_data_lambda_inner": float(lam) / X.shape[0], "theta": np.asarray(theta).tolist(),
+        meta={"kind": "analytic (KRR paper)", "lam": float(lam), "lam_s": float(lam_s), "n_train": int(n),
+              "full_data_lambda_inner": float(lam) / n, "theta": np.asarray(theta).tolist(),
               "init_rows": None if Z is None else np.asarray(idx).tolist(), "max_rel_WS_error": ws_err})

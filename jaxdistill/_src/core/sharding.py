@@ -104,6 +104,26 @@ def put_rows(tree, mesh: Mesh | None, axis: str, dim: int = 0):
     return jax.device_put(tree, NamedSharding(mesh, spec))
 
 
+def gather_from_processes(tree):
+    """Host arrays from every process, stacked along a new leading axis (process order); in one process
+    the arrays with that axis of length 1."""
+    if jax.process_count() == 1:
+        return jax.tree_util.tree_map(lambda a: np.asarray(a)[None], tree)
+    from jax.experimental import multihost_utils
+    return jax.tree_util.tree_map(np.asarray, multihost_utils.process_allgather(
+        jax.tree_util.tree_map(np.asarray, tree)))
+
+
+def sum_over_processes(tree):
+    """Host arrays summed over all processes (each contributes its own); the identity in one process.
+    Used for statistics accumulated by each process over its own rows (float64 sums stay float64)."""
+    if jax.process_count() == 1:
+        return tree
+    from jax.experimental import multihost_utils
+    gathered = multihost_utils.process_allgather(jax.tree_util.tree_map(np.asarray, tree))
+    return jax.tree_util.tree_map(lambda a: np.sum(np.asarray(a), axis=0), gathered)
+
+
 def describe(mesh: Mesh | None) -> str:
     if mesh is None:
         return "one device"

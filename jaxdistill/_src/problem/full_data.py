@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdistill._src.core import sharding
 from jaxdistill._src.inner.base import AffineSolution
 from jaxdistill._src.problem.data import Standardizer, TrainData, check_xy
 from jaxdistill._src.problem.objectives import BatchLoss, ExpectedBatchLoss, Objective
@@ -41,18 +42,28 @@ def _chunk_stats(model, X, Y, w):
 
 
 def linear_sufficient_stats(model, data, chunk_rows: int = CHUNK_ROWS):
-    """(G, C, s, n) over the standardised training rows of ``data`` in one pass (float64 sums)."""
+    """(G, C, s, n) over the standardised training rows of ``data`` in one pass (float64 sums).
+
+    With several processes (``jax.distributed``) process i reads only chunks i, i + P, i + 2P, … of the
+    rows and the float64 sums are added across processes (:func:`~jaxdistill._src.core.sharding.sum_over_processes`):
+    each row is read once in the whole job."""
     n = data.n_train
     chunk = int(min(chunk_rows, n))
-    G = C = None
-    s = 0.0
-    for start in range(0, n, chunk):
+    p = _num_features(model, data)
+    G, C, s = np.zeros((p, p)), np.zeros((p, data.d_out)), np.zeros(())
+    starts = range(0, n, chunk)[jax.process_index()::jax.process_count()]
+    for start in starts:
         idx = np.arange(start, start + chunk)
         w = (idx < n).astype(np.float64)
         X, Y = data.rows(np.minimum(idx, n - 1))
         g, c, ss = (np.asarray(a, np.float64) for a in _chunk_stats(model, X, Y, jnp.asarray(w, X.dtype)))
-        G, C, s = (g, c, ss) if G is None else (G + g, C + c, s + ss)
+        G, C, s = G + g, C + c, s + ss
+    G, C, s = sharding.sum_over_processes((G, C, s))
     return G / n, C / n, float(s) / n, n
+
+
+def _num_features(model, data) -> int:
+    return jax.eval_shape(model.featurize, jax.ShapeDtypeStruct((1, data.d), data.dtype)).shape[-1]
 
 
 def compress(G: np.ndarray, C: np.ndarray, s: float):
@@ -117,6 +128,19 @@ class FullDataLoss(Objective):
         data = TrainData(X, Y, np.arange(X.shape[0]), None, Standardizer.identity(X.shape[1], Y.shape[1]), dtype)
         G, C, s, n = linear_sufficient_stats(model, data, chunk_rows)
         return cls(expectation)._with_stats(G, C, s, n, dtype)
+
+    @classmethod
+    def from_source(cls, model, source, expectation: bool = False, block_rows: int | None = None) -> FullDataLoss:
+        """The objective for all rows of a :class:`RowSource` as given (e.g. ``NpySource`` over files larger
+        than memory): one streaming pass (two for a feature map other than the identity), memory bounded by
+        the block size. With several processes each reads its share of the rows
+        (see :func:`~jaxdistill.sufficient_statistics`)."""
+        from jaxdistill._src.problem.sources import BLOCK_ROWS, sufficient_statistics
+        cls().check(model, None)                   # a model linear in θ
+        fmap = getattr(model, "feature_map", None)
+        st = sufficient_statistics(source, fmap, standardize=False, block_rows=block_rows or BLOCK_ROWS)
+        return cls(expectation)._with_stats(st.FtF / st.n, st.FtY / st.n, float(np.trace(st.YtY)) / st.n, st.n,
+                                            jnp.result_type(float))
 
     def _with_stats(self, G, C, s, n, dtype):
         R, target, floor = compress(G, C, s)

@@ -1,0 +1,319 @@
+"""Data larger than memory: row sources and one-pass sufficient statistics.
+
+A :class:`RowSource` yields (X, Y) row blocks in order (``blocks``) and, where it can, reads chosen rows
+(``take``). Shipped: :class:`ArraySource` (arrays or memory maps already open), :class:`NpySource` (two
+``.npy`` files, read block by block with plain file reads into one reused buffer, so memory stays at one
+block whatever n is; ``take`` uses a memory map) and :class:`BlockSource` (any re-iterable of blocks: a
+database cursor, a generator over shards). ``source.shard(i, k)`` is the i-th of k contiguous row ranges,
+what process i of k reads.
+
+:func:`sufficient_statistics` makes one pass (two for a feature map other than the identity: the first
+fits the standardisation) and returns, in float64, n, the standardiser and
+
+    ΦᵀΦ, ΦᵀY, YᵀY     over Φ = Φ((X − μ_x)/s_x), Y ← (Y − μ_y)/s_y,
+
+everything the analytic distilled sets of the KRR paper and the full-data objective of a model linear in θ
+need. Moments are merged block by block in centred form (Chan, Golub & LeVeque 1979:
+M = M_a + M_b + δδᵀ n_a n_b / n), so there is no cancellation between Σxxᵀ and nμμᵀ; with several processes
+each reads its shard and the per-process moments are merged the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdistill._src.components.features import FeatureMap, Identity
+from jaxdistill._src.core import sharding
+from jaxdistill._src.problem.data import Standardizer, as_2d_float
+
+#: rows per block of a statistics pass (float32 d = 64: 17 MiB; float64 temporaries about 3× that)
+BLOCK_ROWS = 65536
+
+
+class RowSource:
+    """Rows (X, Y) read in blocks. Subclasses implement ``blocks`` and, if they can, ``take``."""
+
+    n_rows: int | None = None
+    d: int
+    d_out: int
+
+    def blocks(self, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        raise NotImplementedError
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``rows`` (sorted or not), by one streaming pass unless the source can seek."""
+        rows = np.asarray(rows, np.int64)
+        order = np.argsort(rows, kind="stable")
+        want = rows[order]
+        xs, ys, start = [], [], 0
+        for X, Y in self.blocks():
+            lo, hi = np.searchsorted(want, [start, start + X.shape[0]])
+            xs.append(X[want[lo:hi] - start])
+            ys.append(Y[want[lo:hi] - start])
+            start += X.shape[0]
+        X, Y = np.concatenate(xs), np.concatenate(ys)
+        if X.shape[0] != rows.size:
+            raise ValueError(f"rows up to {int(want[-1])} requested, but the source has {start} rows.")
+        inv = np.empty_like(order)
+        inv[order] = np.arange(order.size)
+        return X[inv], Y[inv]
+
+    def shard(self, index: int, count: int) -> RowSource:
+        """The ``index``-th of ``count`` contiguous row ranges (needs ``n_rows``)."""
+        if self.n_rows is None:
+            raise ValueError(f"{type(self).__name__} does not know its length: shard it yourself (give each process "
+                             "its own BlockSource).")
+        lo, hi = (self.n_rows * index) // count, (self.n_rows * (index + 1)) // count
+        return _RangeSource(self, lo, hi)
+
+    def _range_blocks(self, lo: int, hi: int, block_rows: int):
+        raise NotImplementedError(f"{type(self).__name__} cannot read a row range; give each process its own source.")
+
+
+class _RangeSource(RowSource):
+    def __init__(self, base: RowSource, lo: int, hi: int):
+        self.base, self.lo, self.hi = base, lo, hi
+        self.n_rows, self.d, self.d_out = hi - lo, base.d, base.d_out
+
+    def blocks(self, block_rows: int = BLOCK_ROWS):
+        return self.base._range_blocks(self.lo, self.hi, block_rows)
+
+    def take(self, rows):
+        return self.base.take(np.asarray(rows, np.int64) + self.lo)
+
+
+class ArraySource(RowSource):
+    """Arrays already open (NumPy arrays or ``np.load(..., mmap_mode="r")`` memory maps; not copied)."""
+
+    def __init__(self, X, Y):
+        if X.ndim != 2 or Y.ndim not in (1, 2) or X.shape[0] != Y.shape[0]:
+            raise ValueError(f"ArraySource needs X (n, d) and Y (n,) or (n, d_out) with equal n; got {X.shape}, "
+                             f"{Y.shape}.")
+        self.X, self.Y = X, Y if Y.ndim == 2 else Y.reshape(-1, 1)
+        self.n_rows, self.d, self.d_out = X.shape[0], X.shape[1], self.Y.shape[1]
+
+    def blocks(self, block_rows: int = BLOCK_ROWS):
+        return self._range_blocks(0, self.n_rows, block_rows)
+
+    def _range_blocks(self, lo, hi, block_rows):
+        for i in range(lo, hi, block_rows):
+            j = min(i + block_rows, hi)
+            yield np.asarray(self.X[i:j]), np.asarray(self.Y[i:j])
+
+    def take(self, rows):
+        rows = np.asarray(rows, np.int64)
+        return np.asarray(self.X[rows]), np.asarray(self.Y[rows])
+
+
+class NpySource(RowSource):
+    """Inputs and targets in two ``.npy`` files (C order, float or integer), never loaded whole.
+
+    A pass reads each file block by block into reused buffers (plain reads: the resident memory is one
+    block, not the page cache a memory map would pin); ``take`` reads chosen rows through a memory map.
+    """
+
+    def __init__(self, x_path: str | os.PathLike, y_path: str | os.PathLike):
+        self.x_path, self.y_path = os.fspath(x_path), os.fspath(y_path)
+        xs, xd, self._x_off = _npy_header(self.x_path)
+        ys, yd, self._y_off = _npy_header(self.y_path)
+        if len(xs) != 2 or len(ys) not in (1, 2) or xs[0] != ys[0]:
+            raise ValueError(f"{self.x_path} holds shape {xs} and {self.y_path} shape {ys}: need X (n, d) and Y (n,) "
+                             "or (n, d_out) with the same n.")
+        self._xdt, self._ydt = xd, yd
+        self.n_rows, self.d, self.d_out = int(xs[0]), int(xs[1]), int(ys[1]) if len(ys) == 2 else 1
+
+    def blocks(self, block_rows: int = BLOCK_ROWS):
+        return self._range_blocks(0, self.n_rows, block_rows)
+
+    def _range_blocks(self, lo, hi, block_rows):
+        bx = np.empty((block_rows, self.d), self._xdt)
+        by = np.empty((block_rows, self.d_out), self._ydt)
+        with open(self.x_path, "rb", buffering=0) as fx, open(self.y_path, "rb", buffering=0) as fy:
+            fx.seek(self._x_off + lo * bx.itemsize * self.d)
+            fy.seek(self._y_off + lo * by.itemsize * self.d_out)
+            for i in range(lo, hi, block_rows):
+                r = min(block_rows, hi - i)
+                _read_into(fx, bx[:r], self.x_path)
+                _read_into(fy, by[:r], self.y_path)
+                yield bx[:r], by[:r]
+
+    def take(self, rows):
+        rows = np.asarray(rows, np.int64)
+        X = np.load(self.x_path, mmap_mode="r")
+        Y = np.load(self.y_path, mmap_mode="r").reshape(self.n_rows, self.d_out)
+        return np.array(X[rows]), np.array(Y[rows])
+
+
+class BlockSource(RowSource):
+    """Any re-iterable stream of (X, Y) blocks: ``make_blocks()`` must return a fresh iterator each time
+    (a pass may be made twice). ``take`` streams through it."""
+
+    def __init__(self, make_blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], d: int, d_out: int = 1,
+                 n_rows: int | None = None):
+        if not callable(make_blocks):
+            raise ValueError("BlockSource needs a function returning a fresh iterator of (X, Y) blocks.")
+        self.make_blocks, self.d, self.d_out, self.n_rows = make_blocks, int(d), int(d_out), n_rows
+
+    def blocks(self, block_rows: int = BLOCK_ROWS):
+        for X, Y in self.make_blocks():
+            X, Y = np.asarray(X), np.asarray(Y)
+            yield X, (Y.reshape(-1, 1) if Y.ndim == 1 else Y)
+
+
+def _npy_header(path):
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            offset = f.tell()
+    except FileNotFoundError:
+        raise ValueError(f"No such file: {path}.") from None
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a readable .npy file ({exc}).") from None
+    if fortran and len(shape) == 2 and shape[1] > 1:
+        raise ValueError(f"{path} is stored in Fortran order; save it with np.save(path, np.ascontiguousarray(a)).")
+    if dtype.hasobject or not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise ValueError(f"{path} holds {dtype}; distillation needs real numbers.")
+    need = offset + int(np.prod(shape)) * dtype.itemsize
+    if os.path.getsize(path) < need:
+        raise ValueError(f"{path} is truncated: {os.path.getsize(path)} bytes, its header promises {need}.")
+    return shape, dtype, offset
+
+
+def _read_into(f, buf, path):
+    view = memoryview(buf.reshape(-1).view(np.uint8))
+    got = 0
+    while got < len(view):
+        k = f.readinto(view[got:])
+        if not k:
+            raise ValueError(f"{path} ended early (truncated while being read?).")
+        got += k
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+class Moments(NamedTuple):
+    """Count, mean and centred cross-product M = Σ (z − μ)(z − μ)ᵀ of rows z = [x, y], float64."""
+
+    n: int
+    mean: np.ndarray
+    M: np.ndarray
+
+    @classmethod
+    def of(cls, Z: np.ndarray) -> Moments:
+        Z = np.asarray(Z, np.float64)
+        mu = Z.mean(0)
+        C = Z - mu
+        return cls(Z.shape[0], mu, C.T @ C)
+
+    def merge(self, other: Moments) -> Moments:
+        """Chan, Golub & LeVeque's pairwise update: exact, no cancellation."""
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / n)
+        return Moments(n, mean, self.M + other.M + np.outer(delta, delta) * (self.n * other.n / n))
+
+
+class SufficientStats(NamedTuple):
+    """What a linear-in-θ model needs of n rows, in standardised units (float64): FᵀF (p, p), FᵀY (p, k),
+    YᵀY (k, k), plus n and the :class:`Standardizer` that defines the units."""
+
+    n: int
+    standardizer: Standardizer
+    FtF: np.ndarray
+    FtY: np.ndarray
+    YtY: np.ndarray
+
+
+def _moments(source: RowSource, block_rows: int) -> Moments:
+    acc = Moments(0, np.zeros(source.d + source.d_out), np.zeros((source.d + source.d_out,) * 2))
+    for X, Y in source.blocks(block_rows):
+        X = as_2d_float("X block", X, allow_1d=False)
+        Y = as_2d_float("Y block", Y, allow_1d=True)
+        if X.shape[1] != source.d or Y.shape[1] != source.d_out or X.shape[0] != Y.shape[0]:
+            raise ValueError(f"A block has shapes {X.shape}, {Y.shape}; the source promised (·, {source.d}), "
+                             f"(·, {source.d_out}) with equal rows.")
+        acc = acc.merge(Moments.of(np.concatenate([X, Y], axis=1)))
+    if jax.process_count() > 1:                      # several processes: merge each process's moments
+        parts = sharding.gather_from_processes((np.asarray(acc.n), acc.mean, acc.M))
+        acc = Moments(0, acc.mean * 0, acc.M * 0)
+        for n, mu, M in zip(*parts, strict=True):
+            acc = acc.merge(Moments(int(n), mu, M))
+    if acc.n == 0:
+        raise ValueError("The source gave no rows.")
+    if not np.all(np.isfinite(acc.M)):
+        raise OverflowError("The second moments overflowed float64 (values beyond ~1e150): rescale those columns.")
+    return acc
+
+
+def _standardizer(mom: Moments, d: int, standardize: bool) -> Standardizer:
+    if not standardize:
+        return Standardizer.identity(d, mom.mean.size - d)
+    sd = np.sqrt(np.maximum(np.diag(mom.M), 0.0) / mom.n)
+    sd = np.where(sd > 0, sd, 1.0)
+    return Standardizer(mom.mean[:d], sd[:d], mom.mean[d:], sd[d:])
+
+
+@jax.jit
+def _featurised_sums(feature_map, X, Y, w):
+    F = feature_map.batch(X) * w[:, None]
+    return F.T @ F, F.T @ (Y * w[:, None])
+
+
+def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: bool = True,
+                          block_rows: int = BLOCK_ROWS, dtype=None) -> SufficientStats:
+    """FᵀF, FᵀY, YᵀY of all rows of ``source`` (see the module docs), the standardiser, n.
+
+    The identity feature map (default) needs one pass (all three follow from the centred moments); another
+    feature map a second pass that featurises each standardised block on the device (``dtype``: default
+    JAX's float) and adds the products in float64. Memory: a few blocks, whatever n is. With several
+    processes (``jax.distributed``) each reads only its contiguous share of a source of known length (a
+    shared file), or its own stream (a ``BlockSource`` without ``n_rows``), and every process gets the
+    statistics of all rows.
+    """
+    fmap = Identity() if feature_map is None else feature_map
+    if not isinstance(fmap, FeatureMap):
+        raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {feature_map!r}.")
+    if not isinstance(source, RowSource):
+        raise ValueError("source must be a jaxdistill RowSource (NpySource, ArraySource, BlockSource), "
+                         f"got {source!r}.")
+    block_rows = int(block_rows)
+    if jax.process_count() > 1 and source.n_rows is not None:   # a shared source: each process reads its range
+        source = source.shard(jax.process_index(), jax.process_count())
+    mom = _moments(source, block_rows)
+    d = source.d
+    std = _standardizer(mom, d, standardize)
+    s_all = np.concatenate([std.x_scale, std.y_scale])
+    if standardize:
+        Mz = mom.M / np.outer(s_all, s_all)            # Σ z_s z_sᵀ: standardised rows are centred
+    else:
+        Mz = mom.M + mom.n * np.outer(mom.mean, mom.mean)
+    YtY = Mz[d:, d:]
+    if isinstance(fmap, Identity):
+        return SufficientStats(mom.n, std, Mz[:d, :d], Mz[:d, d:], YtY)
+    dt = jnp.result_type(float) if dtype is None else dtype
+    if source.n_rows is not None:
+        block_rows = max(1, min(block_rows, source.n_rows))   # a shard may be empty: still one shape
+    p = jax.eval_shape(fmap.batch, jax.ShapeDtypeStruct((1, d), dt)).shape[-1]
+    FtF, FtY = np.zeros((p, p)), np.zeros((p, source.d_out))
+    for X, Y in source.blocks(block_rows):
+        r = X.shape[0]
+        pad = block_rows - r                        # one compilation for every block
+        Xs = np.pad(std.x(X), ((0, pad), (0, 0)))
+        Ys = np.pad(std.y(Y), ((0, pad), (0, 0)))
+        w = (np.arange(block_rows) < r).astype(np.float64)
+        a, b = (np.asarray(v, np.float64) for v in _featurised_sums(fmap, jnp.asarray(Xs, dt), jnp.asarray(Ys, dt),
+                                                                    jnp.asarray(w, dt)))
+        FtF, FtY = FtF + a, FtY + b
+    FtF, FtY = sharding.sum_over_processes((FtF, FtY))
+    return SufficientStats(mom.n, std, FtF, FtY, YtY)
