@@ -5,6 +5,8 @@ each in a fresh process so that its peak resident memory (VmHWM) is its own:
 
 * ``numpy read``: one pass of plain block reads of both files, nothing computed — the I/O limit;
 * ``statistics``: ``jaxdistill.sufficient_statistics(NpySource(...))`` — standardisation, XᵀX, XᵀY, YᵀY;
+* ``full-data objective``: ``jaxdistill.FullDataLoss.from_source(LinearModel(), NpySource(...))`` — the exact
+  objective over all rows, checked at β (½σ² = 0.125 of the noise);
 * ``analytic``: ``jaxdistill.distill_analytic(NpySource(...), None, m)`` — the KRR paper's distilled set of
   m points whose ridge model equals the full-data model, checked against the β that generated the data.
 
@@ -75,6 +77,9 @@ elif task == "statistics":
     # β in original units from the statistics: θ_std = (XsᵀXs)⁻¹XsᵀYs, β = θ_std · s_y / s_x
     theta = np.linalg.solve(st.FtF, st.FtY)[:, 0] * st.standardizer.y_scale[0] / st.standardizer.x_scale
     extra["max_abs_beta_error"] = float(np.max(np.abs(theta - beta)))
+elif task == "full-data objective":
+    obj = jd.FullDataLoss.from_source(jd.LinearModel(), src)     # rows as given: Y = Xβ + noise (σ = 0.5)
+    extra["loss_at_beta"] = float(obj.value(np.linspace(-1, 1, 64)[:, None]))   # ½σ² = 0.125 expected
 elif task == "analytic":
     out = jd.distill_analytic(src, None, 20, lam=0.0)
     beta = np.linspace(-1, 1, 64)
@@ -127,7 +132,7 @@ def main():
         t = time.perf_counter()
         xp, yp = write_dataset(args.folder, n)
         print(f"n = {n:,}: files written in {time.perf_counter() - t:.0f} s", flush=True)
-        for task in ("numpy read", "statistics", "analytic"):
+        for task in ("numpy read", "statistics", "full-data objective", "analytic"):
             row = run_task(task, xp, yp)
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -151,6 +156,8 @@ def write_results(rows, ram_gib):
         check = ""
         if "max_abs_beta_error" in r:
             check = f"max abs error of β from the statistics {r['max_abs_beta_error']:.1e}"
+        if "loss_at_beta" in r:
+            check = f"L(β) = {r['loss_at_beta']:.5f} (½σ² = 0.125)"
         if "max_abs_prediction_error_vs_beta" in r:
             check = f"{r['status']}; 20-point set predicts like β to {r['max_abs_prediction_error_vs_beta']:.1e}"
         ratio = r["wall_s"] / base[r["n"]]["wall_s"]

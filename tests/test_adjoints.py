@@ -19,7 +19,7 @@ def data_loss(solver, model, Xt, Yt, eta, th0s, XB, YB, T):
 
 def grads(solver, model, p, th0s, T):
     f = lambda Xt, Yt, eta: data_loss(solver, model, Xt, Yt, eta, th0s, p["XB"], p["YB"], T)  # noqa: E731
-    return jax.grad(f, argnums=(0, 1, 2))(p["Xt"], p["Yt"], ETA)
+    return jax.jit(jax.grad(f, argnums=(0, 1, 2)))(p["Xt"], p["Yt"], ETA)   # one compilation, not one per op
 
 
 def close(a, b, tol):

@@ -30,8 +30,8 @@ def test_loss_and_meta_gradient_match_scan(rng, m, p, T):
     def objective(solver):
         return lambda X, Y, eta: jnp.sum(losses(solver, X, Y, eta, th0, XB, YB, T))
 
-    ref, g_ref = jax.value_and_grad(objective(jd.UnrolledGD()), argnums=(0, 1, 2))(X, Y, ETA)
-    val, g = jax.value_and_grad(objective(jd.ExactLinearGD()), argnums=(0, 1, 2))(X, Y, ETA)
+    ref, g_ref = jax.jit(jax.value_and_grad(objective(jd.UnrolledGD()), argnums=(0, 1, 2)))(X, Y, ETA)
+    val, g = jax.jit(jax.value_and_grad(objective(jd.ExactLinearGD()), argnums=(0, 1, 2)))(X, Y, ETA)
     assert abs(float(val - ref)) < 1e-10 * abs(float(ref))
     for a, b in zip(g, g_ref, strict=True):
         assert float(jnp.linalg.norm(a - b)) < 1e-10 * float(jnp.linalg.norm(b))

@@ -21,7 +21,7 @@ def outer_loss(solver, model, Xt, Yt, eta, th0s, XB, YB, T, lam=LAM):
 
 def meta_grad(solver, model, p, th0s, T, lam=LAM, eta=ETA):
     f = lambda Xt, Yt, e: outer_loss(solver, model, Xt, Yt, e, th0s, p["XB"], p["YB"], T, lam)  # noqa: E731
-    return jax.grad(f, argnums=(0, 1, 2))(p["Xt"], p["Yt"], eta)
+    return jax.jit(jax.grad(f, argnums=(0, 1, 2)))(p["Xt"], p["Yt"], eta)   # one compilation, not one per op
 
 
 def rel(a, b):
@@ -62,7 +62,7 @@ def test_implicit_approximates_the_unroll_of_an_mlp_at_large_T(problem):
     model = jd.FlaxModel(MLP())
     th0s = model.sample_init(jax.random.PRNGKey(0), problem["Xt"], 1, 1)
     lam, T = 0.5, 300
-    eta = 0.45 * float(model.gd_stability_bound(problem["Xt"], problem["Yt"], lam))
+    eta = 0.45 * float(jax.jit(model.gd_stability_bound)(problem["Xt"], problem["Yt"], lam))
     ref = meta_grad(jd.UnrolledGD(adjoint=jd.Unrolled()), model, problem, th0s, T, lam, eta)
     imp = meta_grad(jd.UnrolledGD(adjoint=jd.Implicit()), model, problem, th0s, T, lam, eta)
     assert rel(imp[0], ref[0]) < 1e-3 and rel(imp[1], ref[1]) < 1e-3
@@ -161,9 +161,9 @@ def test_gd_bound_of_an_mlp_is_two_over_the_top_hessian_eigenvalue(problem):
     Xt, Yt = problem["Xt"], problem["Yt"]
     theta0 = model.init(jax.random.PRNGKey(20240), Xt[:1], 1)
     flat, unravel = jax.flatten_util.ravel_pytree(theta0)
-    H = jax.hessian(lambda v: model.loss(unravel(v), Xt, Yt, LAM))(flat)   # dense, explicit
+    H = jax.jit(jax.hessian(lambda v: model.loss(unravel(v), Xt, Yt, LAM)))(flat)   # dense, explicit
     top = np.abs(np.linalg.eigvalsh(np.asarray(H))).max()
-    assert float(model.gd_stability_bound(Xt, Yt, LAM)) == pytest.approx(2 / top, rel=1e-9)
+    assert float(jax.jit(model.gd_stability_bound)(Xt, Yt, LAM)) == pytest.approx(2 / top, rel=1e-9)
 
 
 def test_nonlinear_runs_respect_the_bound_and_never_succeed_with_nan_predictions(rng):

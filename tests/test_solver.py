@@ -113,7 +113,7 @@ def test_flax_mlp_inner_model(rng):
     assert out.ok and np.isfinite(ratio).all() and ratio.max() <= 0.9 + 1e-6
     assert out.history["val_loss"][-1] < 0.8 * out.history["val_loss"][0]
     # evaluation: the baselines get the same T-step GD with their own tuned step size, and the full data
-    rep = jd.evaluate(out, X[:50], Y[:50], X[50:], Y[50:], n_inits=4, n_subsets=2)
+    rep = jd.evaluate(out, X[:50], Y[:50], X[50:], Y[50:], n_inits=4, n_subsets=1)
     assert [r["method"] for r in rep.rows] == ["distilled, T-step GD", "random subset, T-step GD",
                                                "full data, T-step GD", "full data, 10·T-step GD",
                                                "mean of training targets"]

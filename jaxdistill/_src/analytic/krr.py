@@ -49,6 +49,19 @@ def _rank_tol(G) -> float:
     return float(jnp.sqrt(jnp.finfo(G.dtype).eps))
 
 
+#: above this many rows the m real rows are drawn in O(m) memory (jax.random.choice permutes all n)
+_CHOICE_LIMIT = 1_000_000
+
+
+def _choose_rows(key, n: int, m: int) -> np.ndarray:
+    """m distinct row indices uniform in [0, n): ``jax.random.choice`` up to ``_CHOICE_LIMIT`` rows (as
+    before), else NumPy's generator seeded from the key (memory O(m), whatever n is)."""
+    if n <= _CHOICE_LIMIT:
+        return np.asarray(jax.random.choice(key, n, (m,), replace=False))
+    seed = np.asarray(jax.random.key_data(key)).astype(np.uint64).ravel().tolist()
+    return np.random.default_rng(seed).choice(n, m, replace=False)   # Floyd's algorithm for m ≪ n
+
+
 def _target_features(G, lam_s, root):
     V, sig, Ut = jnp.linalg.svd(G, full_matrices=False)          # G = V diag(σ') Uᵀ, V (p, r), Ut (r, m)
     smax = float(jnp.max(sig))
@@ -155,7 +168,7 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
 
     Z = None
     if init == "real":
-        idx = jax.random.choice(key, n, (m,), replace=False)
+        idx = _choose_rows(key, n, m)
         if source is None:
             F0 = F[idx]
         else:
