@@ -38,11 +38,6 @@ def default_inner_solver(model: InnerModel) -> InnerSolver:
     return ExactLinearGD() if model.linear_in_params else UnrolledGD()
 
 
-def _num_features(model: InnerModel, d: int) -> int:
-    """p, the width of the model's feature map for d inputs (shape inference only)."""
-    return jax.eval_shape(model.featurize, jax.ShapeDtypeStruct((1, d), jnp.result_type(float))).shape[-1]
-
-
 def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int, kind: str = "auto") -> Objective:
     """The outer objective named by ``kind`` (``config.objective``): ``"batch"``, ``"full_data"``, or
     ``"auto"``, the exact full-data objective where it applies, else Def. 2.5 on sampled batches.
@@ -54,7 +49,7 @@ def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int, kind
     """
     expectation = getattr(inner_solver, "expectation", False)
     full = kind == "full_data" or (kind == "auto" and model.linear_in_params and inner_solver.uses_theta0
-                                   and _num_features(model, d) <= MAX_AUTO_FEATURES)
+                                   and model.num_features(d) <= MAX_AUTO_FEATURES)
     if full:
         return FullDataLoss(expectation=expectation)
     return ExpectedBatchLoss() if expectation else BatchLoss()
@@ -65,7 +60,7 @@ def _warn_untrained_theta0(model, data, m: int) -> None:
     scale = getattr(model, "init_scale", 0.0)
     if not model.linear_in_params or not scale:
         return
-    p = _num_features(model, data.d)
+    p = model.num_features(data.d)
     if m < p:
         warnings.warn(
             f"θ₀ ~ N(0, {scale:g}²I) with m = {m} distilled points and p = {p} features: the part of θ₀ outside "

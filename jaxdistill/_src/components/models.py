@@ -41,6 +41,11 @@ class InnerModel(Component):
         """Fixed transform of a batch of inputs, hoisted out of the inner loop (default: none)."""
         return X
 
+    def num_features(self, d: int, dtype=None) -> int:
+        """p, the width of ``featurize`` for d inputs (shape inference only, nothing computed)."""
+        dt = jnp.result_type(float) if dtype is None else dtype
+        return jax.eval_shape(self.featurize, jax.ShapeDtypeStruct((1, d), dt)).shape[-1]
+
     @abc.abstractmethod
     def init(self, key: jax.Array, features: jax.Array, d_out: int) -> PyTree:
         """Draw one θ₀ ~ p(θ₀) for featurized inputs shaped like ``features`` (n, p)."""

@@ -49,7 +49,7 @@ def linear_sufficient_stats(model, data, chunk_rows: int = CHUNK_ROWS):
     each row is read once in the whole job."""
     n = data.n_train
     chunk = int(min(chunk_rows, n))
-    p = _num_features(model, data)
+    p = model.num_features(data.d, data.dtype)
     G, C, s = np.zeros((p, p)), np.zeros((p, data.d_out)), np.zeros(())
     starts = range(0, n, chunk)[jax.process_index()::jax.process_count()]
     for start in starts:
@@ -60,10 +60,6 @@ def linear_sufficient_stats(model, data, chunk_rows: int = CHUNK_ROWS):
         G, C, s = G + g, C + c, s + ss
     G, C, s = sharding.sum_over_processes((G, C, s))
     return G / n, C / n, float(s) / n, n
-
-
-def _num_features(model, data) -> int:
-    return jax.eval_shape(model.featurize, jax.ShapeDtypeStruct((1, data.d), data.dtype)).shape[-1]
 
 
 def compress(G: np.ndarray, C: np.ndarray, s: float):

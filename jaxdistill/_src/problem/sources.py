@@ -31,8 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.components.features import FeatureMap, Identity
+from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core import sharding
 from jaxdistill._src.problem.data import Standardizer, as_2d_float
+from jaxdistill._src.problem.full_data import _chunk_stats
 
 #: rows per block of a statistics pass (float32 d = 64: 17 MiB; float64 temporaries about 3× that)
 BLOCK_ROWS = 65536
@@ -300,12 +302,6 @@ def _standardizer(mom: Moments, d: int, standardize: bool) -> Standardizer:
     return Standardizer(mom.mean[:d], sd[:d], mom.mean[d:], sd[d:])
 
 
-@jax.jit
-def _featurised_sums(feature_map, X, Y, w):
-    F = feature_map.batch(X) * w[:, None]
-    return F.T @ F, F.T @ (Y * w[:, None])
-
-
 def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: bool = True,
                           block_rows: int = BLOCK_ROWS, dtype=None) -> SufficientStats:
     """FᵀF, FᵀY, YᵀY of all rows of ``source`` (see the module docs), the standardiser, n.
@@ -340,7 +336,8 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
     dt = jnp.result_type(float) if dtype is None else dtype
     if source.n_rows is not None:
         block_rows = max(1, min(block_rows, source.n_rows))   # a shard may be empty: still one shape
-    p = jax.eval_shape(fmap.batch, jax.ShapeDtypeStruct((1, d), dt)).shape[-1]
+    model = LinearModel(fmap)                          # its featurize is the feature map
+    p = model.num_features(d, dt)
     FtF, FtY = np.zeros((p, p)), np.zeros((p, source.d_out))
     for X, Y in source.blocks(block_rows):
         r = X.shape[0]
@@ -348,8 +345,8 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
         Xs = np.pad(std.x(X), ((0, pad), (0, 0)))
         Ys = np.pad(std.y(Y), ((0, pad), (0, 0)))
         w = (np.arange(block_rows) < r).astype(np.float64)
-        a, b = (np.asarray(v, np.float64) for v in _featurised_sums(fmap, jnp.asarray(Xs, dt), jnp.asarray(Ys, dt),
-                                                                    jnp.asarray(w, dt)))
+        a, b, _ = (np.asarray(v, np.float64) for v in _chunk_stats(model, jnp.asarray(Xs, dt), jnp.asarray(Ys, dt),
+                                                                   jnp.asarray(w, dt)))
         FtF, FtY = FtF + a, FtY + b
     FtF, FtY = sharding.sum_over_processes((FtF, FtY))
     return SufficientStats(mom.n, std, FtF, FtY, YtY)
