@@ -192,3 +192,22 @@ def test_analytic_set_reproduces_the_full_model_on_mnist5k():
         pred_full = out.standardizer.y_inverse(Fte @ W)
         np.testing.assert_allclose(out.predict(Xte), pred_full, atol=1e-6)     # finite, and the full model's
         assert np.mean(np.argmax(out.predict(Xte), 1) == np.argmax(Yte, 1)) > 0.8
+
+
+def test_relu_kernel_diagonals_are_exact_in_float32(rng):
+    """k(x, x) in closed form: the cosine is 1 at every layer, so with σ_w² = 2, σ_b² = 0 every Σ^l(x, x) equals
+    Σ⁰ = 2‖x‖²/d and Θ^L(x, x) = (L + 1) Σ⁰. In float32 the diagonal must be right to float32 rounding (it was
+    off by 1e-4: arccos of a cosine computed as 1 − ε)."""
+    X = jnp.asarray(rng.normal(size=(50, 64)), jnp.float32)       # (7 × 5 happened to round exactly)
+    sigma0 = 2 * np.sum(np.asarray(X, np.float64) ** 2, 1) / 64
+    for L in (1, 3):
+        ntk = np.diag(np.asarray(jd.ReLUNTK(depth=L).matrix(X, X), np.float64))
+        nngp = np.diag(np.asarray(jd.ReLUNNGP(depth=L).matrix(X, X), np.float64))
+        np.testing.assert_allclose(ntk, (L + 1) * sigma0, rtol=3e-6)
+        np.testing.assert_allclose(nngp, sigma0, rtol=3e-6)
+        assert float(jd.ReLUNTK(depth=L)(X[2], X[2])) == pytest.approx((L + 1) * sigma0[2], rel=3e-6)
+    # off the diagonal nothing changes: the float32 matrix is the float64 one to float32 accuracy there
+    K32 = np.asarray(jd.ReLUNTK(depth=2).matrix(X, X), np.float64)
+    K64 = np.asarray(jd.ReLUNTK(depth=2).matrix(X.astype(jnp.float64), X.astype(jnp.float64)))
+    off = ~np.eye(50, dtype=bool)
+    np.testing.assert_allclose(K32[off], K64[off], rtol=1e-5)
