@@ -164,6 +164,20 @@ def test_cli_run_evaluate_plot(tmp_path, capsys, monkeypatch):
     assert "m must be an integer" in capsys.readouterr().err
 
 
+def test_experiment_data_paths_are_relative_to_the_experiment_file(tmp_path, monkeypatch, capsys):
+    X, Y = datasets.load("diabetes")
+    (tmp_path / "exp").mkdir()
+    np.save(tmp_path / "exp" / "X.npy", X)
+    np.save(tmp_path / "exp" / "Y.npy", Y)
+    exp = {"dataset": {"name": "npy", "x": "X.npy", "y": "Y.npy"}, "config": {"m": 5, "steps": 20, "eval_every": 10}}
+    (tmp_path / "exp" / "e.json").write_text(json.dumps(exp))
+    monkeypatch.chdir(tmp_path)                         # run from elsewhere: X.npy is not in the working dir
+    assert cli.main(["run", "exp/e.json", "--no-progress", "--no-eval", "--no-checkpoint", "--out", "o.npz"]) == 0
+    assert (tmp_path / "o.npz").exists()                 # outputs: relative to the working directory
+    assert cli.main(["evaluate", "o.npz"]) == 0          # the stored (absolute) paths find the data again
+    assert "full data, ridge" in capsys.readouterr().out
+
+
 def test_plot_digits(tmp_path):
     X, Y = datasets.load("digits")
     out = jd.distill(X[:400], Y[:400], m=10, steps=20, eval_every=10, progress=False)

@@ -9,6 +9,10 @@
 the library defaults. Overrides ``key=value`` (the CLI's ``--set``) address a config field
 (``m=30``), a top-level entry (``seed=1``, ``output=...``) or a data-set entry (``dataset.lags=24``);
 values are parsed as JSON when possible (``null``, numbers, ``{"max_q": 60}``), else kept as strings.
+
+Paths: data files named in an experiment *file* (``csv`` path, ``npy`` x / y) are relative to that file, so
+an experiment folder can be moved or run from anywhere; ``output`` and ``checkpoint`` are relative to the
+working directory, like the CLI's ``--out``. Paths given by ``--set`` are relative to the working directory.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ class Experiment:
     checkpoint: str | None = None
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Experiment:
+    def from_dict(cls, d: dict[str, Any], base_dir: str | None = None) -> Experiment:
+        """The experiment described by ``d``; relative data-file paths (``csv`` path, ``npy`` x and y) are taken
+        relative to ``base_dir`` (the experiment file's folder, see :meth:`from_file`) and stored absolute."""
         if not isinstance(d, dict):
             raise ValueError(f'An experiment must be a JSON object such as {{"dataset": {{"name": "diabetes"}}}}, '
                              f"got {type(d).__name__} {d!r}.")
@@ -51,6 +57,8 @@ class Experiment:
         if missing:
             raise ValueError(f'Data set "{ds["name"]}" needs the file entries {list(need)} (paths); missing or not '
                              f"a path: {missing}.")
+        if base_dir is not None:
+            ds = {k: (os.path.abspath(os.path.join(base_dir, v)) if k in need else v) for k, v in ds.items()}
         for k in ("output", "checkpoint"):
             if d.get(k) is not None and not isinstance(d[k], str):
                 raise ValueError(f'"{k}" must be a file path or null, got {d[k]!r}.')
@@ -68,7 +76,7 @@ class Experiment:
                 d = json.load(f)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path!r} is not valid JSON: {exc}.") from None
-        return cls.from_dict(d)
+        return cls.from_dict(d, base_dir=os.path.dirname(os.path.abspath(path)))
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": dict(self.dataset), "seed": self.seed, "config": self.config.to_dict(),
