@@ -119,14 +119,18 @@ def _plot(args) -> int:
     from jaxdistill._src.report.plots import save_all
     out = jd.load(args.result)
     outdir = args.out or os.path.splitext(args.result)[0] + "_plots"
+    refs = None
     try:
         exp, (Xtr, Ytr, Xte, Yte) = _data_for(out, args)
         ts = exp.dataset["name"] in datasets.TIME_SERIES
         images = exp.dataset["name"] in datasets.IMAGES
+        if out.history.get("loss") is not None and out.history["loss"].size:   # baselines as reference lines
+            rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=5)
+            refs = {r["method"]: r["loss"] for r in rep.rows if not r["method"].startswith("distilled")}
     except ValueError:
         Xtr = Xte = Yte = None
         ts = images = False
-    for p in save_all(out, outdir, Xtr, Xte, Yte, time_series=ts, images=images):
+    for p in save_all(out, outdir, Xtr, Xte, Yte, time_series=ts, images=images, references=refs):
         print(p)
     return 0
 

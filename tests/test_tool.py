@@ -178,6 +178,23 @@ def test_experiment_data_paths_are_relative_to_the_experiment_file(tmp_path, mon
     assert "full data, ridge" in capsys.readouterr().out
 
 
+def test_loss_plot_shows_the_baselines_in_the_held_out_curve_units():
+    """evaluate's per-row "loss" is the held-out curve's quantity (½ MSE per row, standardised units) —
+    checked against its MSE in original units — and plot_history draws each as a reference line."""
+    from jaxdistill.plots import plot_history
+    X, Y = datasets.load("diabetes")
+    Xtr, Ytr, Xte, Yte = datasets.split("diabetes", X, Y)
+    out = jd.distill(Xtr, Ytr, m=5, steps=20, eval_every=10, progress=False)
+    rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=2)
+    for r in rep.rows:
+        assert r["loss"] == pytest.approx(r["mse"] / (2 * out.standardizer.y_scale[0] ** 2), rel=1e-10)
+    refs = {r["method"]: r["loss"] for r in rep.rows if not r["method"].startswith("distilled")}
+    ax = plot_history(out, references=refs)
+    flat = [line for line in ax.get_lines() if np.ptp(line.get_ydata()) == 0 and len(line.get_ydata()) == 2]
+    assert sorted(float(line.get_ydata()[0]) for line in flat) == pytest.approx(sorted(refs.values()))
+    assert "full data, ridge (test rows)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
 def test_plot_digits(tmp_path):
     X, Y = datasets.load("digits")
     out = jd.distill(X[:400], Y[:400], m=10, steps=20, eval_every=10, progress=False)

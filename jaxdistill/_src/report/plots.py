@@ -19,9 +19,12 @@ def _plt():
     return plt
 
 
-def plot_history(out: DistillOutput, ax=None):
+def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | None = None):
     """The run against the outer step: the outer data loss, the held-out loss, the loss the stopping
-    rule monitored, the returned step (dashed) and, on the right axis, η̃ / the stability bound."""
+    rule monitored, the returned step (dashed) and, on the right axis, η̃ / the stability bound.
+
+    ``references``: label → loss of a baseline in the same units (½ MSE per row, standardised), drawn as
+    dotted horizontal lines — e.g. ``{r["method"]: r["loss"] for r in evaluate(...).rows}`` (test rows)."""
     plt = _plt()
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     h = out.history
@@ -42,6 +45,11 @@ def plot_history(out: DistillOutput, ax=None):
     if out.meta.get("returned_step") is not None:
         ax.axvline(out.meta["returned_step"], color="k", ls="--", lw=0.8,
                    label=f"returned state (step {out.meta['returned_step']})")
+    for (label, value), colour in zip((references or {}).items(), ("tab:green", "tab:red", "tab:purple",
+                                                                      "tab:brown", "tab:olive", "tab:cyan"),
+                                      strict=False):
+        if np.isfinite(value) and value > 0:
+            ax.axhline(value, color=colour, ls=":", lw=1.0, label=f"{label} (test rows)")
     ax.set_xlabel("outer step")
     ax.set_ylabel("½ mean squared error per row (standardised units)")
     ax.set_title(f"distillation of m = {out.m} points: status {out.status}", fontsize=10)
@@ -145,9 +153,10 @@ def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: b
 
 
 def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None, time_series=False,
-             images: bool = False) -> list[str]:
+             images: bool = False, references: dict[str, float] | None = None) -> list[str]:
     """Write every applicable figure as PNG into ``outdir``; returns the paths. ``images=True``: the inputs
-    are square grayscale images (``images.png``; the CLI sets it for digits and mnist5k)."""
+    are square grayscale images (``images.png``; the CLI sets it for digits and mnist5k); ``references``:
+    baseline losses for the loss plot (see :func:`plot_history`)."""
     plt = _plt()
     os.makedirs(outdir, exist_ok=True)
     paths = []
@@ -160,7 +169,7 @@ def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None,
         paths.append(p)
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    plot_history(out, ax)
+    plot_history(out, ax, references)
     save(fig, "loss.png")
     if X_train is not None:
         fig, ax = plt.subplots(figsize=(5, 5))
