@@ -53,7 +53,7 @@ def test_analytic_expectation_over_theta0(rng, m, p):
     X, Y, _, XB, YB = setup(rng, m, p)
     sigma, d_out = 0.7, Y.shape[1]
     model = jd.LinearModel(init_scale=sigma)
-    scan = lambda th: losses(jd.UnrolledGD(), X, Y, ETA, th[None], XB, YB, 30, 30, model=model)[0]  # noqa: E731
+    scan = jax.jit(lambda th: losses(jd.UnrolledGD(), X, Y, ETA, th[None], XB, YB, 30, 30, model=model)[0])
     L0 = scan(jnp.zeros((p, d_out)))
     curv = 0.0
     for i in range(p):
