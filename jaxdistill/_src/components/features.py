@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from jaxdistill._src.core.component import Component
 from jaxdistill._src.core.keys import as_key
-from jaxdistill._src.core.validate import check_float, check_int
+from jaxdistill._src.core.validate import MAX_SIZE, check_float, check_int
 
 
 class FeatureMap(Component):
@@ -87,7 +87,8 @@ class RandomFourierFeatures(FeatureMap):
     """
 
     def __init__(self, key: jax.Array, d: int, p: int, lengthscale: float = 1.0):
-        d, p = check_int("RandomFourierFeatures d", d, 1), check_int("RandomFourierFeatures p", p, 1)
+        d = check_int("RandomFourierFeatures d", d, 1, MAX_SIZE)
+        p = check_int("RandomFourierFeatures p", p, 1, MAX_SIZE)
         lengthscale = check_float("RandomFourierFeatures lengthscale", lengthscale, positive=True)
         kw, kb = jax.random.split(as_key(key))
         self.W = jax.random.normal(kw, (p, d)) / lengthscale
@@ -129,7 +130,7 @@ class RandomReLUNet(FeatureMap):
     """
 
     def __init__(self, key: jax.Array, d: int, depth: int = 2, negative_slope: float = 0.2):
-        d, depth = check_int("RandomReLUNet d", d, 1), check_int("RandomReLUNet depth", depth, 1)
+        d, depth = check_int("RandomReLUNet d", d, 1, MAX_SIZE), check_int("RandomReLUNet depth", depth, 1)
         alpha = check_float("negative_slope", negative_slope)
         if not 0 < alpha < 1:
             raise ValueError(f"negative_slope must be in (0, 1) for invertibility, got {negative_slope}.")

@@ -6,9 +6,13 @@ import math
 
 import numpy as np
 
+#: the largest integer any setting may take (int64); array sizes are limited to int32 (``MAX_SIZE``)
+MAX_INT = 2 ** 63 - 1
+MAX_SIZE = 2 ** 31 - 1
 
-def check_int(name: str, v, lo: int | None = None) -> int:
-    """An integer (Python or numpy; not bool, not a float with a fraction) ≥ ``lo``."""
+
+def check_int(name: str, v, lo: int | None = None, hi: int = MAX_INT) -> int:
+    """An integer (Python or numpy; not bool, not a float with a fraction) in [``lo``, ``hi``]."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
         if isinstance(v, (float, np.floating)) and float(v).is_integer():
             v = int(v)
@@ -17,6 +21,8 @@ def check_int(name: str, v, lo: int | None = None) -> int:
     v = int(v)
     if lo is not None and v < lo:
         raise ValueError(f"{name} must be an integer >= {lo}, got {v}.")
+    if v > hi:
+        raise ValueError(f"{name} = {v:.4g} is too large (at most {hi}).")
     return v
 
 
