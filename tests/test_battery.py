@@ -130,3 +130,52 @@ def test_corrupt_result_files_are_refused_by_name(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(ValueError, match="r.npz"):
         jd.load(path)
+
+
+CLI_VALUES = ["nan", "inf", "-1", "0", "1.7", "abc", "", "null", "true", "false", "[]", "{}", "1e308", '"5"',
+              '{"max_q": "x"}']
+
+
+def test_every_cli_override_is_refused_or_kept(tmp_path, capsys):
+    """`jaxdistill run e.json --set field=value --print-config` for every DistillConfig field and top-level
+    entry: exit 2 with a message naming the setting, or exit 0 with the value as JSON parsed it — never a
+    traceback."""
+    import json
+
+    from jaxdistill import cli
+    exp = tmp_path / "e.json"
+    exp.write_text('{"dataset": {"name": "diabetes"}}')
+    keys = [f.name for f in dataclasses.fields(jd.DistillConfig)] + ["seed", "output", "checkpoint", "dataset.lags"]
+    failures, n = [], 0
+    for key in keys:
+        for raw in CLI_VALUES:
+            n += 1
+            capsys.readouterr()
+            try:
+                code = cli.main(["run", str(exp), "--set", f"{key}={raw}", "--print-config"])
+            except SystemExit as exc:          # argparse's own refusals exit 2 with a usage message
+                code = exc.code
+            except Exception as exc:  # noqa: BLE001 - a traceback would reach the user
+                failures.append(f"--set {key}={raw}: {type(exc).__name__}: {exc}")
+                continue
+            out, err = capsys.readouterr()
+            if code == 2:
+                if key.split(".")[-1] not in err and key.split(".")[-1].replace("_", " ") not in err:
+                    failures.append(f"--set {key}={raw}: unclear error {err.strip()[:120]!r}")
+            elif code == 0:
+                printed = json.loads(out)
+                where = printed["config"] if key in printed["config"] else printed
+                if key.startswith("dataset."):
+                    where, name = printed["dataset"], key.split(".", 1)[1]
+                else:
+                    name = key
+                try:
+                    value = json.loads(raw)
+                except json.JSONDecodeError:
+                    value = raw
+                if name not in ("q_schedule", "t_schedule") and not _kept(where.get(name), value):
+                    failures.append(f"--set {key}={raw}: accepted as {where.get(name)!r}")
+            else:
+                failures.append(f"--set {key}={raw}: exit code {code}")
+    assert n >= 400
+    assert not failures, f"{len(failures)} of {n} cases:\n" + "\n".join(failures[:40])
