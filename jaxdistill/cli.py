@@ -128,9 +128,9 @@ def _plot(args) -> int:
             rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=5)
             refs = {r["method"]: r["loss"] for r in rep.rows if not r["method"].startswith("distilled")}
     except ValueError:
-        Xtr = Xte = Yte = None
+        Xtr = Ytr = Xte = Yte = None
         ts = images = False
-    for p in save_all(out, outdir, Xtr, Xte, Yte, time_series=ts, images=images, references=refs):
+    for p in save_all(out, outdir, Xtr, Xte, Yte, time_series=ts, images=images, references=refs, Y_train=Ytr):
         print(p)
     return 0
 

@@ -232,3 +232,25 @@ def test_error_vs_m_sweep_and_its_cli(tmp_path, capsys):
     assert "best random subset" in capsys.readouterr().out
     with pytest.raises(ValueError, match="smaller than the number of training rows"):
         jd.error_vs_m(Xtr, Ytr, Xte, Yte, [5000])
+
+
+def test_plots_show_every_output_the_targets_and_eta(tmp_path):
+    """digits as 10-output regression: a prediction panel per output (titled with the output and the
+    procedure), the projection coloured by target with a colour bar, η̃ and its bound on the loss plot."""
+    import matplotlib.pyplot as plt
+
+    from jaxdistill.plots import plot_history, plot_predictions, save_all
+    X, Y = datasets.load("digits")
+    out = jd.distill(X[:400], Y[:400], m=10, steps=20, eval_every=10, progress=False)
+    ax = plot_history(out)
+    right = [a for a in ax.figure.axes if a is not ax][0]
+    eta_line = right.get_lines()[0]
+    np.testing.assert_allclose(eta_line.get_ydata(), out.history["eta"])
+    assert "η̃" in right.get_ylabel() and "bound" in right.get_ylabel()
+    paths = save_all(out, tmp_path, X[:400], X[400:500], Y[400:500], Y_train=Y[:400])
+    assert {os.path.basename(p) for p in paths} == {"loss.png", "projection.png", "predictions.png"}
+    fig, axes = plt.subplots(1, 2)
+    plot_predictions(out, X[400:500], Y[400:500], axes[0], output=3)
+    assert axes[0].get_title().startswith("held-out predictions (output 3, R²")
+    assert "trained on the distilled set" in axes[0].get_title()
+    plt.close("all")

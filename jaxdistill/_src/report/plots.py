@@ -53,26 +53,42 @@ def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | Non
     ax.set_xlabel("outer step")
     ax.set_ylabel("½ mean squared error per row (standardised units)")
     ax.set_title(f"distillation of m = {out.m} points: status {out.status}", fontsize=10)
-    ratio = h.get("stability_ratio")
-    if ratio is not None and ratio.size and np.isfinite(ratio).any():
+    eta, ratio = h.get("eta"), h.get("stability_ratio")
+    if eta is not None and eta.size and np.isfinite(eta).any():
+        # η̃ itself and, where one applies, the stability bound it is capped by (η̃ / ratio), in η units
         ax2 = ax.twinx()
-        ax2.plot(s, ratio, color="tab:gray", lw=0.8, alpha=0.7)
-        ax2.set_ylabel("η̃ / stability bound (Lemma 2.4), grey", fontsize=8)
-        ax2.set_ylim(0, max(1.05, float(np.nanmax(ratio)) * 1.05))
+        ax2.plot(s, eta, color="tab:gray", lw=0.9, label="η̃")
+        if ratio is not None and ratio.size == eta.size and np.isfinite(ratio).any():
+            ax2.plot(s, eta / ratio, color="tab:gray", ls="--", lw=0.7, label="stability bound")
+            ax2.set_ylabel("inner learning rate: η̃ (grey), its stability bound (grey dashed)", fontsize=8)
+        else:
+            ax2.set_ylabel("inner learning rate η̃ (grey)", fontsize=8)
+        ax2.set_ylim(bottom=0)
     ax.legend(fontsize=7, loc="upper right")
     return ax
 
 
-def plot_projection(out: DistillOutput, X_real, ax=None):
-    """Real training inputs and distilled inputs on the first two principal axes of the real data."""
+def plot_projection(out: DistillOutput, X_real, ax=None, Y_real=None):
+    """Real training inputs and distilled inputs on the first two principal axes of the real data; with
+    ``Y_real``, every point is coloured by its (first) target, the distilled ones by Ỹ, on one scale."""
     plt = _plt()
     ax = ax or plt.subplots(figsize=(5, 5))[1]
     Xs = out.standardizer.x(np.asarray(X_real, np.float64))
     mu = Xs.mean(0)
     _, _, Vt = np.linalg.svd(Xs - mu, full_matrices=False)
     P = Vt[:2].T
-    ax.scatter(*((Xs - mu) @ P).T, s=6, alpha=0.3, label=f"real ({Xs.shape[0]})")
-    ax.scatter(*((out.x - mu) @ P).T, s=40, c="red", marker="*", label=f"distilled ({out.m})")
+    if Y_real is None:
+        ax.scatter(*((Xs - mu) @ P).T, s=6, alpha=0.3, label=f"real ({Xs.shape[0]})")
+        ax.scatter(*((out.x - mu) @ P).T, s=40, c="red", marker="*", label=f"distilled ({out.m})")
+    else:
+        y_real = np.asarray(Y_real, np.float64).reshape(Xs.shape[0], -1)[:, 0]
+        y_dist = out.standardizer.y_inverse(out.y)[:, 0]
+        lo, hi = float(min(y_real.min(), y_dist.min())), float(max(y_real.max(), y_dist.max()))
+        ax.scatter(*((Xs - mu) @ P).T, s=6, alpha=0.4, c=y_real, vmin=lo, vmax=hi, cmap="viridis",
+                   label=f"real ({Xs.shape[0]})")
+        pts = ax.scatter(*((out.x - mu) @ P).T, s=90, c=y_dist, vmin=lo, vmax=hi, cmap="viridis", marker="*",
+                         edgecolors="red", linewidths=0.8, label=f"distilled ({out.m}), coloured by Ỹ")
+        ax.figure.colorbar(pts, ax=ax, label="target (first output, original units)")
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.set_title("distilled vs real (standardised, PCA)")
@@ -128,13 +144,15 @@ def plot_digits(out: DistillOutput, max_images: int = 20):
     return plot_images(out, max_images=max_images)
 
 
-def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: bool = False):
-    """Predictions of the model trained on the distilled set by its own procedure against the truth
-    on held-out data (first output), in original units."""
+def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: bool = False, output: int = 0,
+                     pred=None):
+    """Predictions of the model trained on the distilled set by its own procedure (named in the title)
+    against the truth on held-out data, output ``output``, in original units. ``pred``: the predictions
+    of all outputs if already computed."""
     plt = _plt()
     ax = ax or plt.subplots(figsize=(6, 4))[1]
-    pred = out.predict(X_test)[:, 0]
-    y = np.asarray(Y_test, np.float64).reshape(len(pred), -1)[:, 0]
+    pred = (out.predict(X_test) if pred is None else pred)[:, output]
+    y = np.asarray(Y_test, np.float64).reshape(len(pred), -1)[:, output]
     if time_series:
         ax.plot(y, lw=1, label="truth")
         ax.plot(pred, lw=1, label="model trained on distilled set")
@@ -146,14 +164,16 @@ def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: b
         ax.set_xlabel("truth")
         ax.set_ylabel("prediction")
     r2 = 1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean()) ** 2)
-    ax.set_title(f"held-out predictions (R² {r2:.3f})\n{out.procedure()}", fontsize=9)
+    which = f"output {output}, " if out.y.shape[1] > 1 else ""
+    ax.set_title(f"held-out predictions ({which}R² {r2:.3f}) of the model trained on the distilled set:\n"
+                 f"{out.procedure()}", fontsize=8)
     if time_series:
         ax.legend(fontsize=8)
     return ax
 
 
 def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None, time_series=False,
-             images: bool = False, references: dict[str, float] | None = None) -> list[str]:
+             images: bool = False, references: dict[str, float] | None = None, Y_train=None) -> list[str]:
     """Write every applicable figure as PNG into ``outdir``; returns the paths. ``images=True``: the inputs
     are square grayscale images (``images.png``; the CLI sets it for digits and mnist5k); ``references``:
     baseline losses for the loss plot (see :func:`plot_history`)."""
@@ -173,11 +193,20 @@ def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None,
     save(fig, "loss.png")
     if X_train is not None:
         fig, ax = plt.subplots(figsize=(5, 5))
-        plot_projection(out, X_train, ax)
+        plot_projection(out, X_train, ax, Y_train)
         save(fig, "projection.png")
     if X_test is not None and Y_test is not None:
-        fig, ax = plt.subplots(figsize=(7 if time_series else 5, 4))
-        plot_predictions(out, X_test, Y_test, ax, time_series=time_series)
+        k = out.y.shape[1]                       # one panel per output (up to 10)
+        shown = min(k, 10)
+        cols = min(shown, 5)
+        rows = -(-shown // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=((7 if time_series else 5) * cols, 4 * rows), squeeze=False)
+        pred = out.predict(X_test)
+        for j, ax in enumerate(axes.flat):
+            if j < shown:
+                plot_predictions(out, X_test, Y_test, ax, time_series=time_series, output=j, pred=pred)
+            else:
+                ax.set_axis_off()
         save(fig, "predictions.png")
     if images:
         save(plot_images(out, X_train), "images.png")
