@@ -225,13 +225,20 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass  # an unwritable cache folder only costs compile time
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()              # a closed pipe shows here, inside the handler below, not at exit
+        return code
     except (ValueError, FileNotFoundError, ImportError) as exc:
         print(f"jaxdistill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`jaxdistill datasets | head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -254,3 +254,12 @@ def test_plots_show_every_output_the_targets_and_eta(tmp_path):
     assert axes[0].get_title().startswith("held-out predictions (output 3, R²")
     assert "trained on the distilled set" in axes[0].get_title()
     plt.close("all")
+
+
+def test_cli_output_into_a_closed_pipe_is_not_a_traceback():
+    """`jaxdistill datasets | head -1`: the reader closes the pipe early; the command stops quietly."""
+    proc = subprocess.Popen([sys.executable, "-m", "jaxdistill.cli", "--no-cache", "datasets"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                      # nobody reads: every write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
