@@ -178,23 +178,6 @@ def test_experiment_data_paths_are_relative_to_the_experiment_file(tmp_path, mon
     assert "full data, ridge" in capsys.readouterr().out
 
 
-def test_loss_plot_shows_the_baselines_in_the_held_out_curve_units():
-    """evaluate's per-row "loss" is the held-out curve's quantity (½ MSE per row, standardised units) —
-    checked against its MSE in original units — and plot_history draws each as a reference line."""
-    from jaxdistill.plots import plot_history
-    X, Y = datasets.load("diabetes")
-    Xtr, Ytr, Xte, Yte = datasets.split("diabetes", X, Y)
-    out = jd.distill(Xtr, Ytr, m=5, steps=20, eval_every=10, progress=False)
-    rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=2)
-    for r in rep.rows:
-        assert r["loss"] == pytest.approx(r["mse"] / (2 * out.standardizer.y_scale[0] ** 2), rel=1e-10)
-    refs = {r["method"]: r["loss"] for r in rep.rows if not r["method"].startswith("distilled")}
-    ax = plot_history(out, references=refs)
-    flat = [line for line in ax.get_lines() if np.ptp(line.get_ydata()) == 0 and len(line.get_ydata()) == 2]
-    assert sorted(float(line.get_ydata()[0]) for line in flat) == pytest.approx(sorted(refs.values()))
-    assert "full data, ridge (test rows)" in [t.get_text() for t in ax.get_legend().get_texts()]
-
-
 def test_plot_digits(tmp_path):
     X, Y = datasets.load("digits")
     out = jd.distill(X[:400], Y[:400], m=10, steps=20, eval_every=10, progress=False)
@@ -234,23 +217,34 @@ def test_error_vs_m_sweep_and_its_cli(tmp_path, capsys):
         jd.error_vs_m(Xtr, Ytr, Xte, Yte, [5000])
 
 
-def test_plots_show_every_output_the_targets_and_eta(tmp_path):
-    """digits as 10-output regression: a prediction panel per output (titled with the output and the
-    procedure), the projection coloured by target with a colour bar, η̃ and its bound on the loss plot."""
+def test_plots_show_baselines_every_output_the_targets_and_eta(tmp_path):
+    """digits as 10-output regression: evaluate's per-row "loss" is the held-out curve's quantity (½ MSE
+    per row, standardised; checked against its MSE output by output) and the loss plot draws each as a
+    reference line; η̃ and its bound on the right axis; a prediction panel per output (titled with the
+    output and the procedure); the projection coloured by target."""
     import matplotlib.pyplot as plt
 
     from jaxdistill.plots import plot_history, plot_predictions, save_all
     X, Y = datasets.load("digits")
-    out = jd.distill(X[:400], Y[:400], m=10, steps=20, eval_every=10, progress=False)
-    ax = plot_history(out)
+    Xtr, Ytr, Xte, Yte = X[:400], Y[:400], X[400:500], Y[400:500]
+    out = jd.distill(Xtr, Ytr, m=10, steps=20, eval_every=10, progress=False)
+    rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=2)
+    scale2 = out.standardizer.y_scale ** 2
+    pred = out.predict(Xte)
+    own = 0.5 * np.mean(np.sum((pred - Yte) ** 2 / scale2, axis=1))        # independent: from predict()
+    assert rep.row("distilled, T-step GD")["loss"] == pytest.approx(own, rel=1e-6)
+    refs = {r["method"]: r["loss"] for r in rep.rows if not r["method"].startswith("distilled")}
+    ax = plot_history(out, references=refs)
+    flat = [line for line in ax.get_lines() if np.ptp(line.get_ydata()) == 0 and len(line.get_ydata()) == 2]
+    assert sorted(float(line.get_ydata()[0]) for line in flat) == pytest.approx(sorted(refs.values()))
+    assert "full data, ridge (test rows)" in [t.get_text() for t in ax.get_legend().get_texts()]
     right = [a for a in ax.figure.axes if a is not ax][0]
-    eta_line = right.get_lines()[0]
-    np.testing.assert_allclose(eta_line.get_ydata(), out.history["eta"])
+    np.testing.assert_allclose(right.get_lines()[0].get_ydata(), out.history["eta"])
     assert "η̃" in right.get_ylabel() and "bound" in right.get_ylabel()
-    paths = save_all(out, tmp_path, X[:400], X[400:500], Y[400:500], Y_train=Y[:400])
+    paths = save_all(out, tmp_path, Xtr, Xte, Yte, Y_train=Ytr, references=refs)
     assert {os.path.basename(p) for p in paths} == {"loss.png", "projection.png", "predictions.png"}
     fig, axes = plt.subplots(1, 2)
-    plot_predictions(out, X[400:500], Y[400:500], axes[0], output=3)
+    plot_predictions(out, Xte, Yte, axes[0], output=3, pred=pred)
     assert axes[0].get_title().startswith("held-out predictions (output 3, R²")
     assert "trained on the distilled set" in axes[0].get_title()
     plt.close("all")
