@@ -27,7 +27,7 @@ from jaxdistill._src.core.validate import check_float
 
 PyTree = Any
 
-#: the fixed θ₀ draw (and power-iteration start) at which the stability bound of a nonlinear model is taken
+#: the fixed θ₀ draw (and Lanczos start vector) at which the stability bound of a nonlinear model is taken
 BOUND_KEY = jax.random.PRNGKey(20240)
 
 
@@ -67,9 +67,9 @@ class InnerModel(Component):
         """Largest stable step size of plain GD on the inner loss over (F, Y): 2/λ_max(∇²_θ ℓ(θ₀)).
 
         The analogue of Lemma 2.4 for a model not linear in θ: λ_max is the top eigenvalue of the inner
-        loss's Hessian at one fixed draw θ₀ (``BOUND_KEY``), by 20 power iterations on Hessian-vector
-        products. It is local — the curvature can grow along the trajectory — and power iteration
-        approaches λ_max from below, so keep a margin (``eta_cap``, default 0.9).
+        loss's Hessian at one fixed draw θ₀ (``BOUND_KEY``), by 20 Lanczos steps on Hessian-vector products
+        (``core.linalg.hessian_top_eigenvalue``). It is local — the curvature can grow along the trajectory —
+        and Lanczos approaches λ_max from below, so keep a margin (``eta_cap``, default 0.9).
         """
         F, Y = jax.lax.stop_gradient(F), jax.lax.stop_gradient(Y)
         theta0 = self.init(BOUND_KEY, F[:1], Y.shape[-1])

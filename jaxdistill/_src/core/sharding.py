@@ -77,13 +77,6 @@ def split_leading(tree, mesh: Mesh | None, axis: str):
     return _constrain(tree, mesh, PartitionSpec(axis))
 
 
-def split_second(tree, mesh: Mesh | None, axis: str):
-    """Inside jit: every leaf's second axis (rows of a stacked (chunk, b, ·) batch) split over ``axis``."""
-    if axis_size(mesh, axis) == 1:
-        return tree
-    return _constrain(tree, mesh, PartitionSpec(None, axis))
-
-
 def replicated(tree, mesh: Mesh | None):
     """Inside jit: every leaf whole on every device of the mesh."""
     return _constrain(tree, mesh, PartitionSpec())
@@ -119,9 +112,7 @@ def sum_over_processes(tree):
     Used for statistics accumulated by each process over its own rows (float64 sums stay float64)."""
     if jax.process_count() == 1:
         return tree
-    from jax.experimental import multihost_utils
-    gathered = multihost_utils.process_allgather(jax.tree_util.tree_map(np.asarray, tree))
-    return jax.tree_util.tree_map(lambda a: np.sum(np.asarray(a), axis=0), gathered)
+    return jax.tree_util.tree_map(lambda a: np.sum(a, axis=0), gather_from_processes(tree))
 
 
 def describe(mesh: Mesh | None) -> str:
