@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdistill._src.components.models import InnerModel, LinearModel
+from jaxdistill._src.components.models import InnerModel, LinearModel, draw_inits
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import ridge
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
@@ -122,7 +122,7 @@ class DistillOutput:
             # θ_T is affine in θ₀ and E θ₀ = 0, so the mean prediction is exactly the one from θ₀ = 0.
             th0 = jnp.zeros((1, Fd.shape[1], Yd.shape[1]), dt)
         else:
-            th0 = self.model.sample_init(as_key(key), Fd, Yd.shape[1], n_inits)
+            th0 = draw_inits(self.model, as_key(key), Fd, Yd.shape[1], n_inits)
         preds = predict_after_training(self.model, self.inner_solver, Fd, Yd, eta, lam, th0, self.T, Fs, self.T)
         return np.asarray(jnp.mean(preds, axis=0))
 

@@ -14,6 +14,7 @@ stability bound of Lemma 2.4 and the T-independent fast path.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +81,17 @@ class InnerModel(Component):
     def init_description(self) -> str:
         """How θ₀ is drawn, for evaluation labels."""
         return "θ₀ from the model's initialiser"
+
+
+@functools.partial(jax.jit, static_argnames=("d_out", "num"))
+def _draw(model, key, first_row, d_out, num):
+    return model.sample_init(key, first_row, d_out, num)
+
+
+def draw_inits(model: InnerModel, key: jax.Array, features: jax.Array, d_out: int, num: int) -> PyTree:
+    """``model.sample_init`` compiled: one program per model and shape. Called outside a jitted function
+    (evaluation, prediction), a flax initialiser would otherwise compile each of its primitives eagerly."""
+    return _draw(model, key, features[:1], int(d_out), int(num))
 
 
 class LinearModel(InnerModel):

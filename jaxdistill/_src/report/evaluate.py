@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdistill._src.components.models import draw_inits
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
 from jaxdistill._src.inner.base import predict_after_training
@@ -144,8 +145,8 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     gd, linear = out.uses_gd, mdl.linear_in_params
     if gd:
         eta = jnp.asarray(out.inner_lr, dt)
-        add("distilled, T-step GD", out.m, out.procedure(), train_predict(Fd, Yd, eta, mdl.sample_init(
-            k_gd, Fd, d_out, n_inits)))
+        add("distilled, T-step GD", out.m, out.procedure(), train_predict(Fd, Yd, eta, draw_inits(
+            mdl, k_gd, Fd, d_out, n_inits)))
         if linear:
             add("distilled, ridge", out.m, out.procedure(limit=True), [out.predict_standardized(Fte, limit=True)])
     else:
@@ -164,8 +165,8 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         gd_preds, ridge_preds = [], []
         for idx, kg in _subsets(k_sub, n_subsets, n_tr, out.m):
             Fs, Ys = Ftr[idx], Ytr_s[idx]
-            gd_preds.append(train_predict(Fs, Ys, default_inner_lr(Fs, lam), mdl.sample_init(
-                kg, Fs, d_out, max(1, n_inits // 4))))
+            gd_preds.append(train_predict(Fs, Ys, default_inner_lr(Fs, lam), draw_inits(
+                mdl, kg, Fs, d_out, max(1, n_inits // 4))))
             ridge_preds.append(Fte @ ridge(Fs, Ys, lam))
         sub_proc = f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for the subset, {mdl.init_description}"
         add("random subset, T-step GD", out.m, sub_proc, np.concatenate([np.asarray(g) for g in gd_preds]))
@@ -228,6 +229,7 @@ def _nonlinear_baselines(add, out, train_predict, Ftr, Ytr, key, n_subsets, n_in
     own step size, chosen on training rows it did not fit (the test rows are never used to choose)."""
     mdl, lam, T, d_out = out.model, out.lambda_inner, out.T, Ytr.shape[1]
     n_tr = Ftr.shape[0]
+    Ftr, Ytr = np.asarray(Ftr), np.asarray(Ytr)          # rows picked on the host: no gather compiled per size
     k_sub, k_full, k_sel = jax.random.split(key, 3)
     n_draws = max(1, n_inits // 4)
     preds, fracs = [], []
@@ -235,7 +237,7 @@ def _nonlinear_baselines(add, out, train_predict, Ftr, Ytr, key, n_subsets, n_in
         ks, kg, kv = jax.random.split(k, 3)
         perm = np.asarray(jax.random.permutation(ks, n_tr))
         idx, rest = perm[:out.m], perm[out.m:out.m + 1000]
-        th0s = mdl.sample_init(kg, Ftr, d_out, n_draws)
+        th0s = draw_inits(mdl, kg, Ftr, d_out, n_draws)
         eta, frac = _tuned_gd(train_predict, mdl, lam, Ftr[idx], Ytr[idx], Ftr[rest], Ytr[rest], th0s, T)
         preds.append(np.asarray(train_predict(Ftr[idx], Ytr[idx], jnp.asarray(eta, Ftr.dtype), th0s, None, T)))
         fracs.append(frac)
@@ -245,7 +247,7 @@ def _nonlinear_baselines(add, out, train_predict, Ftr, Ytr, key, n_subsets, n_in
     perm = np.asarray(jax.random.permutation(k_sel, n_tr))
     n_sel = max(1, n_tr // 5)
     fit, sel = perm[n_sel:], perm[:n_sel]
-    th0s = mdl.sample_init(k_full, Ftr, d_out, n_draws)
+    th0s = draw_inits(mdl, k_full, Ftr, d_out, n_draws)
     long = CONVERGED_FACTOR * T
     bound_all = float(_gd_bound(mdl, Ftr, Ytr, lam))      # the tuned step must also be stable on all rows
     for steps, label in ((T, "full data, T-step GD"), (long, f"full data, {CONVERGED_FACTOR}·T-step GD")):
