@@ -1,4 +1,4 @@
-"""The ``jaxdistill`` command.
+"""The jaxdistill command line.
 
     jaxdistill demo                                  distil diabetes and compare with the baselines
     jaxdistill run configs/co2.json --set m=30       run an experiment file (checkpointed, resumable)
@@ -165,59 +165,66 @@ def _datasets(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line's parser (every subcommand and option, each with its help text)."""
     parser = argparse.ArgumentParser(prog="jaxdistill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     from jaxdistill._src.version import __version__
     parser.add_argument("--version", action="version", version=f"jaxdistill {__version__}")
     parser.add_argument("--no-cache", action="store_true",
                         help="do not use the on-disk compilation cache (~/.cache/jaxdistill/xla, or $JAXDISTILL_CACHE)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (`jaxdistill COMMAND --help` for its options)")
     demo = sub.add_parser("demo", help="distil a bundled data set and compare with the baselines")
     demo.add_argument("--dataset", default="diabetes", choices=["diabetes", "synthetic", "digits", "randhie", "fair",
-                                                                 "co2", "sunspots", "mnist5k", "autompg"])
-    demo.add_argument("--m", type=int, default=20)
+                                                                 "co2", "sunspots", "mnist5k", "autompg"],
+                      help="the bundled data set to distil (default diabetes; `jaxdistill datasets` lists them)")
+    demo.add_argument("--m", type=int, default=20, help="number of distilled points (default 20)")
     demo.add_argument("--steps", type=int, default=None, help="step budget (default 5000; runs stop when converged)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="random seed of the split and the run (default 0)")
     demo.add_argument("--save", default=None, help="write the distilled set to this .npz file")
-    demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="run an experiment file (JSON, see configs/)")
-    run.add_argument("experiment")
+    run.add_argument("experiment", help="experiment file (JSON): data set, settings, output path")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override one setting, e.g. --set m=30 --set dataset.lags=24 (repeatable)")
-    run.add_argument("--seed", type=int, default=None)
+    run.add_argument("--seed", type=int, default=None, help="random seed (overrides the experiment's)")
     run.add_argument("--out", default=None, help="result file (.npz); default from the experiment file")
     run.add_argument("--checkpoint", default=None, help="checkpoint file; default OUT.ckpt")
-    run.add_argument("--no-checkpoint", action="store_true")
+    run.add_argument("--no-checkpoint", action="store_true",
+                     help="write no checkpoint (a killed run then starts again from step 0)")
     run.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
-    run.add_argument("--no-progress", action="store_true")
-    run.add_argument("--no-eval", action="store_true")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    run.add_argument("--no-eval", action="store_true", help="skip the held-out table against the baselines")
     run.add_argument("--print-config", action="store_true", help="print the resolved experiment and exit")
     run.set_defaults(func=_run)
 
     ev = sub.add_parser("evaluate", help="held-out table of a result saved by `run`")
-    ev.add_argument("result")
+    ev.add_argument("result", help="result file (.npz) written by `jaxdistill run`")
     ev.set_defaults(func=_evaluate)
 
     pl = sub.add_parser("plot", help="figures (PNG) of a saved result; needs jaxdistill[plot]")
-    pl.add_argument("result")
+    pl.add_argument("result", help="result file (.npz) written by `jaxdistill run`")
     pl.add_argument("--out", default=None, help="folder for the PNG files (default RESULT_plots/)")
     pl.set_defaults(func=_plot)
 
     sw = sub.add_parser("sweep", help="held-out error against m: distilled vs random subset vs full data")
-    sw.add_argument("experiment")
+    sw.add_argument("experiment", help="experiment file (JSON), as for `jaxdistill run`")
     sw.add_argument("--m", type=int, nargs="+", required=True, help="the m values, e.g. --m 1 5 10 20")
-    sw.add_argument("--seeds", type=int, nargs="+", default=[0])
+    sw.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per m (default 0), e.g. --seeds 0 1 2")
     sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
     sw.add_argument("--out", default=None, help="folder for sweep.{md,json,png} (default EXPERIMENT_sweep/)")
     sw.set_defaults(func=_sweep)
 
     ds = sub.add_parser("datasets", help="list the bundled data sets")
     ds.set_defaults(func=_datasets)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if not args.no_cache:
         from jaxdistill._src.core.compile_cache import enable_compilation_cache
         try:

@@ -257,3 +257,15 @@ def test_cli_output_into_a_closed_pipe_is_not_a_traceback():
     proc.stdout.close()                      # nobody reads: every write meets a closed pipe
     err = proc.stderr.read().decode()
     assert proc.wait() == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_every_cli_option_has_help_and_the_version_is_printed(capsys):
+    import argparse
+    top = cli.parser()
+    subs = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {a.dest}" for name, p in [("", top), *subs.choices.items()] for a in p._actions
+               if not isinstance(a, argparse._HelpAction) and not a.help]
+    assert missing == []
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"jaxdistill {jd.__version__}"
