@@ -28,7 +28,7 @@ def _demo(args) -> int:
     print(f"jaxdistill {jd.__version__}: distilling {args.dataset} ({Xtr.shape[0]} training rows, "
           f"{X.shape[1]} features) into m = {args.m} points, seed {args.seed}.")
     t0 = time.perf_counter()
-    out = jd.distill(Xtr, Ytr, m=args.m, key=args.seed, progress=None if not args.no_progress else False, **budget)
+    out = jd.distill(Xtr, Ytr, m=args.m, key=args.seed, progress=not args.no_progress, **budget)
     print(f"done in {time.perf_counter() - t0:.1f} s: status {out.status} after {out.meta['steps_run']} steps, "
           f"learned inner_lr {out.inner_lr:.4g}\n")
     ts = args.dataset in datasets.TIME_SERIES
@@ -67,7 +67,7 @@ def _run(args) -> int:
         if d:
             os.makedirs(d, exist_ok=True)
     out = jd.distill(Xtr, Ytr, config=exp.config, key=exp.seed, checkpoint=checkpoint, resume=not args.no_resume,
-                     progress=None if not args.no_progress else False)
+                     progress=not args.no_progress)
     from jaxdistill._src.core.fingerprint import data_fingerprint
     out = out.replace(meta={**out.meta, "experiment": exp.to_dict(),
                             "data_fingerprint": data_fingerprint(Xtr, Ytr, Xte, Yte)})

@@ -172,8 +172,13 @@ def test_experiment_data_paths_are_relative_to_the_experiment_file(tmp_path, mon
     exp = {"dataset": {"name": "npy", "x": "X.npy", "y": "Y.npy"}, "config": {"m": 5, "steps": 20, "eval_every": 10}}
     (tmp_path / "exp" / "e.json").write_text(json.dumps(exp))
     monkeypatch.chdir(tmp_path)                         # run from elsewhere: X.npy is not in the working dir
-    assert cli.main(["run", "exp/e.json", "--no-progress", "--no-eval", "--no-checkpoint", "--out", "o.npz"]) == 0
+    assert cli.main(["run", "exp/e.json", "--no-eval", "--no-checkpoint", "--out", "o.npz"]) == 0
     assert (tmp_path / "o.npz").exists()                 # outputs: relative to the working directory
+    # stderr is not a terminal here (a batch job): progress comes as plain log lines, ending with the status
+    log = capsys.readouterr().err.splitlines()
+    assert log[0].startswith("compiling") and log[-1].startswith(jd.load(tmp_path / "o.npz").status + " after")
+    assert any(line.startswith("step ") and "/20" in line and "elapsed" in line and "left" in line for line in log)
+    assert not any("nan" in line for line in log)
     assert cli.main(["evaluate", "o.npz"]) == 0          # the stored (absolute) paths find the data again
     assert "full data, ridge" in capsys.readouterr().out
 
