@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 
@@ -22,6 +23,9 @@ def _demo(args) -> int:
     import jaxdistill as jd
     from jaxdistill import datasets
 
+    if args.save:
+        from jaxdistill._src.io.files import check_writable
+        check_writable(args.save, make_folder=True)       # before the compute, not after it
     X, Y = datasets.load(args.dataset)
     Xtr, Ytr, Xte, Yte = datasets.split(args.dataset, X, Y, 0.2, key=args.seed)
     budget = {} if args.steps is None else {"steps": args.steps}
@@ -39,7 +43,11 @@ def _demo(args) -> int:
     print(f"\nDistilled {args.m} points: test R² {d['r2']:.3f} vs {s['r2']:.3f} for {args.m} random real points "
           f"and {f['r2']:.3f} for ridge on all {Xtr.shape[0]}.")
     if args.save:
-        out.save(args.save)
+        saved, error = _save_or_rescue(out, args.save)
+        if saved != args.save:
+            print(f"jaxdistill: error: could not write {args.save!r} ({error}); the result was saved to {saved!r} "
+                  f"instead: move it where you want it (`mv {saved} {args.save}`)", file=sys.stderr)
+            return 1
         print(f"saved to {args.save}")
     return 0 if out.ok else 1
 
@@ -56,28 +64,54 @@ def _run(args) -> int:
     default_ckpt = output + ".ckpt" if args.out else (exp.checkpoint or output + ".ckpt")
     checkpoint = None if args.no_checkpoint else (args.checkpoint or default_ckpt)
     if args.print_config:
-        print(json.dumps(exp.to_dict(), indent=2))
+        print(json.dumps({**exp.to_dict(), "output": output, "checkpoint": checkpoint}, indent=2))
         return 0
+    from jaxdistill._src.io.files import check_writable
+    for path in (output, checkpoint):              # before the compute, not after it
+        if path:
+            check_writable(path, make_folder=True)
     Xtr, Ytr, Xte, Yte = exp.load_data()
     if checkpoint and os.path.exists(checkpoint) and not args.no_resume:
         print(f"resuming from {checkpoint}")
     print(f"{exp.dataset['name']}: {Xtr.shape[0]} training rows, {Xtr.shape[1]} features -> m = {exp.config.m}, "
           f"{exp.config.steps} steps, seed {exp.seed}")
-    for d in (os.path.dirname(output), os.path.dirname(checkpoint or "")):
-        if d:
-            os.makedirs(d, exist_ok=True)
     out = jd.distill(Xtr, Ytr, config=exp.config, key=exp.seed, checkpoint=checkpoint, resume=not args.no_resume,
                      progress=not args.no_progress)
     from jaxdistill._src.core.fingerprint import data_fingerprint
     out = out.replace(meta={**out.meta, "experiment": exp.to_dict(),
                             "data_fingerprint": data_fingerprint(Xtr, Ytr, Xte, Yte)})
-    out.save(output)
+    saved, error = _save_or_rescue(out, output)
     print(out.summary())
+    if saved != output:
+        print(f"jaxdistill: error: could not write {output!r} ({error}); the result was saved "
+              f"to {saved!r} instead: move it where you want it (`mv {saved} {output}`)", file=sys.stderr)
+        return 1
     print(f"saved to {output}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
     if not args.no_eval:
         print()
         print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp)))
     return 0 if out.ok else 1
+
+
+def _save_or_rescue(out, output: str) -> tuple[str, str]:
+    """Save the finished run to ``output``; if that fails (the disk filled up, the folder went away), to a
+    file in the working directory or the temp folder instead, so that no finished run is lost. Returns
+    (the path written, why ``output`` could not be)."""
+    try:
+        out.save(output)
+        return output, ""
+    except (OSError, ValueError) as exc:
+        error = str(exc)
+        name = f"jaxdistill-rescued-{os.getpid()}-" + os.path.basename(output.rstrip("/\\") or "result.npz")
+        if not name.endswith(".npz"):
+            name += ".npz"
+        for folder in (os.getcwd(), tempfile.gettempdir()):
+            try:
+                out.save(os.path.join(folder, name))
+                return os.path.join(folder, name), error
+            except (OSError, ValueError):
+                continue
+        raise
 
 
 def _last_value_column(exp):

@@ -274,3 +274,38 @@ def test_every_cli_option_has_help_and_the_version_is_printed(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"jaxdistill {jd.__version__}"
+
+
+def test_cli_checks_output_paths_before_the_run_and_never_loses_a_finished_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exp = {"dataset": {"name": "diabetes"}, "config": {"m": 4, "steps": 20, "T": 5, "eval_every": 10}}
+    (tmp_path / "e.json").write_text(json.dumps(exp))
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "adir").mkdir()
+    base = ["run", "e.json", "--no-progress", "--no-eval"]
+    for out, says in (("afile/r.npz", "afile' is a file, not a folder"), ("adir", "'adir' is a directory")):
+        assert cli.main(base + ["--out", out]) == 2
+        err = capsys.readouterr()
+        assert says in err.err and "Traceback" not in err.err and "training rows" not in err.out  # no compute ran
+    assert cli.main(["demo", "--save", "adir", "--no-progress"]) == 2
+    assert "'adir' is a directory" in capsys.readouterr().err
+    # the target becomes unwritable while the run computes (simulated: the first save fails): the finished
+    # result goes to a rescue file in the working directory, and the message says where
+    real, calls = jd.DistillOutput.save, []
+
+    def failing_once(self, path):
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(28, f"Cannot write {path!r}: No space left on device")
+        return real(self, path)
+    monkeypatch.setattr(jd.DistillOutput, "save", failing_once)
+    assert cli.main(base + ["--out", "sub/r.npz", "--no-checkpoint"]) == 1
+    err = capsys.readouterr().err
+    rescued = calls[1]
+    assert os.path.dirname(rescued) == str(tmp_path) and f"saved to {rescued!r} instead" in err
+    assert "No space left on device" in err and "sub/r.npz" in err
+    assert jd.load(rescued).x.shape == (4, 10)
+    # --print-config shows the output and checkpoint the run would use, --out included
+    assert cli.main(["run", "e.json", "--out", "x/y.npz", "--print-config"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["output"] == "x/y.npz" and shown["checkpoint"] == "x/y.npz.ckpt"

@@ -3,7 +3,9 @@
     {"dataset": {"name": "co2", "lags": 52, "test_fraction": 0.2},
      "seed": 0,
      "config": {"m": 30, "steps": 2000, ...any DistillConfig field...},
-     "output": "runs/co2.npz", "checkpoint": "runs/co2.ckpt.npz"}
+     "output": "runs/co2.npz"}
+
+``checkpoint`` (optional) names the checkpoint file; by default it is ``output`` + ``.ckpt``.
 
 ``config`` round-trips through :meth:`DistillConfig.to_dict` / ``from_dict``; omitted fields take
 the library defaults. Overrides ``key=value`` (the CLI's ``--set``) address a config field

@@ -27,6 +27,27 @@ def _check_target(path: str) -> None:
                          "Create the folder or choose another path.")
 
 
+def check_writable(path, make_folder: bool = False) -> None:
+    """``ValueError`` saying what to change if a file could not be written at ``path`` (a directory, a
+    link or device there, a missing folder, a file where the folder should be) — to check before a long
+    run rather than after it. ``make_folder`` creates missing folders first."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if make_folder and not os.path.isdir(folder):
+        parent = folder
+        while parent and not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if parent and not os.path.isdir(parent):
+            raise ValueError(f"Cannot write {path!r}: {parent!r} is a file, not a folder. Choose another path.")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"Cannot create the folder {folder!r} for {path!r}: {exc.strerror or exc}.") from None
+    _check_target(path)
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"Cannot write {path!r}: its folder {folder!r} is not writable. Choose another path.")
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename.
 
