@@ -200,6 +200,9 @@ def test_load_csv_names_the_line_and_column_of_bad_cells(tmp_path, text, target,
         X, Y = datasets.load_csv(str(path), target=target)
         np.testing.assert_array_equal(X, [[1, 2], [4, 5], [7, 8]])
         np.testing.assert_array_equal(Y, [[3], [6], [9]])
+        X, Y, names, y_name = datasets.load_csv(str(path), target="a", return_names=True)
+        assert names == ["b", "y"] and y_name == "a"
+        assert X[:, 0].tolist() == [2, 5, 8] and Y.ravel().tolist() == [1, 4, 7]
     else:
         with pytest.raises(ValueError, match=says):
             datasets.load_csv(str(path), target=target)

@@ -151,11 +151,15 @@ def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0,
     return X[tr], Y[tr], X[te], Y[te]
 
 
-def load_csv(path: str, target: str | int = -1, delimiter: str = ","):
+def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_names: bool = False):
     """Load a numeric CSV with a header row; ``target`` (a column name or index) is Y, the rest X.
 
     Blank lines are skipped and spaces around values are ignored. A missing or non-numeric cell is
     an error naming its line and column (encode categories numerically first; drop or impute gaps).
+
+    Returns:
+      ``(X, Y)`` with X (n, columns − 1) and Y (n, 1); with ``return_names=True``
+      ``(X, Y, x_names, y_name)``, the header's names of X's columns (in order) and of the target.
     """
     import csv
     if os.path.isdir(path):
@@ -188,4 +192,5 @@ def load_csv(path: str, target: str | int = -1, delimiter: str = ","):
     if not np.all(np.isfinite(data)):
         r, c = np.argwhere(~np.isfinite(data))[0]
         raise ValueError(f"{path!r} line {body[r][0]}, column {header[c]!r}: {data[r, c]} is not a finite number.")
-    return np.delete(data, j, axis=1), data[:, j:j + 1]
+    X, Y = np.delete(data, j, axis=1), data[:, j:j + 1]
+    return (X, Y, header[:j] + header[j + 1:], header[j]) if return_names else (X, Y)
