@@ -126,10 +126,21 @@ def test_bad_data_is_refused_before_any_compute(name, X, Y, match):
 
 @pytest.mark.parametrize("content", [b"", b"not a zip", b"PK\x03\x04garbage", os.urandom(256)])
 def test_corrupt_result_files_are_refused_by_name(tmp_path, content):
+    """Results and checkpoints alike: the message names the file and never passes on numpy's advice to
+    load it unsafely (``allow_pickle``)."""
     path = tmp_path / "r.npz"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match="r.npz"):
-        jd.load(path)
+    X, Y = np.arange(40.0).reshape(20, 2), np.arange(20.0) % 3
+    for attempt in (lambda: jd.load(path), lambda: jd.distill(X, Y, m=2, checkpoint=path, progress=False)):
+        with pytest.raises(ValueError, match="r.npz") as exc:
+            attempt()
+        assert not any(w in str(exc.value) for w in ("pickle", "unsafe", "trust"))
+
+
+def test_a_directory_as_checkpoint_says_to_give_a_file(tmp_path):
+    X, Y = np.arange(40.0).reshape(20, 2), np.arange(20.0) % 3
+    with pytest.raises(ValueError, match=r"is a directory; give a file path such as '.*run.ckpt'"):
+        jd.distill(X, Y, m=2, checkpoint=tmp_path, progress=False)
 
 
 CLI_VALUES = ["nan", "inf", "-1", "0", "1.7", "abc", "", "null", "true", "false", "[]", "{}", "1e308", '"5"',

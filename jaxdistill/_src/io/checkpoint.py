@@ -52,6 +52,9 @@ def load_checkpoint(path, template_state, identity: dict):
     foreign, or from another run.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"The checkpoint path {path!r} is a directory; give a file path such as "
+                         f"{os.path.join(path, 'run.ckpt')!r}.")
     try:
         files, meta = read_npz(path, "checkpoint")
     except ValueError as exc:

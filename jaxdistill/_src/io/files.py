@@ -98,7 +98,9 @@ def read_npz(path, what: str) -> tuple[dict[str, np.ndarray], dict]:
         with np.load(path, allow_pickle=False) as z:
             files = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        msg = str(exc).split(" Use allow_pickle")[0].split("load it unsafely")[0].rstrip(" ,;")
+        # numpy takes anything that is neither .npy nor a zip archive for a pickle and says so; jaxdistill
+        # never writes or loads pickles, so do not pass on its advice to load the file unsafely
+        msg = "not an .npz archive" if "pickle" in str(exc) else str(exc).rstrip(" .")
         raise ValueError(f"{path!r} is not a readable {what} file (truncated or corrupt?): {msg}.") from None
     if "__meta__" not in files:
         raise ValueError(f"{path!r} is an .npz file but not a {what} file written by jaxdistill (no __meta__ entry).")
