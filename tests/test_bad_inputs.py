@@ -149,6 +149,36 @@ def test_saved_files_respect_the_umask_and_refuse_odd_targets(rng, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["link.npz", "r.npz"]       # no temporary files left
 
 
+KILLED_WHILE_SAVING = """
+import os, signal, sys
+import jaxdistill as jd
+out = jd.load(sys.argv[1])
+os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)     # killed just before the final rename
+out.save(sys.argv[2])
+"""
+
+
+def test_a_save_killed_before_its_rename_leaves_nothing_behind(rng, tmp_path):
+    """kill -9 between writing the temporary file and renaming it: the target is untouched, and the complete
+    temporary file it leaves is removed by the next save into that folder (not one of a live writer)."""
+    import subprocess
+    import sys
+    X, Y = linear(rng)
+    out = jd.distill(X, Y, m=5, **SMALL)
+    out.save(tmp_path / "r.npz")
+    (tmp_path / "target.npz").write_bytes(b"previous")
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_SAVING, str(tmp_path / "r.npz"),
+                           str(tmp_path / "target.npz")], env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == -9
+    left = [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+    assert len(left) == 1 and (tmp_path / "target.npz").read_bytes() == b"previous"
+    live = tmp_path / left[0].replace(left[0].split("-")[2], str(os.getpid()), 1)   # same name, a live writer
+    live.write_bytes(b"being written")
+    out.save(tmp_path / "other.npz")
+    assert sorted(p for p in os.listdir(tmp_path) if p.endswith(".part")) == [live.name]
+    np.testing.assert_array_equal(jd.load(tmp_path / "other.npz").x, out.x)
+
+
 def test_hand_edited_result_files_are_refused(rng, tmp_path):
     X, Y = linear(rng)
     out = jd.distill(X, Y, m=5, **SMALL)

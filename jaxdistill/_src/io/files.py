@@ -5,6 +5,7 @@ from __future__ import annotations
 import io as _io
 import json
 import os
+import socket
 import stat
 import tempfile
 import zipfile
@@ -48,6 +49,35 @@ def check_writable(path, make_folder: bool = False) -> None:
         raise ValueError(f"Cannot write {path!r}: its folder {folder!r} is not writable. Choose another path.")
 
 
+#: temporary files are named ``.jaxdistill-HOST-PID-xxxx.part``: the writer can be told dead from alive
+_PART_PREFIX = f".jaxdistill-{socket.gethostname().replace('-', '_')}-"
+
+
+def _remove_stale_parts(folder: str) -> None:
+    """Remove temporary files left by writers on this host that were killed mid-write (their process is
+    gone); files of live processes and of other hosts (a shared folder) are left alone."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(_PART_PREFIX) and n.endswith(".part")]
+    except OSError:
+        return
+    for name in names:
+        try:
+            pid = int(name[len(_PART_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        try:
+            os.kill(pid, 0)
+            continue                                  # alive (or not ours to signal): leave it
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename.
 
@@ -57,8 +87,9 @@ def atomic_write_bytes(path, data: bytes) -> None:
     path = os.fspath(path)
     _check_target(path)
     folder = os.path.dirname(os.path.abspath(path))
+    _remove_stale_parts(folder)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".jaxdistill-", suffix=".part", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_PART_PREFIX}{os.getpid()}-", suffix=".part", dir=folder)
     except OSError as exc:
         raise OSError(exc.errno, f"Cannot write {path!r}: {exc.strerror}") from None
     try:
