@@ -86,3 +86,22 @@ def test_distill_same_trajectory_with_scan_and_fast_path(rng):
     b = jd.distill(X, Y, inner_solver=jd.ExactLinearGD(), **kw)
     np.testing.assert_allclose(a.x, b.x, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-9)
+
+
+def test_default_solver_is_the_cheaper_exact_one_and_gives_the_same_run(rng):
+    """For linear models the default picks the doubling path or the scan by their cost; both are exact, so the
+    choice changes the time, never the result (checked against the other solver, given explicitly)."""
+    import flax.linen as nn
+    model = jd.LinearModel()
+    assert isinstance(jd.default_inner_solver(model, 20, 10, 50, 8), jd.ExactLinearGD)       # the demo's shapes
+    assert isinstance(jd.default_inner_solver(model, 1000, 1000, 100, 8), jd.UnrolledGD)      # wide, few steps
+    assert isinstance(jd.default_inner_solver(model, 1000, 1000, 10_000, 1), jd.ExactLinearGD)  # long T
+    assert isinstance(jd.default_inner_solver(jd.FlaxModel(nn.Dense(1))), jd.UnrolledGD)
+    X = rng.normal(size=(80, 12))
+    Y = X @ rng.normal(size=(12, 1))
+    kw = dict(m=12, steps=20, T=2, Q=1, eval_every=10, progress=False)
+    auto = jd.distill(X, Y, **kw)
+    assert isinstance(auto.inner_solver, jd.UnrolledGD)             # 12 × 12, two steps: the scan is cheaper
+    other = jd.distill(X, Y, inner_solver=jd.ExactLinearGD(), **kw)
+    np.testing.assert_allclose(auto.x, other.x, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(auto.history["loss"], other.history["loss"], rtol=1e-10)

@@ -32,10 +32,30 @@ from jaxdistill._src.report.progress import ProgressBar
 from jaxdistill._src.result import DistillOutput
 from jaxdistill._src.version import __version__
 
+#: the scan's thin matrix products (p × m by m × Q·d_out) run at about a fifth of the speed per flop of the
+#: doubling path's square r × r products (measured on 2 CPU cores: benchmarks/results/solver_choice.md)
+SCAN_FLOP_PENALTY = 5.0
 
-def default_inner_solver(model: InnerModel) -> InnerSolver:
-    """The exact T-independent fast path for models linear in θ, the unrolled scan otherwise."""
-    return ExactLinearGD() if model.linear_in_params else UnrolledGD()
+
+def default_inner_solver(model: InnerModel, m: int | None = None, p: int | None = None, T: int | None = None,
+                         q: int = 1, d_out: int = 1) -> InnerSolver:
+    """The cheaper exact inner solver for the shapes given; the unrolled scan for nonlinear models.
+
+    For a model linear in θ both :class:`ExactLinearGD` (closed form by doubling) and :class:`UnrolledGD`
+    (the scan) give the same θ_T and meta-gradient to rounding (tested); their costs differ: about
+    2·⌈log₂ T⌉·r³ flops for the doubling path (r = min(m, p)) against T·Q·d_out·2·m·p for the scan, whose
+    thin products are ``SCAN_FLOP_PENALTY`` times slower per flop. The doubling path wins for small r or
+    long T (every bundled data set at the defaults), the scan for wide problems with few steps (m = p =
+    1000, T = 100: 1.7× faster). Without the shapes: the doubling path.
+    """
+    if not model.linear_in_params:
+        return UnrolledGD()
+    if m is None or p is None or T is None:
+        return ExactLinearGD()
+    r = min(m, p)
+    doubling = 2.0 * max(1, int(T).bit_length()) * float(r) ** 3
+    scan = SCAN_FLOP_PENALTY * float(T) * q * d_out * 2.0 * m * p
+    return UnrolledGD() if scan < doubling else ExactLinearGD()
 
 
 def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int, kind: str = "auto") -> Objective:
@@ -101,8 +121,9 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       key: ``jax.random`` key or integer seed (default 0). The whole run is a function of it.
       config: a :class:`DistillConfig`; ``**overrides`` replace single fields of it.
       model: inner model (default :class:`LinearModel`, identity features, θ₀ = 0; ``theta0_scale`` sets σ).
-      inner_solver: how θ_T is computed (default: the exact fast path :class:`ExactLinearGD` for
-        linear models, the scan :class:`UnrolledGD` otherwise).
+      inner_solver: how θ_T is computed (default :func:`default_inner_solver`: for linear models the
+        cheaper of two exact solvers for these shapes — the closed form :class:`ExactLinearGD`, or the
+        scan :class:`UnrolledGD` for wide problems with few steps; the scan otherwise).
       objective: the outer objective, an :class:`Objective` or a name for ``config.objective``
         (``"auto"``, ``"batch"``, ``"full_data"``) (default :func:`default_objective`: the exact
         :class:`FullDataLoss` over all training rows for linear models, :class:`BatchLoss`, Def. 2.5
@@ -163,19 +184,21 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
                          "initialisation (e.g. LinearModel(feature_map, init_scale=1.0)).")
     if not isinstance(model, InnerModel):
         raise ValueError(f"model must be a jaxdistill InnerModel (LinearModel, FlaxModel, ...), got {model!r}.")
-    inner_solver = default_inner_solver(model) if inner_solver is None else inner_solver
-    if not isinstance(inner_solver, InnerSolver):
+    if inner_solver is not None and not isinstance(inner_solver, InnerSolver):
         raise ValueError(f"inner_solver must be a jaxdistill InnerSolver, got {inner_solver!r}.")
-    inner_solver.check(model)
     if isinstance(objective, str):               # a name: the config's objective setting
         config, objective = config.replace(objective=objective), None
     if objective is not None and not isinstance(objective, Objective):
         raise ValueError(f"objective must be a jaxdistill Objective (BatchLoss, FullDataLoss, ...), got {objective!r}.")
     mesh = sharding.as_mesh(mesh)
-    solver = BilevelSolver(config, inner_solver, make_optimizer(config, optimizer, optimizer_x, optimizer_y,
-                                                                optimizer_eta))
     data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
                    standardize=config.standardize, validation=validation)
+    if inner_solver is None:
+        inner_solver = default_inner_solver(model, config.m, model.num_features(data.d), config.max_T,
+                                            config.max_q, data.d_out)
+    inner_solver.check(model)
+    solver = BilevelSolver(config, inner_solver, make_optimizer(config, optimizer, optimizer_x, optimizer_y,
+                                                                optimizer_eta))
     if objective is None:
         objective = default_objective(model, inner_solver, data.d, config.objective)
     objective.check(model, inner_solver)
