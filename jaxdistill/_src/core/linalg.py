@@ -61,6 +61,58 @@ def default_inner_lr(F: jax.Array, lambda_inner) -> jax.Array:
     return 0.5 * stability_bound(F, lambda_inner)
 
 
+def _lanczos(matvec, v0: jax.Array, k: int):
+    """``k`` Lanczos steps on the symmetric operator ``matvec`` from ``v0`` with full reorthogonalisation:
+    (basis V (k+1, n), diagonal α (k,), off-diagonal β (k,)); β[k−1] is the last residual's norm."""
+    n = v0.shape[0]
+    tiny = jnp.finfo(v0.dtype).tiny
+    V = jnp.zeros((k + 1, n), v0.dtype).at[0].set(v0 / jnp.maximum(jnp.linalg.norm(v0), tiny))
+
+    def body(j, carry):
+        V, alpha, beta = carry
+        w = matvec(V[j])
+        alpha = alpha.at[j].set(jnp.dot(w, V[j]))
+        active = (jnp.arange(k + 1) <= j)[:, None]
+        w = w - jnp.where(active, V, 0.0).T @ (jnp.where(active, V, 0.0) @ w)     # against all earlier vectors
+        b = jnp.linalg.norm(w)
+        V = V.at[j + 1].set(jnp.where(b > tiny * n, w / jnp.maximum(b, tiny), 0.0))
+        return V, alpha, beta.at[j].set(b)
+
+    return jax.lax.fori_loop(0, k, body, (V, jnp.zeros(k, v0.dtype), jnp.zeros(k, v0.dtype)))
+
+
+def _tridiagonal(alpha, beta):
+    return jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
+
+
+def gram_top_eigenpair(F: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(σ²_max, its unit eigenvector) of the smaller Gram matrix of F (FFᵀ if m ≤ p, else FᵀF), exactly."""
+    m, p = F.shape
+    vals, vecs = jnp.linalg.eigh(F @ F.T if m <= p else F.T @ F)
+    return vals[-1], vecs[:, -1]
+
+
+def gram_top_tracked(F: jax.Array, v: jax.Array, iters: int = 8) -> tuple[jax.Array, jax.Array]:
+    """σ²_max of F tracked from a previous estimate: ``iters`` Lanczos steps on the smaller Gram matrix,
+    warm-started at ``v`` (last call's vector), with products F(Fᵀu) or Fᵀ(Fu) — O(iters·m·p), the Gram
+    matrix never formed (an ``eigvalsh`` of it costs O(r³)).
+
+    Returns (θ + ‖r‖, Ritz vector): the top Ritz value θ ≤ σ²_max plus the norm of its residual
+    r = Gs − θs, which puts it at or above the eigenvalue the Ritz pair approximates (Parlett, *The
+    Symmetric Eigenvalue Problem*, Thm 4.5.1) — an upper estimate of σ²_max as long as the pair follows
+    the top eigenvector, which a warm start from the previous top vector does while X̃ moves by small
+    steps. A small fixed component along (1, …, 1) keeps every direction reachable."""
+    m, p = F.shape
+    matvec = (lambda u: F @ (F.T @ u)) if m <= p else (lambda u: F.T @ (F @ u))
+    n = v.shape[0]
+    k = min(iters, n)
+    start = v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(v.dtype).tiny) + 1e-2 / jnp.sqrt(n)
+    V, alpha, beta = _lanczos(matvec, start, k)
+    vals, S = jnp.linalg.eigh(_tridiagonal(alpha, beta))
+    ritz = V[:k].T @ S[:, -1]
+    return vals[-1] + jnp.abs(beta[k - 1] * S[k - 1, -1]), ritz / jnp.linalg.norm(ritz)
+
+
 def hessian_top_eigenvalue(loss, theta, key: jax.Array, iters: int = 20) -> jax.Array:
     """|λ|_max of ∇²loss(θ) (θ any pytree) by ``iters`` Lanczos steps on Hessian-vector products
     (forward-over-reverse, never forming the Hessian; full reorthogonalisation). Lanczos reaches the
@@ -73,23 +125,8 @@ def hessian_top_eigenvalue(loss, theta, key: jax.Array, iters: int = 20) -> jax.
     k = min(iters, n)
     grad = jax.grad(loss)
     hvp = lambda v: ravel_pytree(jax.jvp(grad, (theta,), (unravel(v),))[1])[0]  # noqa: E731
-    v0 = jax.random.normal(key, (n,), flat.dtype)
-    V = jnp.zeros((k + 1, n), flat.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
-    tiny = jnp.finfo(flat.dtype).tiny
-
-    def body(j, carry):
-        V, alpha, beta = carry
-        w = hvp(V[j])
-        alpha = alpha.at[j].set(jnp.dot(w, V[j]))
-        active = (jnp.arange(k + 1) <= j)[:, None]
-        w = w - jnp.where(active, V, 0.0).T @ (jnp.where(active, V, 0.0) @ w)     # against all earlier vectors
-        b = jnp.linalg.norm(w)
-        V = V.at[j + 1].set(jnp.where(b > tiny * n, w / jnp.maximum(b, tiny), 0.0))
-        return V, alpha, beta.at[j].set(b)
-
-    _, alpha, beta = jax.lax.fori_loop(0, k, body, (V, jnp.zeros(k, flat.dtype), jnp.zeros(k, flat.dtype)))
-    tri = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
-    return jnp.max(jnp.abs(jnp.linalg.eigvalsh(tri)))
+    _, alpha, beta = _lanczos(hvp, jax.random.normal(key, (n,), flat.dtype), k)
+    return jnp.max(jnp.abs(jnp.linalg.eigvalsh(_tridiagonal(alpha, beta))))
 
 
 def tree_where(ok, a, b):

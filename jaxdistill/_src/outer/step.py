@@ -23,7 +23,7 @@ import optax
 from jaxdistill._src.core import sharding
 from jaxdistill._src.core.component import Component
 from jaxdistill._src.core.fingerprint import Fingerprinted
-from jaxdistill._src.core.linalg import all_finite, tree_where
+from jaxdistill._src.core.linalg import all_finite, gram_top_eigenpair, gram_top_tracked, tree_where
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.problem import Problem
@@ -40,6 +40,13 @@ class DistillParams(NamedTuple):
     eta: jax.Array
 
 
+#: the stability bound is tracked (``DistillConfig.exact_bound_every``) only from this r = min(m, p) on: below,
+#: an exact eigh costs about as much as the Lanczos steps (benchmarks/results/bound_tracking.md)
+TRACK_MIN_RANK = 256
+#: Lanczos steps per tracked bound (each one product with F and one with Fᵀ)
+TRACK_LANCZOS_STEPS = 8
+
+
 class DistillState(NamedTuple):
     """Carry of the outer loop."""
 
@@ -52,6 +59,7 @@ class DistillState(NamedTuple):
     failed: jax.Array     # MAX_BAD_STEPS non-finite steps in a row: the run gave up (bool)
     bound: jax.Array      # stability bound for the current X̃ (NaN where none applies, see BilevelSolver.bound)
     bad_steps: jax.Array  # non-finite steps in a row so far (int32); each halves η̃ and retries
+    bound_vec: jax.Array  # top eigenvector of the Gram matrix where the bound is tracked, else shape (0,)
 
 
 class StepMetrics(NamedTuple):
@@ -131,13 +139,38 @@ class BilevelSolver(Component):
             return jnp.asarray(jnp.nan, x.dtype)
         return model.gd_stability_bound(model.featurize(x), y, problem.lambda_inner)
 
+    def tracks_bound(self, problem: Problem, x: jax.Array) -> bool:
+        """Whether the bound is tracked between exact refreshes (``config.exact_bound_every``): plain GD on a
+        model linear in θ with r = min(m, p) ≥ ``TRACK_MIN_RANK`` (static: decided by shapes)."""
+        if self.config.exact_bound_every <= 1 or not problem.model.linear_in_params or not self.inner_solver.plain_gd:
+            return False
+        p = problem.model.num_features(x.shape[1], x.dtype)
+        return min(x.shape[0], p) >= TRACK_MIN_RANK
+
+    def bound_state(self, problem: Problem, x, y, vec=None, step=None):
+        """(stability bound, tracking vector) for X̃ = x. Exact where the bound is not tracked (vector of
+        shape (0,)); where it is, exact at the start and every ``exact_bound_every`` steps, else tracked from
+        ``vec`` by :func:`gram_top_tracked` (an upper estimate of σ²_max, so a bound at or below the exact one
+        while the tracking holds; ``benchmarks/results/bound_tracking.md`` measures how close)."""
+        if not self.tracks_bound(problem, x):
+            return self.bound(problem, x, y), jnp.zeros((0,), x.dtype)
+        F = jax.lax.stop_gradient(problem.model.featurize(x))
+        if vec is None:
+            top, vec = gram_top_eigenpair(F)
+        else:
+            top, vec = jax.lax.cond(step % self.config.exact_bound_every == 0, lambda: gram_top_eigenpair(F),
+                                    lambda: gram_top_tracked(F, vec, TRACK_LANCZOS_STEPS))
+        m = F.shape[0]
+        return (2.0 * m / (top + m * problem.lambda_inner)).astype(x.dtype), vec
+
     def init(self, problem: Problem, params: DistillParams) -> DistillState:
         """The initial outer-loop state for initial parameters (pure; jit-able)."""
+        bound, vec = self.bound_state(problem, params.x, params.y)
         return DistillState(
             params=params, opt_state=self.opt.init(params), q=jnp.asarray(self.config.Q, jnp.int32),
             prev_loss=jnp.asarray(jnp.inf, params.x.dtype), step=jnp.asarray(0, jnp.int32),
             eta_min=self.config.eta_floor * params.eta, failed=jnp.asarray(False),
-            bound=self.bound(problem, params.x, params.y), bad_steps=jnp.asarray(0, jnp.int32))
+            bound=bound, bad_steps=jnp.asarray(0, jnp.int32), bound_vec=vec)
 
     # ------------------------------------------------------------------ losses
     def outer_loss(self, problem: Problem, params: DistillParams, XB, YB, theta0s, mask, num_steps):
@@ -205,7 +238,8 @@ class BilevelSolver(Component):
         else:
             updates, opt_state = self.opt.update(grads, state.opt_state, p)
         new = optax.apply_updates(p, updates)
-        new_bound = self.bound(problem, new.x, new.y)  # carried in the state: next step's ratio reuses it
+        # carried in the state: next step's ratio reuses it
+        new_bound, new_vec = self.bound_state(problem, new.x, new.y, state.bound_vec, s)
         new = new._replace(eta=self._project_eta(problem, new.eta, state.eta_min, new_bound))
         finite = jnp.isfinite(loss) & all_finite(grads) & all_finite(new)
 
@@ -223,7 +257,7 @@ class BilevelSolver(Component):
             q=jnp.where(finite, q, state.q),
             prev_loss=jnp.where(finite, loss, state.prev_loss), step=jnp.where(finite, s, state.step),
             eta_min=state.eta_min, failed=bad >= MAX_BAD_STEPS, bound=jnp.where(finite, new_bound, state.bound),
-            bad_steps=bad)
+            bad_steps=bad, bound_vec=jnp.where(finite, new_vec, state.bound_vec))
         metrics = StepMetrics(loss, data_loss, state.q, jnp.asarray(num_steps, jnp.int32), p.eta,
                               p.eta / state.bound, finite)
         return new_state, metrics

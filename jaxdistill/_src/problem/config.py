@@ -106,6 +106,11 @@ class DistillConfig:
         mean, which keeps step sizes independent of Q.
       q_schedule, t_schedule: the appendix A.7 refinements, or ``None``.
       eta_floor: η̃ is kept ≥ eta_floor · η̃₀ so it stays positive.
+      exact_bound_every: where the stability bound of Lemma 2.4 is costly (models linear in θ with
+        r = min(m, p) ≥ 256: an ``eigh`` of an r × r matrix, O(r³), every step), it is computed exactly
+        every this many outer steps and tracked in between by 8 Lanczos steps warm-started at the last top
+        eigenvector, O(m·p) (``core.linalg.gram_top_tracked``). 1: exact every step. Smaller problems
+        are exact every step whatever this says.
       eta_cap: for models linear in θ, η̃ is kept ≤ eta_cap × the stability bound of Lemma 2.4 of
         the current X̃ after each update (``None``: no cap; the run may then cross the bound and
         diverge, which is reported).
@@ -152,6 +157,7 @@ class DistillConfig:
     t_schedule: TSchedule | None = _static(None)
     eta_floor: float = _static(1e-3)
     eta_cap: float | None = _static(0.9)
+    exact_bound_every: int = _static(16)
     standardize: bool = _static(True)
     validation_fraction: float = _static(0.1)
     eval_every: int = _static(50)
@@ -166,7 +172,8 @@ class DistillConfig:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass, normalise in place
-        for name, lo in (("m", 1), ("steps", 1), ("T", 1), ("Q", 1), ("batch_size", 1), ("eval_every", 1)):
+        for name, lo in (("m", 1), ("steps", 1), ("T", 1), ("Q", 1), ("batch_size", 1), ("eval_every", 1),
+                         ("exact_bound_every", 1)):
             set_(name, check_int(name, getattr(self, name), lo))
         if self.inner_lr is not None:
             set_("inner_lr", check_float("inner_lr", self.inner_lr, positive=True))
