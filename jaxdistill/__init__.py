@@ -44,6 +44,7 @@ from jaxdistill._src.outer.step import make_optimizer as make_optimizer
 from jaxdistill._src.outer.stopping import STATUSES as STATUSES
 from jaxdistill._src.outer.stopping import SUCCESS as SUCCESS
 from jaxdistill._src.problem.config import DistillConfig as DistillConfig
+from jaxdistill._src.problem.config import ModelPool as ModelPool
 from jaxdistill._src.problem.config import QSchedule as QSchedule
 from jaxdistill._src.problem.config import TSchedule as TSchedule
 from jaxdistill._src.problem.config import paper_a7 as paper_a7

@@ -43,7 +43,7 @@ def _verdict(build, attr, v, names):
     except Exception as exc:  # noqa: BLE001 - every other exception is a defect here
         return f"{type(exc).__name__}: {str(exc)[:120]}"
     got = getattr(obj, attr)
-    if isinstance(v, dict) and attr in ("q_schedule", "t_schedule"):   # a dict of the schedule's settings
+    if isinstance(v, dict) and attr in ("q_schedule", "t_schedule", "model_pool"):   # a dict of its settings
         return None
     return None if _kept(got, v) else f"accepted as {got!r}"
 
@@ -186,7 +186,7 @@ def test_every_cli_override_is_refused_or_kept(tmp_path, capsys):
                     value = raw
                 if name in ("output", "checkpoint") and value in (None, ""):      # null / empty: the default
                     value = {"output": "e.npz", "checkpoint": "e.npz.ckpt"}[name]
-                if name not in ("q_schedule", "t_schedule") and not _kept(where.get(name), value):
+                if name not in ("q_schedule", "t_schedule", "model_pool") and not _kept(where.get(name), value):
                     failures.append(f"--set {key}={raw}: accepted as {where.get(name)!r}")
             else:
                 failures.append(f"--set {key}={raw}: exit code {code}")

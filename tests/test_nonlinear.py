@@ -181,3 +181,70 @@ def test_nonlinear_runs_respect_the_bound_and_never_succeed_with_nan_predictions
     wild = jd.distill(X, Y, m=8, steps=30, T=20, eval_every=15, progress=False, eta_cap=None,
                       optimizer_eta=optax.sgd(1e4), inner_solver=jd.UnrolledGD())
     assert not wild.ok and wild.status in ("nonfinite", "diverged")
+
+
+# ---------------------------------------------------------------- model pool (FRePo)
+def test_model_pool_starts_from_its_members_and_trains_them_on(rng):
+    """One outer step by hand (numpy, a plain GD loop) against BilevelSolver.step with a pool: the meta-gradient
+    starts from the chosen members; after the update they are trained `advance` more GD steps on the updated set,
+    and a member reaching `max_age` is replaced by a fresh draw with age 0."""
+    m, d, T, lam, eta = 5, 3, 4, 1e-3, 0.1
+    pool_cfg = jd.ModelPool(size=6, advance=3, max_age=4)
+    cfg = jd.DistillConfig(m=m, steps=1, T=T, Q=2, batch_size=12, lambda_inner=lam, model_pool=pool_cfg,
+                           outer_optimizer="sgd", lr_x=0.1, lr_y=0.1, lr_eta=0.0, eta_cap=None)
+    model = jd.LinearModel(init_scale=1.0)
+    solver = jd.BilevelSolver(cfg, jd.UnrolledGD(), jd.make_optimizer(cfg))
+    problem = jd.Problem(model, lam, 1e-3)
+    Xt, Yt = rng.normal(size=(m, d)), rng.normal(size=(m, 1))
+    XB = rng.normal(size=(12, d))
+    YB = XB @ rng.normal(size=(d, 1))
+    state = solver.init(problem, jd.DistillParams(jnp.asarray(Xt), jnp.asarray(Yt), jnp.asarray(eta)),
+                        jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(state.pool_age, [0, 0, 1, 2, 2, 3])            # ages spread over [0, max_age)
+    new, _ = jax.jit(lambda st: solver.step(problem, st, jnp.asarray(XB), jnp.asarray(YB), jax.random.PRNGKey(2)))(
+        state)
+    pool0, pool1 = np.asarray(state.pool), np.asarray(new.pool)
+    moved = [i for i in range(6) if not np.array_equal(pool0[i], pool1[i])]
+    assert len(moved) == 2 and all(new.pool_age[i] != state.pool_age[i] for i in moved)
+
+    def gd(theta, X, Y, steps):
+        for _ in range(steps):
+            theta = theta - eta * (X.T @ (X @ theta - Y) / m + lam * theta)
+        return theta
+
+    def outer(X, Y, starts):                           # the data term of the outer loss, mean over the Q members
+        return np.mean([0.5 * np.mean((XB @ gd(th, X, Y, T) - YB) ** 2) for th in starts])
+
+    # the meta-gradient from the two moved members (central differences), then plain SGD with the λ_O penalty
+    h, starts = 1e-6, [pool0[i] for i in moved]
+    grad = np.zeros_like(Xt)
+    for idx in np.ndindex(*Xt.shape):
+        e = np.zeros_like(Xt)
+        e[idx] = h
+        grad[idx] = (outer(Xt + e, Yt, starts) - outer(Xt - e, Yt, starts)) / (2 * h)
+    x_new = Xt - 0.1 * (grad + 1e-3 * Xt)
+    np.testing.assert_allclose(new.params.x, x_new, rtol=1e-6, atol=1e-9)
+    for i in moved:
+        if state.pool_age[i] + 3 >= 4:                     # reached max_age: a fresh draw, age 0
+            assert new.pool_age[i] == 0
+        else:
+            np.testing.assert_allclose(pool1[i], gd(pool0[i], np.asarray(new.params.x), np.asarray(new.params.y), 3),
+                                       rtol=1e-10)
+            assert new.pool_age[i] == state.pool_age[i] + 3
+
+
+def test_model_pool_runs_resume_exactly_and_are_refused_where_meaningless(rng, tmp_path, run_interrupted):
+    X = rng.normal(size=(120, 3))
+    Y = np.sin(X[:, :1]) + 0.1 * rng.normal(size=(120, 1))
+    kw = dict(m=6, steps=40, T=5, Q=2, eval_every=10, progress=False, model=jd.LinearModel(init_scale=1.0),
+              model_pool={"size": 4, "max_age": 12})
+    full = jd.distill(X, Y, **kw)
+    assert full.config.model_pool == jd.ModelPool(size=4, max_age=12)
+    run_interrupted(2, lambda: jd.distill(X, Y, checkpoint=tmp_path / "c", **kw))
+    resumed = jd.distill(X, Y, checkpoint=tmp_path / "c", **kw)           # the pool is part of the checkpoint
+    np.testing.assert_array_equal(resumed.x, full.x)
+    np.testing.assert_array_equal(resumed.history["loss"], full.history["loss"])
+    with pytest.raises(ValueError, match="model_pool.size .* must be >= the 8 initialisations"):
+        jd.distill(X, Y, m=6, model_pool=jd.ModelPool(size=4))
+    with pytest.raises(ValueError, match="KernelRidge has no θ₀ to keep in a pool"):
+        jd.distill(X, Y, m=6, model_pool=jd.ModelPool(), inner_solver=jd.KernelRidge())

@@ -197,6 +197,9 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
         inner_solver = default_inner_solver(model, config.m, model.num_features(data.d), config.max_T,
                                             config.max_q, data.d_out)
     inner_solver.check(model)
+    if config.model_pool is not None and not inner_solver.uses_theta0:
+        raise ValueError(f"model_pool needs an inner solver that trains from θ₀ (UnrolledGD, ExactLinearGD); "
+                         f"{type(inner_solver).__name__} has no θ₀ to keep in a pool. Set model_pool=None.")
     solver = BilevelSolver(config, inner_solver, make_optimizer(config, optimizer, optimizer_x, optimizer_y,
                                                                 optimizer_eta))
     if objective is None:

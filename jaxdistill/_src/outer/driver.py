@@ -70,13 +70,13 @@ def _draw_indices(run_key, start, n_train, chunk: int, b: int):
 
 
 @partial(jax.jit, static_argnames=("mesh",))
-def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0, mesh=None):
+def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0, key, mesh=None):
     """Initial state; where ``eta0`` is negative (``inner_lr=None``) η̃₀ = half the stability bound, or
     ``DEFAULT_ETA`` where no bound applies (inner optimizers other than GD)."""
     TRACES["init"] += 1
     bound = solver.bound(problem, x0, y0)
     eta = jnp.where(eta0 < 0, jnp.where(jnp.isnan(bound), DEFAULT_ETA, 0.5 * bound), eta0).astype(x0.dtype)
-    return sharding.replicated((solver.init(problem, DistillParams(x0, y0, eta)), bound), mesh)
+    return sharding.replicated((solver.init(problem, DistillParams(x0, y0, eta), key), bound), mesh)
 
 
 @partial(jax.jit, static_argnames=("mesh",))
@@ -124,7 +124,9 @@ def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key
         y0 = cfg.init_std * jax.random.normal(ky, (cfg.m, data.d_out), data.dtype)
     eta0 = cfg.inner_lr if cfg.inner_lr is not None else -1.0   # not NaN: processes compare what they place
     put = partial(sharding.put_replicated, mesh=mesh)
-    state, bound = _init(put(solver), put(problem), put(x0), put(y0), put(jnp.asarray(eta0, data.dtype)), mesh)
+    k_pool = jax.random.fold_in(key, 7)                 # the model pool's initial members (if any)
+    state, bound = _init(put(solver), put(problem), put(x0), put(y0), put(jnp.asarray(eta0, data.dtype)),
+                         put(k_pool), mesh)
     if cfg.inner_lr is not None and solver.inner_solver.uses_eta and cfg.inner_lr >= float(bound):
         b = float(bound)
         which = ("the stability bound of Lemma 2.4, η̃ < 2m/(σ²_max + mλ_I)" if problem.model.linear_in_params else

@@ -60,6 +60,8 @@ class DistillState(NamedTuple):
     bound: jax.Array      # stability bound for the current X̃ (NaN where none applies, see BilevelSolver.bound)
     bad_steps: jax.Array  # non-finite steps in a row so far (int32); each halves η̃ and retries
     bound_vec: jax.Array  # top eigenvector of the Gram matrix where the bound is tracked, else shape (0,)
+    pool: object = None   # config.model_pool: the pool's parameter vectors, stacked on axis 0 (else None)
+    pool_age: object = None  # inner steps each pool member has been trained (int32, (size,)), else None
 
 
 class StepMetrics(NamedTuple):
@@ -163,14 +165,39 @@ class BilevelSolver(Component):
         m = F.shape[0]
         return (2.0 * m / (top + m * problem.lambda_inner)).astype(x.dtype), vec
 
-    def init(self, problem: Problem, params: DistillParams) -> DistillState:
-        """The initial outer-loop state for initial parameters (pure; jit-able)."""
+    def init(self, problem: Problem, params: DistillParams, key: jax.Array | None = None) -> DistillState:
+        """The initial outer-loop state for initial parameters (pure; jit-able). ``key`` draws the model
+        pool's members (needed only with ``config.model_pool``)."""
         bound, vec = self.bound_state(problem, params.x, params.y)
+        pool = age = None
+        if self.config.model_pool is not None:
+            if key is None:
+                raise ValueError("A model pool needs a key for its initial members: init(problem, params, key).")
+            mp, model = self.config.model_pool, problem.model
+            pool = model.sample_init(key, model.featurize(params.x), params.y.shape[1], mp.size)
+            age = (jnp.arange(mp.size) * mp.max_age // mp.size).astype(jnp.int32)   # resets spread over time
         return DistillState(
             params=params, opt_state=self.opt.init(params), q=jnp.asarray(self.config.Q, jnp.int32),
             prev_loss=jnp.asarray(jnp.inf, params.x.dtype), step=jnp.asarray(0, jnp.int32),
             eta_min=self.config.eta_floor * params.eta, failed=jnp.asarray(False),
-            bound=bound, bad_steps=jnp.asarray(0, jnp.int32), bound_vec=vec)
+            bound=bound, bad_steps=jnp.asarray(0, jnp.int32), bound_vec=vec, pool=pool, pool_age=age)
+
+    def _advance_pool(self, problem: Problem, state: DistillState, idx, new: DistillParams, key):
+        """The members ``idx`` trained ``advance`` more inner steps on the updated set (no gradient); those
+        that reach ``max_age`` replaced by fresh draws. Returns (pool, ages)."""
+        mp, model = self.config.model_pool, problem.model
+        new = jax.lax.stop_gradient(new)
+        F = model.featurize(new.x)
+        chosen = jax.tree_util.tree_map(lambda a: a[idx], state.pool)
+        trained = self.inner_solver.solve(model, F, new.y, new.eta, problem.lambda_inner, chosen, mp.advance,
+                                          mp.advance).thetas
+        age = state.pool_age[idx] + mp.advance
+        fresh = model.sample_init(key, F, new.y.shape[1], idx.shape[0])
+        old = age >= mp.max_age
+        trained = jax.tree_util.tree_map(
+            lambda t, f: jnp.where(old.reshape((-1,) + (1,) * (t.ndim - 1)), f, t), trained, fresh)
+        pool = jax.tree_util.tree_map(lambda P, t: P.at[idx].set(t.astype(P.dtype)), state.pool, trained)
+        return pool, state.pool_age.at[idx].set(jnp.where(old, 0, age))
 
     # ------------------------------------------------------------------ losses
     def outer_loss(self, problem: Problem, params: DistillParams, XB, YB, theta0s, mask, num_steps):
@@ -220,7 +247,12 @@ class BilevelSolver(Component):
         p = state.params
         s = state.step + 1
         _, k_theta = jax.random.split(jax.random.fold_in(run_key, s))
-        theta0s = problem.model.sample_init(k_theta, problem.model.featurize(p.x[:1]), YB.shape[-1], cfg.max_q)
+        if cfg.model_pool is None:
+            theta0s = problem.model.sample_init(k_theta, problem.model.featurize(p.x[:1]), YB.shape[-1], cfg.max_q)
+        else:                                   # FRePo: start from Q members of the pool of partly trained models
+            pool_idx = jax.random.choice(jax.random.fold_in(k_theta, 2), cfg.model_pool.size, (cfg.max_q,),
+                                         replace=False)
+            theta0s = jax.tree_util.tree_map(lambda a: a[pool_idx], state.pool)
         theta0s = sharding.split_leading(theta0s, mesh, sharding.Q_AXIS)
         if problem.objective.needs_batch:
             XB, YB = sharding.split_leading((XB, YB), mesh, sharding.BATCH_AXIS)
@@ -248,6 +280,11 @@ class BilevelSolver(Component):
             grew = loss >= cfg.q_schedule.threshold * state.prev_loss
             q = jnp.where(grew, jnp.minimum(q + 1, cfg.q_schedule.max_q), q)
 
+        pool, pool_age = state.pool, state.pool_age
+        if cfg.model_pool is not None:
+            pool, pool_age = self._advance_pool(problem, state, pool_idx, new, jax.random.fold_in(k_theta, 3))
+            pool, pool_age = tree_where(finite, (pool, pool_age), (state.pool, state.pool_age))
+
         bad = jnp.where(finite, 0, state.bad_steps + 1)
         # a non-finite step is retried with half the inner learning rate (the usual cause: η̃ past the edge
         # of stability of a nonlinear inner loss, which the local bound at θ₀ cannot foresee)
@@ -257,7 +294,7 @@ class BilevelSolver(Component):
             q=jnp.where(finite, q, state.q),
             prev_loss=jnp.where(finite, loss, state.prev_loss), step=jnp.where(finite, s, state.step),
             eta_min=state.eta_min, failed=bad >= MAX_BAD_STEPS, bound=jnp.where(finite, new_bound, state.bound),
-            bad_steps=bad, bound_vec=jnp.where(finite, new_vec, state.bound_vec))
+            bad_steps=bad, bound_vec=jnp.where(finite, new_vec, state.bound_vec), pool=pool, pool_age=pool_age)
         metrics = StepMetrics(loss, data_loss, state.q, jnp.asarray(num_steps, jnp.int32), p.eta,
                               p.eta / state.bound, finite)
         return new_state, metrics

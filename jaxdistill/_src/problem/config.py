@@ -72,6 +72,29 @@ class TSchedule:
         return T + inc.astype(jnp.int32)
 
 
+@struct.dataclass
+class ModelPool:
+    """A pool of partially trained inner models (FRePo, Zhou et al., NeurIPS 2022, "model pool").
+
+    Instead of starting the T inner steps of every outer step from fresh draws θ₀ ~ p(θ₀), each outer step
+    starts them from Q members of a pool of ``size`` parameter vectors; after the outer update those Q
+    members are trained ``advance`` more inner GD steps on the updated distilled set (no gradient flows
+    through this), and a member that has been trained ``max_age`` steps is replaced by a fresh draw. The
+    distilled set is thus fitted to models at every stage of training up to ``max_age`` + T steps, while
+    each meta-gradient still unrolls only T steps. Initial ages are spread over [0, max_age) so that resets
+    do not come all at once. Evaluation is unchanged: T steps from fresh θ₀.
+    """
+
+    size: int = _static(16)
+    advance: int = _static(1)
+    max_age: int = _static(100)
+
+    def __post_init__(self):
+        object.__setattr__(self, "size", check_int("model_pool.size", self.size, 1))
+        object.__setattr__(self, "advance", check_int("model_pool.advance", self.advance, 1))
+        object.__setattr__(self, "max_age", check_int("model_pool.max_age", self.max_age, 1))
+
+
 _INITS = ("real", "random")
 _REDUCTIONS = ("mean", "sum")
 _OBJECTIVES = ("auto", "batch", "full_data")
@@ -105,6 +128,8 @@ class DistillConfig:
       reduction: ``"sum"`` takes the meta-gradient of Σ_q L^(q) as in eq. (7); ``"mean"`` of its
         mean, which keeps step sizes independent of Q.
       q_schedule, t_schedule: the appendix A.7 refinements, or ``None``.
+      model_pool: a :class:`ModelPool` (or a dict of its entries): start the inner runs from a pool of
+        partially trained models instead of fresh θ₀ draws (FRePo); ``None`` (default): fresh draws.
       eta_floor: η̃ is kept ≥ eta_floor · η̃₀ so it stays positive.
       exact_bound_every: where the stability bound of Lemma 2.4 is costly (models linear in θ with
         r = min(m, p) ≥ 256: an ``eigh`` of an r × r matrix, O(r³), every step), it is computed exactly
@@ -155,6 +180,7 @@ class DistillConfig:
     reduction: str = _static("mean")
     q_schedule: QSchedule | None = _static(None)
     t_schedule: TSchedule | None = _static(None)
+    model_pool: ModelPool | None = _static(None)
     eta_floor: float = _static(1e-3)
     eta_cap: float | None = _static(0.9)
     exact_bound_every: int = _static(16)
@@ -209,7 +235,7 @@ class DistillConfig:
         set_("divergence_factor", check_float("divergence_factor", self.divergence_factor, positive=True))
         if not self.divergence_factor > 1:
             raise ValueError(f"divergence_factor must be > 1, got {self.divergence_factor}.")
-        for name, cls in (("q_schedule", QSchedule), ("t_schedule", TSchedule)):
+        for name, cls in (("q_schedule", QSchedule), ("t_schedule", TSchedule), ("model_pool", ModelPool)):
             v = getattr(self, name)
             if isinstance(v, dict):
                 try:
@@ -221,6 +247,9 @@ class DistillConfig:
                 raise ValueError(f"{name} must be a {cls.__name__}, a dict of its entries, or None; got {v!r}.")
         if self.q_schedule is not None and self.q_schedule.max_q < self.Q:
             raise ValueError(f"q_schedule.max_q ({self.q_schedule.max_q}) must be >= Q ({self.Q}).")
+        if self.model_pool is not None and self.model_pool.size < self.max_q:
+            raise ValueError(f"model_pool.size ({self.model_pool.size}) must be >= the {self.max_q} initialisations "
+                             "drawn per step (Q, or q_schedule.max_q): each step starts from that many members.")
 
     @property
     def max_q(self) -> int:
@@ -238,7 +267,7 @@ class DistillConfig:
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, (QSchedule, TSchedule)):
+            if isinstance(v, (QSchedule, TSchedule, ModelPool)):
                 v = {g.name: getattr(v, g.name) for g in dataclasses.fields(v)}
             out[f.name] = v
         return out
