@@ -36,7 +36,7 @@ from jaxdistill import datasets  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results")
 SETS = ("diabetes", "digits", "randhie", "fair", "co2", "sunspots", "autompg")
-OLD = dict(steps=1000, lr_x=0.2, lr_y=0.2, outer_optimizer="sgd", objective="batch", patience=None,
+OLD = dict(steps=1000, lr_x=0.2, lr_y=0.2, outer_optimizer="sgd", objective="batch", batch_size=128, patience=None,
            restore_best=False)
 
 

@@ -111,7 +111,11 @@ class DistillConfig:
       steps: S, number of outer (distillation) steps.
       T: inner gradient-descent steps per initialisation (initial T when ``t_schedule`` is set).
       Q: initialisations θ₀ ~ p(θ₀) per outer step (initial q when ``q_schedule`` is set).
-      batch_size: b, real pairs per outer step (capped at the number of training rows).
+      batch_size: b, real pairs per outer step (capped at the number of training rows). The default 2048
+        makes every data set of up to 2048 training rows one full batch — the exact training objective, no
+        sampling noise. For an MLP (``benchmarks/results/nonlinear.md``) this lifted held-out R² on diabetes
+        from 0.454 / 0.457 (b = 128) to 0.492 / 0.493 at m = 20 / 50, at the same step time. Models linear in
+        θ use the exact full-data objective whatever b is.
       inner_lr: η̃₀. ``None`` picks half the stability bound of Lemma 2.4 for the initial distilled
         set (linear models) or 0.01 (other models).
       lr_x, lr_y, lr_eta: α_x, α_y, α_η, step sizes on X̃, Ỹ, η̃ (used when no optax optimizer is
@@ -168,7 +172,7 @@ class DistillConfig:
     steps: int = _static(5000)
     T: int = _static(50)
     Q: int = _static(8)
-    batch_size: int = _static(128)
+    batch_size: int = _static(2048)
     inner_lr: float | None = _static(None)
     lr_x: float = _static(0.01)
     lr_y: float = _static(0.01)
