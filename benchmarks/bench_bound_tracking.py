@@ -13,9 +13,7 @@ Below r = 256 the bound is exact every step whatever the setting (``TRACK_MIN_RA
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -25,9 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _results as results  # noqa: E402
+
 import jaxdistill as jd  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(__file__), "results")
 N, B, STEPS = 4000, 64, 64
 
 
@@ -63,9 +63,7 @@ def run(r, T, every):
 
 def main():
     if "--md-only" in sys.argv:                  # rewrite the table from the committed JSON (no measuring)
-        with open(os.path.join(OUT, "bound_tracking.json")) as f:
-            saved = json.load(f)
-        return write(saved["rows"], saved["environment"])
+        return write(*results.load("bound_tracking"))
     rows = []
     for r in (128, 256, 512, 1000):
         for T in (5, 50):
@@ -77,11 +75,7 @@ def main():
             print(f"r {r:5d} T {T:3d}: exact every step {exact_ms:8.2f} ms, tracked {tracked_ms:8.2f} ms "
                   f"({exact_ms / tracked_ms:.1f}×), tracked/exact bound {row['ratio_min']:.4f} … "
                   f"{row['ratio_max']:.4f}", flush=True)
-    env = f"{platform.platform()}, {os.cpu_count()} CPUs, JAX {jax.__version__} ({jax.default_backend()}), float32"
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "bound_tracking.json"), "w") as f:
-        json.dump({"environment": env, "rows": rows}, f, indent=1)
-    write(rows, env)
+    write(rows, results.environment("float32"))
 
 
 def write(rows, env):
@@ -107,9 +101,7 @@ def write(rows, env):
               "- the exact bound: float64 eigvalsh of the same X̃, outside the run; `exact every step` runs show "
               "float32 rounding only (max ratio "
               f"{max(r['exact_ratio_max'] for r in rows):.7f})."]
-    with open(os.path.join(OUT, "bound_tracking.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    results.save("bound_tracking", env, rows, lines)
 
 
 if __name__ == "__main__":

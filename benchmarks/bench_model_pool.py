@@ -18,9 +18,7 @@ question: does the pool give sets that train well for longer than T, at the cost
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -32,10 +30,12 @@ import numpy as np
 from sklearn.datasets import make_friedman1
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _results as results  # noqa: E402
+
 import jaxdistill as jd  # noqa: E402
 from jaxdistill import datasets  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(__file__), "results")
 M, STEPS, NS = 20, 600, (10, 100, 300)
 RUNS = {"T = 10": dict(T=10), "T = 10 + pool": dict(T=10, model_pool=jd.ModelPool(size=16, advance=1, max_age=100)),
         "T = 100": dict(T=100)}
@@ -68,9 +68,7 @@ def r2_after(out, N, Xte, Yte):
 
 def main():
     if "--md-only" in sys.argv:                  # rewrite the table from the committed JSON (no measuring)
-        with open(os.path.join(OUT, "model_pool.json")) as f:
-            saved = json.load(f)
-        return write(saved["rows"], saved["environment"])
+        return write(*results.load("model_pool"))
     rows = []
     for name in ("sunspots", "friedman1"):
         X, Y, ts = load(name)
@@ -91,11 +89,7 @@ def main():
             rows.append(row)
             print(f"{name:9s} {label:14s} {out.status:8s} {row['ms_per_step']:7.2f} ms/step  η̃ {out.inner_lr:.3g}  "
                   + "  ".join(f"R²@{N} {row[f'r2_{N}']:.3f}" for N in NS), flush=True)
-    env = f"{platform.platform()}, {os.cpu_count()} CPUs, JAX {jax.__version__} ({jax.default_backend()})"
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "model_pool.json"), "w") as f:
-        json.dump({"environment": env, "rows": rows}, f, indent=1)
-    write(rows, env)
+    write(rows, results.environment())
 
 
 def write(rows, env):
@@ -123,9 +117,7 @@ def write(rows, env):
               "set already trains well for longer (Friedman #1) it buys nothing. The pool also lowers the learned "
               "η̃ (it must suit models at every stage of training). Not measured: equal wall time (the long "
               "unroll's step is ~7× dearer; the short runs could take ~7× more steps)."]
-    with open(os.path.join(OUT, "model_pool.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    results.save("model_pool", env, rows, lines)
 
 
 if __name__ == "__main__":

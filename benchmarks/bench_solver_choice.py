@@ -12,19 +12,16 @@ which is the same for both.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-import jax  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _results as results  # noqa: E402
 from bench_outer_step import jax_step_timer  # noqa: E402
 
 import jaxdistill as jd  # noqa: E402
-
-OUT = os.path.join(os.path.dirname(__file__), "results")
 
 
 def main():
@@ -41,11 +38,7 @@ def main():
                 rows.append(row)
                 print(f"m = p = {r:4d}  T {T:4d}  Q {q}:  scan {row['scan_ms']:8.2f} ms  exact {row['exact_ms']:8.2f}"
                       f" ms  picks {pick:13s} ({row['picked_over_best']:.2f}× the faster)", flush=True)
-    env = f"{platform.platform()}, {os.cpu_count()} CPUs, JAX {jax.__version__} ({jax.default_backend()}), float32"
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "solver_choice.json"), "w") as f:
-        json.dump({"environment": env, "rule": "scan if SCAN_FLOP_PENALTY·T·Q·d_out·2mp < 2⌈log2 T⌉·min(m,p)³",
-                   "scan_flop_penalty": jd._src.api.SCAN_FLOP_PENALTY, "rows": rows}, f, indent=1)
+    env = results.environment("float32")
     ratios = [r["picked_over_best"] for r in rows]
     slow = [r for r in rows if r["picked_over_best"] > 1.25]
     exact_only = [max(r["exact_ms"], 1e-9) / min(r["scan_ms"], r["exact_ms"]) for r in rows]
@@ -65,9 +58,8 @@ def main():
               "- the rule: scan when SCAN_FLOP_PENALTY · T · Q · d_out · 2mp < 2⌈log₂ T⌉ · min(m, p)³, "
               f"SCAN_FLOP_PENALTY = {jd._src.api.SCAN_FLOP_PENALTY:g} (the scan's thin products are slower per flop "
               "than the doubling path's square ones)."]
-    with open(os.path.join(OUT, "solver_choice.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    results.save("solver_choice", env, rows, lines, scan_flop_penalty=jd._src.api.SCAN_FLOP_PENALTY,
+                 rule="scan if SCAN_FLOP_PENALTY·T·Q·d_out·2mp < 2⌈log2 T⌉·min(m,p)³")
 
 
 if __name__ == "__main__":

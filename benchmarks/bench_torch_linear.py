@@ -24,9 +24,7 @@ PyTorch: the same number of steps); the held-out test R² of each distilled set 
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,8 +33,9 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _results as results  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(__file__), "results")
 SETS = ("diabetes", "digits", "randhie", "fair", "co2", "sunspots")
 M, T, LAM_I, LAM_O, LR = 20, 50, 1e-3, 1e-3, 0.01
 
@@ -126,7 +125,6 @@ def one(name):
 
 
 def main():
-    import jax
     import torch
     rows = []
     for name in SETS:
@@ -135,11 +133,7 @@ def main():
         print(f"{name:9s} n {r['n']:6d}  steps {r['steps']:5d}  ms/step jd {r['jd_ms_per_step']:.3f} "
               f"torch {r['torch_ms_per_step']:.3f}  wall jd {r['jd_wall_s']:.1f}s torch {r['torch_wall_s']:.1f}s  "
               f"R² jd {r['jd_r2']:.4f} torch {r['torch_r2']:.4f} ridge {r['ridge_r2']:.4f}", flush=True)
-    os.makedirs(OUT, exist_ok=True)
-    env = (f"{platform.platform()}, {os.cpu_count()} CPUs, JAX {jax.__version__}, PyTorch {torch.__version__} "
-           "(2 threads), float64")
-    with open(os.path.join(OUT, "torch_linear.json"), "w") as f:
-        json.dump({"environment": env, "rows": rows}, f, indent=1)
+    env = results.environment(f"PyTorch {torch.__version__} (2 threads), float64")
     lines = ["# jaxdistill defaults vs plain PyTorch Algorithm 1 (linear model, same settings)", "",
              f"`python benchmarks/bench_torch_linear.py` — {env}. m = {M}, T = {T}, θ₀ = 0, Adam lr {LR} on X̃, Ỹ, "
              "η̃, outer loss over all training rows. Both in one process, side by side.", "",
@@ -161,9 +155,7 @@ def main():
               "unrolled step is O(T·m·p) for the inner loop plus O(n·p) for the outer loss, every step.",
               "- R² columns: each distilled set trained by T-step GD from θ₀ = 0 with its own learned η̃, on the "
               "test split (original units). jaxdistill returns its best state, PyTorch its last."]
-    with open(os.path.join(OUT, "torch_linear.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    results.save("torch_linear", env, rows, lines)
 
 
 if __name__ == "__main__":
