@@ -39,11 +39,20 @@ def ridge(F: jax.Array, Y: jax.Array, lam) -> jax.Array:
     return ridge_unnormalised(F, Y, F.shape[0] * lam)
 
 
+def _smaller_gram(F: jax.Array) -> jax.Array:
+    """FFᵀ (m × m) if m ≤ p, else FᵀF (p × p): the same nonzero eigenvalues, the smaller matrix."""
+    m, p = F.shape
+    return F @ F.T if m <= p else F.T @ F
+
+
 def top_eigenvalue(F: jax.Array) -> jax.Array:
     """σ²_max, the largest eigenvalue of FᵀF, from the smaller Gram matrix."""
-    m, p = F.shape
-    gram = F @ F.T if m <= p else F.T @ F
-    return jnp.linalg.eigvalsh(gram)[-1]
+    return jnp.linalg.eigvalsh(_smaller_gram(F))[-1]
+
+
+def bound_from_top(top, m: int, lambda_inner) -> jax.Array:
+    """Lemma 2.4, eq. (5), given σ²_max = ``top`` of the m distilled rows' features: 2m / (σ²_max + mλ_I)."""
+    return 2.0 * m / (top + m * lambda_inner)
 
 
 def stability_bound(F: jax.Array, lambda_inner) -> jax.Array:
@@ -52,8 +61,7 @@ def stability_bound(F: jax.Array, lambda_inner) -> jax.Array:
     Gradient descent on the inner loss of a model linear in θ with features F = Φ(X̃) (m, p)
     converges iff η̃ is below this value.
     """
-    m = F.shape[0]
-    return 2.0 * m / (top_eigenvalue(jax.lax.stop_gradient(F)) + m * lambda_inner)
+    return bound_from_top(top_eigenvalue(jax.lax.stop_gradient(F)), F.shape[0], lambda_inner)
 
 
 def default_inner_lr(F: jax.Array, lambda_inner) -> jax.Array:
@@ -87,8 +95,7 @@ def _tridiagonal(alpha, beta):
 
 def gram_top_eigenpair(F: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(σ²_max, its unit eigenvector) of the smaller Gram matrix of F (FFᵀ if m ≤ p, else FᵀF), exactly."""
-    m, p = F.shape
-    vals, vecs = jnp.linalg.eigh(F @ F.T if m <= p else F.T @ F)
+    vals, vecs = jnp.linalg.eigh(_smaller_gram(F))
     return vals[-1], vecs[:, -1]
 
 

@@ -23,7 +23,7 @@ import optax
 from jaxdistill._src.core import sharding
 from jaxdistill._src.core.component import Component
 from jaxdistill._src.core.fingerprint import Fingerprinted
-from jaxdistill._src.core.linalg import all_finite, gram_top_eigenpair, gram_top_tracked, tree_where
+from jaxdistill._src.core.linalg import all_finite, bound_from_top, gram_top_eigenpair, gram_top_tracked, tree_where
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.problem import Problem
@@ -162,8 +162,7 @@ class BilevelSolver(Component):
         else:
             top, vec = jax.lax.cond(step % self.config.exact_bound_every == 0, lambda: gram_top_eigenpair(F),
                                     lambda: gram_top_tracked(F, vec, TRACK_LANCZOS_STEPS))
-        m = F.shape[0]
-        return (2.0 * m / (top + m * problem.lambda_inner)).astype(x.dtype), vec
+        return bound_from_top(top, F.shape[0], problem.lambda_inner).astype(x.dtype), vec
 
     def init(self, problem: Problem, params: DistillParams, key: jax.Array | None = None) -> DistillState:
         """The initial outer-loop state for initial parameters (pure; jit-able). ``key`` draws the model
