@@ -43,10 +43,7 @@ def _demo(args) -> int:
     print(f"\nDistilled {args.m} points: test R² {d['r2']:.3f} vs {s['r2']:.3f} for {args.m} random real points "
           f"and {f['r2']:.3f} for ridge on all {Xtr.shape[0]}.")
     if args.save:
-        saved, error = _save_or_rescue(out, args.save)
-        if saved != args.save:
-            print(f"jaxdistill: error: could not write {args.save!r} ({error}); the result was saved to {saved!r} "
-                  f"instead: move it where you want it (`mv {saved} {args.save}`)", file=sys.stderr)
+        if not _save_or_rescue(out, args.save):
             return 1
         print(f"saved to {args.save}")
     return 0 if out.ok else 1
@@ -80,11 +77,9 @@ def _run(args) -> int:
     from jaxdistill._src.core.fingerprint import data_fingerprint
     out = out.replace(meta={**out.meta, "experiment": exp.to_dict(),
                             "data_fingerprint": data_fingerprint(Xtr, Ytr, Xte, Yte)})
-    saved, error = _save_or_rescue(out, output)
+    saved = _save_or_rescue(out, output)
     print(out.summary())
-    if saved != output:
-        print(f"jaxdistill: error: could not write {output!r} ({error}); the result was saved "
-              f"to {saved!r} instead: move it where you want it (`mv {saved} {output}`)", file=sys.stderr)
+    if not saved:
         return 1
     print(f"saved to {output}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
     if not args.no_eval:
@@ -93,25 +88,29 @@ def _run(args) -> int:
     return 0 if out.ok else 1
 
 
-def _save_or_rescue(out, output: str) -> tuple[str, str]:
-    """Save the finished run to ``output``; if that fails (the disk filled up, the folder went away), to a
-    file in the working directory or the temp folder instead, so that no finished run is lost. Returns
-    (the path written, why ``output`` could not be)."""
+def _save_or_rescue(out, output: str) -> bool:
+    """Save the finished run to ``output`` (True). If that fails (the disk filled up, the folder went away),
+    save it to a file in the working directory or the temp folder instead, say where on stderr and return
+    False, so that no finished run is lost."""
     try:
         out.save(output)
-        return output, ""
+        return True
     except (OSError, ValueError) as exc:
         error = str(exc)
-        name = f"jaxdistill-rescued-{os.getpid()}-" + os.path.basename(output.rstrip("/\\") or "result.npz")
-        if not name.endswith(".npz"):
-            name += ".npz"
-        for folder in (os.getcwd(), tempfile.gettempdir()):
-            try:
-                out.save(os.path.join(folder, name))
-                return os.path.join(folder, name), error
-            except (OSError, ValueError):
-                continue
-        raise
+    name = f"jaxdistill-rescued-{os.getpid()}-" + os.path.basename(output.rstrip("/\\") or "result.npz")
+    if not name.endswith(".npz"):
+        name += ".npz"
+    for folder in (os.getcwd(), tempfile.gettempdir()):
+        rescued = os.path.join(folder, name)
+        try:
+            out.save(rescued)
+        except (OSError, ValueError):
+            continue
+        print(f"jaxdistill: error: could not write {output!r} ({error}); the result was saved to {rescued!r} "
+              f"instead: move it where you want it (`mv {rescued} {output}`)", file=sys.stderr)
+        return False
+    raise ValueError(f"could not write {output!r} ({error}), nor a rescue copy in {os.getcwd()!r} or "
+                     f"{tempfile.gettempdir()!r}.")
 
 
 def _last_value_column(exp):
