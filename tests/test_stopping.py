@@ -87,13 +87,22 @@ def test_a_run_that_never_improves_is_no_progress(diabetes):
                    progress=False, raise_on_failure=True)
 
 
-def test_without_held_out_rows_a_sampled_objective_monitors_its_batch_loss(diabetes):
+def test_without_held_out_rows_a_sampled_objective_monitors_its_training_loss_on_fixed_rows(diabetes):
     X, y, _, _ = diabetes
-    out = jd.distill(X, y, m=10, steps=20000, eval_every=25, validation_fraction=0.0, objective="batch",
-                     progress=False)
+    kw = dict(m=10, steps=20000, eval_every=25, validation_fraction=0.0, objective="batch", progress=False)
+    out = jd.distill(X, y, **kw)
     assert out.status == "converged" and out.history["val_loss"].size == 0
+    assert out.meta["monitor"].startswith("training loss")
     mon = out.history["monitored"]
     assert mon.size == out.history["eval_step"].size and mon.min() < mon[0]
+    best = int(np.argmin(mon))
+    assert out.meta["returned_step"] == out.history["eval_step"][best]
+    # all 360 rows fit one batch (b = 2048): the monitored value is the training loss of the returned set on
+    # every row (θ₀ = 0 for the linear model), recomputed from its predictions
+    assert _held_out(out, X, y) == pytest.approx(mon[best], rel=1e-6)
+    # with b < n: a fixed sample of b rows, not the noisy loss of each step's batch
+    small = jd.distill(X, y, batch_size=64, **{**kw, "steps": 100})
+    assert small.meta["monitor"] == out.meta["monitor"] and small.history["monitored"][0] != mon[0]
 
 
 def test_paper_config_runs_every_step_and_returns_the_last_state():
@@ -120,6 +129,34 @@ def test_resume_after_interruption_makes_the_same_stop_decision(diabetes, tmp_pa
     again = jd.distill(X, y, checkpoint=tmp_path / "c", **kw)
     np.testing.assert_array_equal(again.x, full.x)
     assert again.meta["steps_run"] == full.meta["steps_run"]
+
+
+def _as_written_by_0_6(path):
+    """Drop the checkpoint's "monitor" entry, which 0.6 did not write."""
+    import json
+    files = dict(np.load(path))
+    meta = json.loads(files["__meta__"].tobytes().decode())
+    del meta["identity"]["monitor"]
+    files["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(path, **files)
+
+
+def test_a_checkpoint_from_0_6_resumes_only_where_its_stopping_rule_watched_the_same_loss(diabetes, tmp_path,
+                                                                                       run_interrupted):
+    X, y, Xv, yv = diabetes
+    # sampled objective with held-out rows: 0.6 watched the held-out loss, 0.7 the training loss. Its best
+    # state and patience count are in the other loss's units: refused, saying so
+    kw = dict(m=8, steps=200, eval_every=20, objective="batch", validation=(Xv, yv), progress=False)
+    run_interrupted(2, lambda: jd.distill(X, y, checkpoint=tmp_path / "a.npz", **kw))
+    _as_written_by_0_6(tmp_path / "a.npz")
+    with pytest.raises(ValueError, match=r"monitor \('held_out' there, 'train_loss' here\)"):
+        jd.distill(X, y, checkpoint=tmp_path / "a.npz", **kw)
+    # the exact full-data objective was watched by both: resumes, the same run as an uninterrupted one
+    kw = dict(m=8, steps=200, eval_every=20, patience=None, validation=(Xv, yv), progress=False)
+    run_interrupted(2, lambda: jd.distill(X, y, checkpoint=tmp_path / "b.npz", **kw))
+    _as_written_by_0_6(tmp_path / "b.npz")
+    resumed = jd.distill(X, y, checkpoint=tmp_path / "b.npz", **kw)
+    np.testing.assert_array_equal(resumed.x, jd.distill(X, y, **kw).x)
 
 
 @pytest.mark.parametrize("bad", [dict(patience=0), dict(min_improvement=1.0), dict(divergence_factor=1.0),

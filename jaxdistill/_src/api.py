@@ -89,10 +89,19 @@ def _warn_untrained_theta0(model, data, m: int) -> None:
             stacklevel=3)
 
 
+def _monitor_before_0_7(config, problem, data) -> str:
+    """The monitor a checkpoint written before 0.7 (no "monitor" entry) was run with: the held-out loss for
+    sampled objectives whenever rows were held out, the sampled batch loss when none were."""
+    if not problem.objective.needs_batch:
+        return "held_out" if config.monitor == "held_out" and data.n_validation > 0 else "objective"
+    return "held_out" if data.n_validation > 0 and config.monitor != "objective" else "batch_loss"
+
+
 def _identity(config, key, data, problem, solver, theta_shapes) -> dict:
     # `steps` is a budget, not part of the run's identity: a finished run resumes with a larger one
     settings = {k: v for k, v in config.to_dict().items() if k != "steps"}
     return {"config": settings, "key": key_to_list(key), "data": data.fingerprint(),
+            "monitor": driver.monitor_mode(config, problem, data.n_validation > 0),
             "problem": {**flat_description(problem, "problem"), "problem.theta0_shapes": str(theta_shapes)},
             "inner_solver": flat_description(solver.inner_solver, "inner_solver"),
             "optimizer": solver.optimizer.key}
@@ -228,7 +237,8 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
                 jax.random.PRNGKey(0), model.featurize(jnp.zeros((1, data.d), data.dtype)), data.d_out)))
         identity = _identity(config, key, data, problem, solver, theta_shapes)
         if resume and os.path.exists(checkpoint):
-            state, history, extra = ckpt.load_checkpoint(checkpoint, state, identity)
+            state, history, extra = ckpt.load_checkpoint(
+                checkpoint, state, identity, missing={"monitor": _monitor_before_0_7(config, problem, data)})
             tracker.load_arrays(extra)
         every = max(1, -(-(checkpoint_every or config.eval_every) // config.eval_every))
         counter = {"chunks": 0}

@@ -42,11 +42,15 @@ def _describe_difference(field: str, saved, now) -> str:
         path = first_difference({k: str(v) for k, v in saved.items()}, {k: str(v) for k, v in now.items()})
         if path and path != field:
             return f"{field} (first difference: {path})"
+    if isinstance(saved, str) and isinstance(now, str) and len(saved) + len(now) < 80:
+        return f"{field} ({saved!r} there, {now!r} here)"
     return field
 
 
-def load_checkpoint(path, template_state, identity: dict):
+def load_checkpoint(path, template_state, identity: dict, missing: dict | None = None):
     """Read a checkpoint into the structure of ``template_state``; its identity must equal ``identity``.
+
+    ``missing``: the value an entry of ``identity`` had in files written before it was recorded.
 
     Returns (state, history, extra). Raises ``ValueError`` saying what differs when the file is corrupt,
     foreign, or from another run.
@@ -62,7 +66,7 @@ def load_checkpoint(path, template_state, identity: dict):
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path!r} is not a checkpoint of this jaxdistill version ({meta.get('format')!r} v"
                          f"{meta.get('format_version')}). Remove it, or pass resume=False / --no-resume.")
-    saved = meta.get("identity", {})
+    saved = {**(missing or {}), **meta.get("identity", {})}
     for field in identity:
         if saved.get(field) != identity[field]:
             what = _describe_difference(field, saved.get(field), identity[field])

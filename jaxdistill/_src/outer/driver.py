@@ -80,26 +80,25 @@ def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0, key, mesh=None)
 
 
 @partial(jax.jit, static_argnames=("mesh",))
-def _evaluate(solver, problem, params, Xv, Yv, y1, key, num_steps, mesh=None):
+def _evaluate(solver, problem, params, Xv, Yv, y1, key, num_steps, mesh=None, Xm=None, Ym=None):
     TRACES["held_out"] += 1
-    return sharding.replicated(solver.evaluation_losses(problem, params, Xv, Yv, y1, key, num_steps, mesh), mesh)
+    return sharding.replicated(
+        solver.evaluation_losses(problem, params, Xv, Yv, y1, key, num_steps, mesh, Xm, Ym), mesh)
 
 
 #: how each monitor mode is named in results and summaries
 MONITOR_LABELS = {"held_out": "held-out loss", "objective": "exact training objective",
-                  "batch_loss": "sampled training loss"}
+                  "train_loss": "training loss (fixed rows and θ₀ draws)"}
 
 
 def monitor_mode(config, problem: Problem, has_validation: bool) -> str:
     """What the stopping rule watches: ``held_out`` (the held-out loss), ``objective`` (the exact,
-    deterministic training objective, for objectives that carry their data) or ``batch_loss`` (the
-    last sampled training loss of each chunk: noisy; only when nothing else is available)."""
-    deterministic = not problem.objective.needs_batch
+    deterministic training objective, for objectives that carry their data) or ``train_loss`` (for
+    sampled objectives: the loss on up to ``batch_size`` fixed training rows after training from fixed θ₀
+    draws, a deterministic function of the distilled set)."""
     if config.monitor == "held_out" and has_validation:
         return "held_out"
-    if config.monitor == "auto" and has_validation and not deterministic:
-        return "held_out"
-    return "objective" if deterministic else "batch_loss"
+    return "train_loss" if problem.objective.needs_batch else "objective"
 
 
 def _initial_indices(config, data: TrainData, key: jax.Array) -> np.ndarray:
@@ -193,6 +192,10 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     y1 = put(jnp.zeros((1, data.d_out), data.dtype))
     if full_batch:
         full = put(full)
+    monitor_rows = (None, None)
+    if mode == "train_loss":   # fixed rows: all training rows, or a fixed sample of b of them
+        monitor_rows = full if full_batch else put(data.rows(np.asarray(_draw_indices(eval_key, 0, data.n_train,
+                                                                                       1, b))[0]))
     device_stats = put(device_stats)
 
     def assemble():
@@ -203,14 +206,13 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         hist["val_loss"] = np.asarray(held, np.float64)
         return hist
 
-    def record(step, st, train_loss=None):
+    def record(step, st):
         """Evaluate after ``step`` steps: the held-out loss (if rows are held out) and the monitored one."""
         Xv, Yv = validation if validation is not None else (None, None)
-        v = obj = None
-        if Xv is not None or mode == "objective":
-            v, obj = _evaluate(solver, problem, st.params, Xv, Yv, y1, eval_key, cfg.T_at(max(step, 1)), mesh)
-            v = None if v is None else float(v)
-        mon = v if mode == "held_out" else float(obj) if mode == "objective" else train_loss
+        v, obj = _evaluate(solver, problem, st.params, Xv, Yv, y1, eval_key, cfg.T_at(max(step, 1)), mesh,
+                           *monitor_rows)
+        v = None if v is None else float(v)
+        mon = v if mode == "held_out" else float(obj)
         eval_steps.append(step)
         monitored.append(mon)
         if v is not None:
@@ -223,8 +225,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     t0 = time.perf_counter()
     done = int(state.step)
     last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    start_state = state
-    if done == 0 and mode != "batch_loss":
+    if done == 0:
         record(0, state)
     while done < last and not bool(state.failed) and not tracker.stopped:
         n_valid = min(chunk, last - done)
@@ -242,10 +243,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         done = int(state.step)
         info = {"step": done, "steps": cfg.steps, "loss": float(met.data_loss[ok][-1]) if ok.any() else float("nan"),
                 "eta": float(state.params.eta), "elapsed": time.perf_counter() - t0}
-        if mode == "batch_loss" and tracker.best_step < 0 and ok.any():
-            # monitoring the sampled training loss: the first step's is the initial set's
-            record(0, start_state, float(met.data_loss[ok][0]))
-        v = record(done, state, info["loss"] if ok.any() else None)   # None: no finite step to judge
+        v = record(done, state)
         if v is not None:
             info["val_loss"] = v
         if on_chunk is not None:

@@ -215,13 +215,16 @@ class BilevelSolver(Component):
         data_mean = jnp.sum(jnp.where(mask, data, 0.0)) / q
         return (total if cfg.reduction == "sum" else total / q), (total / q, data_mean)
 
-    def evaluation_losses(self, problem: Problem, params: DistillParams, Xv, Yv, y1, key, num_steps, mesh=None):
+    def evaluation_losses(self, problem: Problem, params: DistillParams, Xv, Yv, y1, key, num_steps, mesh=None,
+                          Xm=None, Ym=None):
         """(held-out loss, training objective) after one inner solve from ``max_q`` fixed θ₀ draws, no λ_O.
 
         The held-out loss is the row objective's data term on (Xv, Yv) (``None`` when Xv is None); the
-        training objective that of an objective carrying its data, e.g. ``FullDataLoss`` (``None`` for
-        objectives that need a batch; ``y1`` only gives d_out). One compilation serves both. With a
-        ``mesh`` (see :mod:`~jaxdistill._src.core.sharding`) the θ₀ draws are split over its ``"q"`` axis.
+        training objective that of an objective carrying its data, e.g. ``FullDataLoss`` (``y1`` only gives
+        d_out), or for objectives that need a batch the row objective's data term on fixed training rows
+        (Xm, Ym) (``None`` when they are not given). With the θ₀ draws and rows fixed, both are deterministic
+        functions of the distilled set. One compilation serves both. With a ``mesh`` (see
+        :mod:`~jaxdistill._src.core.sharding`) the θ₀ draws are split over its ``"q"`` axis.
         """
         model = problem.model
         F = model.featurize(params.x)
@@ -231,8 +234,12 @@ class BilevelSolver(Component):
                                       self.config.max_T)
         held = None if Xv is None else jnp.mean(
             problem.objective.row_objective().data_losses(sol, model, model.featurize(Xv), Yv))
-        train = None if problem.objective.needs_batch else jnp.mean(
-            problem.objective.data_losses(sol, model, None, y1))
+        if not problem.objective.needs_batch:
+            train = jnp.mean(problem.objective.data_losses(sol, model, None, y1))
+        elif Xm is not None:
+            train = jnp.mean(problem.objective.row_objective().data_losses(sol, model, model.featurize(Xm), Ym))
+        else:
+            train = None
         return held, train
 
     # ------------------------------------------------------------------ one outer step

@@ -1,8 +1,9 @@
 """When a run ends and which state it returns: a stopping rule on the monitored loss, the best state,
 and the run's status.
 
-At every evaluation (every ``eval_every`` steps) the driver feeds the monitored loss — the held-out
-loss, or the training data loss of the chunk when nothing is held out — to a :class:`Tracker`:
+At every evaluation (every ``eval_every`` steps) the driver feeds the monitored loss — the training
+objective from fixed θ₀ draws on fixed rows (the default), or the held-out loss (``monitor="held_out"``),
+see :func:`~jaxdistill._src.outer.driver.monitor_mode` — to a :class:`Tracker`:
 
 * it keeps the **best** parameters seen (lowest monitored loss, the initial set included), which is
   what the run returns when ``config.restore_best`` is set;
