@@ -7,7 +7,7 @@ Data sets: sunspots (yearly, 12 lags), autompg and diabetes (real tabular sets),
 last 20 %) and
 m ∈ {10, 20, 50}: `distill(X, Y, m, model=FlaxModel(MLP), T=50, steps=2000)` — otherwise the
 defaults (plain inner GD with η̃ capped at 0.9 × the GD bound of the MLP, per-step checkpointing, Adam on
-X̃, Ỹ, the stopping rule on the held-out loss, the best state returned) — then `evaluate`:
+X̃, Ỹ, the stopping rule on the training loss from fixed θ₀ draws, the best state returned) — then `evaluate`:
 
 * distilled, T-step GD — the distilled set, T steps of GD with the learned η̃ (8 θ₀ draws);
 * random subset, T-step GD — 10 random subsets of m training rows, each trained by the same procedure
