@@ -11,8 +11,8 @@ have none) and the bound alone. MLP d → 64 → 64 → 1, m = 50, Q = 4, b = 25
 
 from __future__ import annotations
 
-import json
 import os
+import sys
 import time
 
 import flax.linen as nn
@@ -23,7 +23,8 @@ import optax
 
 import jaxdistill as jd
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _results as results  # noqa: E402
 
 
 class MLP(nn.Module):
@@ -68,10 +69,6 @@ def main(repeats: int = 21):
         med = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
         gd, sgd = med["step, plain GD (bound every step)"], med["step, optax.sgd(1.0) (no bound)"]
         rows.append({"T": T, **med, "bound_share_of_step": (gd - sgd) / gd})
-    out = os.path.join(HERE, "results", "bound_cost")
-    with open(out + ".json", "w") as f:
-        json.dump({"backend": jax.default_backend(), "cores": os.cpu_count(), "m": m, "Q": Q, "b": b,
-                   "repeats": repeats, "rows": rows}, f, indent=1)
     keys = list(calls)
     lines = ["# Cost of the nonlinear GD stability bound inside the outer step", "",
              f"MLP {d}→64→64→1, m = {m}, Q = {Q}, b = {b}, float32, {jax.default_backend()} ({os.cpu_count()} cores); "
@@ -82,9 +79,8 @@ def main(repeats: int = 21):
         lines.append(f"| {r['T']} | {cells} | {100 * r['bound_share_of_step']:.0f} % |")
     lines += ["", "The bound costs about the same at every T (it works on the m distilled points only); its share "
               "falls as the unrolled inner loop grows."]
-    with open(out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    results.save("bound_cost", results.environment(), rows, lines, backend=jax.default_backend(),
+                 cores=os.cpu_count(), m=m, Q=Q, b=b, repeats=repeats)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import flax.linen as nn  # noqa: E402
@@ -33,7 +33,8 @@ import numpy as np  # noqa: E402
 import jaxdistill as jd  # noqa: E402
 from jaxdistill._src.core.sharding import as_mesh  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _results as results  # noqa: E402
 
 
 class MLP(nn.Module):
@@ -87,9 +88,6 @@ def main():
              "max_abs_diff_vs_1": diffs[k]} for k in counts]
     meta = {"platform": platform, "device_kind": jax.devices()[0].device_kind, "simulated": simulated,
             "cores": os.cpu_count(), "shape": vars(args), "jax": jax.__version__}
-    out = os.path.join(HERE, "results", f"scaling_{platform}")
-    with open(out + ".json", "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=1)
     where = f"{platform}, simulated on {os.cpu_count()} cores" if simulated else platform
     lines = [f"# Outer step over several devices ({where})", "",
              f"MLP {args.d}→64→64→1, m = {args.m}, T = {args.T} (full unroll), Q = {args.Q} split over the "
@@ -100,9 +98,7 @@ def main():
     if simulated:
         lines += ["", "Simulated CPU devices share the machine's cores: a ratio near or below 1× is expected here and "
                   "shows the cost of partitioning (the all-reduces of the sum over Q), not what real devices give."]
-    with open(out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    results.save(f"scaling_{platform}", results.environment(), rows, lines, meta=meta)
 
 
 if __name__ == "__main__":
