@@ -21,6 +21,19 @@ def linear(rng, n=120, d=4):
 
 
 # ------------------------------------------------------------------ silently wrong before
+def test_held_out_rows_too_far_out_for_the_compute_dtype_are_refused_by_row(rng):
+    # finite in float64, but 1e25 training standard deviations out squares to inf in the compute dtype: the
+    # held-out loss would be inf and the run end `nonfinite` at step 0 with advice about learning rates
+    X, Y = linear(rng)
+    limit = np.sqrt(np.finfo(jnp.result_type(float)).max)
+    Xv = X[:10].copy()
+    Xv[4, 2] = 10 * limit
+    with pytest.raises(ValueError, match=r"X column 2 .* \(held-out row 4\).*float"):
+        jd.distill(X, Y, m=6, validation=(Xv, Y[:10]), **SMALL)
+    Xv[4, 2] = 1e3                                       # far out but representable: a run as usual
+    assert jd.distill(X, Y, m=6, validation=(Xv, Y[:10]), **SMALL).ok
+
+
 @pytest.mark.parametrize("scale, dtype", [(1e19, np.float32), (1e-30, np.float32), (1e-200, np.float64),
                                           (1e200, np.float64)])
 def test_extreme_column_scales_are_standardised_exactly(rng, scale, dtype):

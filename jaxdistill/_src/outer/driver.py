@@ -218,7 +218,8 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         if v is not None:
             held.append(v)
         eval_times.append(t_offset + time.perf_counter() - t0)
-        tracker.update(step, mon, st.params)
+        # a non-finite held-out loss ends the run (nonfinite) whatever is monitored
+        tracker.update(step, v if v is not None and not np.isfinite(v) else mon, st.params)
         return v
 
     tracker = make_tracker(cfg) if tracker is None else tracker

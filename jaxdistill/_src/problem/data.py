@@ -191,8 +191,8 @@ class TrainData:
     def all_train(self) -> tuple[jax.Array, jax.Array]:
         return self.rows(np.arange(self.n_train))
 
-    def validation(self) -> tuple[jax.Array, jax.Array] | None:
-        """Standardised held-out rows on the device, or None."""
+    def _validation_host(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Standardised held-out rows (float64, host), or None."""
         if self._X_val is not None:
             Xv, Yv = self._X_val, self._Y_val
         elif self.val is not None and self.val.size:
@@ -200,7 +200,29 @@ class TrainData:
             Xv, Yv = self.X[rows], self.Y[rows]
         else:
             return None
-        return (jnp.asarray(self.standardizer.x(Xv), self.dtype), jnp.asarray(self.standardizer.y(Yv), self.dtype))
+        return self.standardizer.x(Xv), self.standardizer.y(Yv)
+
+    def validation(self) -> tuple[jax.Array, jax.Array] | None:
+        """Standardised held-out rows on the device, or None."""
+        host = self._validation_host()
+        return None if host is None else tuple(jnp.asarray(a, self.dtype) for a in host)
+
+    def check_validation_range(self) -> None:
+        """Refuse held-out rows whose standardised values the compute dtype cannot square: their held-out
+        loss would be inf and end the run ``nonfinite`` at its first evaluation."""
+        host = self._validation_host()
+        if host is None:
+            return
+        limit = float(np.sqrt(np.finfo(self.dtype).max))
+        for name, a in zip(("X", "Y"), host, strict=True):
+            big = np.abs(a) >= limit
+            if big.any():
+                i, j = (int(k[0]) for k in np.nonzero(big))
+                raise ValueError(
+                    f"A held-out row's {name} column {j} lies {abs(a[i, j]):.3g} training standard deviations from "
+                    f"the training mean (held-out row {i}): beyond what {np.dtype(self.dtype).name} can square, so "
+                    "the held-out loss would be inf. Check that row (a unit or sentinel value?), drop it from the "
+                    "validation data, or compute in float64 (jax.config.update('jax_enable_x64', True)).")
 
     def fingerprint(self) -> str:
         """SHA-256 of the data (computed once; identifies it for checkpoints and saved results)."""
@@ -245,4 +267,6 @@ def prepare(X, Y, *, m: int, key: jax.Array, validation_fraction: float, standar
     std = Standardizer.fit(X, Y, None if val is None else train) if standardize else \
         Standardizer.identity(X.shape[1], Y.shape[1])
     dtype = jnp.result_type(float)
-    return TrainData(X, Y, train, val, std, dtype, Xv, Yv)
+    data = TrainData(X, Y, train, val, std, dtype, Xv, Yv)
+    data.check_validation_range()
+    return data
