@@ -21,7 +21,7 @@ def linear(rng, n=120, d=4):
 
 
 # ------------------------------------------------------------------ silently wrong before
-def test_held_out_rows_too_far_out_for_the_compute_dtype_are_refused_by_row(rng):
+def test_held_out_and_test_rows_too_far_out_for_the_compute_dtype_are_refused_by_row(rng):
     # finite in float64, but 1e25 training standard deviations out squares to inf in the compute dtype: the
     # held-out loss would be inf and the run end `nonfinite` at step 0 with advice about learning rates
     X, Y = linear(rng)
@@ -30,8 +30,13 @@ def test_held_out_rows_too_far_out_for_the_compute_dtype_are_refused_by_row(rng)
     Xv[4, 2] = 10 * limit
     with pytest.raises(ValueError, match=r"X column 2 .* \(held-out row 4\).*float"):
         jd.distill(X, Y, m=6, validation=(Xv, Y[:10]), **SMALL)
+    # the same row among evaluate's test rows made its table's MSE and R² NaN: refused the same way
+    out = jd.distill(X, Y, m=6, **SMALL)
+    with pytest.raises(ValueError, match=r"X_test column 2 .* \(test row 4\).*float"):
+        jd.evaluate(out, Xv, Y[:10])
     Xv[4, 2] = 1e3                                       # far out but representable: a run as usual
     assert jd.distill(X, Y, m=6, validation=(Xv, Y[:10]), **SMALL).ok
+    assert np.isfinite(jd.evaluate(out, Xv, Y[:10]).rows[0]["mse"])
 
 
 @pytest.mark.parametrize("scale, dtype", [(1e19, np.float32), (1e-30, np.float32), (1e-200, np.float64),

@@ -211,18 +211,9 @@ class TrainData:
         """Refuse held-out rows whose standardised values the compute dtype cannot square: their held-out
         loss would be inf and end the run ``nonfinite`` at its first evaluation."""
         host = self._validation_host()
-        if host is None:
-            return
-        limit = float(np.sqrt(np.finfo(self.dtype).max))
-        for name, a in zip(("X", "Y"), host, strict=True):
-            big = np.abs(a) >= limit
-            if big.any():
-                i, j = (int(k[0]) for k in np.nonzero(big))
-                raise ValueError(
-                    f"A held-out row's {name} column {j} lies {abs(a[i, j]):.3g} training standard deviations from "
-                    f"the training mean (held-out row {i}): beyond what {np.dtype(self.dtype).name} can square, so "
-                    "the held-out loss would be inf. Check that row (a unit or sentinel value?), drop it from the "
-                    "validation data, or compute in float64 (jax.config.update('jax_enable_x64', True)).")
+        if host is not None:
+            check_squarable(zip(("X", "Y"), host, strict=True), self.dtype, "held-out",
+                            "the held-out loss would be inf", "drop it from the validation data")
 
     def fingerprint(self) -> str:
         """SHA-256 of the data (computed once; identifies it for checkpoints and saved results)."""
@@ -231,6 +222,22 @@ class TrainData:
             parts = (self.X, self.Y) if self._X_val is None else (self.X, self.Y, self._X_val, self._Y_val)
             self._fingerprint = data_fingerprint(*parts)
         return self._fingerprint
+
+
+def check_squarable(named, dtype, rows: str, consequence: str, remedy: str) -> None:
+    """Refuse standardised arrays (``(name, array)`` pairs, rows × columns, float64 on the host) holding a value
+    that ``dtype`` cannot square — a sentinel like 1e30 in float32 data: ``consequence`` would follow. The
+    message names the ``rows`` row and column and says what to change (``remedy`` among it)."""
+    limit = float(np.sqrt(np.finfo(dtype).max))
+    for name, a in named:
+        big = np.abs(a) >= limit
+        if big.any():
+            i, j = (int(k[0]) for k in np.nonzero(big))
+            raise ValueError(
+                f"A {rows} row's {name} column {j} lies {abs(a[i, j]):.3g} training standard deviations from the "
+                f"training mean ({rows} row {i}): beyond what {np.dtype(dtype).name} can square, so {consequence}. "
+                f"Check that row (a unit or sentinel value?), {remedy}, or compute in float64 "
+                "(jax.config.update('jax_enable_x64', True)).")
 
 
 def standardize_on_device(stats, X, Y):

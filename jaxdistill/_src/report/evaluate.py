@@ -37,7 +37,7 @@ from jaxdistill._src.components.models import draw_inits
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
 from jaxdistill._src.inner.base import predict_after_training
-from jaxdistill._src.problem.data import as_2d_float
+from jaxdistill._src.problem.data import as_2d_float, check_squarable
 from jaxdistill._src.result import DistillOutput
 
 
@@ -120,10 +120,11 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
             raise ValueError(f"{name} has {a.shape[1]} columns; the distilled set has {c}.")
     dt = jnp.result_type(float)
     mdl, slv, lam = out.model, out.inner_solver, out.lambda_inner
-    Fte = mdl.featurize(jnp.asarray(std.x(Xte), dt))
+    Xte_s, Yte_s = std.x(Xte), std.y(Yte)
+    check_squarable((("X_test", Xte_s), ("Y_test", Yte_s)), dt, "test", "its loss and R² would be inf or NaN",
+                    "drop it from the test set")
+    Fte = mdl.featurize(jnp.asarray(Xte_s, dt))
     rows = []
-
-    Yte_s = std.y(Yte)
 
     def add(method, points, procedure, preds):
         s = np.array([_scores(std.y_inverse(np.asarray(p, np.float64)), Yte) for p in preds])
@@ -154,8 +155,11 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     if X_train is None:
         return EvalReport(rows=rows, m=out.m, n_train=0, n_test=Xte.shape[0])
 
-    Ftr = mdl.featurize(jnp.asarray(std.x(Xtr), dt))
-    Ytr_s = jnp.asarray(std.y(Ytr), dt)
+    Xtr_s, Ytr_s = std.x(Xtr), std.y(Ytr)
+    check_squarable((("X_train", Xtr_s), ("Y_train", Ytr_s)), dt, "training", "the baselines would be inf or NaN",
+                    "drop it from the training rows given to evaluate")
+    Ftr = mdl.featurize(jnp.asarray(Xtr_s, dt))
+    Ytr_s = jnp.asarray(Ytr_s, dt)
     n_tr = Xtr.shape[0]
     if out.m > n_tr:
         raise ValueError(f"The training data given has {n_tr} rows, fewer than the {out.m} distilled points.")
