@@ -85,7 +85,7 @@ elif task == "analytic":
     beta = np.linspace(-1, 1, 64)
     Xt = np.random.default_rng(1).standard_normal((1000, 64)) * 2 + 1
     extra["max_abs_prediction_error_vs_beta"] = float(np.max(np.abs(out.predict(Xt)[:, 0] - Xt @ beta)))
-    extra["status"] = out.status
+    extra["status"] = out.status.value
 wall = time.perf_counter() - t
 peak = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")][0] / 1024
 print(json.dumps({"task": task, "n": src.n_rows, "wall_s": wall, "rows_per_s": src.n_rows / wall,

@@ -56,7 +56,7 @@ def measure():
                                      steps=STEPS, **kw)
                 wall = time.perf_counter() - t0
                 rep = jd.evaluate(out, Xte, Yte, n_inits=8)
-                r2 = next(r["r2"] for r in rep.rows if r["method"] == "distilled, T-step GD")
+                r2 = rep.row("distilled")["r2"]
                 row[label] = {"r2": r2, "status": out.status, "steps_run": int(out.meta["steps_run"]),
                               "returned_step": int(out.meta["returned_step"]), "wall_s": wall}
                 print(f"{name:10s} m={m:3d} {label:24s} {out.status:11s} steps {out.meta['steps_run']:5d} "

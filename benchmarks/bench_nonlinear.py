@@ -79,14 +79,14 @@ def main():
             wall = time.perf_counter() - t0
             rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=10, n_inits=8,
                               last_value_column=-1 if ts else None)
-            r2 = {r["method"]: r["r2"] for r in rep.rows}
+            r2 = {r["id"]: r["r2"] for r in rep.rows}
             row = {"dataset": name, "n_train": int(Xtr.shape[0]), "d": int(Xtr.shape[1]), "m": m,
-                   "status": out.status, "steps_run": out.meta["steps_run"], "returned_step": out.meta["returned_step"],
+                   "status": out.status.value, "steps_run": out.meta.steps_run, "returned_step": out.meta.returned_step,
                    "wall_s": wall, "eta": out.inner_lr, "max_eta_over_bound": float(np.nanmax(
                        out.history["stability_ratio"])),
-                   "r2_distilled": r2["distilled, T-step GD"], "r2_subset": r2["random subset, T-step GD"],
-                   "r2_full_T": r2["full data, T-step GD"], "r2_full_10T": r2["full data, 10·T-step GD"],
-                   "r2_naive": r2.get("naive: last value"), "table": rep.to_markdown()}
+                   "r2_distilled": r2["distilled"], "r2_subset": r2["subset"],
+                   "r2_full_T": r2["full"], "r2_full_10T": r2["full_long"],
+                   "r2_naive": r2.get("naive"), "table": rep.to_markdown()}
             row["ratio_full_T"] = row["r2_distilled"] / row["r2_full_T"]
             row["gain_over_subset"] = row["r2_distilled"] - row["r2_subset"]
             rows.append(row)

@@ -54,14 +54,14 @@ def one(name: str, m: int, Xtr, Ytr, Xte, Yte, ts: bool, settings: dict) -> dict
         out = jd.distill(Xtr, Ytr, m=m, key=0, progress=False, **settings)
     wall = time.perf_counter() - t0
     rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=10, n_inits=4, last_value_column=-1 if ts else None)
-    r2 = {r["method"]: r["r2"] for r in rep.rows}
-    return {"status": out.status, "steps_run": out.meta["steps_run"], "wall_s": wall, "out": out,
+    r2 = {r["id"]: r["r2"] for r in rep.rows}
+    return {"status": out.status.value, "steps_run": out.meta.steps_run, "wall_s": wall, "out": out,
             "compile_s": float(out.history["eval_time"][1]), "best_val": float(np.nanmin(out.history["val_loss"])),
-            "r2_distilled": r2["distilled, T-step GD"],
-            "r2_distilled_ridge": r2["distilled, ridge"], "r2_full": r2["full data, ridge"],
-            "r2_subset_best": max(r2["random subset, T-step GD"], r2["random subset, ridge"]),
-            "r2_naive": r2.get("naive: last value"), "r2_mean": r2["mean of training targets"],
-            "objective": out.meta["objective"].split("(")[0],
+            "r2_distilled": r2["distilled"],
+            "r2_distilled_ridge": r2["distilled_ridge"], "r2_full": r2["full"],
+            "r2_subset_best": max(r2["subset"], r2["subset_ridge"]),
+            "r2_naive": r2.get("naive"), "r2_mean": r2["mean"],
+            "objective": out.meta.objective.split("(")[0],
             "val_start": float(out.history["monitored"][0]),
             "val_returned": float(np.nanmin(out.history["monitored"])) if out.config.restore_best
             else float(out.history["monitored"][-1])}
@@ -87,7 +87,7 @@ def main():
             row["meets_097_full"] = bool(new["r2_distilled"] >= 0.97 * new["r2_full"])
             row["beats_baselines"] = bool(new["r2_distilled"] >= bar)
             row["target_val_loss"] = target
-            row["success_never_worse_than_start"] = bool(new["status"] not in jd.SUCCESS
+            row["success_never_worse_than_start"] = bool(not jd.Status.of(new["status"]).ok
                                                          or new["val_returned"] <= new["val_start"])
             rows.append(row)
             print(f"{name:9s} m={m:3d}  new R² {new['r2_distilled']:.4f} ({new['status']}, {new['steps_run']} steps, "

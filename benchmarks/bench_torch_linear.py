@@ -115,7 +115,7 @@ def one(name):
     jd_ms = 1e3 * float(np.median(per_chunk[1:])) if per_chunk.size > 1 else float("nan")
     tx, ty, teta, t_ms, t_wall = torch_run(Xs, Ys, x0, y0, steps)
     Xte_s = std.x(Xte)
-    ridge = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=1).row("full data, ridge")["r2"]
+    ridge = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=1).row("full")["r2"]
     return {"data": name, "n": int(Xs.shape[0]), "d": int(X.shape[1]), "d_out": int(Ytr.shape[1]), "m": M,
             "steps": steps, "status": out.status,
             "jd_ms_per_step": jd_ms, "torch_ms_per_step": t_ms, "jd_wall_s": jd_wall, "torch_wall_s": t_wall,

@@ -29,8 +29,6 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import jaxdistill as jd  # noqa: E402
 from jaxdistill import analysis, datasets  # noqa: E402
-from jaxdistill._src.outer import driver  # noqa: E402
-from jaxdistill._src.problem.data import prepare  # noqa: E402
 
 HERE = os.path.dirname(__file__)
 OUT = os.path.join(HERE, "results")
@@ -38,6 +36,19 @@ PAPER = {100: (-0.0052, 0.0005, 0.9974, 2.087, 0.182), 125: (-0.0066, 0.0006, 0.
          150: (-0.0073, 0.0007, 0.9973, 2.914, 0.279), 175: (-0.0103, 0.0009, 0.9967, 4.097, 0.359)}
 READINGS = {"i": dict(d=100, m=99, n=1000), "ii": dict(d=1000, m=100, n=1000)}
 SNAPSHOTS = (0, 100, 500, 1000, 2500)
+
+
+class Snapshots(jd.Callback):
+    """Keeps (X̃, Ỹ, η̃, T_s) at the evaluations whose step is in ``at`` (multiples of eval_every)."""
+
+    def __init__(self, at):
+        self.at, self.snaps = set(at), {}
+
+    def on_evaluation(self, run):
+        if run.step in self.at:
+            p = run.state.params
+            self.snaps[run.step] = (np.asarray(p.x), np.asarray(p.y), float(p.eta),
+                                    int(run.config.T_at(max(run.step, 1))))
 
 
 def load_config(**over):
@@ -50,31 +61,19 @@ def one_run(reading, T, seed, steps):
     X, Y = datasets.synthetic(key=seed, n=r["n"], d=r["d"], noise=1.0)
     Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=seed + 1000)
     cfg = load_config(T=T, m=r["m"], steps=steps)
-    solver = jd.BilevelSolver(cfg, jd.ExactLinearGD(), jd.make_optimizer(cfg))
-    problem = jd.Problem(jd.LinearModel(init_scale=cfg.theta0_scale), cfg.lambda_inner, cfg.lambda_outer)
-    key = jax.random.PRNGKey(seed)
-    k_init, k_run = jax.random.split(key)
-    data = prepare(Xtr, Ytr, m=cfg.m, key=key, validation_fraction=0.0, standardize=cfg.standardize,
-                   validation=(Xte, Yte))
-    state = driver.initial_params(solver, problem, data, k_init)
-    snaps, hists = {}, []
+    snapshots = Snapshots({0, *[x for x in SNAPSHOTS if x <= steps], steps})
     t0 = time.perf_counter()
-    for s in sorted({0, *[x for x in SNAPSHOTS if x <= steps], steps}):
-        if s > int(state.step):
-            state, h = driver.run(solver, problem, data, state, k_run, stop_at=s)
-            hists.append(h)
-        snaps[s] = (np.asarray(state.params.x), np.asarray(state.params.y), float(state.params.eta),
-                    int(cfg.T_at(max(s, 1))))
+    out = jd.distill(Xtr, Ytr, config=cfg.replace(validation_fraction=0.0), key=seed, inner_solver=jd.ExactLinearGD(),
+                     validation=(Xte, Yte), callbacks=[snapshots], progress=False)
     wall = time.perf_counter() - t0
-    loss = np.concatenate([h["loss"] for h in hists])
-    data_loss = np.concatenate([h["data_loss"] for h in hists])
-    test = np.concatenate([h["val_loss"][1:] if i else h["val_loss"] for i, h in enumerate(hists)])
+    h = out.history
+    loss, data_loss, test = h.loss, h.data_loss, h.val_loss
+    snaps = snapshots.snaps
     fit = analysis.fit_log_linear(loss, cfg.lr_x)
     fit_data = analysis.fit_log_linear(data_loss, cfg.lr_x)
     return {"loss": loss, "data_loss": data_loss, "test_loss": test, "fit": fit, "fit_data": fit_data,
-            "snaps": snaps, "wall": wall,
-            "q": np.concatenate([h["q"] for h in hists]), "status_failed": bool(state.failed),
-            "max_ratio": float(np.nanmax(np.concatenate([h["stability_ratio"] for h in hists])))}
+            "snaps": snaps, "wall": wall, "q": h.q, "status_failed": out.status == "nonfinite",
+            "max_ratio": float(np.nanmax(h.stability_ratio))}
 
 
 def main():

@@ -5,8 +5,6 @@ Public surface (everything else lives in the private ``_src`` package; see docs/
 
 from jaxdistill import closed_form as closed_form
 from jaxdistill._src.analytic.krr import distill_analytic as distill_analytic
-from jaxdistill._src.api import default_inner_solver as default_inner_solver
-from jaxdistill._src.api import default_objective as default_objective
 from jaxdistill._src.api import distill as distill
 from jaxdistill._src.components.features import FeatureMap as FeatureMap
 from jaxdistill._src.components.features import FlaxFeatureMap as FlaxFeatureMap
@@ -25,6 +23,9 @@ from jaxdistill._src.components.models import LinearModel as LinearModel
 from jaxdistill._src.core.compile_cache import enable_compilation_cache as enable_compilation_cache
 from jaxdistill._src.core.component import Component as Component
 from jaxdistill._src.core.linalg import stability_bound as stability_bound
+from jaxdistill._src.defaults import default_inner_solver as default_inner_solver
+from jaxdistill._src.defaults import default_objective as default_objective
+from jaxdistill._src.distiller import Distiller as Distiller
 from jaxdistill._src.inner.adjoints import Adjoint as Adjoint
 from jaxdistill._src.inner.adjoints import Checkpointed as Checkpointed
 from jaxdistill._src.inner.adjoints import Implicit as Implicit
@@ -36,16 +37,25 @@ from jaxdistill._src.inner.base import Solution as Solution
 from jaxdistill._src.inner.exact_linear import ExactLinearGD as ExactLinearGD
 from jaxdistill._src.inner.kernel_ridge import KernelRidge as KernelRidge
 from jaxdistill._src.inner.unrolled import UnrolledGD as UnrolledGD
+from jaxdistill._src.outer.callbacks import Callback as Callback
+from jaxdistill._src.outer.callbacks import CheckpointCallback as CheckpointCallback
+from jaxdistill._src.outer.callbacks import MetricsLogger as MetricsLogger
+from jaxdistill._src.outer.callbacks import ProgressCallback as ProgressCallback
+from jaxdistill._src.outer.callbacks import RunView as RunView
+from jaxdistill._src.outer.callbacks import StoppingRule as StoppingRule
+from jaxdistill._src.outer.callbacks import TensorBoardLogger as TensorBoardLogger
+from jaxdistill._src.outer.records import History as History
+from jaxdistill._src.outer.records import RunInfo as RunInfo
+from jaxdistill._src.outer.records import Status as Status
 from jaxdistill._src.outer.step import BilevelSolver as BilevelSolver
 from jaxdistill._src.outer.step import DistillParams as DistillParams
 from jaxdistill._src.outer.step import DistillState as DistillState
 from jaxdistill._src.outer.step import StepMetrics as StepMetrics
 from jaxdistill._src.outer.step import make_optimizer as make_optimizer
-from jaxdistill._src.outer.stopping import STATUSES as STATUSES
-from jaxdistill._src.outer.stopping import SUCCESS as SUCCESS
 from jaxdistill._src.problem.config import DistillConfig as DistillConfig
 from jaxdistill._src.problem.config import ModelPool as ModelPool
 from jaxdistill._src.problem.config import QSchedule as QSchedule
+from jaxdistill._src.problem.config import StepConfig as StepConfig
 from jaxdistill._src.problem.config import TSchedule as TSchedule
 from jaxdistill._src.problem.config import paper_a7 as paper_a7
 from jaxdistill._src.problem.full_data import FullDataLoss as FullDataLoss
@@ -67,14 +77,3 @@ from jaxdistill._src.result import save as save
 from jaxdistill._src.sweep import SweepResult as SweepResult
 from jaxdistill._src.sweep import error_vs_m as error_vs_m
 from jaxdistill._src.version import __version__ as __version__
-
-_MOVED = {
-    "AnalyticResult": "distill_analytic now returns a DistillOutput (x, y, predict, save/load, evaluate)",
-    "inner_loss": "InnerModel.loss(params, F, Y, lambda_inner)",
-}
-
-
-def __getattr__(name):
-    if name in _MOVED:
-        raise AttributeError(f"jaxdistill.{name} was removed in 0.2: use {_MOVED[name]}.")
-    raise AttributeError(f"module 'jaxdistill' has no attribute {name!r}")

@@ -33,13 +33,12 @@ def _demo(args) -> int:
           f"{X.shape[1]} features) into m = {args.m} points, seed {args.seed}.")
     t0 = time.perf_counter()
     out = jd.distill(Xtr, Ytr, m=args.m, key=args.seed, progress=not args.no_progress, **budget)
-    print(f"done in {time.perf_counter() - t0:.1f} s: status {out.status} after {out.meta['steps_run']} steps, "
+    print(f"done in {time.perf_counter() - t0:.1f} s: status {out.status} after {out.meta.steps_run} steps, "
           f"learned inner_lr {out.inner_lr:.4g}\n")
     ts = args.dataset in datasets.TIME_SERIES
     report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=args.seed, last_value_column=-1 if ts else None)
     print(report)
-    d, s = report.row("distilled, T-step GD"), report.row("random subset, T-step GD")
-    f = report.row("full data, ridge")
+    d, s, f = report.row("distilled"), report.row("subset"), report.row("full")
     print(f"\nDistilled {args.m} points: test R² {d['r2']:.3f} vs {s['r2']:.3f} for {args.m} random real points "
           f"and {f['r2']:.3f} for ridge on all {Xtr.shape[0]}.")
     if args.save:
@@ -75,8 +74,8 @@ def _run(args) -> int:
     out = jd.distill(Xtr, Ytr, config=exp.config, key=exp.seed, checkpoint=checkpoint, resume=not args.no_resume,
                      progress=not args.no_progress)
     from jaxdistill._src.core.fingerprint import data_fingerprint
-    out = out.replace(meta={**out.meta, "experiment": exp.to_dict(),
-                            "data_fingerprint": data_fingerprint(Xtr, Ytr, Xte, Yte)})
+    out = out.replace(meta=out.meta.replace(experiment=exp.to_dict(),
+                                            data_fingerprint=data_fingerprint(Xtr, Ytr, Xte, Yte)))
     saved = _save_or_rescue(out, output)
     print(out.summary())
     if not saved:
@@ -121,13 +120,13 @@ def _last_value_column(exp):
 
 def _data_for(out, args):
     from jaxdistill._src.io.experiment import Experiment
-    exp = out.meta.get("experiment")
+    exp = out.meta.experiment
     if exp is None:
         raise ValueError("This result was not made by `jaxdistill run`, so its data are unknown; evaluate it from "
                          "Python with jaxdistill.evaluate(out, X_test, Y_test, X_train, Y_train).")
     e = Experiment.from_dict(exp)
     data = e.load_data()
-    saved = out.meta.get("data_fingerprint")
+    saved = out.meta.data_fingerprint
     if saved is not None:
         from jaxdistill._src.core.fingerprint import data_fingerprint
         if data_fingerprint(*data) != saved:
@@ -141,8 +140,13 @@ def _evaluate(args) -> int:
     import jaxdistill as jd
     out = jd.load(args.result)
     exp, (Xtr, Ytr, Xte, Yte) = _data_for(out, args)
+    report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp))
+    if args.json:       # machine-readable: the report and the result's status, nothing else on stdout
+        print(json.dumps({"result": args.result, "status": out.status.value, "ok": out.ok, **report.to_dict()},
+                         indent=2))
+        return 0
     print(out.summary() + "\n")
-    print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp)))
+    print(report)
     return 0
 
 
@@ -236,6 +240,8 @@ def parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="held-out table of a result saved by `run`")
     ev.add_argument("result", help="result file (.npz) written by `jaxdistill run`")
+    ev.add_argument("--json", action="store_true",
+                    help="print the table as JSON (rows with stable ids: distilled, subset, full, mean, ...)")
     ev.set_defaults(func=_evaluate)
 
     pl = sub.add_parser("plot", help="figures (PNG) of a saved result; needs jaxdistill[plot]")

@@ -1,6 +1,7 @@
 """Behaviour of the outer loop: compilation count, schedules, stability, failures, nonlinear models."""
 
 import flax.linen as nn
+import jax
 import numpy as np
 import optax
 import pytest
@@ -18,9 +19,17 @@ def test_long_run_with_both_schedules_compiles_once(rng):
     X, Y = linear_data(rng)
     cfg = jd.DistillConfig(m=8, steps=230, T=10, Q=2, eval_every=50, q_schedule=jd.QSchedule(max_q=6, threshold=1.0),
                            t_schedule=jd.TSchedule(tau=30.0))
-    out = jd.distill(X, Y, config=cfg, progress=False)
-    # 230 steps = 4 full chunks + 1 padded chunk: still a single trace of the compiled chunk.
-    assert out.meta["compilations"]["chunk"] == 1
+    lowered = []
+    listener = lambda name, dur, **kw: lowered.append(kw.get("fun_name")) if name.endswith("to_mlir_module_duration") \
+        else None  # noqa: E731
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        out = jd.distill(X, Y, config=cfg, progress=False)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    # 230 steps = 4 full chunks + 1 padded chunk: the compiled chunk is lowered once (or not at all, when an
+    # earlier test of this process compiled the same shapes)
+    assert lowered.count("_run_chunk") <= 1 and out.meta.compilations["programs"] == len(lowered)
     assert out.history["loss"].size == 230
     # T schedule: starts at T, approaches (never exceeds) T + int(T/2) = 15, follows the formula.
     T = out.history["T"]
@@ -117,6 +126,6 @@ def test_flax_mlp_inner_model(rng):
     assert [r["method"] for r in rep.rows] == ["distilled, T-step GD", "random subset, T-step GD",
                                                "full data, T-step GD", "full data, 10·T-step GD",
                                                "mean of training targets"]
-    full, longer = rep.row("full data, T-step GD"), rep.row("full data, 10·T-step GD")
+    full, longer = rep.row("full"), rep.row("full_long")
     assert "20 GD steps" in full["procedure"] and "200 GD steps" in longer["procedure"]
-    assert longer["r2"] > full["r2"] > rep.row("mean of training targets")["r2"]
+    assert longer["r2"] > full["r2"] > rep.row("mean")["r2"]

@@ -131,32 +131,28 @@ def test_resume_after_interruption_makes_the_same_stop_decision(diabetes, tmp_pa
     assert again.meta["steps_run"] == full.meta["steps_run"]
 
 
-def _as_written_by_0_6(path):
-    """Drop the checkpoint's "monitor" entry, which 0.6 did not write."""
+def _as_format(path, version):
+    """Rewrite the checkpoint's format version (what an earlier jaxdistill wrote)."""
     import json
     files = dict(np.load(path))
     meta = json.loads(files["__meta__"].tobytes().decode())
-    del meta["identity"]["monitor"]
+    meta["format_version"] = version
     files["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     np.savez(path, **files)
 
 
-def test_a_checkpoint_from_0_6_resumes_only_where_its_stopping_rule_watched_the_same_loss(diabetes, tmp_path,
-                                                                                       run_interrupted):
+def test_a_checkpoint_of_an_earlier_format_is_refused_naming_its_version(diabetes, tmp_path, run_interrupted):
+    """0.8 factored the outer learning rates out of the optimizer (its state and identity changed): a 0.7
+    checkpoint (format 5) is refused by version, not resumed into another run; a current one resumes exactly."""
     X, y, Xv, yv = diabetes
-    # sampled objective with held-out rows: 0.6 watched the held-out loss, 0.7 the training loss. Its best
-    # state and patience count are in the other loss's units: refused, saying so
-    kw = dict(m=8, steps=200, eval_every=20, objective="batch", validation=(Xv, yv), progress=False)
-    run_interrupted(2, lambda: jd.distill(X, y, checkpoint=tmp_path / "a.npz", **kw))
-    _as_written_by_0_6(tmp_path / "a.npz")
-    with pytest.raises(ValueError, match=r"monitor \('held_out' there, 'train_loss' here\)"):
-        jd.distill(X, y, checkpoint=tmp_path / "a.npz", **kw)
-    # the exact full-data objective was watched by both: resumes, the same run as an uninterrupted one
     kw = dict(m=8, steps=200, eval_every=20, patience=None, validation=(Xv, yv), progress=False)
     run_interrupted(2, lambda: jd.distill(X, y, checkpoint=tmp_path / "b.npz", **kw))
-    _as_written_by_0_6(tmp_path / "b.npz")
     resumed = jd.distill(X, y, checkpoint=tmp_path / "b.npz", **kw)
     np.testing.assert_array_equal(resumed.x, jd.distill(X, y, **kw).x)
+    run_interrupted(2, lambda: jd.distill(X, y, checkpoint=tmp_path / "a.npz", **kw))
+    _as_format(tmp_path / "a.npz", 5)
+    with pytest.raises(ValueError, match=r"not a checkpoint of this jaxdistill version .* v5"):
+        jd.distill(X, y, checkpoint=tmp_path / "a.npz", **kw)
 
 
 @pytest.mark.parametrize("bad", [dict(patience=0), dict(min_improvement=1.0), dict(divergence_factor=1.0),

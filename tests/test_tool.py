@@ -237,7 +237,7 @@ def test_plots_show_baselines_every_output_the_targets_and_eta(tmp_path):
     scale2 = out.standardizer.y_scale ** 2
     pred = out.predict(Xte)
     own = 0.5 * np.mean(np.sum((pred - Yte) ** 2 / scale2, axis=1))        # independent: from predict()
-    assert rep.row("distilled, T-step GD")["loss"] == pytest.approx(own, rel=1e-6)
+    assert rep.row("distilled")["loss"] == pytest.approx(own, rel=1e-6)
     refs = {r["method"]: r["loss"] for r in rep.rows if not r["method"].startswith("distilled")}
     ax = plot_history(out, references=refs)
     flat = [line for line in ax.get_lines() if np.ptp(line.get_ydata()) == 0 and len(line.get_ydata()) == 2]

@@ -9,7 +9,6 @@ module), its inner solver and its training procedure (η̃, T, λ_I), so ``predi
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +20,7 @@ from jaxdistill._src.core.linalg import ridge
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.io import results as result_files
-from jaxdistill._src.outer.stopping import STATUSES, SUCCESS, advice  # noqa: F401 - re-exported: the statuses a result can have
+from jaxdistill._src.outer.records import History, RunInfo, Status
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.data import Standardizer, as_2d_float
 
@@ -34,39 +33,45 @@ class DistillOutput:
       x: distilled inputs X̃ (m, d) in the standardised space the inner model is trained in.
       y: distilled targets Ỹ (m, d_out), standardised likewise.
       inner_lr: the learned inner learning rate η̃ (None for procedures without one).
-      history: dict of numpy arrays — per outer step ``loss`` (Def. 2.5, mean over θ₀), ``data_loss``
-        (without λ_O), ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``,
+      history: a :class:`History` of numpy arrays — per outer step ``loss`` (Def. 2.5, mean over θ₀),
+        ``data_loss`` (without λ_O), ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``,
         ``monitored`` (the loss the stopping rule watched), ``eval_time`` (seconds) and ``val_loss``
         (held-out data loss, empty when nothing was held out). Empty for analytic results.
       config: the :class:`DistillConfig` used (None for analytic results).
       standardizer: the statistics mapping original units to the standardised space.
-      status: one of :data:`STATUSES`.
+      status: a :class:`Status` (a string enum: ``out.status == "converged"``; ``out.status.message``).
       model: the inner model (with its parameters).
       inner_solver: how the model is trained on the distilled set.
       lambda_inner: λ_I of that training (Def. 2.1).
       T: inner steps of the training procedure (None for exact solves).
       seed: the integer seed of the run key (``None`` if a raw key was given).
-      meta: metadata (objective, optimizer, timings, versions, ...).
+      meta: a :class:`RunInfo` (objective, optimizer, timings, compilations, versions, ...).
     """
 
     x: np.ndarray
     y: np.ndarray
     inner_lr: float | None
-    history: dict[str, np.ndarray]
+    history: History
     config: DistillConfig | None
     standardizer: Standardizer
-    status: str
+    status: Status
     model: InnerModel = dataclasses.field(default_factory=LinearModel)
     inner_solver: InnerSolver = dataclasses.field(default_factory=KernelRidge)
     lambda_inner: float = 1e-3
     T: int | None = None
     seed: int | None = None
-    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    meta: RunInfo = dataclasses.field(default_factory=RunInfo)
+
+    def __post_init__(self):
+        # typed records whatever the caller passed (dicts and strings from files or older code)
+        object.__setattr__(self, "history", History.from_dict(self.history))
+        object.__setattr__(self, "status", Status.of(self.status))
+        object.__setattr__(self, "meta", RunInfo.from_dict(self.meta))
 
     @property
     def ok(self) -> bool:
-        """Whether the run succeeded (status ``converged``, ``budget`` or ``exact``)."""
-        return self.status in SUCCESS
+        """Whether the run succeeded (``status.ok``: ``converged``, ``budget``, ``exact`` or ``stopped``)."""
+        return self.status.ok
 
     @property
     def m(self) -> int:
@@ -84,7 +89,7 @@ class DistillOutput:
 
     @property
     def max_stability_ratio(self) -> float:
-        r = self.history.get("stability_ratio", np.zeros(0))
+        r = np.asarray(self.history.stability_ratio)
         return float(np.nanmax(r)) if r.size and np.isfinite(r).any() else float("nan")
 
     @property
@@ -118,7 +123,7 @@ class DistillOutput:
                                  "a nonlinear model has no closed-form limit. Use predict(X) for the T-step model.")
             return np.asarray(Fs @ ridge(Fd, Yd, lam))
         eta = jnp.asarray(self.inner_lr, dt)
-        if self.model.linear_in_params and hasattr(self.model, "init_scale"):
+        if self.model.linear_in_params and self.model.init_scale is not None:
             # θ_T is affine in θ₀ and E θ₀ = 0, so the mean prediction is exactly the one from θ₀ = 0.
             th0 = jnp.zeros((1, Fd.shape[1], Yd.shape[1]), dt)
         else:
@@ -147,11 +152,6 @@ class DistillOutput:
                 "lambda_inner > 0.")
         return pred
 
-    def fit_ridge(self, lam: float | None = None) -> np.ndarray:
-        """Ridge weights (p, d_out) on the distilled set's features (the T → ∞ limit of the inner loop)."""
-        lam = self.lambda_inner if lam is None else lam
-        return np.asarray(ridge(self._features(self.x), jnp.asarray(self.y, jnp.result_type(float)), lam))
-
     def save(self, path) -> None:
         """Write this result to one self-describing ``.npz`` file (atomically). See :func:`jaxdistill.load`."""
         result_files.save(self, path)
@@ -173,23 +173,22 @@ class DistillOutput:
         return dataclasses.replace(self, **changes)
 
     def summary(self) -> str:
-        h = self.history
+        h, info = self.history, self.meta
         lines = [f"DistillOutput: m={self.m}, d={self.x.shape[1]}, d_out={self.y.shape[1]}, status={self.status}",
                  f"  model {self.model!r}", f"  trained by: {self.procedure()}"]
-        if h.get("loss") is not None and h["loss"].size:
-            steps = self.config.steps if self.config is not None else h["loss"].size
-            dl = h.get("data_loss", h["loss"])
-            lines.append(f"  steps run {h['loss'].size}/{steps}, outer data loss {dl[0]:.4g} -> {dl[-1]:.4g}, "
+        if h.steps:
+            steps = self.config.steps if self.config is not None else h.steps
+            dl = h.data_loss if h.data_loss.size else h.loss
+            lines.append(f"  steps run {h.steps}/{steps}, outer data loss {dl[0]:.4g} -> {dl[-1]:.4g}, "
                          f"max eta/bound {self.max_stability_ratio:.3g}")
-        if h.get("val_loss") is not None and h["val_loss"].size:
-            v = h["val_loss"]
+        if h.val_loss.size:
+            v = h.val_loss
             lines.append(f"  held-out loss {v[0]:.4g} -> best {np.nanmin(v):.4g} (last {v[-1]:.4g})")
-        if "returned_step" in self.meta and self.config is not None:
-            which = (f"best monitored loss: {self.meta.get('monitor', 'held-out')}" if self.config.restore_best
-                     else "last")
-            lines.append(f"  returned: the state after step {self.meta['returned_step']} ({which})")
+        if info.returned_step is not None and self.config is not None:
+            which = f"best monitored loss: {info.monitor or 'held-out'}" if self.config.restore_best else "last"
+            lines.append(f"  returned: the state after step {info.returned_step} ({which})")
         if not self.ok:
-            lines.append(f"  NOT OK: {advice(self.status)}")
+            lines.append(f"  NOT OK: {self.status.message}")
         elif self.status == "budget":
             lines.append("  still improving when the step budget ran out: raise steps for more")
         return "\n".join(lines)

@@ -103,11 +103,11 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
             wall = time.perf_counter() - t0
             rep = evaluate(out, X_test, Y_test, X_train, Y_train, key=seed, n_subsets=n_subsets, n_inits=4,
                            last_value_column=last_value_column)
-            own = rep.rows[0]
-            subsets = [r for r in rep.rows if r["method"].startswith("random subset")]
+            own = rep.row("distilled")
+            subsets = [r for r in rep.rows if r["id"] in ("subset", "subset_ridge")]
             best = min(subsets, key=lambda r: r["mse"])
-            full = next(r for r in rep.rows if r["method"].startswith("full data"))   # its one full-data row
-            rows.append({"m": m, "seed": int(seed), "status": out.status, "steps_run": out.meta.get("steps_run"),
+            full = rep.row("full")
+            rows.append({"m": m, "seed": int(seed), "status": out.status.value, "steps_run": out.meta.steps_run,
                          "wall_s": wall, "distilled_mse": own["mse"], "distilled_r2": own["r2"],
                          "subset_mse": best["mse"], "subset_r2": best["r2"], "subset_procedure": best["method"],
                          "full_mse": full["mse"], "full_r2": full["r2"]})

@@ -35,6 +35,7 @@ from jaxdistill._src.core.keys import as_key, seed_of
 from jaxdistill._src.core.linalg import psd_solve, ridge_unnormalised
 from jaxdistill._src.core.validate import check_float, check_int
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
+from jaxdistill._src.outer.records import RunInfo
 from jaxdistill._src.problem.data import Standardizer, as_2d_float, check_xy
 from jaxdistill._src.problem.sources import RowSource, sufficient_statistics
 from jaxdistill._src.result import DistillOutput
@@ -109,7 +110,7 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
 
     Returns:
       A :class:`DistillOutput` whose model (ridge with λ_S on Φ of the distilled set) equals the
-      original model; ``meta["theta"]`` holds θ* (p, k) in standardised units.
+      original model; ``meta.theta`` holds θ* (p, k) in standardised units.
     """
     seed = seed_of(key)
     key = as_key(key)
@@ -225,9 +226,9 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
                          f"(max |W_S − W| / max |W| = {ws_err:.1e}): the problem is too ill-conditioned in "
                          f"{jnp.asarray(Xs).dtype}. Use lam > 0, lam_s > 0, float64 (jax_enable_x64) or m > k.")
     return DistillOutput(
-        x=np.asarray(Xs), y=np.asarray(Ys), inner_lr=None, history={}, config=None, standardizer=std,
+        x=np.asarray(Xs), y=np.asarray(Ys), inner_lr=None, history=None, config=None, standardizer=std,
         status="exact", model=LinearModel(fmap, init_scale=0.0), inner_solver=KernelRidge(),
         lambda_inner=float(lam_s) / m, T=None, seed=seed,
-        meta={"kind": "analytic (KRR paper)", "lam": float(lam), "lam_s": float(lam_s), "n_train": int(n),
-              "full_data_lambda_inner": float(lam) / n, "theta": np.asarray(theta).tolist(),
-              "init_rows": None if Z is None else np.asarray(idx).tolist(), "max_rel_WS_error": ws_err})
+        meta=RunInfo(kind="analytic (KRR paper)", original_lambda=float(lam), lambda_s=float(lam_s), n_train=int(n),
+                     full_data_lambda_inner=float(lam) / n, theta=np.asarray(theta).tolist(),
+                     init_rows=None if Z is None else np.asarray(idx).tolist(), max_rel_WS_error=ws_err))

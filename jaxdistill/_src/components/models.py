@@ -28,8 +28,10 @@ from jaxdistill._src.core.validate import check_float
 
 PyTree = Any
 
-#: the fixed θ₀ draw (and Lanczos start vector) at which the stability bound of a nonlinear model is taken
-BOUND_KEY = jax.random.PRNGKey(20240)
+#: seed of the fixed θ₀ draw (and Lanczos start vector) at which the stability bound of a nonlinear model is
+#: taken. A seed, not a key: creating a key at import would start the JAX backend, after which
+#: ``jax.distributed.initialize()`` can no longer be called.
+BOUND_SEED = 20240
 
 
 class InnerModel(Component):
@@ -37,6 +39,9 @@ class InnerModel(Component):
 
     #: True when ``apply(θ, F) = F @ θ`` for a single weight matrix θ of shape (p, d_out).
     linear_in_params: bool = False
+    #: σ when p(θ₀) = N(0, σ²I) (then the mean prediction after GD is the one from θ₀ = 0 for models linear in θ,
+    #: and the expectation over θ₀ is analytic); None for any other initialiser (e.g. a flax module's)
+    init_scale: float | None = None
 
     def featurize(self, X: jax.Array) -> jax.Array:
         """Fixed transform of a batch of inputs, hoisted out of the inner loop (default: none)."""
@@ -68,13 +73,14 @@ class InnerModel(Component):
         """Largest stable step size of plain GD on the inner loss over (F, Y): 2/λ_max(∇²_θ ℓ(θ₀)).
 
         The analogue of Lemma 2.4 for a model not linear in θ: λ_max is the top eigenvalue of the inner
-        loss's Hessian at one fixed draw θ₀ (``BOUND_KEY``), by 20 Lanczos steps on Hessian-vector products
+        loss's Hessian at one fixed draw θ₀ (seed ``BOUND_SEED``), by 20 Lanczos steps on Hessian-vector products
         (``core.linalg.hessian_top_eigenvalue``). It is local — the curvature can grow along the trajectory —
         and Lanczos approaches λ_max from below, so keep a margin (``eta_cap``, default 0.9).
         """
         F, Y = jax.lax.stop_gradient(F), jax.lax.stop_gradient(Y)
-        theta0 = self.init(BOUND_KEY, F[:1], Y.shape[-1])
-        top = hessian_top_eigenvalue(lambda th: self.loss(th, F, Y, lambda_inner), theta0, BOUND_KEY)
+        key = jax.random.PRNGKey(BOUND_SEED)
+        theta0 = self.init(key, F[:1], Y.shape[-1])
+        top = hessian_top_eigenvalue(lambda th: self.loss(th, F, Y, lambda_inner), theta0, key)
         return (2.0 / top).astype(F.dtype)
 
     @property

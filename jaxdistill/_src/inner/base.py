@@ -86,6 +86,10 @@ class InnerSolver(Component):
 
     #: whether the inner procedure is plain gradient descent (Lemma 2.4's stability bound applies)
     plain_gd: bool = True
+    #: whether the outer objective takes the exact expectation over θ₀ (``ExactLinearGD(expectation=True)``)
+    expectation: bool = False
+    #: the kernel of a kernel solve (``KernelRidge``), None for procedures that train parameters θ
+    kernel = None
 
     def training_steps(self, model: InnerModel, key: jax.Array, num_steps):
         """Inner steps to run in one outer step's training (T; randomised by ``RandomWindow``)."""

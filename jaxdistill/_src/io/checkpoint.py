@@ -22,7 +22,7 @@ from jaxdistill._src.core.fingerprint import first_difference
 from jaxdistill._src.io.files import read_npz, write_npz
 
 FORMAT = "jaxdistill.Checkpoint"
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 
 
 def save_checkpoint(path, state, history: dict, identity: dict, extra: dict | None = None) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxdistill._src.io.files import read_npz, write_npz
 from jaxdistill._src.io.specs import NeedsComponent, check_same, from_spec, identity, to_spec
-from jaxdistill._src.outer.stopping import LEGACY_STATUSES, STATUSES
+from jaxdistill._src.outer.records import History, RunInfo, Status
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.data import Standardizer
 from jaxdistill._src.version import __version__
@@ -32,11 +32,12 @@ def save(out, path) -> None:
     """Save ``out`` to ``path`` (``.npz``), atomically."""
     arrays = {"x": np.asarray(out.x), "y": np.asarray(out.y)}
     arrays.update({f"std_{k}": np.asarray(getattr(out.standardizer, k)) for k in _STD})
-    arrays.update({f"hist_{k}": np.asarray(v) for k, v in out.history.items()})
+    history = History.from_dict(out.history).to_dict()
+    arrays.update({f"hist_{k}": v for k, v in history.items()})
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "jaxdistill_version": __version__,
-            "inner_lr": out.inner_lr, "status": out.status, "seed": out.seed, "T": out.T,
+            "inner_lr": out.inner_lr, "status": Status.of(out.status).value, "seed": out.seed, "T": out.T,
             "lambda_inner": out.lambda_inner, "config": None if out.config is None else out.config.to_dict(),
-            "history_keys": sorted(out.history), "meta": out.meta,
+            "history_keys": sorted(history), "meta": RunInfo.from_dict(out.meta).to_dict(),
             "model": to_spec(out.model, "c:model", arrays), "model_id": identity(out.model, "model"),
             "inner_solver": to_spec(out.inner_solver, "c:inner_solver", arrays),
             "inner_solver_id": identity(out.inner_solver, "inner_solver")}
@@ -78,7 +79,7 @@ def read(path, *, model=None, inner_solver=None) -> dict:
         raise ValueError(f"{path!r} was written by jaxdistill 0.1 (format 1), which did not record the model; "
                          "re-create it with this version.")
     missing = [k for k in ["x", "y"] + [f"std_{k}" for k in _STD] if k not in files]
-    if missing or meta.get("status") not in STATUSES + LEGACY_STATUSES:
+    if missing or meta.get("status") not in [s.value for s in Status] + ["success"]:
         raise ValueError(f"{path!r} is incomplete: missing {missing or 'a valid status'}.")
     x, y = files["x"], files["y"]
     std = Standardizer(*(np.asarray(files[f"std_{k}"], np.float64) for k in _STD))
@@ -99,7 +100,8 @@ def read(path, *, model=None, inner_solver=None) -> dict:
     if problems:
         raise ValueError(f"{path!r} is inconsistent ({'; '.join(problems)}); it was damaged or edited by hand. "
                          "Re-create it with DistillOutput.save().")
-    history = {k: files[f"hist_{k}"] for k in meta.get("history_keys", []) if f"hist_{k}" in files}
+    known = History().keys()        # entries of other versions' histories that this one does not record are dropped
+    history = {k: files[f"hist_{k}"] for k in meta.get("history_keys", []) if f"hist_{k}" in files and k in known}
     return dict(
         x=x, y=y, inner_lr=None if inner_lr is None else float(inner_lr), history=history,
         config=None if meta.get("config") is None else DistillConfig.from_dict(meta["config"]),
@@ -107,4 +109,4 @@ def read(path, *, model=None, inner_solver=None) -> dict:
         model=_component(meta, files, "model", model, path),
         inner_solver=_component(meta, files, "inner_solver", inner_solver, path),
         lambda_inner=float(meta["lambda_inner"]), T=meta.get("T"), seed=meta.get("seed"),
-        meta=dict(meta.get("meta", {}), saved_with=meta.get("jaxdistill_version")))
+        meta=RunInfo.from_dict(dict(meta.get("meta") or {}, saved_with=meta.get("jaxdistill_version"))))

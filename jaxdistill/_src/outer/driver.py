@@ -3,8 +3,10 @@ checkpoint hooks and a status. Everything that touches the host lives here, not 
 
 Compiled functions are module-level ``jax.jit``s whose arguments are the solver and problem pytrees,
 so every run with equal settings and shapes reuses them (a second ``distill()`` compiles nothing).
-A chunk executes ``eval_every`` steps in one ``lax.scan``; the final partial chunk is padded with
-no-op steps (one compilation per run whatever its length, schedules included). Batches for a chunk
+A compiled call executes ``CHUNK_STEPS`` steps in one ``lax.scan``; steps past the next evaluation are
+no-ops, so neither ``eval_every`` nor ``steps`` is part of the compiled program (one compilation per
+settings and shapes, schedules included). Only the solver's :class:`StepConfig` is static; the host-side
+settings (budget, stopping rule, evaluation cadence, checkpoints) are read here, between calls. Batches for a chunk
 are drawn on the device as indices (step s uses ``fold_in(run_key, s)``), gathered on the host and
 sent with the chunk; full-batch runs (b ≥ n_train) keep the training rows on the device instead.
 
@@ -17,25 +19,23 @@ writes checkpoints.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core import sharding
+from jaxdistill._src.outer.callbacks import RunView, StoppingRule
+from jaxdistill._src.outer.records import EVAL_FIELDS, History, Status
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, DistillState, StepMetrics
-from jaxdistill._src.outer.stopping import Tracker
 from jaxdistill._src.problem.data import TrainData, standardize_on_device
 from jaxdistill._src.problem.problem import Problem
 
 #: η̃₀ where no stability bound applies (an inner optimizer other than GD): a scale for updates of lr 1
 DEFAULT_ETA = 0.01
-#: how many times each compiled function was traced in this process (compilations of new settings)
-TRACES = {"chunk": 0, "init": 0, "held_out": 0}
-
+#: outer steps per compiled call (a fixed length: evaluation cadence and budget stay host-side settings)
+CHUNK_STEPS = 50
 
 
 @partial(jax.jit, static_argnames=("full_batch", "mesh"))
@@ -43,7 +43,6 @@ def _run_chunk(solver: BilevelSolver, problem: Problem, state: DistillState, XB,
                full_batch: bool, mesh=None):
     """``len(valid)`` outer steps in one ``lax.scan``; steps with valid=False are no-ops. Batches (chunk, b, ·)
     are raw rows standardised here when ``stats`` is given, else already standardised."""
-    TRACES["chunk"] += 1
 
     def body(st, xs):
         v, xb, yb = xs if not full_batch else (xs, XB, YB)
@@ -73,17 +72,15 @@ def _draw_indices(run_key, start, n_train, chunk: int, b: int):
 def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0, key, mesh=None):
     """Initial state; where ``eta0`` is negative (``inner_lr=None``) η̃₀ = half the stability bound, or
     ``DEFAULT_ETA`` where no bound applies (inner optimizers other than GD)."""
-    TRACES["init"] += 1
     bound = solver.bound(problem, x0, y0)
     eta = jnp.where(eta0 < 0, jnp.where(jnp.isnan(bound), DEFAULT_ETA, 0.5 * bound), eta0).astype(x0.dtype)
     return sharding.replicated((solver.init(problem, DistillParams(x0, y0, eta), key), bound), mesh)
 
 
 @partial(jax.jit, static_argnames=("mesh",))
-def _evaluate(solver, problem, params, Xv, Yv, y1, key, num_steps, mesh=None, Xm=None, Ym=None):
-    TRACES["held_out"] += 1
+def _evaluate(solver, problem, params, Xv, Yv, key, num_steps, mesh=None, Xm=None, Ym=None):
     return sharding.replicated(
-        solver.evaluation_losses(problem, params, Xv, Yv, y1, key, num_steps, mesh, Xm, Ym), mesh)
+        solver.evaluation_losses(problem, params, Xv, Yv, key, num_steps, mesh, Xm, Ym), mesh)
 
 
 #: how each monitor mode is named in results and summaries
@@ -111,10 +108,11 @@ def initial_rows(config, data: TrainData, key: jax.Array) -> np.ndarray | None:
     return data.train[_initial_indices(config, data, key)] if config.init == "real" else None
 
 
-def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key: jax.Array,
+def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key: jax.Array, config,
                    mesh=None) -> DistillState:
-    """X̃₀, Ỹ₀ (Algorithm 1 line 2) and η̃₀ (line 1) and the initial state; checks η̃₀ against Lemma 2.4."""
-    cfg = solver.config
+    """X̃₀, Ỹ₀ (Algorithm 1 line 2) and η̃₀ (line 1) and the initial state; checks η̃₀ against Lemma 2.4.
+    ``config``: the run's :class:`DistillConfig` (``init``, ``m``, ``init_std``, ``inner_lr``)."""
+    cfg = config
     kx, ky = jax.random.split(key)
     if cfg.init == "real":
         x0, y0 = data.rows(_initial_indices(cfg, data, key))
@@ -138,117 +136,116 @@ def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key
     return state
 
 
-def status_of(state: DistillState, history: dict, tracker: Tracker) -> str:
-    """The run's status (see :mod:`jaxdistill._src.outer.stopping`)."""
-    crossed = np.nanmax(np.append(history["stability_ratio"], 0.0)) >= 1.0
-    return tracker.status(bool(state.failed), bool(crossed))
-
-
-def make_tracker(config) -> Tracker:
-    return Tracker(config.patience, config.min_improvement, config.divergence_factor)
+def status_of(state: DistillState, history: History, stopping: StoppingRule, interrupted: bool = False) -> Status:
+    """The run's :class:`Status`."""
+    crossed = np.nanmax(np.append(history.stability_ratio, 0.0)) >= 1.0
+    return stopping.status(bool(state.failed), bool(crossed), interrupted)
 
 
 def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: DistillState, run_key: jax.Array,
-        progress: Callable[[dict[str, Any]], None] | None = None, stop_at: int | None = None,
-        history: dict | None = None, on_chunk: Callable[[DistillState, dict, Tracker], None] | None = None,
-        tracker: Tracker | None = None, mesh=None):
-    """Run outer steps until ``config.steps`` (or ``stop_at``) are done, the stopping rule ends the run
-    (``tracker``, see :mod:`~jaxdistill._src.outer.stopping`) or a step is non-finite.
+        config, *, callbacks=(), stopping: StoppingRule | None = None, mesh=None, identity_fn=None):
+    """Run outer steps until ``config.steps`` are done, the stopping rule ends the run, a callback asks to stop
+    or a step is non-finite. Returns (final_state, :class:`History`, stopping rule, whether a callback stopped
+    it).
 
-    Step s draws its randomness from ``fold_in(run_key, s)``, so a run split into segments and resumed
-    from the returned state (and tracker) is identical to an uninterrupted run.
-
-    Returns (final_state, history, tracker), history a dict of numpy arrays: per step ``loss``,
-    ``data_loss``, ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``,
-    ``monitored`` (the loss the stopping rule watches, see :func:`monitor_mode`), ``eval_time``
-    (seconds since the run started, compilation included) and ``val_loss`` (the held-out loss, when
-    rows are held out; else empty).
-    ``history`` from an earlier segment is extended; ``on_chunk(state, history, tracker)`` is called
-    after every chunk. ``mesh``: run over these devices (see :mod:`~jaxdistill._src.core.sharding`).
+    Step s draws its randomness from ``fold_in(run_key, s)``, so a run split into segments and resumed from a
+    checkpoint (:class:`CheckpointCallback`) is identical to an uninterrupted run. Evaluations (the held-out
+    loss and the monitored loss) come every ``config.eval_every`` steps counted from the start (or resume) and
+    after the last step; callbacks run after each, the stopping rule first. ``mesh``: run over these devices
+    (see :mod:`~jaxdistill._src.core.sharding`).
     """
     put = partial(sharding.put_replicated, mesh=mesh)
     solver, problem, state = put(solver), put(problem), put(state)
-    cfg = solver.config
-    chunk = min(cfg.eval_every, cfg.steps)
-    b = min(cfg.batch_size, data.n_train)
-    if not problem.objective.needs_batch:   # the objective carries its data: send a 1-row placeholder
-        full_batch, full = True, (jnp.zeros((1, data.d), data.dtype), jnp.zeros((1, data.d_out), data.dtype))
-    else:
-        full_batch = cfg.batch_size >= data.n_train
-        full = data.all_train() if full_batch else None
+    stopping = StoppingRule.from_config(config) if stopping is None else stopping
+    b = min(config.batch_size, data.n_train)
+    full_batch = not problem.objective.needs_batch or config.batch_size >= data.n_train
+    full = None
+    if problem.objective.needs_batch and full_batch:
+        full = put(data.all_train())
     raw = data.raw_batches and not full_batch
-    device_stats = data.device_standardizer() if raw else None
+    device_stats = put(data.device_standardizer() if raw else None)
     validation = put(data.validation())
     eval_key = jax.random.fold_in(run_key, 0)  # steps use s >= 1
     fields = [f for f in StepMetrics._fields if f != "finite"]
-    prev = history or {}
-    recs = [{f: np.asarray(prev[f]) for f in fields}] if prev.get("loss") is not None else []
-    eval_steps = list(np.asarray(prev.get("eval_step", []), np.int64))
-    monitored = list(np.asarray(prev.get("monitored", []), np.float64))
-    held = list(np.asarray(prev.get("val_loss", []), np.float64))
-    eval_times = list(np.asarray(prev.get("eval_time", []), np.float64))
-    t_offset = eval_times[-1] if eval_times else 0.0
-    mode = monitor_mode(cfg, problem, validation is not None)
-    y1 = put(jnp.zeros((1, data.d_out), data.dtype))
-    if full_batch:
-        full = put(full)
+    recs, evals = [], {k: [] for k in EVAL_FIELDS}
+    mode = monitor_mode(config, problem, validation is not None)
     monitor_rows = (None, None)
     if mode == "train_loss":   # fixed rows: all training rows, or a fixed sample of b of them
-        monitor_rows = full if full_batch else put(data.rows(np.asarray(_draw_indices(eval_key, 0, data.n_train,
-                                                                                       1, b))[0]))
-    device_stats = put(device_stats)
+        monitor_rows = full if full is not None else put(data.rows(np.asarray(
+            _draw_indices(eval_key, 0, data.n_train, 1, b))[0]))
+    t_offset = [0.0]
 
-    def assemble():
+    def assemble() -> History:
         hist = {f: np.concatenate([r[f] for r in recs]) if recs else np.zeros(0) for f in fields}
-        hist["eval_step"] = np.asarray(eval_steps, np.int64)
-        hist["monitored"] = np.asarray(monitored, np.float64)
-        hist["eval_time"] = np.asarray(eval_times, np.float64)
-        hist["val_loss"] = np.asarray(held, np.float64)
-        return hist
+        return History.from_dict({**hist, **{k: np.asarray(v) for k, v in evals.items()}})
 
-    def record(step, st):
-        """Evaluate after ``step`` steps: the held-out loss (if rows are held out) and the monitored one."""
+    view = RunView(config, state, stopping, assemble, identity_fn or (lambda: {}))
+    ordered = sorted(callbacks, key=lambda c: not c.restores)
+    for cb in ordered:
+        cb.on_start(view)
+    if view._restored is not None:          # a checkpoint was resumed: continue its history
+        state, prev = view._restored
+        state = put(state)
+        prev = History.from_dict(prev)
+        if prev.loss.size:
+            recs.append({f: np.asarray(prev[f]) for f in fields})
+        for k in EVAL_FIELDS:
+            evals[k] = list(np.asarray(prev[k]))
+        t_offset[0] = float(evals["eval_time"][-1]) if evals["eval_time"] else 0.0
+    t0 = time.perf_counter()
+    interrupted = False
+
+    def evaluate(step, st, loss):
+        """Evaluate after ``step`` steps: the held-out loss (if rows are held out) and the monitored one, then
+        the callbacks (the stopping rule first). Returns whether a callback asked to stop."""
         Xv, Yv = validation if validation is not None else (None, None)
-        v, obj = _evaluate(solver, problem, st.params, Xv, Yv, y1, eval_key, cfg.T_at(max(step, 1)), mesh,
+        v, obj = _evaluate(solver, problem, st.params, Xv, Yv, eval_key, solver.config.T_at(max(step, 1)), mesh,
                            *monitor_rows)
         v = None if v is None else float(v)
         mon = v if mode == "held_out" else float(obj)
-        eval_steps.append(step)
-        monitored.append(mon)
+        elapsed = time.perf_counter() - t0
+        evals["eval_step"].append(step)
+        evals["monitored"].append(mon)
         if v is not None:
-            held.append(v)
-        eval_times.append(t_offset + time.perf_counter() - t0)
-        # a non-finite held-out loss ends the run (nonfinite) whatever is monitored
-        tracker.update(step, v if v is not None and not np.isfinite(v) else mon, st.params)
-        return v
+            evals["val_loss"].append(v)
+        evals["eval_time"].append(t_offset[0] + elapsed)
+        view.state, view.step = st, step
+        view.metrics = {"step": step, "loss": loss, "eta": float(st.params.eta), "monitored": mon,
+                        "elapsed": elapsed, **({"val_loss": v} if v is not None else {})}
+        stopping.on_evaluation(view)
+        stop = False
+        for cb in ordered:
+            stop = bool(cb.on_evaluation(view)) or stop
+        return stop
 
-    tracker = make_tracker(cfg) if tracker is None else tracker
-    t0 = time.perf_counter()
     done = int(state.step)
-    last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
     if done == 0:
-        record(0, state)
-    while done < last and not bool(state.failed) and not tracker.stopped:
-        n_valid = min(chunk, last - done)
-        valid = jnp.arange(chunk) < n_valid
-        if full_batch:
-            (XB, YB), stats = full, None
-        else:
-            XB, YB = data.rows(np.asarray(_draw_indices(run_key, done, data.n_train, chunk, b)), raw=raw)
-            XB, YB = sharding.put_rows((XB, YB), mesh, sharding.BATCH_AXIS, dim=1)
-            stats = device_stats if raw else None
-        state, met = _run_chunk(solver, problem, state, XB, YB, stats, run_key, put(valid), full_batch, mesh)
-        met = jax.tree_util.tree_map(np.asarray, met)
-        ok = met.finite
-        recs.append({f: getattr(met, f)[ok] for f in fields})
-        done = int(state.step)
-        info = {"step": done, "steps": cfg.steps, "loss": float(met.data_loss[ok][-1]) if ok.any() else float("nan"),
-                "eta": float(state.params.eta), "elapsed": time.perf_counter() - t0}
-        v = record(done, state)
-        if v is not None:
-            info["val_loss"] = v
-        if on_chunk is not None:
-            on_chunk(state, assemble(), tracker)
-        if progress is not None:
-            progress(info)
-    return state, assemble(), tracker
+        interrupted = evaluate(0, state, float("nan"))
+    while done < config.steps and not bool(state.failed) and not stopping.stopped and not interrupted:
+        attempts = min(config.eval_every, config.steps - done)   # steps tried before the next evaluation
+        last_loss = float("nan")
+        while attempts > 0 and not bool(state.failed):
+            n_valid = min(CHUNK_STEPS, attempts)
+            attempts -= n_valid
+            valid = jnp.arange(CHUNK_STEPS) < n_valid
+            if full_batch:
+                (XB, YB), stats = (full if full is not None else (None, None)), None
+            else:
+                idx = np.asarray(_draw_indices(run_key, done, data.n_train, CHUNK_STEPS, b))[:n_valid]
+                XB, YB = data.rows(idx, raw=raw)
+                if n_valid < CHUNK_STEPS:       # no-op steps: any rows of the right shape
+                    pad = ((0, CHUNK_STEPS - n_valid),) + ((0, 0),) * (XB.ndim - 1)
+                    XB, YB = np.pad(XB, pad), np.pad(YB, pad[:YB.ndim])
+                XB, YB = sharding.put_rows((XB, YB), mesh, sharding.BATCH_AXIS, dim=1)
+                stats = device_stats if raw else None
+            state, met = _run_chunk(solver, problem, state, XB, YB, stats, run_key, put(valid), full_batch, mesh)
+            met = jax.tree_util.tree_map(np.asarray, met)
+            ok = met.finite
+            recs.append({f: getattr(met, f)[ok] for f in fields})
+            if ok.any():
+                last_loss = float(met.data_loss[ok][-1])
+            done = int(state.step)
+        interrupted = evaluate(done, state, last_loss)
+    hist = assemble()
+    view.status = status_of(state, hist, stopping, interrupted)
+    return state, hist, stopping, view

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxdistill._src.core import sharding
@@ -25,7 +26,7 @@ from jaxdistill._src.core.component import Component
 from jaxdistill._src.core.fingerprint import Fingerprinted
 from jaxdistill._src.core.linalg import all_finite, bound_from_top, gram_top_eigenpair, gram_top_tracked, tree_where
 from jaxdistill._src.inner.base import InnerSolver
-from jaxdistill._src.problem.config import DistillConfig
+from jaxdistill._src.problem.config import DistillConfig, StepConfig
 from jaxdistill._src.problem.problem import Problem
 
 #: non-finite outer steps in a row after which a run gives up (status ``nonfinite``)
@@ -77,26 +78,59 @@ class StepMetrics(NamedTuple):
     finite: jax.Array
 
 
-def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, optimizer_y=None,
-                   optimizer_eta=None) -> optax.GradientTransformation:
-    """One transformation over :class:`DistillParams`: ``optimizer`` itself, or ``optax.partition`` of
-    the three per-part transformations (defaults: ``config.outer_optimizer`` — Adam, or eq. 7's plain
-    gradient descent — with lr_x on X̃ and lr_y on Ỹ; gradient descent with lr_eta on η̃)."""
-    parts = (optimizer_x, optimizer_y, optimizer_eta)
+def _check_transformations(optimizer, parts) -> None:
     for name, o in zip(("optimizer", "optimizer_x", "optimizer_y", "optimizer_eta"), (optimizer, *parts),
                        strict=True):
         if o is not None and not isinstance(o, optax.GradientTransformation):
             raise ValueError(f"{name} must be an optax.GradientTransformation (e.g. optax.adam(1e-2)), got {o!r}.")
+    if optimizer is not None and any(p is not None for p in parts):
+        raise ValueError("Pass either optimizer=... (one transformation over X̃, Ỹ, η̃) or the per-part "
+                         "optimizer_x / optimizer_y / optimizer_eta, not both.")
+
+
+def outer_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, optimizer_y=None, optimizer_eta=None):
+    """(transformation, learning rates) for a run: the learning rates of the parts built from ``config``
+    (``lr_x``, ``lr_y``, ``lr_eta``) are factored out of the transformation as an array (3,), which the
+    :class:`BilevelSolver` applies to the updates as a traced value — so runs that differ only in them share
+    one compiled step. ``None`` for the rates when a whole ``optimizer`` (or L-BFGS) is used as given.
+
+    The result equals :func:`make_optimizer`'s to the last bit: ``optax.adam(lr)`` ends in ``scale(-lr)``,
+    here ``scale(-1)`` and then a product with lr; negation is exact, so the products are equal.
+    """
+    parts = (optimizer_x, optimizer_y, optimizer_eta)
+    _check_transformations(optimizer, parts)
     if optimizer is not None:
-        if any(p is not None for p in parts):
-            raise ValueError("Pass either optimizer=... (one transformation over X̃, Ỹ, η̃) or the per-part "
-                             "optimizer_x / optimizer_y / optimizer_eta, not both.")
-        return optimizer
+        return optimizer, None
     if config.outer_optimizer == "lbfgs":
         if any(p is not None for p in parts):
             raise ValueError("outer_optimizer='lbfgs' is one transformation over X̃, Ỹ and η̃; do not pass "
                              "optimizer_x / optimizer_y / optimizer_eta with it.")
-        return optax.lbfgs()
+        return optax.lbfgs(), None
+    base = optax.adam if config.outer_optimizer == "adam" else optax.sgd
+    ox = base(1.0) if optimizer_x is None else optimizer_x
+    oy = base(1.0) if optimizer_y is None else optimizer_y
+    if optimizer_eta is None:
+        optimizer_eta = optax.sgd(1.0) if config.lr_eta > 0 else optax.set_to_zero()
+    # a part the caller passed keeps its own rate (scaled by 1)
+    lrs = np.asarray([config.lr_x if optimizer_x is None else 1.0, config.lr_y if optimizer_y is None else 1.0,
+                      config.lr_eta if parts[2] is None else 1.0], np.float64)
+    return optax.partition({"x": ox, "y": oy, "eta": optimizer_eta}, DistillParams("x", "y", "eta")), lrs
+
+
+def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, optimizer_y=None,
+                   optimizer_eta=None) -> optax.GradientTransformation:
+    """One transformation over :class:`DistillParams`: ``optimizer`` itself, or ``optax.partition`` of
+    the three per-part transformations (defaults: ``config.outer_optimizer`` — Adam, or eq. 7's plain
+    gradient descent — with lr_x on X̃ and lr_y on Ỹ; gradient descent with lr_eta on η̃).
+
+    :func:`distill` uses :func:`outer_optimizer` instead, which keeps the learning rates out of the
+    compiled program; this function gives the same updates as one self-contained transformation."""
+    parts = (optimizer_x, optimizer_y, optimizer_eta)
+    _check_transformations(optimizer, parts)
+    if optimizer is not None:
+        return optimizer
+    if config.outer_optimizer == "lbfgs":
+        return outer_optimizer(config, None, *parts)[0]
     base = optax.adam if config.outer_optimizer == "adam" else optax.sgd
     ox = base(config.lr_x) if optimizer_x is None else optimizer_x
     oy = base(config.lr_y) if optimizer_y is None else optimizer_y
@@ -113,16 +147,22 @@ class BilevelSolver(Component):
       inner_solver: how θ_T is computed (:class:`ExactLinearGD`, :class:`UnrolledGD`, :class:`KernelRidge`).
       optimizer: one ``optax.GradientTransformation`` over :class:`DistillParams`
         (see :func:`make_optimizer` for the per-part shorthands).
+      learning_rates: optional (lr_x, lr_y, lr_eta) multiplying the transformation's updates of X̃, Ỹ, η̃
+        (:func:`outer_optimizer` builds the transformation with unit rates and these): traced, so runs that
+        differ only in them share one compilation.
     """
 
-    def __init__(self, config: DistillConfig, inner_solver: InnerSolver, optimizer: optax.GradientTransformation):
-        if not isinstance(config, DistillConfig):
+    def __init__(self, config: DistillConfig | StepConfig, inner_solver: InnerSolver,
+                 optimizer: optax.GradientTransformation, learning_rates=None):
+        if not isinstance(config, (DistillConfig, StepConfig)):
             raise ValueError(f"config must be a DistillConfig, got {type(config).__name__}.")
         if not isinstance(inner_solver, InnerSolver):
             raise ValueError(f"inner_solver must be a jaxdistill InnerSolver, got {inner_solver!r}.")
-        self.config = config
+        self.config = StepConfig.of(config)      # only what fixes the compiled step
         self.inner_solver = inner_solver
         self.optimizer = optimizer if isinstance(optimizer, Fingerprinted) else Fingerprinted(optimizer)
+        # (lr_x, lr_y, lr_eta) applied to the updates: a leaf of this pytree, so a traced value
+        self.learning_rates = None if learning_rates is None else np.asarray(learning_rates, np.float64)
 
     @property
     def opt(self) -> optax.GradientTransformation:
@@ -215,27 +255,27 @@ class BilevelSolver(Component):
         data_mean = jnp.sum(jnp.where(mask, data, 0.0)) / q
         return (total if cfg.reduction == "sum" else total / q), (total / q, data_mean)
 
-    def evaluation_losses(self, problem: Problem, params: DistillParams, Xv, Yv, y1, key, num_steps, mesh=None,
+    def evaluation_losses(self, problem: Problem, params: DistillParams, Xv, Yv, key, num_steps, mesh=None,
                           Xm=None, Ym=None):
         """(held-out loss, training objective) after one inner solve from ``max_q`` fixed θ₀ draws, no λ_O.
 
         The held-out loss is the row objective's data term on (Xv, Yv) (``None`` when Xv is None); the
-        training objective that of an objective carrying its data, e.g. ``FullDataLoss`` (``y1`` only gives
-        d_out), or for objectives that need a batch the row objective's data term on fixed training rows
-        (Xm, Ym) (``None`` when they are not given). With the θ₀ draws and rows fixed, both are deterministic
-        functions of the distilled set. One compilation serves both. With a ``mesh`` (see
-        :mod:`~jaxdistill._src.core.sharding`) the θ₀ draws are split over its ``"q"`` axis.
+        training objective that of an objective carrying its data, e.g. ``FullDataLoss``, or for objectives
+        that need a batch the row objective's data term on fixed training rows (Xm, Ym) (``None`` when they
+        are not given). With the θ₀ draws and rows fixed, both are deterministic functions of the distilled set.
+        One compilation serves both. With a ``mesh`` (see :mod:`~jaxdistill._src.core.sharding`) the θ₀ draws
+        are split over its ``"q"`` axis.
         """
         model = problem.model
         F = model.featurize(params.x)
-        theta0s = sharding.split_leading(model.sample_init(key, F, y1.shape[1], self.config.max_q), mesh,
+        theta0s = sharding.split_leading(model.sample_init(key, F, params.y.shape[1], self.config.max_q), mesh,
                                          sharding.Q_AXIS)
         sol = self.inner_solver.solve(model, F, params.y, params.eta, problem.lambda_inner, theta0s, num_steps,
                                       self.config.max_T)
         held = None if Xv is None else jnp.mean(
             problem.objective.row_objective().data_losses(sol, model, model.featurize(Xv), Yv))
         if not problem.objective.needs_batch:
-            train = jnp.mean(problem.objective.data_losses(sol, model, None, y1))
+            train = jnp.mean(problem.objective.data_losses(sol, model, None, None))
         elif Xm is not None:
             train = jnp.mean(problem.objective.row_objective().data_losses(sol, model, model.featurize(Xm), Ym))
         else:
@@ -246,6 +286,8 @@ class BilevelSolver(Component):
     def step(self, problem: Problem, state: DistillState, XB, YB, run_key: jax.Array, mesh=None):
         """One outer step (Algorithm 1 lines 4–13 and the A.7 schedules) on the batch (XB, YB). Pure.
 
+        ``XB``, ``YB`` are ``None`` for objectives that carry their data (``objective.needs_batch`` False).
+
         With a ``mesh`` the Q initialisations are split over its ``"q"`` axis (each device trains Q/k inner
         models) and the batch rows over its ``"batch"`` axis; the sums over them become all-reduces. The
         draws themselves do not depend on the mesh."""
@@ -254,7 +296,7 @@ class BilevelSolver(Component):
         s = state.step + 1
         _, k_theta = jax.random.split(jax.random.fold_in(run_key, s))
         if cfg.model_pool is None:
-            theta0s = problem.model.sample_init(k_theta, problem.model.featurize(p.x[:1]), YB.shape[-1], cfg.max_q)
+            theta0s = problem.model.sample_init(k_theta, problem.model.featurize(p.x[:1]), p.y.shape[-1], cfg.max_q)
         else:                                   # FRePo: start from Q members of the pool of partly trained models
             pool_idx = jax.random.choice(jax.random.fold_in(k_theta, 2), cfg.model_pool.size, (cfg.max_q,),
                                          replace=False)
@@ -275,6 +317,9 @@ class BilevelSolver(Component):
                                                  value_fn=value_fn)
         else:
             updates, opt_state = self.opt.update(grads, state.opt_state, p)
+        if self.learning_rates is not None:
+            lr = self.learning_rates
+            updates = DistillParams(*(u * lr[i].astype(u.dtype) for i, u in enumerate(updates)))
         new = optax.apply_updates(p, updates)
         # carried in the state: next step's ratio reuses it
         new_bound, new_vec = self.bound_state(problem, new.x, new.y, state.bound_vec, s)

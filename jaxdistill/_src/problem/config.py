@@ -292,6 +292,51 @@ class DistillConfig:
         return cls(**d)
 
 
+#: the fields of :class:`DistillConfig` that the compiled outer step reads: they fix its program (shapes, loop
+#: lengths, branches). Every other field is read on the host only (data preparation, the driver, the stopping
+#: rule, checkpoints) or enters the compiled step as a traced value (the learning rates), so changing it
+#: compiles nothing.
+STEP_FIELDS = ("T", "Q", "reduction", "q_schedule", "t_schedule", "model_pool", "eta_floor", "eta_cap",
+               "exact_bound_every")
+
+
+@struct.dataclass
+class StepConfig:
+    """What fixes the compiled outer step: the subset :data:`STEP_FIELDS` of a :class:`DistillConfig`.
+
+    :class:`~jaxdistill.BilevelSolver` carries this, not the whole config, so runs that differ only in
+    host-side settings (``steps``, ``patience``, ``min_improvement``, ``divergence_factor``,
+    ``restore_best``, ``eval_every``, a checkpoint, …) or in the outer learning rates (traced values) share
+    one compiled program. Build it with :meth:`of`.
+    """
+
+    T: int = _static(50)
+    Q: int = _static(8)
+    reduction: str = _static("mean")
+    q_schedule: QSchedule | None = _static(None)
+    t_schedule: TSchedule | None = _static(None)
+    model_pool: ModelPool | None = _static(None)
+    eta_floor: float = _static(1e-3)
+    eta_cap: float | None = _static(0.9)
+    exact_bound_every: int = _static(16)
+
+    @classmethod
+    def of(cls, config: DistillConfig | StepConfig) -> StepConfig:
+        """The step's part of ``config`` (a :class:`DistillConfig`, or a ``StepConfig`` returned as is)."""
+        if isinstance(config, StepConfig):
+            return config
+        return cls(**{name: getattr(config, name) for name in STEP_FIELDS})
+
+    max_q = property(lambda self: self.Q if self.q_schedule is None else self.q_schedule.max_q,
+                     doc="Initialisations drawn per step (Q, or the q schedule's maximum).")
+    max_T = property(lambda self: self.T if self.t_schedule is None else self.t_schedule.max_steps(self.T),
+                     doc="Inner steps the compiled inner loop runs (T, or the T schedule's maximum).")
+
+    def T_at(self, s):
+        """Inner steps used at outer step s (1-based)."""
+        return self.T if self.t_schedule is None else self.t_schedule.steps_at(self.T, s)
+
+
 def paper_a7(T: int = 100, m: int = 100, steps: int = 2500) -> DistillConfig:
     """The regression paper's appendix A.7 / §2.3 experiment.
 

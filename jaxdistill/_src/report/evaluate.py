@@ -40,21 +40,47 @@ from jaxdistill._src.inner.base import predict_after_training
 from jaxdistill._src.problem.data import as_2d_float, check_squarable
 from jaxdistill._src.result import DistillOutput
 
+#: stable ids of the rows (what code should address rows by; the ``method`` labels are for readers)
+ROW_IDS = ("distilled", "distilled_ridge", "subset", "subset_ridge", "full", "full_long", "mean", "naive")
+
 
 @dataclasses.dataclass(frozen=True)
 class EvalReport:
-    """Rows of (method, points, procedure, MSE mean/std, R² mean/std) on held-out data, in original units."""
+    """Rows on held-out data, in original units: each a dict with ``id`` (stable, one of :data:`ROW_IDS`),
+    ``method`` (a label for readers), ``points``, ``procedure``, ``mse`` / ``mse_std``, ``r2`` / ``r2_std`` and
+    ``loss`` (½ MSE in standardised units, the run's held-out curve)."""
 
     rows: list[dict]
     m: int
     n_train: int
     n_test: int
 
-    def row(self, method: str) -> dict:
+    def row(self, row_id: str) -> dict:
+        """The row with this id (``"distilled"``, ``"subset"``, ``"full"``, ``"mean"``, …)."""
         for r in self.rows:
-            if r["method"] == method:
+            if r["id"] == row_id:
                 return r
-        raise KeyError(f"No row {method!r}; rows are {[r['method'] for r in self.rows]}.")
+        raise KeyError(f"No row {row_id!r}; this report's rows are {[r['id'] for r in self.rows]}.")
+
+    @property
+    def ids(self) -> list[str]:
+        return [r["id"] for r in self.rows]
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict: ``m``, ``n_train``, ``n_test`` and ``rows`` (a list of dicts)."""
+        return {"m": self.m, "n_train": self.n_train, "n_test": self.n_test, "rows": [dict(r) for r in self.rows]}
+
+    def to_json(self, **kwargs) -> str:
+        import json
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def to_pandas(self):
+        """The rows as a ``pandas.DataFrame`` indexed by ``id`` (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("EvalReport.to_pandas needs pandas: pip install pandas.") from None
+        return pd.DataFrame(self.rows).set_index("id")
 
     def to_markdown(self) -> str:
         out = [f"Held-out results (m = {self.m}, n_train = {self.n_train}, n_test = {self.n_test})", "",
@@ -77,8 +103,7 @@ def _scores(pred, Y):
 
 
 def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, key=0, n_inits: int = 32,
-             n_subsets: int = 20, last_value_column: int | None = None, model=None,
-             inner_solver=None) -> EvalReport:
+             n_subsets: int = 20, last_value_column: int | None = None) -> EvalReport:
     """Compare the distilled set with a random real subset of the same size and the full data.
 
     Args:
@@ -92,15 +117,10 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
       n_subsets: random subsets drawn for the baseline.
       last_value_column: for autoregressive windows (``datasets.ar_windows``: the last column is
         y_{t−1}), the input column holding the last observed value: adds the naive forecast row.
-      model, inner_solver: deprecated; a result carries its own. Given, they must equal the result's.
 
     Returns:
       An :class:`EvalReport`; ``print(report)`` shows a markdown table.
     """
-    for name, given, own in (("model", model, out.model), ("inner_solver", inner_solver, out.inner_solver)):
-        if given is not None:
-            from jaxdistill._src.io.specs import check_same, identity
-            check_same(identity(own, name), given, name, "this result")
     key = as_key(key)
     std = out.standardizer
     Xte = as_2d_float("X_test", X_test, allow_1d=False)
@@ -126,11 +146,11 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     Fte = mdl.featurize(jnp.asarray(Xte_s, dt))
     rows = []
 
-    def add(method, points, procedure, preds):
+    def add(row_id, method, points, procedure, preds):
         s = np.array([_scores(std.y_inverse(np.asarray(p, np.float64)), Yte) for p in preds])
         # the loss the run's held-out curve shows: ½ mean squared error per row, standardised units
         half = float(np.mean([0.5 * np.sum((np.asarray(p, np.float64) - Yte_s) ** 2) / Yte.shape[0] for p in preds]))
-        rows.append({"method": method, "points": points, "procedure": procedure,
+        rows.append({"id": row_id, "method": method, "points": points, "procedure": procedure,
                      "mse": float(s[:, 0].mean()), "mse_std": float(s[:, 0].std()),
                      "r2": float(s[:, 1].mean()), "r2_std": float(s[:, 1].std()), "loss": half})
 
@@ -146,12 +166,13 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     gd, linear = out.uses_gd, mdl.linear_in_params
     if gd:
         eta = jnp.asarray(out.inner_lr, dt)
-        add("distilled, T-step GD", out.m, out.procedure(), train_predict(Fd, Yd, eta, draw_inits(
+        add("distilled", "distilled, T-step GD", out.m, out.procedure(), train_predict(Fd, Yd, eta, draw_inits(
             mdl, k_gd, Fd, d_out, n_inits)))
         if linear:
-            add("distilled, ridge", out.m, out.procedure(limit=True), [out.predict_standardized(Fte, limit=True)])
+            add("distilled_ridge", "distilled, ridge", out.m, out.procedure(limit=True),
+                [out.predict_standardized(Fte, limit=True)])
     else:
-        add("distilled", out.m, out.procedure(), [out.predict_standardized(Fte)])
+        add("distilled", "distilled", out.m, out.procedure(), [out.predict_standardized(Fte)])
     if X_train is None:
         return EvalReport(rows=rows, m=out.m, n_train=0, n_test=Xte.shape[0])
 
@@ -173,26 +194,26 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
                 mdl, kg, Fs, d_out, max(1, n_inits // 4))))
             ridge_preds.append(Fte @ ridge(Fs, Ys, lam))
         sub_proc = f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for the subset, {mdl.init_description}"
-        add("random subset, T-step GD", out.m, sub_proc, np.concatenate([np.asarray(g) for g in gd_preds]))
-        add("random subset, ridge", out.m, out.procedure(limit=True), ridge_preds)
-        add("full data, ridge", n_tr, out.procedure(limit=True), [Fte @ ridge(Ftr, Ytr_s, lam)])
+        add("subset", "random subset, T-step GD", out.m, sub_proc, np.concatenate([np.asarray(g) for g in gd_preds]))
+        add("subset_ridge", "random subset, ridge", out.m, out.procedure(limit=True), ridge_preds)
+        add("full", "full data, ridge", n_tr, out.procedure(limit=True), [Fte @ ridge(Ftr, Ytr_s, lam)])
     else:
         exact_preds = []
         for idx, _ in _subsets(k_sub, n_subsets, n_tr, out.m):
             exact_preds.append(train_predict(Ftr[idx], Ytr_s[idx], 0.0, no_theta0)[0])
-        add("random subset", out.m, out.procedure(), exact_preds)
-        if getattr(slv, "kernel", None) is None and linear:
-            lam_full = out.meta.get("full_data_lambda_inner", lam)
-            label = f"exact ridge, λ = {out.meta['lam']:g} (the original model)" if "lam" in out.meta else \
-                out.procedure()
-            add("full data", n_tr, label, [Fte @ ridge(Ftr, Ytr_s, lam_full)])
+        add("subset", "random subset", out.m, out.procedure(), exact_preds)
+        if slv.kernel is None and linear:
+            lam_full = out.meta.full_data_lambda_inner or lam
+            label = (f"exact ridge, λ = {out.meta.original_lambda:g} (the original model)"
+                     if out.meta.original_lambda is not None else out.procedure())
+            add("full", "full data", n_tr, label, [Fte @ ridge(Ftr, Ytr_s, lam_full)])
         else:
-            add("full data", n_tr, out.procedure(), [train_predict(Ftr, Ytr_s, 0.0, no_theta0)[0]])
-    add("mean of training targets", n_tr, "constant: the training mean",
+            add("full", "full data", n_tr, out.procedure(), [train_predict(Ftr, Ytr_s, 0.0, no_theta0)[0]])
+    add("mean", "mean of training targets", n_tr, "constant: the training mean",
         [jnp.broadcast_to(jnp.mean(Ytr_s, axis=0), (Xte.shape[0], d_out))])
     if last_value_column is not None:
         col = Xte[:, [last_value_column] * d_out]                   # original units → standardised for add()
-        add("naive: last value", 0, f"y_t = input column {last_value_column} (no training)", [std.y(col)])
+        add("naive", "naive: last value", 0, f"y_t = input column {last_value_column} (no training)", [std.y(col)])
     return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0])
 
 
@@ -245,7 +266,7 @@ def _nonlinear_baselines(add, out, train_predict, Ftr, Ytr, key, n_subsets, n_in
         eta, frac = _tuned_gd(train_predict, mdl, lam, Ftr[idx], Ytr[idx], Ftr[rest], Ytr[rest], th0s, T)
         preds.append(np.asarray(train_predict(Ftr[idx], Ytr[idx], jnp.asarray(eta, Ftr.dtype), th0s, None, T)))
         fracs.append(frac)
-    add("random subset, T-step GD", out.m, f"{T} GD steps, step size tuned per subset on other training rows "
+    add("subset", "random subset, T-step GD", out.m, f"{T} GD steps, step size tuned per subset on other training rows "
         f"(median {np.median(fracs):g} × its GD bound), {mdl.init_description}", np.concatenate(preds))
     # the full data: step size chosen on a 20 % split of the training rows, then trained on all of them
     perm = np.asarray(jax.random.permutation(k_sel, n_tr))
@@ -254,9 +275,10 @@ def _nonlinear_baselines(add, out, train_predict, Ftr, Ytr, key, n_subsets, n_in
     th0s = draw_inits(mdl, k_full, Ftr, d_out, n_draws)
     long = CONVERGED_FACTOR * T
     bound_all = float(_gd_bound(mdl, Ftr, Ytr, lam))      # the tuned step must also be stable on all rows
-    for steps, label in ((T, "full data, T-step GD"), (long, f"full data, {CONVERGED_FACTOR}·T-step GD")):
+    for row_id, steps, label in (("full", T, "full data, T-step GD"),
+                                 ("full_long", long, f"full data, {CONVERGED_FACTOR}·T-step GD")):
         eta, frac = _tuned_gd(train_predict, mdl, lam, Ftr[fit], Ytr[fit], Ftr[sel], Ytr[sel], th0s, steps)
         eta = min(eta, 0.9 * bound_all)
-        add(label, n_tr, f"{steps} GD steps, step size {frac:g} × its GD bound (chosen on a 20 % split of the "
+        add(row_id, label, n_tr, f"{steps} GD steps, step size {frac:g} × its GD bound (chosen on a 20 % split of the "
             f"training rows), {mdl.init_description}",
             np.asarray(train_predict(Ftr, Ytr, jnp.asarray(eta, Ftr.dtype), th0s, None, steps)))

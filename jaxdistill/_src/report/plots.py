@@ -33,18 +33,18 @@ def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | Non
         ax.set_axis_off()
         return ax
     s = np.arange(1, h["loss"].size + 1)
-    objective = str(out.meta.get("objective", "")).split("(")[0] or "outer objective"
+    objective = str(out.meta.objective or "").split("(")[0] or "outer objective"
     where = "all training rows" if objective == "FullDataLoss" else "the sampled batch"
     if "data_loss" in h and h["data_loss"].size:
         ax.semilogy(s, h["data_loss"], lw=0.7, alpha=0.8, label=f"outer data loss, {objective} on {where}")
     if h["val_loss"].size:
         ax.semilogy(h["eval_step"][:h["val_loss"].size], h["val_loss"], "o-", ms=3, label="held-out loss")
-    monitor = out.meta.get("monitor")
+    monitor = out.meta.monitor
     if monitor and monitor != "held-out loss" and h.get("monitored") is not None and h["monitored"].size:
         ax.semilogy(h["eval_step"], h["monitored"], "s", ms=3, mfc="none", label=f"monitored: {monitor}")
-    if out.meta.get("returned_step") is not None:
-        ax.axvline(out.meta["returned_step"], color="k", ls="--", lw=0.8,
-                   label=f"returned state (step {out.meta['returned_step']})")
+    if out.meta.returned_step is not None:
+        ax.axvline(out.meta.returned_step, color="k", ls="--", lw=0.8,
+                   label=f"returned state (step {out.meta.returned_step})")
     for (label, value), colour in zip((references or {}).items(), ("tab:green", "tab:red", "tab:purple",
                                                                       "tab:brown", "tab:olive", "tab:cyan"),
                                       strict=False):
@@ -107,7 +107,7 @@ def plot_images(out: DistillOutput, X_train=None, max_images: int = 20, title: s
     """Distilled inputs as square grayscale images (digits 8×8, MNIST 28×28), in original units.
 
     With ``X_train`` (the rows given to ``distill`` / ``distill_analytic``) and a result that started
-    from real rows (``meta["init_rows"]``), the initial images are shown in a first row, the distilled
+    from real rows (``meta.init_rows``), the initial images are shown in a first row, the distilled
     ones below (the KRR paper's Figure 2). Targets that are one-hot class scores label each image
     with its arg-max class. ``standardized=True`` shows the images in the standardised pixel space the
     model is trained in (where a set distilled from no real rows shows its class patterns; in original
@@ -119,7 +119,7 @@ def plot_images(out: DistillOutput, X_train=None, max_images: int = 20, title: s
         raise ValueError(f"Inputs of dimension {out.x.shape[1]} are not square images.")
     k = min(out.m, max_images)
     rows = [("distilled", (out.x if standardized else out.X)[:k])]
-    init = out.meta.get("init_rows")
+    init = out.meta.init_rows
     if X_train is not None and init is not None:
         real = np.asarray(X_train, np.float64)[np.asarray(init[:k])]
         rows.insert(0, ("initial (real)", out.standardizer.x(real) if standardized else real))

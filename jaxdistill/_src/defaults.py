@@ -1,0 +1,68 @@
+"""Defaults chosen by shapes and capabilities: the inner solver and the outer objective of a run."""
+
+from __future__ import annotations
+
+import warnings
+
+from jaxdistill._src.components.models import InnerModel
+from jaxdistill._src.inner.base import InnerSolver
+from jaxdistill._src.inner.exact_linear import ExactLinearGD
+from jaxdistill._src.inner.unrolled import UnrolledGD
+from jaxdistill._src.problem.full_data import MAX_AUTO_FEATURES, FullDataLoss
+from jaxdistill._src.problem.objectives import BatchLoss, ExpectedBatchLoss, Objective
+
+#: the scan's thin matrix products (p × m by m × Q·d_out) run at about a fifth of the speed per flop of the
+#: doubling path's square r × r products (measured on 2 CPU cores: benchmarks/results/solver_choice.md)
+SCAN_FLOP_PENALTY = 5.0
+
+
+def default_inner_solver(model: InnerModel, m: int | None = None, p: int | None = None, T: int | None = None,
+                         q: int = 1, d_out: int = 1) -> InnerSolver:
+    """The cheaper exact inner solver for the shapes given; the unrolled scan for nonlinear models.
+
+    For a model linear in θ both :class:`ExactLinearGD` (closed form by doubling) and :class:`UnrolledGD`
+    (the scan) give the same θ_T and meta-gradient to rounding (tested); their costs differ: about
+    2·⌈log₂ T⌉·r³ flops for the doubling path (r = min(m, p)) against T·Q·d_out·2·m·p for the scan, whose
+    thin products are ``SCAN_FLOP_PENALTY`` times slower per flop. The doubling path wins for small r or
+    long T (every bundled data set at the defaults), the scan for wide problems with few steps (m = p =
+    1000, T = 100: 1.7× faster). Without the shapes: the doubling path.
+    """
+    if not model.linear_in_params:
+        return UnrolledGD()
+    if m is None or p is None or T is None:
+        return ExactLinearGD()
+    r = min(m, p)
+    doubling = 2.0 * max(1, int(T).bit_length()) * float(r) ** 3
+    scan = SCAN_FLOP_PENALTY * float(T) * q * d_out * 2.0 * m * p
+    return UnrolledGD() if scan < doubling else ExactLinearGD()
+
+
+def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int, kind: str = "auto") -> Objective:
+    """The outer objective named by ``kind`` (``config.objective``): ``"batch"``, ``"full_data"``, or
+    ``"auto"``, the exact full-data objective where it applies, else Def. 2.5 on sampled batches.
+
+    ``"auto"`` gives :class:`FullDataLoss` for models linear in θ trained to a parameter vector (GD
+    solvers) with at most ``MAX_AUTO_FEATURES`` features (its statistics are a p×p matrix), and
+    :class:`BatchLoss` otherwise. ``expectation=True`` solvers get the exact expectation over θ₀ in
+    either case.
+    """
+    expectation = inner_solver.expectation
+    full = kind == "full_data" or (kind == "auto" and model.linear_in_params and inner_solver.uses_theta0
+                                   and model.num_features(d) <= MAX_AUTO_FEATURES)
+    if full:
+        return FullDataLoss(expectation=expectation)
+    return ExpectedBatchLoss() if expectation else BatchLoss()
+
+
+def warn_untrained_theta0(model, data, m: int) -> None:
+    """Lemma 2.3: with θ₀ ~ N(0, σ²I), σ > 0 and m < p, GD on m points never moves θ₀ outside their span."""
+    scale = model.init_scale
+    if not model.linear_in_params or not scale:
+        return
+    p = model.num_features(data.d)
+    if m < p:
+        warnings.warn(
+            f"θ₀ ~ N(0, {scale:g}²I) with m = {m} distilled points and p = {p} features: the part of θ₀ outside "
+            f"the span of the {m} points (dimension ≥ {p - m}) is never trained (Lemma 2.3) and stays as noise "
+            "in every prediction of the T-step model. Use LinearModel(..., init_scale=0) (the default) or m >= p.",
+            stacklevel=3)

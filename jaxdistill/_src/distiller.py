@@ -1,0 +1,208 @@
+"""``Distiller``: the object that owns a run — builds the problem and solver, runs the driver with callbacks,
+and returns a :class:`DistillOutput`.
+
+What it builds from its arguments is fixed per ``fit`` call; the compiled program depends only on the
+solver's :class:`StepConfig`, the problem's components and the shapes (see ``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxdistill._src.components.models import InnerModel, LinearModel
+from jaxdistill._src.core import sharding
+from jaxdistill._src.core.compile_log import CompileLog
+from jaxdistill._src.core.fingerprint import flat_description
+from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
+from jaxdistill._src.defaults import default_inner_solver, default_objective, warn_untrained_theta0
+from jaxdistill._src.inner.base import InnerSolver
+from jaxdistill._src.outer import driver
+from jaxdistill._src.outer.callbacks import Callback, CheckpointCallback, StoppingRule
+from jaxdistill._src.outer.records import RunInfo
+from jaxdistill._src.outer.step import BilevelSolver, DistillParams, outer_optimizer
+from jaxdistill._src.problem.config import DistillConfig
+from jaxdistill._src.problem.data import prepare
+from jaxdistill._src.problem.objectives import Objective
+from jaxdistill._src.problem.problem import Problem
+from jaxdistill._src.result import DistillOutput
+from jaxdistill._src.version import __version__
+
+
+def _config_of(config, overrides: dict) -> DistillConfig:
+    if config is None:
+        config = DistillConfig()
+    elif not isinstance(config, DistillConfig):
+        raise ValueError(f"config must be a DistillConfig, got {type(config).__name__}; use "
+                         "DistillConfig.from_dict(...) for a dict.")
+    if overrides:
+        fields = set(DistillConfig.__dataclass_fields__)
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ValueError(f"Unknown setting(s) {unknown}; DistillConfig fields are {sorted(fields)}.")
+        config = config.replace(**overrides)
+    return config
+
+
+class Distiller:
+    """A distillation run's settings and components; :meth:`fit` runs it on data.
+
+    Args:
+      config: a :class:`DistillConfig`; ``**overrides`` replace single fields of it (``m=20``, ``steps=2000``).
+      model: inner model (default :class:`LinearModel`, identity features, θ₀ = 0; ``theta0_scale`` sets σ).
+      inner_solver: how θ_T is computed (default :func:`default_inner_solver`, chosen by cost for the shapes).
+      objective: the outer objective, an :class:`Objective` or a name for ``config.objective`` (default
+        :func:`default_objective`: the exact :class:`FullDataLoss` for linear models, else :class:`BatchLoss`).
+      optimizer: one optax transformation over (X̃, Ỹ, η̃) (a :class:`DistillParams`); or the per-part
+        ``optimizer_x``, ``optimizer_y``, ``optimizer_eta`` (default ``config.outer_optimizer`` with
+        ``lr_x``, ``lr_y``, gradient descent with ``lr_eta`` on η̃; the rates are traced values).
+      mesh: a device count or a ``jax.sharding.Mesh`` with axes ``"q"`` / ``"batch"`` (see README, scaling out).
+
+    Example:
+      >>> import numpy as np, jaxdistill as jd
+      >>> X = np.random.default_rng(0).normal(size=(200, 5)); y = X @ np.arange(5.0)
+      >>> out = jd.Distiller(m=10, steps=200).fit(X, y, key=0,
+      ...                                         callbacks=[jd.MetricsLogger("metrics.csv")])  # doctest: +SKIP
+    """
+
+    def __init__(self, config: DistillConfig | None = None, *, model: InnerModel | None = None,
+                 inner_solver: InnerSolver | None = None, objective: Objective | str | None = None,
+                 optimizer: optax.GradientTransformation | None = None,
+                 optimizer_x: optax.GradientTransformation | None = None,
+                 optimizer_y: optax.GradientTransformation | None = None,
+                 optimizer_eta: optax.GradientTransformation | None = None, mesh=None, **overrides):
+        config = _config_of(config, overrides)
+        if isinstance(objective, str):               # a name: the config's objective setting
+            config, objective = config.replace(objective=objective), None
+        if model is None:
+            model = LinearModel(init_scale=config.theta0_scale or 0.0)
+        elif config.theta0_scale is not None:
+            raise ValueError("theta0_scale applies to the default model only; with model=... set its own "
+                             "initialisation (e.g. LinearModel(feature_map, init_scale=1.0)).")
+        if not isinstance(model, InnerModel):
+            raise ValueError(f"model must be a jaxdistill InnerModel (LinearModel, FlaxModel, ...), got {model!r}.")
+        if inner_solver is not None and not isinstance(inner_solver, InnerSolver):
+            raise ValueError(f"inner_solver must be a jaxdistill InnerSolver, got {inner_solver!r}.")
+        if objective is not None and not isinstance(objective, Objective):
+            raise ValueError(f"objective must be a jaxdistill Objective (BatchLoss, FullDataLoss, ...), "
+                             f"got {objective!r}.")
+        self.config, self.model, self.inner_solver, self.objective = config, model, inner_solver, objective
+        self.optimizer, self.learning_rates = outer_optimizer(config, optimizer, optimizer_x, optimizer_y,
+                                                              optimizer_eta)
+        self._custom_optimizer = optimizer is not None
+        self.mesh = sharding.as_mesh(mesh)
+
+    # ------------------------------------------------------------------ building
+    def _build(self, data):
+        config, model, mesh = self.config, self.model, self.mesh
+        inner_solver = self.inner_solver
+        if inner_solver is None:
+            inner_solver = default_inner_solver(model, config.m, model.num_features(data.d), config.max_T,
+                                                config.max_q, data.d_out)
+        inner_solver.check(model)
+        if config.model_pool is not None and not inner_solver.uses_theta0:
+            raise ValueError(f"model_pool needs an inner solver that trains from θ₀ (UnrolledGD, ExactLinearGD); "
+                             f"{type(inner_solver).__name__} has no θ₀ to keep in a pool. Set model_pool=None.")
+        solver = BilevelSolver(config, inner_solver, self.optimizer, self.learning_rates)
+        objective = self.objective or default_objective(model, inner_solver, data.d, config.objective)
+        objective.check(model, inner_solver)
+        batch_rows = min(config.batch_size, data.n_train) if objective.needs_batch else None
+        sharding.check_divisible(mesh, config.max_q, batch_rows)
+        if config.outer_optimizer == "lbfgs" and not self._custom_optimizer:
+            deterministic = not objective.needs_batch and (inner_solver.expectation or model.init_scale == 0)
+            if not deterministic:
+                raise ValueError("outer_optimizer='lbfgs' needs a deterministic outer objective (its line search "
+                                 "compares values): the full-data objective (objective='full_data' / 'auto' with a "
+                                 "linear model) with θ₀ = 0 or with the exact expectation over θ₀ "
+                                 "(ExactLinearGD(expectation=True)). Use 'adam' for sampled objectives.")
+        problem = Problem(model, config.lambda_inner, config.lambda_outer, objective.bind(model, data))
+        return solver, problem
+
+    def _identity(self, key, data, problem, solver) -> dict:
+        model, config = problem.model, self.config
+        theta_shapes = jax.tree_util.tree_map(
+            lambda s: list(s.shape), jax.eval_shape(lambda: model.init(
+                jax.random.PRNGKey(0), model.featurize(jnp.zeros((1, data.d), data.dtype)), data.d_out)))
+        # `steps` is a budget, not part of the run's identity: a finished run resumes with a larger one
+        settings = {k: v for k, v in config.to_dict().items() if k != "steps"}
+        return {"config": settings, "key": key_to_list(key), "data": data.fingerprint(),
+                "monitor": driver.monitor_mode(config, problem, data.n_validation > 0),
+                "problem": {**flat_description(problem, "problem"), "problem.theta0_shapes": str(theta_shapes)},
+                "inner_solver": flat_description(solver.inner_solver, "inner_solver"),
+                "optimizer": solver.optimizer.key}
+
+    # ------------------------------------------------------------------ running
+    def fit(self, X, Y, *, key: jax.Array | int | None = None, validation=None,
+            callbacks: Sequence[Callback] = (), raise_on_failure: bool = False) -> DistillOutput:
+        """Distil (X, Y) into ``config.m`` points (Algorithm 1 of Mahowald et al., appendix A.3).
+
+        Args:
+          X: real inputs, shape (n, d) (a NumPy array or memory map; never copied whole).
+          Y: real targets, shape (n,) or (n, d_out).
+          key: ``jax.random`` key or integer seed (default 0). The whole run is a function of it.
+          validation: optional held-out (X_val, Y_val) in original units; if omitted,
+            ``config.validation_fraction`` of the rows are held out for monitoring.
+          callbacks: :class:`Callback` objects run between compiled chunks (progress, checkpoints, logs, yours).
+          raise_on_failure: raise if the run fails instead of returning the result with its status:
+            ``FloatingPointError`` for ``nonfinite``, ``RuntimeError`` for the other failures.
+
+        Returns:
+          A :class:`DistillOutput`.
+
+        Raises:
+          ValueError: bad data or settings (before any compute), a checkpoint of another run.
+        """
+        config, mesh = self.config, self.mesh
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise ValueError(f"callbacks must be jaxdistill Callback objects (subclass jd.Callback), got {cb!r}.")
+        seed = seed_of(key)
+        key = as_key(key)
+        k_split, k_init, k_run = jax.random.split(key, 3)
+        data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
+                       standardize=config.standardize, validation=validation)
+        with CompileLog() as compiled:
+            solver, problem = self._build(data)
+            warn_untrained_theta0(problem.model, data, config.m)
+            state = driver.initial_params(solver, problem, data, k_init, config, mesh)
+            stopping = StoppingRule.from_config(config)
+            t0 = time.perf_counter()
+            state, hist, stopping, view = driver.run(
+                solver, problem, data, state, k_run, config, callbacks=callbacks, stopping=stopping, mesh=mesh,
+                identity_fn=lambda: self._identity(key, data, problem, solver))
+            wall = time.perf_counter() - t0
+        status = view.status
+        params, step = state.params, int(state.step)
+        if config.restore_best and stopping.best_params is not None:
+            params, step = DistillParams(*stopping.best_params), stopping.best_step
+        inner = solver.inner_solver
+        errors = [cb.error for cb in callbacks if isinstance(cb, CheckpointCallback) and cb.error]
+        rows = driver.initial_rows(config, data, k_init)
+        info = RunInfo(
+            objective=repr(problem.objective), optimizer=solver.optimizer.key[:16], n_train=data.n_train,
+            n_validation=data.n_validation, wall_time_s=wall, steps_run=int(state.step), returned_step=step,
+            monitor=driver.MONITOR_LABELS[driver.monitor_mode(config, problem, data.n_validation > 0)],
+            init_rows=None if rows is None else rows.tolist(),
+            best_monitored_loss=stopping.best_value if np.isfinite(stopping.best_value) else None,
+            compilations=compiled.summary(), jaxdistill_version=__version__, jax_version=jax.__version__,
+            backend=jax.default_backend(), devices=sharding.describe(mesh),
+            checkpoint_error=errors[0] if errors else None)
+        out = DistillOutput(
+            x=np.asarray(params.x), y=np.asarray(params.y),
+            inner_lr=float(params.eta) if inner.uses_eta else None, history=hist, config=config,
+            standardizer=data.standardizer, status=status, model=problem.model, inner_solver=inner,
+            lambda_inner=config.lambda_inner, T=config.T_at(max(step, 1)) if inner.uses_eta else None, seed=seed,
+            meta=info)
+        view.result = out
+        for cb in sorted(callbacks, key=lambda c: not c.restores):
+            cb.on_end(view)
+        if not status.ok and raise_on_failure:
+            err = FloatingPointError if status == "nonfinite" else RuntimeError
+            raise err(f"Distillation ended with status {status.value!r} after {int(state.step)} steps: "
+                      f"{status.message}. (Pass raise_on_failure=False to get the result with its status instead.)")
+        return out

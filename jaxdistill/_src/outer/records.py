@@ -1,0 +1,241 @@
+"""Typed records of a run: its :class:`Status`, its :class:`History` (arrays) and its :class:`RunInfo`.
+
+Plain host-side values (numpy arrays, Python numbers): they are what results carry, files store and
+callbacks see. Nothing here is traced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+import numpy as np
+
+
+class Status(str, enum.Enum):
+    """How a run ended (optimistix's ``RESULTS``, as a string enum: ``Status.CONVERGED == "converged"``).
+
+    Only :attr:`ok` statuses (``converged``, ``budget``, ``exact``, ``stopped``) are successes; each member's
+    :attr:`message` says what it means and, for failures, what to change.
+    """
+
+    CONVERGED = "converged"
+    BUDGET = "budget"
+    EXACT = "exact"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    NO_PROGRESS = "no_progress"
+    UNSTABLE = "unstable"
+    NONFINITE = "nonfinite"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the result is usable as it is (a success)."""
+        return self in (Status.CONVERGED, Status.BUDGET, Status.EXACT, Status.STOPPED)
+
+    @property
+    def message(self) -> str:
+        """What the status means, and for a failure what to change."""
+        return _MESSAGES[self]
+
+    @classmethod
+    def of(cls, value) -> Status:
+        """The member for ``value`` (a member or its string; 0.2.0's ``"success"`` reads as ``budget``)."""
+        if isinstance(value, cls):
+            return value
+        if value == "success":
+            return cls.BUDGET
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"Unknown status {value!r}; statuses are {[s.value for s in cls]}.") from None
+
+
+_MESSAGES = {
+    Status.CONVERGED: "the monitored loss stopped improving (patience ran out): the best state is returned",
+    Status.BUDGET: "all steps were run while the monitored loss was still improving: raise steps for more",
+    Status.EXACT: "a closed-form result (no iterations)",
+    Status.STOPPED: "a callback ended the run: the state it returns is a valid distilled set",
+    Status.DIVERGED: "the monitored loss rose above divergence_factor × its best value: lower lr_x / lr_y / lr_eta "
+                     "(or T), or use an adaptive optimizer",
+    Status.NO_PROGRESS: "the distilled set never beat its initial value: raise lr_x / lr_y or steps",
+    Status.UNSTABLE: "η̃ crossed the stability bound of Lemma 2.4: keep eta_cap set (default 0.9)",
+    Status.NONFINITE: "a step met a non-finite loss or gradient: lower lr_x / lr_y / lr_eta or inner_lr, "
+                      "or standardise the data (standardize=True)",
+}
+
+#: per outer step
+STEP_FIELDS = ("loss", "data_loss", "q", "T", "eta", "stability_ratio")
+#: per evaluation
+EVAL_FIELDS = ("eval_step", "monitored", "eval_time", "val_loss")
+_DTYPES = {"eval_step": np.int64, "monitored": np.float64, "eval_time": np.float64, "val_loss": np.float64}
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    """What a run recorded, as numpy arrays.
+
+    Per outer step: ``loss`` (outer loss of Def. 2.5, mean over the active θ₀), ``data_loss`` (without λ_O),
+    ``q`` (active initialisations), ``T`` (inner steps), ``eta`` (η̃ used), ``stability_ratio`` (η̃ / the
+    stability bound; NaN where none applies). Per evaluation (every ``eval_every`` steps): ``eval_step``,
+    ``monitored`` (the loss the stopping rule watched), ``eval_time`` (seconds since the start, compilation
+    included) and ``val_loss`` (held-out loss; empty when no rows were held out).
+
+    ``history.loss`` is the usual access; ``history["loss"]`` works too (``to_dict`` gives a plain dict).
+    """
+
+    loss: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    data_loss: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    q: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    T: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    eta: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    stability_ratio: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    eval_step: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    monitored: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    eval_time: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    val_loss: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def steps(self) -> int:
+        """Outer steps recorded."""
+        return int(np.asarray(self.loss).size)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in STEP_FIELDS + EVAL_FIELDS:
+            raise KeyError(f"History has no {name!r}; its fields are {list(STEP_FIELDS + EVAL_FIELDS)}.")
+        return getattr(self, name)
+
+    def get(self, name: str, default=None):
+        return getattr(self, name) if name in STEP_FIELDS + EVAL_FIELDS else default
+
+    def __iter__(self):
+        return iter(STEP_FIELDS + EVAL_FIELDS)
+
+    def keys(self):
+        return list(STEP_FIELDS + EVAL_FIELDS)
+
+    def items(self):
+        return [(k, getattr(self, k)) for k in STEP_FIELDS + EVAL_FIELDS]
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(getattr(self, k)) for k in STEP_FIELDS + EVAL_FIELDS}
+
+    @classmethod
+    def from_dict(cls, d: dict | History | None) -> History:
+        """From a dict of arrays (a file's or a checkpoint's); missing fields are empty, unknown ones refused."""
+        if isinstance(d, History):
+            return d
+        d = d or {}
+        unknown = sorted(set(d) - set(STEP_FIELDS + EVAL_FIELDS))
+        if unknown:
+            raise ValueError(f"Unknown history field(s) {unknown}; fields are {list(STEP_FIELDS + EVAL_FIELDS)}.")
+        return cls(**{k: np.asarray(v, _DTYPES.get(k)) for k, v in d.items()})
+
+    def to_pandas(self):
+        """(per-step DataFrame indexed by step, per-evaluation DataFrame indexed by eval_step); needs pandas."""
+        import pandas as pd
+        steps = pd.DataFrame({k: np.asarray(getattr(self, k)) for k in STEP_FIELDS},
+                             index=pd.RangeIndex(1, self.steps + 1, name="step"))
+        evals = {k: np.asarray(getattr(self, k)) for k in ("monitored", "eval_time")}
+        if np.asarray(self.val_loss).size == np.asarray(self.eval_step).size:
+            evals["val_loss"] = np.asarray(self.val_loss)
+        return steps, pd.DataFrame(evals, index=pd.Index(np.asarray(self.eval_step), name="eval_step"))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """What is known about how a result was made (all optional; analytic results fill fewer fields).
+
+    Attributes:
+      objective, optimizer: the outer objective (repr) and the optimizer's fingerprint (16 hex digits).
+      n_train, n_validation: rows trained on and held out.
+      wall_time_s: seconds of the run (compilation included); steps_run: outer steps done;
+      returned_step: the step whose state is returned (the best monitored one with ``restore_best``).
+      monitor: what the stopping rule watched; best_monitored_loss: its best value.
+      init_rows: rows of the caller's X that started X̃ (``init="real"``), or None.
+      compilations: programs compiled by this call (``{"count": ..., "seconds": ...}``, from
+        ``jax.monitoring`` compile events).
+      jaxdistill_version, jax_version, backend, devices: where it ran; saved_with: version that saved the file.
+      checkpoint_error: why a checkpoint could not be written (the run went on), if that happened.
+      original_lambda, lambda_s, full_data_lambda_inner, theta, max_rel_WS_error: analytic (KRR paper) sets:
+        λ of the original ridge model, λ_S of the distilled one, the full-data λ_I, θ* and the check of W_S.
+      experiment, data_fingerprint: set by the CLI (the experiment file's settings; the data's fingerprint).
+      extra: anything else (e.g. entries of files written by other versions).
+    """
+
+    kind: str | None = None
+    objective: str | None = None
+    optimizer: str | None = None
+    n_train: int | None = None
+    n_validation: int | None = None
+    wall_time_s: float | None = None
+    steps_run: int | None = None
+    returned_step: int | None = None
+    monitor: str | None = None
+    best_monitored_loss: float | None = None
+    init_rows: list | None = None
+    compilations: dict | None = None
+    jaxdistill_version: str | None = None
+    jax_version: str | None = None
+    backend: str | None = None
+    devices: Any = None
+    saved_with: str | None = None
+    checkpoint_error: str | None = None
+    original_lambda: float | None = None
+    lambda_s: float | None = None
+    full_data_lambda_inner: float | None = None
+    theta: list | None = None
+    max_rel_WS_error: float | None = None
+    experiment: dict | None = None
+    data_fingerprint: str | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    _RENAMED = {"lam": "original_lambda", "lam_s": "lambda_s"}
+
+    def __getitem__(self, name: str):
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default=None):
+        name = self._RENAMED.get(name, name)
+        if name in self._fields():
+            value = getattr(self, name)
+        else:
+            value = self.extra.get(name)
+        return default if value is None else value
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    @classmethod
+    def _fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "extra")
+
+    def replace(self, **changes) -> RunInfo:
+        known = {k: v for k, v in changes.items() if k in self._fields()}
+        extra = {k: v for k, v in changes.items() if k not in known and k != "extra"}
+        return dataclasses.replace(self, **known, extra={**self.extra, **changes.get("extra", {}), **extra})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set, as a JSON-friendly dict (``extra`` entries merged in)."""
+        out = {k: getattr(self, k) for k in self._fields() if getattr(self, k) is not None}
+        return {**self.extra, **out}
+
+    @classmethod
+    def from_dict(cls, d: dict | RunInfo | None) -> RunInfo:
+        """From a dict (a saved file's ``meta``; 0.7's ``lam``/``lam_s`` keys read as their new names)."""
+        if isinstance(d, RunInfo):
+            return d
+        d = {cls._RENAMED.get(k, k): v for k, v in (d or {}).items()}
+        names = set(cls._fields())
+        return cls(**{k: v for k, v in d.items() if k in names},
+                   extra={k: v for k, v in d.items() if k not in names})
