@@ -76,10 +76,10 @@ def test_mesh_settings_are_checked(diabetes):
 WORKER = r"""
 import sys
 import jax
+import jaxdistill as jd              # first, as a user's script would: importing must not start the backend
+from jaxdistill import datasets
 jax.config.update("jax_enable_x64", True)
 jax.distributed.initialize(f"localhost:{sys.argv[1]}", num_processes=2, process_id=int(sys.argv[2]))
-import jaxdistill as jd
-from jaxdistill import datasets
 X, Y = datasets.load("diabetes")
 pid, out = jax.process_index(), sys.argv[3]
 assert jax.process_count() == 2 and len(jax.devices()) == 4 and len(jax.local_devices()) == 2

@@ -155,7 +155,14 @@ def test_cli_run_evaluate_plot(tmp_path, capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "random subset, ridge" in text and "saved to out/s.npz" in text
     assert cli.main(["evaluate", "out/s.npz"]) == 0
-    assert "full data, ridge" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "full data, ridge" in table
+    assert cli.main(["evaluate", "out/s.npz", "--json"]) == 0          # the same table, as JSON with row ids
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["result"] == "out/s.npz" and rep["status"] == jd.load("out/s.npz").status and rep["m"] == 8
+    assert [r["id"] for r in rep["rows"]] == ["distilled", "distilled_ridge", "subset", "subset_ridge", "full",
+                                             "mean", "naive"]
+    assert f"{rep['rows'][0]['r2']:.4g}" in table                 # the numbers the markdown table printed
     assert cli.main(["plot", "out/s.npz", "--out", "png"]) == 0
     assert sorted(os.listdir("png")) == ["loss.png", "predictions.png", "projection.png"]
     assert cli.main(["run", "missing.json"]) == 2

@@ -271,15 +271,21 @@ class MetricsLogger(Callback):
                              "'metrics.csv' or 'metrics.jsonl'.")
         self._file = None
 
-    def _kept_rows(self, upto: int) -> list[str]:
+    def _kept_rows(self, before: int) -> list[str]:
         if not os.path.isfile(self.path):
             return []
         with open(self.path, encoding="utf-8") as f:
             lines = f.read().splitlines()
         if self.kind == ".csv":
-            body = lines[1:]
-            return [ln for ln in body if ln and int(float(ln.split(",")[0])) <= upto]
-        return [ln for ln in lines if ln and int(json.loads(ln)["step"]) <= upto]
+            return [ln for ln in lines[1:] if ln and int(float(ln.split(",")[0])) < before]
+        return [ln for ln in lines if ln and int(json.loads(ln)["step"]) < before]
+
+    def _write(self, row: dict) -> None:
+        if self.kind == ".csv":
+            csv.writer(self._file).writerow(["" if v is None else v for v in row.values()])
+        else:
+            self._file.write(json.dumps({k: _json_number(v) for k, v in row.items()}) + "\n")
+        self._file.flush()
 
     def on_start(self, run: RunView) -> None:
         keep = self._kept_rows(run.step) if run.step > 0 else []
@@ -288,19 +294,19 @@ class MetricsLogger(Callback):
             self._file.write(",".join(_LOG_FIELDS) + "\n")
         for ln in keep:
             self._file.write(ln + "\n")
+        if run.step > 0:          # resumed: the resume step's evaluation is in the saved history
+            h = run.history
+            self._write({"step": run.step, "loss": float(h.data_loss[-1]) if h.data_loss.size else None,
+                         "eta": float(run.state.params.eta), "monitored": float(h.monitored[-1]),
+                         "best": run.stopping.best_value,
+                         "val_loss": float(h.val_loss[-1]) if h.val_loss.size else None,
+                         "elapsed": float(h.eval_time[-1])})
         self._file.flush()
 
     def on_evaluation(self, run: RunView) -> None:
         if self._file is None or (run.step == run.start_step and run.step > 0):
             return
-        row = {k: run.metrics.get(k) for k in _LOG_FIELDS}
-        row = {k: (None if isinstance(v, float) and not math.isfinite(v) and k == "val_loss" else v)
-               for k, v in row.items()}
-        if self.kind == ".csv":
-            csv.writer(self._file).writerow(["" if v is None else v for v in row.values()])
-        else:
-            self._file.write(json.dumps({k: _json_number(v) for k, v in row.items()}) + "\n")
-        self._file.flush()
+        self._write({k: run.metrics.get(k) for k in _LOG_FIELDS})
 
     def on_end(self, run: RunView) -> None:
         if self._file is not None:

@@ -29,7 +29,7 @@ from jaxdistill._src.core import sharding
 from jaxdistill._src.outer.callbacks import RunView, StoppingRule
 from jaxdistill._src.outer.records import EVAL_FIELDS, History, Status
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, DistillState, StepMetrics
-from jaxdistill._src.problem.data import TrainData, standardize_on_device
+from jaxdistill._src.problem.data import TrainData, on_device, standardize_on_device
 from jaxdistill._src.problem.problem import Problem
 
 #: η̃₀ where no stability bound applies (an inner optimizer other than GD): a scale for updates of lr 1
@@ -122,7 +122,7 @@ def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key
     eta0 = cfg.inner_lr if cfg.inner_lr is not None else -1.0   # not NaN: processes compare what they place
     put = partial(sharding.put_replicated, mesh=mesh)
     k_pool = jax.random.fold_in(key, 7)                 # the model pool's initial members (if any)
-    state, bound = _init(put(solver), put(problem), put(x0), put(y0), put(jnp.asarray(eta0, data.dtype)),
+    state, bound = _init(put(solver), put(problem), put(x0), put(y0), put(on_device(eta0, data.dtype)),
                          put(k_pool), mesh)
     if cfg.inner_lr is not None and solver.inner_solver.uses_eta and cfg.inner_lr >= float(bound):
         b = float(bound)
@@ -183,15 +183,15 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     ordered = sorted(callbacks, key=lambda c: not c.restores)
     for cb in ordered:
         cb.on_start(view)
-    if view._restored is not None:          # a checkpoint was resumed: continue its history
-        state, prev = view._restored
-        state = put(state)
-        prev = History.from_dict(prev)
-        if prev.loss.size:
-            recs.append({f: np.asarray(prev[f]) for f in fields})
-        for k in EVAL_FIELDS:
-            evals[k] = list(np.asarray(prev[k]))
-        t_offset[0] = float(evals["eval_time"][-1]) if evals["eval_time"] else 0.0
+        if view._restored is not None:          # a checkpoint was resumed: continue its state and history
+            st, prev = view._restored
+            view._restored = None
+            state = view.state = put(st)
+            prev = History.from_dict(prev)
+            recs[:] = [{f: np.asarray(prev[f]) for f in fields}] if prev.loss.size else []
+            for k in EVAL_FIELDS:
+                evals[k] = list(np.asarray(prev[k]))
+            t_offset[0] = float(evals["eval_time"][-1]) if evals["eval_time"] else 0.0
     t0 = time.perf_counter()
     interrupted = False
 
@@ -227,7 +227,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         while attempts > 0 and not bool(state.failed):
             n_valid = min(CHUNK_STEPS, attempts)
             attempts -= n_valid
-            valid = jnp.arange(CHUNK_STEPS) < n_valid
+            valid = np.arange(CHUNK_STEPS) < n_valid
             if full_batch:
                 (XB, YB), stats = (full if full is not None else (None, None)), None
             else:

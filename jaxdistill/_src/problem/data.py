@@ -23,6 +23,12 @@ import numpy as np
 _BLOCK = 4096  # rows per block of host passes: float64 temporaries of a few MiB
 
 
+def on_device(a, dtype) -> jax.Array:
+    """``a`` on the device in ``dtype``, cast on the host first (``jnp.asarray(a, dtype)`` of a float64 array
+    compiles a conversion program per shape on the device; a cast numpy array is only copied)."""
+    return jnp.asarray(np.asarray(a, dtype=np.dtype(dtype)))
+
+
 def as_2d_float(name: str, a, *, allow_1d: bool) -> np.ndarray:
     """Check that ``a`` is a finite real numeric array of rank 2 (or 1 if allowed) and return it 2-D.
 
@@ -170,7 +176,7 @@ class TrainData:
 
     def device_standardizer(self) -> tuple[jax.Array, ...]:
         """(x_mean, x_scale, y_mean, y_scale) in the compute dtype, for :func:`standardize_on_device`."""
-        return tuple(jnp.asarray(a, self.dtype) for a in self.standardizer)
+        return tuple(on_device(a, self.dtype) for a in self.standardizer)
 
     def rows(self, idx: np.ndarray, raw: bool = False) -> tuple[jax.Array, jax.Array]:
         """Training rows ``train[idx]`` (idx of any shape) as device arrays (…, d), (…, d_out).
@@ -186,7 +192,7 @@ class TrainData:
                     jnp.asarray(np.take(self.Y, r, axis=0).reshape(*shape, self.d_out)))
         xs = self.standardizer.x(self.X[r]).reshape(*shape, self.d)
         ys = self.standardizer.y(self.Y[r]).reshape(*shape, self.d_out)
-        return jnp.asarray(xs, self.dtype), jnp.asarray(ys, self.dtype)
+        return on_device(xs, self.dtype), on_device(ys, self.dtype)
 
     def all_train(self) -> tuple[jax.Array, jax.Array]:
         return self.rows(np.arange(self.n_train))
@@ -205,7 +211,7 @@ class TrainData:
     def validation(self) -> tuple[jax.Array, jax.Array] | None:
         """Standardised held-out rows on the device, or None."""
         host = self._validation_host()
-        return None if host is None else tuple(jnp.asarray(a, self.dtype) for a in host)
+        return None if host is None else tuple(on_device(a, self.dtype) for a in host)
 
     def check_validation_range(self) -> None:
         """Refuse held-out rows whose standardised values the compute dtype cannot square: their held-out

@@ -24,21 +24,14 @@ import numpy as np
 
 from jaxdistill._src.core import sharding
 from jaxdistill._src.inner.base import AffineSolution
-from jaxdistill._src.problem.data import Standardizer, TrainData, check_xy
+from jaxdistill._src.problem.data import Standardizer, TrainData, check_xy, on_device
 from jaxdistill._src.problem.objectives import BatchLoss, ExpectedBatchLoss, Objective
+from jaxdistill._src.problem.sources import BLOCK_ROWS, chunk_stats, sufficient_statistics
 
 #: rows featurised per compiled chunk while accumulating the statistics
 CHUNK_ROWS = 4096
 #: the objective needs a (p, p) Gram matrix: above this many features the default stays BatchLoss
 MAX_AUTO_FEATURES = 4096
-
-
-@jax.jit
-def _chunk_stats(model, X, Y, w):
-    """(ΦᵀWΦ, ΦᵀWY, Σ w‖y‖²) of one chunk; w masks padding rows (one compilation for every chunk)."""
-    F = model.featurize(X) * w[:, None]
-    Yw = Y * w[:, None]
-    return F.T @ F, F.T @ Yw, jnp.sum(Yw * Y)
 
 
 def linear_sufficient_stats(model, data, chunk_rows: int = CHUNK_ROWS):
@@ -56,7 +49,7 @@ def linear_sufficient_stats(model, data, chunk_rows: int = CHUNK_ROWS):
         idx = np.arange(start, start + chunk)
         w = (idx < n).astype(np.float64)
         X, Y = data.rows(np.minimum(idx, n - 1))
-        g, c, ss = (np.asarray(a, np.float64) for a in _chunk_stats(model, X, Y, jnp.asarray(w, X.dtype)))
+        g, c, ss = (np.asarray(a, np.float64) for a in chunk_stats(model, X, Y, on_device(w, X.dtype)))
         G, C, s = G + g, C + c, s + ss
     G, C, s = sharding.sum_over_processes((G, C, s))
     return G / n, C / n, float(s) / n, n
@@ -131,7 +124,6 @@ class FullDataLoss(Objective):
         than memory): one streaming pass (two for a feature map other than the identity), memory bounded by
         the block size. With several processes each reads its share of the rows
         (see :func:`~jaxdistill.sufficient_statistics`)."""
-        from jaxdistill._src.problem.sources import BLOCK_ROWS, sufficient_statistics
         cls().check(model, None)                   # a model linear in θ
         fmap = getattr(model, "feature_map", None)
         st = sufficient_statistics(source, fmap, standardize=False, block_rows=block_rows or BLOCK_ROWS)
@@ -140,8 +132,8 @@ class FullDataLoss(Objective):
 
     def _with_stats(self, G, C, s, n, dtype):
         R, target, floor = compress(G, C, s)
-        return FullDataLoss(self.expectation, jnp.asarray(R, dtype), jnp.asarray(target, dtype),
-                            jnp.asarray(floor, dtype), n)
+        return FullDataLoss(self.expectation, on_device(R, dtype), on_device(target, dtype),
+                            on_device(floor, dtype), n)
 
     def row_objective(self) -> Objective:
         return ExpectedBatchLoss() if self.expectation else BatchLoss()

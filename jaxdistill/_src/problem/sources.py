@@ -34,10 +34,17 @@ from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core import sharding
 from jaxdistill._src.problem.data import Standardizer, as_2d_float
-from jaxdistill._src.problem.full_data import _chunk_stats
 
 #: rows per block of a statistics pass (float32 d = 64: 17 MiB; float64 temporaries about 3× that)
 BLOCK_ROWS = 65536
+
+
+@jax.jit
+def chunk_stats(model, X, Y, w):
+    """(ΦᵀWΦ, ΦᵀWY, Σ w‖y‖²) of one chunk; w masks padding rows (one compilation for every chunk)."""
+    F = model.featurize(X) * w[:, None]
+    Yw = Y * w[:, None]
+    return F.T @ F, F.T @ Yw, jnp.sum(Yw * Y)
 
 
 class RowSource:
@@ -345,7 +352,7 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
         Xs = np.pad(std.x(X), ((0, pad), (0, 0)))
         Ys = np.pad(std.y(Y), ((0, pad), (0, 0)))
         w = (np.arange(block_rows) < r).astype(np.float64)
-        a, b, _ = (np.asarray(v, np.float64) for v in _chunk_stats(model, jnp.asarray(Xs, dt), jnp.asarray(Ys, dt),
+        a, b, _ = (np.asarray(v, np.float64) for v in chunk_stats(model, jnp.asarray(Xs, dt), jnp.asarray(Ys, dt),
                                                                    jnp.asarray(w, dt)))
         FtF, FtY = FtF + a, FtY + b
     FtF, FtY = sharding.sum_over_processes((FtF, FtY))
