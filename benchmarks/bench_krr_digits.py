@@ -130,8 +130,9 @@ def run_dataset(name, ms, classify, images):
             out, wall = timed(lambda: jd.distill(Xtr, Ytr, inner_solver=jd.UnrolledGD(), model=model, **unr_kw))
             th0 = jax.vmap(lambda k: model.init(k, jnp.asarray(out.x[:1]), Ytr.shape[1]))(
                 jax.random.split(jax.random.PRNGKey(1), 8))
-            thT = jax.vmap(lambda t: jd.UnrolledGD().train(model, jnp.asarray(out.x), jnp.asarray(out.y),
-                                                             out.inner_lr, out.config.lambda_inner, t, 50, 50))(th0)
+            thT = jax.vmap(lambda t: jd.UnrolledGD().train(
+                model, jd.Support(jnp.asarray(out.x), jnp.asarray(out.y), out.inner_lr, out.config.lambda_inner), t,
+                50, 50))(th0)
             add(f"unrolled (Alg. 1, T=50, {label}), 300 steps", m,
                 [in_units(out, lambda Xs, t=t: np.asarray(jnp.asarray(Xs) @ t)) for t in thT], wall)
             images[(name, m)][f"unrolled ({label})"] = out.x

@@ -70,7 +70,7 @@ def _jax_grad_fn(jax, jnp, jd, model, th0s, data, adjoint, T):
 
     def loss(Xt, Yt, eta):
         n = solver.training_steps(model, jax.random.PRNGKey(1), T)
-        sol = solver.solve(model, Xt, Yt, eta, 1e-3, th0s, n, T)
+        sol = solver.solve(model, jd.Support(Xt, Yt, eta, 1e-3), th0s, n, T)
         return jnp.sum(jd.BatchLoss().data_losses(sol, model, data["XB"], data["YB"]))
 
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))

@@ -61,7 +61,7 @@ def r2_after(out, N, Xte, Yte):
     model, std = out.model, out.standardizer
     F = model.featurize(jnp.asarray(out.x))
     th0s = model.sample_init(jax.random.PRNGKey(11), F, out.y.shape[1], 8)
-    sol = jd.UnrolledGD().solve(model, F, jnp.asarray(out.y), out.inner_lr, out.lambda_inner, th0s, N, N)
+    sol = jd.UnrolledGD().solve(model, jd.Support(F, jnp.asarray(out.y), out.inner_lr, out.lambda_inner), th0s, N, N)
     pred = std.y_inverse(np.mean(np.asarray(sol.predict(model.featurize(jnp.asarray(std.x(Xte))))), axis=0))
     return float(1 - np.sum((pred - Yte) ** 2) / np.sum((Yte - Yte.mean(0)) ** 2))
 

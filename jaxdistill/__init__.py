@@ -34,6 +34,7 @@ from jaxdistill._src.inner.adjoints import Truncated as Truncated
 from jaxdistill._src.inner.adjoints import Unrolled as Unrolled
 from jaxdistill._src.inner.base import InnerSolver as InnerSolver
 from jaxdistill._src.inner.base import Solution as Solution
+from jaxdistill._src.inner.base import Support as Support
 from jaxdistill._src.inner.exact_linear import ExactLinearGD as ExactLinearGD
 from jaxdistill._src.inner.kernel_ridge import KernelRidge as KernelRidge
 from jaxdistill._src.inner.unrolled import UnrolledGD as UnrolledGD

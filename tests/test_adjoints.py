@@ -13,7 +13,7 @@ ETA, LAM = 0.05, 1e-3
 
 
 def data_loss(solver, model, Xt, Yt, eta, th0s, XB, YB, T):
-    sol = solver.solve(model, model.featurize(Xt), Yt, eta, LAM, th0s, T, T)
+    sol = solver.solve(model, jd.Support(model.featurize(Xt), Yt, eta, LAM), th0s, T, T)
     return jnp.sum(jd.BatchLoss().data_losses(sol, model, model.featurize(XB), YB))
 
 

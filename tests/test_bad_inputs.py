@@ -95,7 +95,8 @@ def test_kernel_ridge_without_regularisation_is_right_for_a_singular_gram(rng):
     Y = rng.normal(size=(6, 1))
     FB = rng.normal(size=(9, 3))
     model = jd.LinearModel()
-    sol = jd.KernelRidge().solve(model, jnp.asarray(F), jnp.asarray(Y), 0.0, 0.0, jnp.zeros((1, 3, 1)), 0, 0)
+    sol = jd.KernelRidge().solve(model, jd.Support(jnp.asarray(F), jnp.asarray(Y), 0.0, 0.0),
+                                jnp.zeros((1, 3, 1)), 0, 0)
     theta = np.linalg.lstsq(F, Y, rcond=None)[0]
     np.testing.assert_allclose(np.asarray(sol.predict(jnp.asarray(FB)))[0], FB @ theta, rtol=1e-9, atol=1e-10)
 

@@ -14,11 +14,11 @@ ETA, LAM = 0.05, 1e-3
 
 def scan_theta(p, T, eta=ETA, lam=LAM, theta0=None):
     theta0 = p["theta0"] if theta0 is None else theta0
-    return jd.UnrolledGD().train(jd.LinearModel(), p["Xt"], p["Yt"], eta, lam, theta0, T, T)
+    return jd.UnrolledGD().train(jd.LinearModel(), jd.Support(p["Xt"], p["Yt"], eta, lam), theta0, T, T)
 
 
 def scan_data_loss(Xt, Yt, eta, p, T, lam=LAM):
-    th = jd.UnrolledGD().train(jd.LinearModel(), Xt, Yt, eta, lam, p["theta0"], T, T)
+    th = jd.UnrolledGD().train(jd.LinearModel(), jd.Support(Xt, Yt, eta, lam), p["theta0"], T, T)
     r = p["XB"] @ th - p["YB"]
     return 0.5 / p["XB"].shape[0] * jnp.sum(r ** 2)
 

@@ -18,7 +18,7 @@ def setup(rng, m, p, d_out=2, b=7, Q=3):
 def losses(solver, X, Y, eta, th0, XB, YB, T, max_T=200, model=None, objective=None):
     """The outer data term per θ₀: the objective applied to the inner solver's solution."""
     model = jd.LinearModel() if model is None else model
-    sol = solver.solve(model, X, Y, eta, LAM, th0, T, max_T)
+    sol = solver.solve(model, jd.Support(X, Y, eta, LAM), th0, T, max_T)
     return (objective or jd.BatchLoss()).data_losses(sol, model, XB, YB)
 
 

@@ -135,7 +135,7 @@ def test_kernel_ridge_solver_is_the_limit_of_the_scan(rng):
     model = jd.LinearModel()
 
     def loss(solver, T):
-        return jd.BatchLoss().data_losses(solver.solve(model, F, Y, 0.1, lam, th0, T, T), model, FB, YB)
+        return jd.BatchLoss().data_losses(solver.solve(model, jd.Support(F, Y, 0.1, lam), th0, T, T), model, FB, YB)
 
     scan = loss(jd.UnrolledGD(), 4000)
     krr = loss(jd.KernelRidge(), 0)

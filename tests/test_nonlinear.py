@@ -15,7 +15,7 @@ ETA, LAM = 0.05, 1e-3
 
 
 def outer_loss(solver, model, Xt, Yt, eta, th0s, XB, YB, T, lam=LAM):
-    sol = solver.solve(model, model.featurize(Xt), Yt, eta, lam, th0s, T, T)
+    sol = solver.solve(model, jd.Support(model.featurize(Xt), Yt, eta, lam), th0s, T, T)
     return jnp.sum(jd.BatchLoss().data_losses(sol, model, model.featurize(XB), YB))
 
 
@@ -53,9 +53,10 @@ def test_implicit_equals_the_ridge_meta_gradient_at_convergence(problem):
     assert rel(gx, ref[0]) < 1e-9 and rel(gy, ref[1]) < 1e-9
     assert float(ge) == 0.0          # θ* does not depend on η̃
     # the forward value is the T-step iterate itself (here converged to the ridge solution)
-    th = jd.UnrolledGD(adjoint=jd.Implicit()).train(jd.LinearModel(), p["Xt"], p["Yt"], eta, lam, p["theta0"], 3000)
-    np.testing.assert_allclose(th, jd.UnrolledGD().train(jd.LinearModel(), p["Xt"], p["Yt"], eta, lam, p["theta0"],
-                                                          3000), rtol=1e-12, atol=1e-14)
+    support = jd.Support(p["Xt"], p["Yt"], eta, lam)
+    th = jd.UnrolledGD(adjoint=jd.Implicit()).train(jd.LinearModel(), support, p["theta0"], 3000)
+    np.testing.assert_allclose(th, jd.UnrolledGD().train(jd.LinearModel(), support, p["theta0"], 3000),
+                               rtol=1e-12, atol=1e-14)
 
 
 def test_implicit_approximates_the_unroll_of_an_mlp_at_large_T(problem):

@@ -9,7 +9,7 @@ solution into a loss. Solutions live only inside traced code, so they are plain 
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +18,27 @@ from jaxdistill._src.components.models import InnerModel
 from jaxdistill._src.core.component import Component
 
 PyTree = Any
+
+
+class Support(NamedTuple):
+    """What an inner solver trains on: the distilled support and its training hyper-parameters.
+
+    Attributes:
+      F: featurized distilled inputs Φ(X̃), shape (m, p).
+      Y: distilled targets Ỹ, shape (m, d_out).
+      eta: the inner learning rate η̃ (scalar; ignored by exact solves such as :class:`KernelRidge`).
+      lambda_inner: λ_I of the inner loss (Def. 2.1), a Python float (it selects the solve's path: λ_I = 0
+        takes the pseudo-inverse).
+    """
+
+    F: jax.Array
+    Y: jax.Array
+    eta: Any
+    lambda_inner: float
+
+    @property
+    def m(self) -> int:
+        return self.F.shape[0]
 
 
 class Solution(abc.ABC):
@@ -80,9 +101,9 @@ class InnerSolver(Component):
     uses_theta0: bool = True
 
     @abc.abstractmethod
-    def solve(self, model: InnerModel, F: jax.Array, Y: jax.Array, eta, lambda_inner, theta0s: PyTree,
-              num_steps, max_steps: int) -> Solution:
-        """Train from each of the Q stacked ``theta0s`` for ``num_steps`` (≤ ``max_steps``, may be traced)."""
+    def solve(self, model: InnerModel, support: Support, theta0s: PyTree, num_steps, max_steps: int) -> Solution:
+        """Train on ``support`` from each of the Q stacked ``theta0s`` for ``num_steps`` (≤ ``max_steps``, may be
+        traced). Procedures without θ₀ or steps (exact solves) read only what they need."""
 
     #: whether the inner procedure is plain gradient descent (Lemma 2.4's stability bound applies)
     plain_gd: bool = True
@@ -99,11 +120,11 @@ class InnerSolver(Component):
         """Raise ``ValueError`` if this solver cannot handle ``model`` (trace-time check)."""
         return None
 
-    def train(self, model: InnerModel, F, Y, eta, lambda_inner, theta0: PyTree, num_steps, max_steps=None) -> PyTree:
+    def train(self, model: InnerModel, support: Support, theta0: PyTree, num_steps, max_steps=None) -> PyTree:
         """θ_T for a single θ₀ (a convenience over :meth:`solve`)."""
         max_steps = int(num_steps) if max_steps is None else max_steps
         th0s = jax.tree_util.tree_map(lambda a: a[None], theta0)
-        sol = self.solve(model, F, Y, eta, lambda_inner, th0s, num_steps, max_steps)
+        sol = self.solve(model, support, th0s, num_steps, max_steps)
         if not hasattr(sol, "thetas"):
             raise NotImplementedError(f"{type(self).__name__} with this model has no parameter vector θ; "
                                       "use solve(...).predict(...).")
@@ -115,7 +136,7 @@ class InnerSolver(Component):
 
 
 def _predict_after_training(model, solver, F, Y, eta, lambda_inner, theta0s, num_steps, Ftest, max_steps):
-    sol = solver.solve(model, F, Y, eta, lambda_inner, theta0s, num_steps, max_steps)
+    sol = solver.solve(model, Support(F, Y, eta, lambda_inner), theta0s, num_steps, max_steps)
     return sol.predict(Ftest)
 
 

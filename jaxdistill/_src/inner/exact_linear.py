@@ -69,7 +69,8 @@ class ExactLinearGD(InnerSolver):
             raise ValueError(f"ExactLinearGD needs a model linear in θ (e.g. LinearModel); {model!r} is not. "
                              "Use inner_solver=UnrolledGD() for nonlinear models.")
 
-    def solve(self, model, F, Y, eta, lambda_inner, theta0s, num_steps, max_steps):
+    def solve(self, model, support, theta0s, num_steps, max_steps):
+        F, Y, eta, lambda_inner = support
         m, p = F.shape
         beta = 1.0 - eta * lambda_inner
         gamma = eta / m

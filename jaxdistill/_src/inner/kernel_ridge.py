@@ -46,7 +46,8 @@ class KernelRidge(InnerSolver):
     def _K(self, A, B):
         return A @ B.T if self.kernel is None else self.kernel.matrix(A, B)
 
-    def solve(self, model, F, Y, eta, lambda_inner, theta0s, num_steps, max_steps):
+    def solve(self, model, support, theta0s, num_steps, max_steps):
+        F, Y, lambda_inner = support.F, support.Y, support.lambda_inner      # an exact solve: no η̃, no steps
         m = F.shape[0]
         Kss = self._K(F, F)
         reg = m * lambda_inner

@@ -87,7 +87,8 @@ class UnrolledGD(InnerSolver):
         return self.adjoint_for(model).run(self._body(loss_fn, eta, num_steps), carry, max_steps, num_steps,
                                            loss_fn)[0]
 
-    def solve(self, model, F, Y, eta, lambda_inner, theta0s, num_steps, max_steps):
+    def solve(self, model, support, theta0s, num_steps, max_steps):
+        F, Y, eta, lambda_inner = support
         if not (model.linear_in_params and self.plain_gd):
             train = lambda th0: self._train(model, lambda th: model.loss(th, F, Y, lambda_inner), th0, eta,  # noqa: E731
                                             num_steps, max_steps)
@@ -103,8 +104,9 @@ class UnrolledGD(InnerSolver):
         th = self._train(model, loss_fn, th0, eta, num_steps, max_steps)
         return ThetaSolution(model, jnp.moveaxis(th.reshape(Q, k, p), 2, 1))
 
-    def trajectory(self, model, F, Y, eta, lambda_inner, theta0, max_steps):
+    def trajectory(self, model, support, theta0, max_steps):
         """Inner loss ℓ(x̃, θ_t) for t = 0..max_steps (inner-loop convergence curves)."""
+        F, Y, eta, lambda_inner = support
         loss_fn = lambda th: model.loss(th, F, Y, lambda_inner)  # noqa: E731
         body = self._body(loss_fn, eta, max_steps)
 

@@ -25,7 +25,7 @@ from jaxdistill._src.core import sharding
 from jaxdistill._src.core.component import Component
 from jaxdistill._src.core.fingerprint import Fingerprinted
 from jaxdistill._src.core.linalg import all_finite, bound_from_top, gram_top_eigenpair, gram_top_tracked, tree_where
-from jaxdistill._src.inner.base import InnerSolver
+from jaxdistill._src.inner.base import InnerSolver, Support
 from jaxdistill._src.problem.config import DistillConfig, StepConfig
 from jaxdistill._src.problem.problem import Problem
 
@@ -228,8 +228,8 @@ class BilevelSolver(Component):
         new = jax.lax.stop_gradient(new)
         F = model.featurize(new.x)
         chosen = jax.tree_util.tree_map(lambda a: a[idx], state.pool)
-        trained = self.inner_solver.solve(model, F, new.y, new.eta, problem.lambda_inner, chosen, mp.advance,
-                                          mp.advance).thetas
+        trained = self.inner_solver.solve(model, Support(F, new.y, new.eta, problem.lambda_inner), chosen,
+                                          mp.advance, mp.advance).thetas
         age = state.pool_age[idx] + mp.advance
         fresh = model.sample_init(key, F, new.y.shape[1], idx.shape[0])
         old = age >= mp.max_age
@@ -239,14 +239,18 @@ class BilevelSolver(Component):
         return pool, state.pool_age.at[idx].set(jnp.where(old, 0, age))
 
     # ------------------------------------------------------------------ losses
+    @staticmethod
+    def support(problem: Problem, params: DistillParams) -> Support:
+        """The distilled set as the inner solver sees it: Φ(X̃), Ỹ, η̃, λ_I."""
+        return Support(problem.model.featurize(params.x), params.y, params.eta, problem.lambda_inner)
+
     def outer_loss(self, problem: Problem, params: DistillParams, XB, YB, theta0s, mask, num_steps):
         """Σ_q (or mean over q) of L^(q) = data term + λ_O/2 (‖X̃‖² + ‖Ỹ‖²) (Def. 2.5, eq. 7).
 
         Returns (objective, (mean L^(q), mean data term)) over the active initialisations.
         """
         cfg, model = self.config, problem.model
-        sol = self.inner_solver.solve(model, model.featurize(params.x), params.y, params.eta, problem.lambda_inner,
-                                      theta0s, num_steps, cfg.max_T)
+        sol = self.inner_solver.solve(model, self.support(problem, params), theta0s, num_steps, cfg.max_T)
         FB = model.featurize(XB) if problem.objective.needs_batch else None
         data = problem.objective.data_losses(sol, model, FB, YB)
         reg = 0.5 * problem.lambda_outer * (jnp.sum(params.x ** 2) + jnp.sum(params.y ** 2))
@@ -270,8 +274,8 @@ class BilevelSolver(Component):
         F = model.featurize(params.x)
         theta0s = sharding.split_leading(model.sample_init(key, F, params.y.shape[1], self.config.max_q), mesh,
                                          sharding.Q_AXIS)
-        sol = self.inner_solver.solve(model, F, params.y, params.eta, problem.lambda_inner, theta0s, num_steps,
-                                      self.config.max_T)
+        sol = self.inner_solver.solve(model, Support(F, params.y, params.eta, problem.lambda_inner), theta0s,
+                                      num_steps, self.config.max_T)
         held = None if Xv is None else jnp.mean(
             problem.objective.row_objective().data_losses(sol, model, model.featurize(Xv), Yv))
         if not problem.objective.needs_batch:

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from jaxdistill._src.components.models import InnerModel, LinearModel
+from jaxdistill._src.inner.base import Support
 from jaxdistill._src.inner.unrolled import UnrolledGD
 
 
@@ -112,5 +113,5 @@ def inner_curve(x, y, eta, lambda_inner: float, T: int, key: jax.Array, model: I
     F = model.featurize(jax.numpy.asarray(x))
     y = jax.numpy.asarray(y)
     th0s = model.sample_init(key, F, y.shape[1], n_inits)
-    curves = jax.vmap(lambda th: UnrolledGD().trajectory(model, F, y, eta, lambda_inner, th, T))(th0s)
+    curves = jax.vmap(lambda th: UnrolledGD().trajectory(model, Support(F, y, eta, lambda_inner), th, T))(th0s)
     return np.asarray(curves.mean(axis=0))
