@@ -16,7 +16,7 @@ import numpy as np
 import optax
 
 from jaxdistill._src.components.models import InnerModel, LinearModel
-from jaxdistill._src.core import sharding
+from jaxdistill._src.core import keys, sharding
 from jaxdistill._src.core.compile_log import CompileLog
 from jaxdistill._src.core.fingerprint import flat_description
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
@@ -163,7 +163,7 @@ class Distiller:
                 raise ValueError(f"callbacks must be jaxdistill Callback objects (subclass jd.Callback), got {cb!r}.")
         seed = seed_of(key)
         key = as_key(key)
-        k_split, k_init, k_run = jax.random.split(key, 3)
+        k_split, k_init, k_run = keys.split3(key)
         data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
                        standardize=config.standardize, validation=validation)
         with CompileLog() as compiled:

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdistill._src.core import sharding
+from jaxdistill._src.core import keys, sharding
 from jaxdistill._src.outer.callbacks import RunView, StoppingRule
 from jaxdistill._src.outer.records import EVAL_FIELDS, History, Status
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, DistillState, StepMetrics
@@ -100,7 +100,7 @@ def monitor_mode(config, problem: Problem, has_validation: bool) -> str:
 
 def _initial_indices(config, data: TrainData, key: jax.Array) -> np.ndarray:
     """Positions among the training rows of the m rows that start X̃₀ when ``init="real"``."""
-    return np.asarray(jax.random.choice(jax.random.split(key)[0], data.n_train, (config.m,), replace=False))
+    return np.asarray(keys.first_of_split_choice(key, data.n_train, config.m))
 
 
 def initial_rows(config, data: TrainData, key: jax.Array) -> np.ndarray | None:
@@ -113,15 +113,15 @@ def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key
     """X̃₀, Ỹ₀ (Algorithm 1 line 2) and η̃₀ (line 1) and the initial state; checks η̃₀ against Lemma 2.4.
     ``config``: the run's :class:`DistillConfig` (``init``, ``m``, ``init_std``, ``inner_lr``)."""
     cfg = config
-    kx, ky = jax.random.split(key)
     if cfg.init == "real":
         x0, y0 = data.rows(_initial_indices(cfg, data, key))
     else:
+        kx, ky = jax.random.split(key)
         x0 = cfg.init_std * jax.random.normal(kx, (cfg.m, data.d), data.dtype)
         y0 = cfg.init_std * jax.random.normal(ky, (cfg.m, data.d_out), data.dtype)
     eta0 = cfg.inner_lr if cfg.inner_lr is not None else -1.0   # not NaN: processes compare what they place
     put = partial(sharding.put_replicated, mesh=mesh)
-    k_pool = jax.random.fold_in(key, 7)                 # the model pool's initial members (if any)
+    k_pool = keys.fold_in(key, 7)                       # the model pool's initial members (if any)
     state, bound = _init(put(solver), put(problem), put(x0), put(y0), put(on_device(eta0, data.dtype)),
                          put(k_pool), mesh)
     if cfg.inner_lr is not None and solver.inner_solver.uses_eta and cfg.inner_lr >= float(bound):
@@ -165,7 +165,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     raw = data.raw_batches and not full_batch
     device_stats = put(data.device_standardizer() if raw else None)
     validation = put(data.validation())
-    eval_key = jax.random.fold_in(run_key, 0)  # steps use s >= 1
+    eval_key = keys.fold_in(run_key, 0)  # steps use s >= 1
     fields = [f for f in StepMetrics._fields if f != "finite"]
     recs, evals = [], {k: [] for k in EVAL_FIELDS}
     mode = monitor_mode(config, problem, validation is not None)

@@ -20,13 +20,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdistill._src.core import keys
+
 _BLOCK = 4096  # rows per block of host passes: float64 temporaries of a few MiB
 
 
 def on_device(a, dtype) -> jax.Array:
-    """``a`` on the device in ``dtype``, cast on the host first (``jnp.asarray(a, dtype)`` of a float64 array
-    compiles a conversion program per shape on the device; a cast numpy array is only copied)."""
-    return jnp.asarray(np.asarray(a, dtype=np.dtype(dtype)))
+    """``a`` on the device in ``dtype``, cast on the host first: ``jnp.asarray(a, dtype)`` compiles a small program
+    per shape (a conversion, or JAX's ``stage``); ``device_put`` of a cast numpy array only copies."""
+    return jax.device_put(np.asarray(a, dtype=np.dtype(dtype)))
 
 
 def as_2d_float(name: str, a, *, allow_1d: bool) -> np.ndarray:
@@ -188,8 +190,8 @@ class TrainData:
         r = self.train[np.asarray(idx).ravel()]
         shape = np.shape(idx)
         if raw:
-            return (jnp.asarray(np.take(self.X, r, axis=0).reshape(*shape, self.d)),
-                    jnp.asarray(np.take(self.Y, r, axis=0).reshape(*shape, self.d_out)))
+            return (jax.device_put(np.take(self.X, r, axis=0).reshape(*shape, self.d)),
+                    jax.device_put(np.take(self.Y, r, axis=0).reshape(*shape, self.d_out)))
         xs = self.standardizer.x(self.X[r]).reshape(*shape, self.d)
         ys = self.standardizer.y(self.Y[r]).reshape(*shape, self.d_out)
         return on_device(xs, self.dtype), on_device(ys, self.dtype)
@@ -268,7 +270,7 @@ def prepare(X, Y, *, m: int, key: jax.Array, validation_fraction: float, standar
         train, val = np.arange(n), None
     elif validation_fraction > 0:
         k = max(1, int(round(validation_fraction * n)))
-        perm = np.asarray(jax.random.permutation(key, n))
+        perm = np.asarray(keys.permutation(key, n))
         train, val = np.sort(perm[k:]), perm[:k]
     else:
         train, val = np.arange(n), None

@@ -1,0 +1,110 @@
+"""What a user waits for before a first result: programs compiled and CPU seconds of a first ``distill()`` and a
+first ``evaluate()`` on diabetes, and of a second ``distill()`` that changes only host-side settings.
+
+Each case runs in a fresh Python process (no persistent compilation cache, nothing compiled before), counting
+JAX's own ``jax.monitoring`` compile events. ``--src DIR`` imports jaxdistill from another checkout, so an
+earlier release can be measured side by side with this one in one run (``--compare DIR``).
+
+    python benchmarks/bench_compile.py --compare /path/to/jaxdistill-0.7   # → results/compile.{md,json}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _results import environment, save  # noqa: E402
+
+CHILD = r"""
+import collections, json, sys, time
+sys.path.insert(0, sys.argv[1])
+import jax
+events = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda e, d, **k: events.append((e.rsplit("/", 1)[-1], k.get("fun_name"), d)))
+import jaxdistill as jd
+from jaxdistill import datasets
+case = sys.argv[2]
+
+def measure(fn):
+    events.clear()
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn()
+    compiles = [e for e in events if e[0] == "backend_compile_duration"]
+    return out, {"backend_compiles": len(compiles),
+                 "compile_s": round(sum(d for _, _, d in compiles), 3),
+                 "cpu_s": round(time.process_time() - c0, 3), "wall_s": round(time.perf_counter() - w0, 3),
+                 "top": collections.Counter(f for _, f, _ in compiles).most_common(4)}
+
+X, Y = datasets.load("diabetes")
+Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)
+res = {}
+if case == "linear":
+    out, res["first distill()"] = measure(lambda: jd.distill(Xtr, Ytr, m=20, key=0, progress=False))
+    _, res["first evaluate()"] = measure(lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0))
+    _, res["second distill(), other steps/patience/eval_every/lr_x"] = measure(lambda: jd.distill(
+        Xtr, Ytr, m=20, key=1, progress=False, steps=800, patience=5, eval_every=25, lr_x=0.02, restore_best=False))
+    _, res["distill() with m = 21"] = measure(lambda: jd.distill(Xtr, Ytr, m=21, key=0, progress=False))
+    res["status"] = str(out.status)
+else:
+    import flax.linen as nn
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(1)(nn.tanh(nn.Dense(16)(x)))
+    out, res["first distill(), MLP"] = measure(lambda: jd.distill(Xtr, Ytr, m=20, key=0, progress=False,
+                                                                 model=jd.FlaxModel(MLP()), steps=300))
+    _, res["first evaluate(), MLP"] = measure(lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0))
+print("RESULT " + json.dumps(res))
+"""
+
+
+def run_case(src: str, case: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("JAXDISTILL_CACHE",)}
+    env["JAX_PLATFORMS"] = "cpu"
+    res = subprocess.run([sys.executable, "-c", CHILD, src, case], capture_output=True, text=True, env=env,
+                         timeout=1800)
+    line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"{case} failed in {src}:\n{res.stderr[-3000:]}")
+    return json.loads(line[7:])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compare", default=None, help="another checkout (an earlier release) to measure beside this")
+    ap.add_argument("--mlp", action="store_true", help="also the MLP case (minutes on 2 cores)")
+    args = ap.parse_args()
+    here = os.path.dirname(HERE)
+    versions = [("this checkout", here)] + ([("compared", os.path.abspath(args.compare))] if args.compare else [])
+    cases = ["linear"] + (["mlp"] if args.mlp else [])
+    rows = []
+    for label, src in versions:
+        version = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {src!r}); "
+                                  "import jaxdistill; print(jaxdistill.__version__)"],
+                                 capture_output=True, text=True).stdout.strip()
+        for case in cases:
+            for what, r in run_case(src, case).items():
+                if what == "status":
+                    continue
+                rows.append({"version": version, "source": label, "what": what, **r})
+                print(f"{version:8s} {what:55s} {r['backend_compiles']:4d} compiles {r['compile_s']:6.2f} s "
+                      f"compiling, {r['cpu_s']:6.2f} s CPU, {r['wall_s']:6.2f} s wall", flush=True)
+    md = ["| version | call | backend compilations | seconds compiling | CPU s | wall s |",
+          "|---|---|---:|---:|---:|---:|"]
+    md += [f"| {r['version']} | {r['what']} | {r['backend_compiles']} | {r['compile_s']:.2f} | {r['cpu_s']:.2f} | "
+           f"{r['wall_s']:.2f} |" for r in rows]
+    env = environment()
+    save("compile", env, rows, [f"# Compilations before a first result ({env})", "",
+                                "Each case in a fresh process (no persistent cache); diabetes (353 training rows), "
+                                "m = 20, default settings unless named. Versions side by side in one run.", "",
+                                *md])
+
+
+if __name__ == "__main__":
+    main()
