@@ -23,6 +23,12 @@ from jaxdistill._src.components.models import LinearModel as LinearModel
 from jaxdistill._src.core.compile_cache import enable_compilation_cache as enable_compilation_cache
 from jaxdistill._src.core.component import Component as Component
 from jaxdistill._src.core.linalg import stability_bound as stability_bound
+from jaxdistill._src.data.sources import ArraySource as ArraySource
+from jaxdistill._src.data.sources import BlockSource as BlockSource
+from jaxdistill._src.data.sources import NpySource as NpySource
+from jaxdistill._src.data.sources import RowSource as RowSource
+from jaxdistill._src.data.sources import SufficientStats as SufficientStats
+from jaxdistill._src.data.sources import sufficient_statistics as sufficient_statistics
 from jaxdistill._src.defaults import default_inner_solver as default_inner_solver
 from jaxdistill._src.defaults import default_objective as default_objective
 from jaxdistill._src.distiller import Distiller as Distiller
@@ -64,12 +70,6 @@ from jaxdistill._src.problem.objectives import BatchLoss as BatchLoss
 from jaxdistill._src.problem.objectives import ExpectedBatchLoss as ExpectedBatchLoss
 from jaxdistill._src.problem.objectives import Objective as Objective
 from jaxdistill._src.problem.problem import Problem as Problem
-from jaxdistill._src.problem.sources import ArraySource as ArraySource
-from jaxdistill._src.problem.sources import BlockSource as BlockSource
-from jaxdistill._src.problem.sources import NpySource as NpySource
-from jaxdistill._src.problem.sources import RowSource as RowSource
-from jaxdistill._src.problem.sources import SufficientStats as SufficientStats
-from jaxdistill._src.problem.sources import sufficient_statistics as sufficient_statistics
 from jaxdistill._src.report.evaluate import EvalReport as EvalReport
 from jaxdistill._src.report.evaluate import evaluate as evaluate
 from jaxdistill._src.result import DistillOutput as DistillOutput

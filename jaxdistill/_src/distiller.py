@@ -20,6 +20,7 @@ from jaxdistill._src.core import keys, sharding
 from jaxdistill._src.core.compile_log import CompileLog
 from jaxdistill._src.core.fingerprint import flat_description
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
+from jaxdistill._src.data.arrays import prepare
 from jaxdistill._src.defaults import default_inner_solver, default_objective, warn_untrained_theta0
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.outer import driver
@@ -27,7 +28,6 @@ from jaxdistill._src.outer.callbacks import Callback, CheckpointCallback, Stoppi
 from jaxdistill._src.outer.records import RunInfo
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, outer_optimizer
 from jaxdistill._src.problem.config import DistillConfig
-from jaxdistill._src.problem.data import prepare
 from jaxdistill._src.problem.objectives import Objective
 from jaxdistill._src.problem.problem import Problem
 from jaxdistill._src.result import DistillOutput

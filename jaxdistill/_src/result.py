@@ -17,12 +17,12 @@ import numpy as np
 from jaxdistill._src.components.models import InnerModel, LinearModel, draw_inits
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import ridge
+from jaxdistill._src.data.arrays import Standardizer, as_2d_float
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.io import results as result_files
 from jaxdistill._src.outer.records import History, RunInfo, Status
 from jaxdistill._src.problem.config import DistillConfig
-from jaxdistill._src.problem.data import Standardizer, as_2d_float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,10 +34,10 @@ from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.keys import as_key, seed_of
 from jaxdistill._src.core.linalg import psd_solve, ridge_unnormalised
 from jaxdistill._src.core.validate import check_float, check_int
+from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_xy
+from jaxdistill._src.data.sources import RowSource, sufficient_statistics
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.outer.records import RunInfo
-from jaxdistill._src.problem.data import Standardizer, as_2d_float, check_xy
-from jaxdistill._src.problem.sources import RowSource, sufficient_statistics
 from jaxdistill._src.result import DistillOutput
 
 

@@ -108,7 +108,7 @@ class Experiment:
 
     def load_data(self):
         """(X_train, Y_train, X_test, Y_test) of the data set, split as the experiment says."""
-        from jaxdistill._src.io import datasets
+        from jaxdistill._src.data import datasets
         ds = dict(self.dataset)
         name = ds.pop("name")
         frac = ds.pop("test_fraction", 0.2)

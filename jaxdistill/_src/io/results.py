@@ -16,11 +16,11 @@ import os
 
 import numpy as np
 
+from jaxdistill._src.data.arrays import Standardizer
 from jaxdistill._src.io.files import read_npz, write_npz
 from jaxdistill._src.io.specs import NeedsComponent, check_same, from_spec, identity, to_spec
 from jaxdistill._src.outer.records import History, RunInfo, Status
 from jaxdistill._src.problem.config import DistillConfig
-from jaxdistill._src.problem.data import Standardizer
 from jaxdistill._src.version import __version__
 
 FORMAT = "jaxdistill.DistillOutput"

@@ -26,10 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core import keys, sharding
+from jaxdistill._src.data.arrays import TrainData, on_device, standardize_on_device
 from jaxdistill._src.outer.callbacks import RunView, StoppingRule
 from jaxdistill._src.outer.records import EVAL_FIELDS, History, Status
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, DistillState, StepMetrics
-from jaxdistill._src.problem.data import TrainData, on_device, standardize_on_device
 from jaxdistill._src.problem.problem import Problem
 
 #: η̃₀ where no stability bound applies (an inner optimizer other than GD): a scale for updates of lr 1

@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core import sharding
+from jaxdistill._src.data.arrays import Standardizer, TrainData, check_xy, on_device
+from jaxdistill._src.data.sources import BLOCK_ROWS, chunk_stats, sufficient_statistics
 from jaxdistill._src.inner.base import AffineSolution
-from jaxdistill._src.problem.data import Standardizer, TrainData, check_xy, on_device
 from jaxdistill._src.problem.objectives import BatchLoss, ExpectedBatchLoss, Objective
-from jaxdistill._src.problem.sources import BLOCK_ROWS, chunk_stats, sufficient_statistics
 
 #: rows featurised per compiled chunk while accumulating the statistics
 CHUNK_ROWS = 4096

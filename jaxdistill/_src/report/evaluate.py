@@ -36,8 +36,8 @@ import numpy as np
 from jaxdistill._src.components.models import draw_inits
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
+from jaxdistill._src.data.arrays import as_2d_float, check_squarable
 from jaxdistill._src.inner.base import predict_after_training
-from jaxdistill._src.problem.data import as_2d_float, check_squarable
 from jaxdistill._src.result import DistillOutput
 
 #: stable ids of the rows (what code should address rows by; the ``method`` labels are for readers)

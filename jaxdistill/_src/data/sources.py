@@ -33,7 +33,7 @@ import numpy as np
 from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core import sharding
-from jaxdistill._src.problem.data import Standardizer, as_2d_float
+from jaxdistill._src.data.arrays import Standardizer, as_2d_float
 
 #: rows per block of a statistics pass (float32 d = 64: 17 MiB; float64 temporaries about 3× that)
 BLOCK_ROWS = 65536
