@@ -1,6 +1,7 @@
 """Bad input: each case either works correctly or raises a ValueError that names the setting (issue classes:
 silently wrong numbers, crashes and lost work, files, unclear errors)."""
 
+import json
 import os
 import stat
 
@@ -206,6 +207,12 @@ def test_hand_edited_result_files_are_refused(rng, tmp_path):
         files = dict(z)
     for key, bad in (("x", np.full((5, 4), np.nan)), ("y", np.zeros((3, 1))), ("std_x_scale", -np.ones(4))):
         np.savez(tmp_path / "bad.npz", **{**files, key: bad})
+        with pytest.raises(ValueError, match="was changed after jaxdistill wrote it"):     # the checksum
+            jd.load(tmp_path / "bad.npz")
+        meta = json.loads(files["__meta__"].tobytes().decode())
+        del meta["checksum"]                             # as a 0.7 file (no checksum): the values themselves
+        np.savez(tmp_path / "bad.npz", **{**files, key: bad,
+                                          "__meta__": np.frombuffer(json.dumps(meta).encode(), np.uint8)})
         with pytest.raises(ValueError, match="inconsistent"):
             jd.load(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match="is a directory"):

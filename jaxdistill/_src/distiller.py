@@ -20,7 +20,8 @@ from jaxdistill._src.core import keys, sharding
 from jaxdistill._src.core.compile_log import CompileLog
 from jaxdistill._src.core.fingerprint import flat_description
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
-from jaxdistill._src.data.arrays import prepare
+from jaxdistill._src.data.arrays import prepare, warn_constant
+from jaxdistill._src.data.schema import InputSchema, check_aligned, unpack
 from jaxdistill._src.defaults import default_inner_solver, default_objective, warn_untrained_theta0
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.outer import driver
@@ -47,6 +48,21 @@ def _config_of(config, overrides: dict) -> DistillConfig:
             raise ValueError(f"Unknown setting(s) {unknown}; DistillConfig fields are {sorted(fields)}.")
         config = config.replace(**overrides)
     return config
+
+
+def read_inputs(X, Y, validation=None):
+    """(X values, Y values, :class:`InputSchema`, validation pair in X's column order) of a fit's inputs: pandas
+    objects give names and must have equal indices; masked arrays with masked entries are refused."""
+    Xv, x_names, x_index = unpack("X", X)
+    Yv, y_names, y_index = unpack("Y", Y)
+    check_aligned(x_index, y_index)
+    schema = InputSchema.of(Xv, x_names, Yv, y_names)
+    if validation is not None and isinstance(validation, (tuple, list)) and len(validation) == 2:
+        Xval, xi = schema.match_features("validation X", validation[0])
+        Yval, _, yi = unpack("validation Y", validation[1])
+        check_aligned(xi, yi, "The validation X and Y")
+        validation = (Xval, Yval)
+    return Xv, Yv, schema, validation
 
 
 class Distiller:
@@ -163,9 +179,14 @@ class Distiller:
                 raise ValueError(f"callbacks must be jaxdistill Callback objects (subclass jd.Callback), got {cb!r}.")
         seed = seed_of(key)
         key = as_key(key)
+        X, Y, schema, validation = read_inputs(X, Y, validation)
         k_split, k_init, k_run = keys.split3(key)
         data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
                        standardize=config.standardize, validation=validation)
+        schema = schema.replace(n_features=data.d, constant=tuple(int(j) for j in data.constant_x))
+        warn_constant(schema.constant_names(), "X")
+        warn_constant([(schema.target_names or [f"column {j}" for j in range(data.d_out)])[j]
+                       for j in data.constant_y], "Y")
         with CompileLog() as compiled:
             solver, problem = self._build(data)
             warn_untrained_theta0(problem.model, data, config.m)
@@ -197,7 +218,7 @@ class Distiller:
             inner_lr=float(params.eta) if inner.uses_eta else None, history=hist, config=config,
             standardizer=data.standardizer, status=status, model=problem.model, inner_solver=inner,
             lambda_inner=config.lambda_inner, T=config.T_at(max(step, 1)) if inner.uses_eta else None, seed=seed,
-            meta=info)
+            meta=info, schema=schema)
         view.result = out
         for cb in sorted(callbacks, key=lambda c: not c.restores):
             cb.on_end(view)

@@ -18,6 +18,7 @@ from jaxdistill._src.components.models import InnerModel, LinearModel, draw_init
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import ridge
 from jaxdistill._src.data.arrays import Standardizer, as_2d_float
+from jaxdistill._src.data.schema import InputSchema
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.io import results as result_files
@@ -46,6 +47,8 @@ class DistillOutput:
       T: inner steps of the training procedure (None for exact solves).
       seed: the integer seed of the run key (``None`` if a raw key was given).
       meta: a :class:`RunInfo` (objective, optimizer, timings, compilations, versions, ...).
+      schema: the :class:`InputSchema` of the data it was distilled from (feature names, target shape,
+        constant columns); ``predict`` and ``evaluate`` match later inputs to it.
     """
 
     x: np.ndarray
@@ -61,8 +64,11 @@ class DistillOutput:
     T: int | None = None
     seed: int | None = None
     meta: RunInfo = dataclasses.field(default_factory=RunInfo)
+    schema: InputSchema | None = None
 
     def __post_init__(self):
+        if self.schema is None:       # files of earlier versions: the width only, 2-D predictions as before
+            object.__setattr__(self, "schema", InputSchema(n_features=int(np.shape(self.x)[1])))
         # typed records whatever the caller passed (dicts and strings from files or older code)
         object.__setattr__(self, "history", History.from_dict(self.history))
         object.__setattr__(self, "status", Status.of(self.status))
@@ -86,6 +92,40 @@ class DistillOutput:
     def Y(self) -> np.ndarray:
         """Distilled targets in the original units of the data."""
         return self.standardizer.y_inverse(self.y)
+
+    def column_names(self) -> tuple[list[str], list[str]]:
+        """Names of the input and target columns: the data's own (DataFrame, Series), else ``x0…``, ``y`` / ``y0…``."""
+        d, k = self.x.shape[1], self.y.shape[1]
+        xn = list(self.schema.feature_names) if self.schema.feature_names else [f"x{j}" for j in range(d)]
+        if self.schema.target_names and len(self.schema.target_names) == k:
+            yn = list(self.schema.target_names)
+        else:
+            yn = ["y"] if k == 1 else [f"y{j}" for j in range(k)]
+        return xn, yn
+
+    def to_pandas(self):
+        """The distilled set in original units as a ``pandas.DataFrame``: one row per distilled point, the input
+        columns under their original names, then the targets (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas needs pandas: pip install pandas.") from None
+        xn, yn = self.column_names()
+        clash = set(xn) & set(yn)
+        if clash:
+            yn = [f"{c} (target)" if c in clash else c for c in yn]
+        return pd.DataFrame(np.concatenate([self.X, self.Y], axis=1), columns=xn + yn)
+
+    def to_csv(self, path) -> None:
+        """Write the distilled set in original units to a CSV file with a header row (inputs, then targets);
+        ``jaxdistill.datasets.load_csv(path, target=...)`` reads it back. Needs no pandas."""
+        import csv
+        xn, yn = self.column_names()
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(xn + yn)
+            for row in np.concatenate([self.X, self.Y], axis=1):
+                w.writerow([repr(float(v)) for v in row])
 
     @property
     def max_stability_ratio(self) -> float:
@@ -131,8 +171,13 @@ class DistillOutput:
         preds = predict_after_training(self.model, self.inner_solver, Fd, Yd, eta, lam, th0, self.T, Fs, self.T)
         return np.asarray(jnp.mean(preds, axis=0))
 
-    def predict(self, X_new, *, limit: bool = False, n_inits: int = 32, key=0) -> np.ndarray:
+    def predict(self, X_new, *, limit: bool = False, n_inits: int = 32, key=0):
         """Predictions in original units of the model trained on the distilled set by its own procedure.
+
+        ``X_new`` is matched to the data distilled from (:attr:`schema`): a DataFrame by column name (any
+        order; missing or unexpected columns are an error), an array by width. The predictions have the shape
+        of the training targets — (n,) when y was 1-D, else (n, d_out) — and are a pandas Series / DataFrame
+        with ``X_new``'s index when ``X_new`` is a DataFrame.
 
         For gradient-descent procedures this is the mean prediction over θ₀ ~ p(θ₀) after T steps
         with the learned η̃ (exact for models linear in θ: the prediction from θ₀ = E θ₀ = 0; a Monte
@@ -140,7 +185,8 @@ class DistillOutput:
         λ_I on the distilled set (models linear in θ). Exact solvers (kernel ridge, analytic sets)
         predict with their own solve.
         """
-        X_new = as_2d_float("X_new", X_new, allow_1d=False)
+        values, index = self.schema.match_features("X_new", X_new)
+        X_new = as_2d_float("X_new", values, allow_1d=False)
         if X_new.shape[1] != self.x.shape[1]:
             raise ValueError(f"X_new has {X_new.shape[1]} columns; the distilled set has {self.x.shape[1]}.")
         Fs = self._features(self.standardizer.x(X_new))
@@ -150,7 +196,7 @@ class DistillOutput:
                 "The model trained on this distilled set predicts non-finite values (an ill-conditioned set for its "
                 "training procedure, or inputs far outside the data). Check X_new; for exact solves use a "
                 "lambda_inner > 0.")
-        return pred
+        return self.schema.shape_predictions(pred, index)
 
     def save(self, path) -> None:
         """Write this result to one self-describing ``.npz`` file (atomically). See :func:`jaxdistill.load`."""

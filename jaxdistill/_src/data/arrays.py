@@ -14,6 +14,7 @@ all training rows, exactly (the deterministic full-batch objective).
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core import keys
+from jaxdistill._src.data.schema import refuse_masked
 
 _BLOCK = 4096  # rows per block of host passes: float64 temporaries of a few MiB
 
@@ -37,6 +39,7 @@ def as_2d_float(name: str, a, *, allow_1d: bool) -> np.ndarray:
     Float arrays (memory maps included) are returned without a copy. Raises ``ValueError`` naming the
     array, what is wrong and what to change.
     """
+    refuse_masked(name, a)
     try:
         arr = a if isinstance(a, np.ndarray) else np.asarray(a)
     except Exception as exc:  # noqa: BLE001 - ragged lists and the like
@@ -85,24 +88,49 @@ def _blocks(A, rows):
         yield np.asarray(A[sl] if rows is None else A[np.sort(rows[sl])], np.float64)
 
 
-def column_stats(A, rows=None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of the columns of A (rows ``rows``), float64, in row blocks.
+def column_stats(A, rows=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, standard deviation, minimum and maximum of the columns of A (rows ``rows``), float64, in row blocks.
 
-    Pass 1 sums in float64 and finds each column's largest magnitude c; pass 2 sums ((a − μ)/c)², so
+    Pass 1 sums in float64 and finds each column's range; pass 2 sums ((a − μ)/c)² with c ≥ max |a|, so
     neither squares of 1e19 (float32 overflow) nor of 1e-200 (float64 underflow) are ever formed.
     """
     n = A.shape[0] if rows is None else rows.size
     total = np.zeros(A.shape[1])
-    c = np.zeros(A.shape[1])
+    lo, hi = np.full(A.shape[1], np.inf), np.full(A.shape[1], -np.inf)
     for b in _blocks(A, rows):
         total += b.sum(0)
-        c = np.maximum(c, np.abs(b).max(0))
+        lo, hi = np.minimum(lo, b.min(0)), np.maximum(hi, b.max(0))
     mean = total / n
+    c = np.maximum(np.abs(lo), np.abs(hi))
     c = np.where(c > 0, 2 * c, 1.0)     # ≥ max |a − μ|
     ss = np.zeros(A.shape[1])
     for b in _blocks(A, rows):
         ss += np.sum(((b - mean) / c) ** 2, axis=0)
-    return mean, c * np.sqrt(ss / n)
+    return mean, c * np.sqrt(ss / n), lo, hi
+
+
+def constant_columns(mean, sd, lo, hi, n: int) -> np.ndarray:
+    """Which columns are constant: their range is zero, or their deviation is within float64 rounding of their
+    mean (scikit-learn's rule: σ ≤ n·ε·|μ|; a column of 0.1s has σ ≈ 1e-17, not 0)."""
+    return (hi == lo) | (np.asarray(sd) <= n * np.finfo(np.float64).eps * np.abs(mean))
+
+
+def centre_and_scale(mean, sd, lo, hi, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre, scale, constant mask) of columns: a constant column is centred on its exact value (so its training
+    values standardise to exactly 0) and gets scale 1 (so a new value 0.101 where every training value was 0.1
+    stays 0.001, not 1e14); it then contributes nothing to a model fitted on the standardised rows."""
+    const = constant_columns(mean, sd, lo, hi, n)
+    centre = np.where(hi == lo, lo, mean)
+    return centre, np.where(const | ~(np.asarray(sd) > 0), 1.0, sd), const
+
+
+def warn_constant(names: list[str], what: str = "X", stacklevel: int = 4) -> None:
+    """Say once which columns are constant (they are kept, with scale 1, and contribute nothing)."""
+    if names:
+        shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
+        warnings.warn(f"{what} has {len(names)} constant column(s) over the training rows: {shown}. They are kept "
+                      "with scale 1 and contribute nothing (a model fitted on these rows cannot use them); drop them "
+                      "to silence this.", UserWarning, stacklevel=stacklevel)
 
 
 class Standardizer(NamedTuple):
@@ -115,10 +143,16 @@ class Standardizer(NamedTuple):
 
     @classmethod
     def fit(cls, X, Y, rows: np.ndarray | None = None) -> Standardizer:
-        def stats(a):
-            mu, sd = column_stats(a, rows)
-            return mu, np.where(sd > 0, sd, 1.0)  # constant columns are only centred
-        return cls(*stats(X), *stats(Y))
+        """Centres and scales of the rows ``rows`` (default all); constant columns: see :func:`centre_and_scale`."""
+        return cls(*cls.fit_constant(X, Y, rows)[0])
+
+    @classmethod
+    def fit_constant(cls, X, Y, rows: np.ndarray | None = None):
+        """(the four arrays of a Standardizer, constant mask of X's columns, constant mask of Y's columns)."""
+        n = X.shape[0] if rows is None else rows.size
+        xm, xs, xc = centre_and_scale(*column_stats(X, rows), n)
+        ym, ys, yc = centre_and_scale(*column_stats(Y, rows), n)
+        return (xm, xs, ym, ys), xc, yc
 
     @classmethod
     def identity(cls, d: int, d_out: int) -> Standardizer:
@@ -152,6 +186,8 @@ class TrainData:
         self.X, self.Y, self.train, self.val = X, Y, train, val
         self.standardizer, self.dtype = standardizer, dtype
         self._X_val, self._Y_val = X_val, Y_val
+        # constant columns of X and Y over the training rows (indices; see centre_and_scale)
+        self.constant_x = self.constant_y = np.zeros(0, np.int64)
 
     @property
     def n_train(self) -> int:
@@ -279,9 +315,14 @@ def prepare(X, Y, *, m: int, key: jax.Array, validation_fraction: float, standar
         raise ValueError(f"m = {m} must be smaller than the number of training rows, {train.size}{held}; "
                          "distillation makes a set smaller than the data: lower m"
                          + ("" if val is None else " or validation_fraction") + ".")
-    std = Standardizer.fit(X, Y, None if val is None else train) if standardize else \
-        Standardizer.identity(X.shape[1], Y.shape[1])
+    const_x = const_y = np.zeros(0, bool)
+    if standardize:
+        arrays, const_x, const_y = Standardizer.fit_constant(X, Y, None if val is None else train)
+        std = Standardizer(*arrays)
+    else:
+        std = Standardizer.identity(X.shape[1], Y.shape[1])
     dtype = jnp.result_type(float)
     data = TrainData(X, Y, train, val, std, dtype, Xv, Yv)
+    data.constant_x, data.constant_y = np.flatnonzero(const_x), np.flatnonzero(const_y)
     data.check_validation_range()
     return data

@@ -33,7 +33,7 @@ import numpy as np
 from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core import sharding
-from jaxdistill._src.data.arrays import Standardizer, as_2d_float
+from jaxdistill._src.data.arrays import Standardizer, as_2d_float, centre_and_scale, on_device, warn_constant
 
 #: rows per block of a statistics pass (float32 d = 64: 17 MiB; float64 temporaries about 3× that)
 BLOCK_ROWS = 65536
@@ -244,18 +244,24 @@ def _read_into(f, buf, path):
 
 # ---------------------------------------------------------------------------------------------- statistics
 class Moments(NamedTuple):
-    """Count, mean and centred cross-product M = Σ (z − μ)(z − μ)ᵀ of rows z = [x, y], float64."""
+    """Count, mean, centred cross-product M = Σ (z − μ)(z − μ)ᵀ and column range of rows z = [x, y], float64."""
 
     n: int
     mean: np.ndarray
     M: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
 
     @classmethod
     def of(cls, Z: np.ndarray) -> Moments:
         Z = np.asarray(Z, np.float64)
         mu = Z.mean(0)
         C = Z - mu
-        return cls(Z.shape[0], mu, C.T @ C)
+        return cls(Z.shape[0], mu, C.T @ C, Z.min(0), Z.max(0))
+
+    @classmethod
+    def empty(cls, k: int) -> Moments:
+        return cls(0, np.zeros(k), np.zeros((k, k)), np.full(k, np.inf), np.full(k, -np.inf))
 
     def merge(self, other: Moments) -> Moments:
         """Chan, Golub & LeVeque's pairwise update: exact, no cancellation."""
@@ -266,7 +272,8 @@ class Moments(NamedTuple):
         n = self.n + other.n
         delta = other.mean - self.mean
         mean = self.mean + delta * (other.n / n)
-        return Moments(n, mean, self.M + other.M + np.outer(delta, delta) * (self.n * other.n / n))
+        return Moments(n, mean, self.M + other.M + np.outer(delta, delta) * (self.n * other.n / n),
+                       np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi))
 
 
 class SufficientStats(NamedTuple):
@@ -281,7 +288,7 @@ class SufficientStats(NamedTuple):
 
 
 def _moments(source: RowSource, block_rows: int) -> Moments:
-    acc = Moments(0, np.zeros(source.d + source.d_out), np.zeros((source.d + source.d_out,) * 2))
+    acc = Moments.empty(source.d + source.d_out)
     for X, Y in source.blocks(block_rows):
         X = as_2d_float("X block", X, allow_1d=False)
         Y = as_2d_float("Y block", Y, allow_1d=True)
@@ -290,10 +297,10 @@ def _moments(source: RowSource, block_rows: int) -> Moments:
                              f"(·, {source.d_out}) with equal rows.")
         acc = acc.merge(Moments.of(np.concatenate([X, Y], axis=1)))
     if jax.process_count() > 1:                      # several processes: merge each process's moments
-        parts = sharding.gather_from_processes((np.asarray(acc.n), acc.mean, acc.M))
-        acc = Moments(0, acc.mean * 0, acc.M * 0)
-        for n, mu, M in zip(*parts, strict=True):
-            acc = acc.merge(Moments(int(n), mu, M))
+        parts = sharding.gather_from_processes((np.asarray(acc.n), acc.mean, acc.M, acc.lo, acc.hi))
+        acc = Moments.empty(acc.mean.size)
+        for n, mu, M, lo, hi in zip(*parts, strict=True):
+            acc = acc.merge(Moments(int(n), mu, M, lo, hi))
     if acc.n == 0:
         raise ValueError("The source gave no rows.")
     if not np.all(np.isfinite(acc.M)):
@@ -301,12 +308,13 @@ def _moments(source: RowSource, block_rows: int) -> Moments:
     return acc
 
 
-def _standardizer(mom: Moments, d: int, standardize: bool) -> Standardizer:
-    if not standardize:
-        return Standardizer.identity(d, mom.mean.size - d)
+def _standardizer(mom: Moments, d: int, standardize: bool) -> tuple[Standardizer, np.ndarray]:
+    """The standardiser and the constant-column mask of z = [x, y] (see :func:`centre_and_scale`)."""
     sd = np.sqrt(np.maximum(np.diag(mom.M), 0.0) / mom.n)
-    sd = np.where(sd > 0, sd, 1.0)
-    return Standardizer(mom.mean[:d], sd[:d], mom.mean[d:], sd[d:])
+    centre, scale, const = centre_and_scale(mom.mean, sd, mom.lo, mom.hi, mom.n)
+    if not standardize:
+        return Standardizer.identity(d, mom.mean.size - d), const
+    return Standardizer(centre[:d], scale[:d], centre[d:], scale[d:]), const
 
 
 def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: bool = True,
@@ -331,10 +339,14 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
         source = source.shard(jax.process_index(), jax.process_count())
     mom = _moments(source, block_rows)
     d = source.d
-    std = _standardizer(mom, d, standardize)
+    std, const = _standardizer(mom, d, standardize)
     s_all = np.concatenate([std.x_scale, std.y_scale])
     if standardize:
         Mz = mom.M / np.outer(s_all, s_all)            # Σ z_s z_sᵀ: standardised rows are centred
+        Mz[const, :] = 0.0                             # a constant column standardises to exactly 0
+        Mz[:, const] = 0.0
+        warn_constant([f"column {j}" for j in np.flatnonzero(const[:d])], "X")
+        warn_constant([f"column {j}" for j in np.flatnonzero(const[d:])], "Y")
     else:
         Mz = mom.M + mom.n * np.outer(mom.mean, mom.mean)
     YtY = Mz[d:, d:]
@@ -352,8 +364,8 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
         Xs = np.pad(std.x(X), ((0, pad), (0, 0)))
         Ys = np.pad(std.y(Y), ((0, pad), (0, 0)))
         w = (np.arange(block_rows) < r).astype(np.float64)
-        a, b, _ = (np.asarray(v, np.float64) for v in chunk_stats(model, jnp.asarray(Xs, dt), jnp.asarray(Ys, dt),
-                                                                   jnp.asarray(w, dt)))
+        a, b, _ = (np.asarray(v, np.float64) for v in chunk_stats(model, on_device(Xs, dt), on_device(Ys, dt),
+                                                                   on_device(w, dt)))
         FtF, FtY = FtF + a, FtY + b
     FtF, FtY = sharding.sum_over_processes((FtF, FtY))
     return SufficientStats(mom.n, std, FtF, FtY, YtY)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core.fingerprint import first_difference
-from jaxdistill._src.io.files import read_npz, write_npz
+from jaxdistill._src.io.files import read_npz, verify_npz, write_npz
 
 FORMAT = "jaxdistill.Checkpoint"
 FORMAT_VERSION = 6
@@ -60,12 +60,16 @@ def load_checkpoint(path, template_state, identity: dict, missing: dict | None =
         raise ValueError(f"The checkpoint path {path!r} is a directory; give a file path such as "
                          f"{os.path.join(path, 'run.ckpt')!r}.")
     try:
-        files, meta = read_npz(path, "checkpoint")
+        files, meta = read_npz(path, "checkpoint", verify=False)
     except ValueError as exc:
         raise ValueError(f"{exc} Remove that file (or pass resume=False / --no-resume) to start afresh.") from None
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path!r} is not a checkpoint of this jaxdistill version ({meta.get('format')!r} v"
                          f"{meta.get('format_version')}). Remove it, or pass resume=False / --no-resume.")
+    try:
+        verify_npz(path, files, meta, "checkpoint", require_checksum=True)
+    except ValueError as exc:
+        raise ValueError(f"{exc} Remove that file (or pass resume=False / --no-resume) to start afresh.") from None
     saved = {**(missing or {}), **meta.get("identity", {})}
     for field in identity:
         if saved.get(field) != identity[field]:

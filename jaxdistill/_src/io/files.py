@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io as _io
 import json
 import os
@@ -109,17 +110,33 @@ def atomic_write_bytes(path, data: bytes) -> None:
         raise
 
 
+def _digest(arrays: dict, meta: dict) -> str:
+    """SHA-256 of the arrays (name, dtype, shape, bytes, in name order) and of the metadata (canonical JSON)."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    return h.hexdigest()
+
+
 def write_npz(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """``arrays`` plus a JSON ``__meta__`` entry, written atomically (never pickled)."""
+    """``arrays`` plus a JSON ``__meta__`` entry with a checksum of both, written atomically (never pickled)."""
     arrays = dict(arrays)
-    arrays["__meta__"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
+    meta = json.loads(json.dumps(meta, default=_json_default))     # what a reader will see
+    meta["checksum"] = _digest(arrays, meta)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buf = _io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 
-def read_npz(path, what: str) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, meta) of a file written by :func:`write_npz`; ``ValueError`` naming ``path`` otherwise."""
+def read_npz(path, what: str, verify: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, meta) of a file written by :func:`write_npz`; ``ValueError`` naming ``path`` otherwise — also when
+    the contents do not match the checksum written with them (edited or damaged after writing), or when
+    the file must carry one. Files of jaxdistill before 0.8 carry none. ``verify=False`` leaves the check (and the
+    ``checksum`` entry) to :func:`verify_npz`, for callers that first look at the format version."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{path!r} is a directory, not a {what} file.")
@@ -141,7 +158,21 @@ def read_npz(path, what: str) -> tuple[dict[str, np.ndarray], dict]:
         raise ValueError(f"{path!r} has a corrupt metadata block: {exc}.") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{path!r} has a corrupt metadata block (not a mapping).")
+    if verify:
+        verify_npz(path, files, meta, what)
     return files, meta
+
+
+def verify_npz(path, files: dict, meta: dict, what: str, require_checksum: bool = False) -> None:
+    """Check (and remove from ``meta``) the checksum :func:`write_npz` wrote; see :func:`read_npz`."""
+    checksum = meta.pop("checksum", None)
+    if checksum is None and require_checksum:
+        raise ValueError(f"{path!r} carries no checksum, so edits to it cannot be detected; jaxdistill writes one "
+                         f"into every {what} file. Re-create it.")
+    if checksum is not None and checksum != _digest(files, meta):
+        raise ValueError(f"{path!r} was changed after jaxdistill wrote it: its contents do not match the checksum "
+                         f"written with them (edited by hand, or damaged). A {what} file is not to be edited; "
+                         "re-create it.")
 
 
 def _json_default(o):

@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from jaxdistill._src.data.arrays import Standardizer
+from jaxdistill._src.data.schema import InputSchema
 from jaxdistill._src.io.files import read_npz, write_npz
 from jaxdistill._src.io.specs import NeedsComponent, check_same, from_spec, identity, to_spec
 from jaxdistill._src.outer.records import History, RunInfo, Status
@@ -35,6 +36,7 @@ def save(out, path) -> None:
     history = History.from_dict(out.history).to_dict()
     arrays.update({f"hist_{k}": v for k, v in history.items()})
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "jaxdistill_version": __version__,
+            "schema": None if out.schema is None else out.schema.to_dict(),
             "inner_lr": out.inner_lr, "status": Status.of(out.status).value, "seed": out.seed, "T": out.T,
             "lambda_inner": out.lambda_inner, "config": None if out.config is None else out.config.to_dict(),
             "history_keys": sorted(history), "meta": RunInfo.from_dict(out.meta).to_dict(),
@@ -45,16 +47,45 @@ def save(out, path) -> None:
 
 
 def _component(meta, files, name, given, path):
+    saved_id = meta.get(f"{name}_id")
+    if not isinstance(saved_id, dict) or "fingerprint" not in saved_id:
+        raise ValueError(f"{path!r} records no fingerprint of its {name}, so the {name} cannot be checked; it was "
+                         "damaged or edited by hand. Re-create it with DistillOutput.save().")
     if given is not None:
-        check_same(meta.get(f"{name}_id", {}), given, name, f"{path!r}")
+        check_same(saved_id, given, name, f"{path!r}")
         return given
     try:
-        return from_spec(meta[name], files)
+        rebuilt = from_spec(meta[name], files)
     except NeedsComponent as exc:
         raise ValueError(f"{path!r} was made with a {name} that cannot be rebuilt from the file ({exc} is "
                          f"user-defined or holds a flax module or function). Pass it: "
                          f"jaxdistill.load({path!r}, {name}=...) with the same {name} you distilled with; "
                          "it is checked against the saved one.") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path!r}: its {name} cannot be rebuilt ({exc}); the file was damaged or edited by "
+                         "hand. Re-create it with DistillOutput.save().") from None
+    # the rebuilt component must be the one saved (weights and settings): an edited spec or array is refused
+    check_same(saved_id, rebuilt, name, f"{path!r} (rebuilt from the file's spec and arrays)")
+    return rebuilt
+
+
+def _check_procedure(meta, config, problems) -> None:
+    """Types and ranges of the training procedure's values, and their agreement with the saved settings."""
+    T, lam, seed = meta.get("T"), meta.get("lambda_inner"), meta.get("seed")
+    if T is not None and (not isinstance(T, int) or isinstance(T, bool) or T < 1):
+        problems.append(f"T {T!r}")
+    if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not np.isfinite(lam) or lam < 0:
+        problems.append(f"lambda_inner {lam!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        problems.append(f"seed {seed!r}")
+    if (meta.get("inner_lr") is None) != (T is None):
+        problems.append(f"inner_lr {meta.get('inner_lr')!r} with T {T!r} (a T-step procedure has both)")
+    if config is not None and not problems:
+        if lam != config.lambda_inner:
+            problems.append(f"lambda_inner {lam!r} (the settings say {config.lambda_inner!r})")
+        if T is not None and not config.T <= T <= config.max_T:
+            problems.append(f"T {T!r} (the settings run {config.T}" +
+                            (f" to {config.max_T}" if config.max_T != config.T else "") + " inner steps)")
 
 
 def read(path, *, model=None, inner_solver=None) -> dict:
@@ -97,16 +128,54 @@ def read(path, *, model=None, inner_solver=None) -> dict:
     inner_lr = meta.get("inner_lr")
     if inner_lr is not None and not (isinstance(inner_lr, (int, float)) and np.isfinite(inner_lr) and inner_lr > 0):
         problems.append(f"inner_lr {inner_lr!r}")
+    config = schema = None
+    try:
+        config = None if meta.get("config") is None else DistillConfig.from_dict(meta["config"])
+    except (ValueError, TypeError) as exc:
+        problems.append(f"settings ({exc})")
+    try:
+        schema = None if meta.get("schema") is None else InputSchema.from_dict(meta["schema"])
+        if schema is not None and x.ndim == 2 and schema.n_features != x.shape[1]:
+            problems.append(f"schema of {schema.n_features} features for a set of {x.shape[1]}")
+    except ValueError as exc:
+        problems.append(str(exc))
+    _check_procedure(meta, config, problems)
+    if not isinstance(meta.get("meta", {}), dict):
+        problems.append("run information that is not a mapping")
+    hist_keys = meta.get("history_keys", [])
+    if not isinstance(hist_keys, list) or not all(isinstance(k, str) for k in hist_keys):
+        problems.append(f"history keys {hist_keys!r}")
+        hist_keys = []
+    for k in hist_keys:
+        a = files.get(f"hist_{k}")
+        if a is None or a.ndim != 1 or not (np.issubdtype(a.dtype, np.number)):
+            problems.append(f"history entry {k!r}")
     if problems:
         raise ValueError(f"{path!r} is inconsistent ({'; '.join(problems)}); it was damaged or edited by hand. "
                          "Re-create it with DistillOutput.save().")
     known = History().keys()        # entries of other versions' histories that this one does not record are dropped
-    history = {k: files[f"hist_{k}"] for k in meta.get("history_keys", []) if f"hist_{k}" in files and k in known}
+    history = {k: files[f"hist_{k}"] for k in hist_keys if k in known}
+    model = _component(meta, files, "model", model, path)
+    inner_solver = _component(meta, files, "inner_solver", inner_solver, path)
+    if meta["status"] != "unstable":       # a run that crossed the bound says so; any other never does
+        _check_stable(path, model, inner_solver, x, inner_lr, meta["lambda_inner"])
     return dict(
-        x=x, y=y, inner_lr=None if inner_lr is None else float(inner_lr), history=history,
-        config=None if meta.get("config") is None else DistillConfig.from_dict(meta["config"]),
-        standardizer=std, status=meta["status"],
-        model=_component(meta, files, "model", model, path),
-        inner_solver=_component(meta, files, "inner_solver", inner_solver, path),
+        x=x, y=y, inner_lr=None if inner_lr is None else float(inner_lr), history=history, config=config,
+        standardizer=std, status=meta["status"], model=model, inner_solver=inner_solver,
         lambda_inner=float(meta["lambda_inner"]), T=meta.get("T"), seed=meta.get("seed"),
-        meta=RunInfo.from_dict(dict(meta.get("meta") or {}, saved_with=meta.get("jaxdistill_version"))))
+        meta=RunInfo.from_dict(dict(meta.get("meta") or {}, saved_with=meta.get("jaxdistill_version"))),
+        schema=schema)
+
+
+def _check_stable(path, model, inner_solver, x, inner_lr, lam) -> None:
+    """A saved η̃ at or above Lemma 2.4's bound for the saved set (models linear in θ, plain GD) would make every
+    prediction diverge: no run returns one (η̃ is kept ≤ eta_cap × the bound), so the file was edited."""
+    if inner_lr is None or not model.linear_in_params or not inner_solver.plain_gd:
+        return
+    F = np.asarray(model.featurize(np.asarray(x)), np.float64)
+    m = F.shape[0]
+    bound = 2 * m / (np.linalg.svd(F, compute_uv=False)[0] ** 2 + m * float(lam))    # eq. (5), in float64
+    if not inner_lr < bound:
+        raise ValueError(f"{path!r} is inconsistent: its inner_lr {inner_lr!r} is at or above the stability bound of "
+                         f"Lemma 2.4 for its distilled set ({bound:.6g}), so every prediction would diverge; it was "
+                         "edited by hand. Re-create it with DistillOutput.save().")

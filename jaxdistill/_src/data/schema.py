@@ -1,0 +1,185 @@
+"""The boundary with the caller's data: what a fit saw (:class:`InputSchema`) and how later inputs are matched
+to it.
+
+At fit time the schema records the number of features, their names (pandas DataFrames, structured arrays),
+the target's names and rank (1-D y gives 1-D predictions), and which feature columns were constant. Later
+inputs (``predict``, ``evaluate``) are matched to it: a DataFrame **by column name** (reordered columns give
+identical predictions; missing or unexpected names are an error listing them), an array by width. pandas
+objects are read without importing pandas here (it stays optional): what matters is ``.columns`` /
+``.index`` / ``.name`` / ``.to_numpy()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+
+def _is_pandas(a) -> bool:
+    return type(a).__module__.split(".")[0] == "pandas"
+
+
+def _is_frame(a) -> bool:
+    return _is_pandas(a) and hasattr(a, "columns")
+
+
+def _is_series(a) -> bool:
+    return _is_pandas(a) and hasattr(a, "name") and not hasattr(a, "columns")
+
+
+def _shape(a) -> tuple:
+    try:
+        return tuple(np.shape(a))
+    except ValueError:         # ragged nested lists: refused with a clear message when the arrays are checked
+        return ()
+
+
+def refuse_masked(name: str, a) -> None:
+    """A masked array's hidden entries are data (often sentinels like −999): refuse it rather than read them."""
+    if isinstance(a, np.ma.MaskedArray):
+        n = int(np.ma.count_masked(a))
+        if n:
+            raise ValueError(f"{name} is a masked array with {n} masked entries; jaxdistill does not read masks "
+                             "(the hidden values would be used as data). Drop or impute those rows, e.g. "
+                             f"{name}[~{name}.mask.any(axis=1)] or np.ma.filled({name}, value); pass a plain array.")
+        return
+
+
+def unpack(name: str, a) -> tuple[Any, tuple[str, ...] | None, Any]:
+    """(values, column names or None, pandas index or None) of an input: pandas objects give their names and
+    index; structured numpy arrays their field names; masked arrays are refused when anything is masked."""
+    refuse_masked(name, a)
+    if isinstance(a, np.ma.MaskedArray):
+        a = np.ma.getdata(a)
+    if _is_frame(a):
+        names = tuple(str(c) for c in a.columns)
+        if len(set(names)) != len(names):
+            dup = sorted({c for c in names if names.count(c) > 1})
+            raise ValueError(f"{name} has duplicated column names {dup}; give every column its own name.")
+        return a.to_numpy(), names, a.index
+    if _is_series(a):
+        return a.to_numpy(), (None if a.name is None else (str(a.name),)), a.index
+    if isinstance(a, np.ndarray) and a.dtype.names:
+        names = tuple(a.dtype.names)
+        return np.stack([np.asarray(a[f], np.float64) for f in names], axis=-1), names, None
+    return a, None, None
+
+
+def check_aligned(x_index, y_index, what: str = "X and y") -> None:
+    """Two pandas objects are paired row by row only when their indices are equal (scikit-learn pairs by
+    position and says nothing; a shuffled DataFrame then trains on mismatched rows)."""
+    if x_index is None or y_index is None:
+        return
+    if len(x_index) == len(y_index) and x_index.equals(y_index):
+        return
+    raise ValueError(f"{what} are pandas objects with different indices, so their rows would be paired by position, "
+                     "not by label. Align them first (e.g. y = y.loc[X.index]) or pass plain arrays in the same "
+                     "row order.")
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSchema:
+    """What a fit saw of its inputs.
+
+    Attributes:
+      n_features: d, the number of input columns.
+      feature_names: the columns' names (DataFrame or structured input), else None.
+      target_names: the targets' names (DataFrame columns or a Series name), else None.
+      target_ndim: 1 when y was 1-D (predictions are then 1-D), 2 otherwise.
+      constant: indices of input columns that were constant over the training rows (they contribute nothing).
+      dtype: the input's dtype as given (e.g. ``float32``).
+    """
+
+    n_features: int
+    feature_names: tuple[str, ...] | None = None
+    target_names: tuple[str, ...] | None = None
+    target_ndim: int = 2
+    constant: tuple[int, ...] = ()
+    dtype: str | None = None
+
+    @classmethod
+    def of(cls, X_values, x_names, Y_values, y_names) -> InputSchema:
+        # the width is checked (with the clear messages) when the arrays are prepared; 0 until then
+        shape_x, shape_y = _shape(X_values), _shape(Y_values)
+        return cls(n_features=shape_x[1] if len(shape_x) == 2 else 0, feature_names=x_names, target_names=y_names,
+                   target_ndim=1 if len(shape_y) == 1 else 2, dtype=str(getattr(X_values, "dtype", "")) or None)
+
+    def replace(self, **changes) -> InputSchema:
+        return dataclasses.replace(self, **changes)
+
+    def constant_names(self) -> list[str]:
+        if self.feature_names is not None:
+            return [self.feature_names[j] for j in self.constant]
+        return [f"column {j}" for j in self.constant]
+
+    def to_dict(self) -> dict:
+        return {"n_features": self.n_features, "feature_names": None if self.feature_names is None else
+                list(self.feature_names), "target_names": None if self.target_names is None else
+                list(self.target_names), "target_ndim": self.target_ndim, "constant": list(self.constant),
+                "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InputSchema:
+        """From a saved file's entry; every value is checked (a hand-edited schema is refused, naming the field)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"schema must be a mapping, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"schema has unknown entries {sorted(unknown)}")
+        n = d.get("n_features")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"schema.n_features {n!r}")
+
+        def names(key, length=None):
+            v = d.get(key)
+            if v is None:
+                return None
+            if not isinstance(v, list) or not all(isinstance(s, str) for s in v) or len(set(v)) != len(v) or \
+                    (length is not None and len(v) != length):
+                raise ValueError(f"schema.{key} {v!r}")
+            return tuple(v)
+        nd = d.get("target_ndim", 2)
+        if nd not in (1, 2):
+            raise ValueError(f"schema.target_ndim {nd!r}")
+        const = d.get("constant", [])
+        if not isinstance(const, list) or not all(isinstance(j, int) and 0 <= j < n for j in const):
+            raise ValueError(f"schema.constant {const!r}")
+        dtype = d.get("dtype")
+        if dtype is not None and not isinstance(dtype, str):
+            raise ValueError(f"schema.dtype {dtype!r}")
+        return cls(n, names("feature_names", n), names("target_names"), nd, tuple(const), dtype)
+
+    # ------------------------------------------------------------------ matching later inputs
+    def match_features(self, name: str, a):
+        """(2-D values in the fitted column order, pandas index or None) of a later input ``a``."""
+        values, names, index = unpack(name, a)
+        if names is not None and self.feature_names is not None:
+            missing = [c for c in self.feature_names if c not in names]
+            extra = [c for c in names if c not in self.feature_names]
+            if missing or extra:
+                parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])
+                raise ValueError(f"{name}'s columns do not match the ones distilled from: {'; '.join(parts)}. "
+                                 f"Pass a DataFrame with the columns {list(self.feature_names)}.")
+            order = [names.index(c) for c in self.feature_names]
+            values = np.asarray(values)[:, order]
+        values = np.asarray(values) if not isinstance(values, np.ndarray) else values
+        if values.ndim == 2 and values.shape[1] != self.n_features:
+            raise ValueError(f"{name} has {values.shape[1]} columns; the distilled set was made from "
+                             f"{self.n_features}" + (f" ({list(self.feature_names)})" if self.feature_names else "")
+                             + ". Pass inputs with the same columns.")
+        return values, index
+
+    def shape_predictions(self, pred: np.ndarray, index=None):
+        """Predictions (n, d_out) in the training targets' shape: 1-D when y was 1-D; a pandas Series / DataFrame
+        with ``index`` when the input was a pandas object."""
+        if self.target_ndim == 1 and pred.shape[1] == 1:
+            pred = pred[:, 0]
+        if index is None:
+            return pred
+        import pandas as pd
+        if pred.ndim == 1:
+            return pd.Series(pred, index=index, name=None if self.target_names is None else self.target_names[0])
+        return pd.DataFrame(pred, index=index, columns=None if self.target_names is None or
+                            len(self.target_names) != pred.shape[1] else list(self.target_names))
