@@ -34,7 +34,8 @@ from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.keys import as_key, seed_of
 from jaxdistill._src.core.linalg import psd_solve, ridge_unnormalised
 from jaxdistill._src.core.validate import check_float, check_int
-from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_xy
+from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_xy, warn_constant
+from jaxdistill._src.data.schema import InputSchema, check_aligned, unpack
 from jaxdistill._src.data.sources import RowSource, sufficient_statistics
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.outer.records import RunInfo
@@ -83,6 +84,15 @@ def _target_features(G, lam_s, root):
     return (Ut.T * s) @ V.T                                        # U diag(s) Vᵀ, (m, p)
 
 
+def _read(X, Y):
+    Xv, x_names, x_index = unpack("X", X)
+    Yv, y_names, y_index = unpack("Y", Y)
+    check_aligned(x_index, y_index)
+    schema = InputSchema.of(Xv, x_names, Yv, y_names)
+    X, Y = check_xy(Xv, Yv)
+    return X, Y, schema.replace(n_features=X.shape[1])
+
+
 def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s: float = 0.0,
                      feature_map: FeatureMap | None = None, key: jax.Array | int = 0, labels=None,
                      init: str | None = None, root: str = "+", standardize: bool = True) -> DistillOutput:
@@ -115,11 +125,12 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
     seed = seed_of(key)
     key = as_key(key)
     source = X if isinstance(X, RowSource) else None
+    schema = None
     if source is not None:
         if Y is not None:
             raise ValueError("With a RowSource as X the targets come from the source: pass Y=None.")
     else:
-        X, Y = check_xy(X, Y)
+        X, Y, schema = _read(X, Y)
     fmap = Identity() if feature_map is None else feature_map
     if not isinstance(fmap, FeatureMap):
         raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {feature_map!r}.")
@@ -131,6 +142,7 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
     if source is not None:
         stats = sufficient_statistics(source, fmap, standardize=standardize)
         n, k, std = stats.n, source.d_out, stats.standardizer
+        schema = InputSchema(n_features=source.d)
         theta = psd_solve(jnp.asarray(stats.FtF, dt), jnp.asarray(stats.FtY, dt), lam)
         ev, vecs = np.linalg.eigh(stats.YtY)               # singular values / right vectors of Y, from YᵀY
         order = np.argsort(ev)[::-1]
@@ -147,7 +159,14 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
     if root not in ("+", "-", "−"):
         raise ValueError(f"root must be '+' or '-', got {root!r}.")
     if source is None:
-        std = Standardizer.fit(X, Y) if standardize else Standardizer.identity(X.shape[1], k)
+        if standardize:
+            arrays, const_x, const_y = Standardizer.fit_constant(X, Y)
+            std = Standardizer(*arrays)
+            schema = schema.replace(constant=tuple(int(j) for j in np.flatnonzero(const_x)))
+            warn_constant(schema.constant_names(), "X", stacklevel=3)
+            warn_constant([f"column {j}" for j in np.flatnonzero(const_y)], "Y", stacklevel=3)
+        else:
+            std = Standardizer.identity(X.shape[1], k)
         Xj, Yj = jnp.asarray(std.x(X), dt), jnp.asarray(std.y(Y), dt)
         F = fmap.batch(Xj)
         theta = ridge_unnormalised(F, Yj, lam)
@@ -231,4 +250,5 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
         lambda_inner=float(lam_s) / m, T=None, seed=seed,
         meta=RunInfo(kind="analytic (KRR paper)", original_lambda=float(lam), lambda_s=float(lam_s), n_train=int(n),
                      full_data_lambda_inner=float(lam) / n, theta=np.asarray(theta).tolist(),
-                     init_rows=None if Z is None else np.asarray(idx).tolist(), max_rel_WS_error=ws_err))
+                     init_rows=None if Z is None else np.asarray(idx).tolist(), max_rel_WS_error=ws_err),
+        schema=schema)

@@ -11,6 +11,7 @@ import os
 import jax
 import numpy as np
 
+from jaxdistill._src.core import keys
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.validate import check_int
 
@@ -137,21 +138,30 @@ TIME_SERIES = ("co2", "sunspots")
 def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0, shuffle: bool = True):
     """Split into (X_train, Y_train, X_test, Y_test) with ``round(test_fraction · n)`` test rows.
 
+    Arrays give arrays; pandas DataFrames / Series give pandas objects (rows taken by position, their index
+    kept), so the parts stay aligned with each other.
+
     ``shuffle=False`` keeps the order and takes the *last* rows as the test set (time series: no
     future values leak into training).
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
     n = X.shape[0]
+    if len(Y) != n:
+        raise ValueError(f"X has {n} rows but Y has {len(Y)}.")
     k = int(round(test_fraction * n))
+
+    def take(a, rows):          # pandas objects by position (their index comes along), arrays as usual
+        return a.iloc[rows] if hasattr(a, "iloc") else a[rows]
     if not shuffle:
-        return X[: n - k], Y[: n - k], X[n - k:], Y[n - k:]
-    perm = np.asarray(jax.random.permutation(as_key(key), n))
+        return take(X, slice(0, n - k)), take(Y, slice(0, n - k)), take(X, slice(n - k, n)), take(Y, slice(n - k, n))
+    perm = np.asarray(keys.permutation(as_key(key), n))
     te, tr = perm[:k], perm[k:]
-    return X[tr], Y[tr], X[te], Y[te]
+    return take(X, tr), take(Y, tr), take(X, te), take(Y, te)
 
 
-def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_names: bool = False):
+def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_names: bool = False,
+             as_frame: bool = False):
     """Load a numeric CSV with a header row; ``target`` (a column name or index) is Y, the rest X.
 
     Blank lines are skipped and spaces around values are ignored. A missing or non-numeric cell is
@@ -159,7 +169,9 @@ def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_nam
 
     Returns:
       ``(X, Y)`` with X (n, columns − 1) and Y (n, 1); with ``return_names=True``
-      ``(X, Y, x_names, y_name)``, the header's names of X's columns (in order) and of the target.
+      ``(X, Y, x_names, y_name)``, the header's names of X's columns (in order) and of the target. With
+      ``as_frame=True`` (needs pandas): ``(X, y)`` as a DataFrame with the header's column names and a Series
+      named after the target — what :func:`jaxdistill.distill` and ``predict`` then match by name.
     """
     import csv
     if os.path.isdir(path):
@@ -193,4 +205,7 @@ def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_nam
         r, c = np.argwhere(~np.isfinite(data))[0]
         raise ValueError(f"{path!r} line {body[r][0]}, column {header[c]!r}: {data[r, c]} is not a finite number.")
     X, Y = np.delete(data, j, axis=1), data[:, j:j + 1]
+    if as_frame:
+        import pandas as pd
+        return pd.DataFrame(X, columns=header[:j] + header[j + 1:]), pd.Series(Y[:, 0], name=header[j])
     return (X, Y, header[:j] + header[j + 1:], header[j]) if return_names else (X, Y)
