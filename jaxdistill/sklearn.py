@@ -1,0 +1,98 @@
+"""A scikit-learn estimator over :func:`jaxdistill.distill` (needs scikit-learn: ``pip install "jaxdistill[data]"``).
+
+:class:`DistillRegressor` follows scikit-learn's estimator contract (checked by its own
+``check_estimator`` suite in this project's tests) and works inside ``Pipeline``, ``GridSearchCV`` and
+``cross_val_score``::
+
+    from sklearn.model_selection import GridSearchCV
+    from jaxdistill.sklearn import DistillRegressor
+
+    search = GridSearchCV(DistillRegressor(steps=500), {"m": [5, 10, 20]}, cv=3).fit(X, y)
+    search.best_estimator_.distilled_frame()      # the distilled set, with X's column names
+
+``fit`` distils, ``predict`` is the model trained on the distilled points by their own procedure (T steps of
+gradient descent with the learned η̃), ``score`` is R².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from jaxdistill._src.api import distill
+
+__all__ = ["DistillRegressor"]
+
+
+class DistillRegressor(RegressorMixin, BaseEstimator):
+    """Dataset distillation as a scikit-learn regressor.
+
+    Args:
+      m: number of distilled points (must be smaller than the number of training rows).
+      steps: outer-step budget (the stopping rule usually ends the run earlier).
+      T: inner gradient-descent steps of the procedure the set is distilled for.
+      Q: initialisations θ₀ per outer step.
+      lambda_inner, lambda_outer: λ_I and λ_O.
+      lr_x, lr_y, lr_eta: outer learning rates (Adam on X̃, Ỹ; gradient descent on η̃).
+      validation_fraction: share of the rows held out to report the held-out loss.
+      patience: evaluations without improvement before the run ends (None: run all steps).
+      model, inner_solver: a jaxdistill inner model / solver (default: linear model, chosen solver).
+      random_state: integer seed of the run (the whole run is a function of it).
+
+    Fitted attributes:
+      result_: the :class:`~jaxdistill.DistillOutput` (status, history, run information, ``save``).
+      distilled_X_, distilled_y_: the distilled set in the original units (m, d) and (m,) or (m, d_out).
+      inner_lr_: the learned inner learning rate η̃.
+      n_features_in_, feature_names_in_: as for every scikit-learn estimator.
+    """
+
+    def __init__(self, m: int = 10, *, steps: int = 5000, T: int = 50, Q: int = 8, lambda_inner: float = 1e-3,
+                 lambda_outer: float = 1e-3, lr_x: float = 0.01, lr_y: float = 0.01, lr_eta: float = 0.01,
+                 validation_fraction: float = 0.1, patience: int | None = 10, model=None, inner_solver=None,
+                 random_state: int = 0):
+        self.m, self.steps, self.T, self.Q = m, steps, T, Q
+        self.lambda_inner, self.lambda_outer = lambda_inner, lambda_outer
+        self.lr_x, self.lr_y, self.lr_eta = lr_x, lr_y, lr_eta
+        self.validation_fraction, self.patience = validation_fraction, patience
+        self.model, self.inner_solver, self.random_state = model, inner_solver, random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True          # Y of shape (n, d_out) is distilled as one set
+        tags.target_tags.single_output = True
+        return tags
+
+    def fit(self, X, y):
+        """Distil (X, y) into ``m`` points. Returns self."""
+        y_names = getattr(y, "columns", None)
+        y_names = [getattr(y, "name", None)] if y_names is None else list(y_names)
+        X, y = validate_data(self, X, y, y_numeric=True, multi_output=True, ensure_min_samples=2,
+                             dtype=[np.float64, np.float32])
+        out = distill(X, y, m=self.m, key=int(self.random_state), steps=self.steps, T=self.T, Q=self.Q,
+                      lambda_inner=self.lambda_inner, lambda_outer=self.lambda_outer, lr_x=self.lr_x,
+                      lr_y=self.lr_y, lr_eta=self.lr_eta, validation_fraction=self.validation_fraction,
+                      patience=self.patience, model=self.model, inner_solver=self.inner_solver, progress=False)
+        names = {}                                       # the schema keeps the names (validate_data took them)
+        if hasattr(self, "feature_names_in_"):
+            names["feature_names"] = tuple(str(c) for c in self.feature_names_in_)
+        if all(n is not None for n in y_names) and len(y_names) == out.y.shape[1]:
+            names["target_names"] = tuple(str(n) for n in y_names)
+        if names:
+            out = out.replace(schema=out.schema.replace(**names))
+        self.result_ = out
+        self.distilled_X_ = out.X
+        self.distilled_y_ = out.Y[:, 0] if np.ndim(y) == 1 else out.Y
+        self.inner_lr_ = out.inner_lr
+        return self
+
+    def predict(self, X):
+        """Predictions of the model trained on the distilled set by its procedure, (n,) or (n, d_out)."""
+        check_is_fitted(self, "result_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return self.result_.predict(X)
+
+    def distilled_frame(self):
+        """The distilled set as a ``pandas.DataFrame`` with the training columns' names, then the target(s)."""
+        check_is_fitted(self, "result_")
+        return self.result_.to_pandas()

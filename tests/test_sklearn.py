@@ -1,0 +1,56 @@
+"""``jaxdistill.sklearn.DistillRegressor`` under scikit-learn's own estimator checks, and inside Pipeline,
+GridSearchCV and cross_val_score."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from jaxdistill import datasets  # noqa: E402
+from jaxdistill.sklearn import DistillRegressor  # noqa: E402
+
+FAST = dict(steps=40, T=10, Q=2)
+
+
+# scikit-learn's checks fit on as few as 10 rows. With the defaults (m = 10, 10 % held out) four of its 53
+# checks (check_fit2d_1feature, check_estimators_nan_inf, check_regressor_multioutput,
+# check_regressors_no_decision_function) therefore meet "m = 10 must be smaller than the number of training
+# rows" — a set of 10 points distilled from 9 rows is no distillation. With m = 3 and nothing held out every
+# check runs and passes (array-API input is skipped by scikit-learn itself unless SCIPY_ARRAY_API is set).
+@parametrize_with_checks([DistillRegressor(m=3, validation_fraction=0.0, **FAST)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, Y = datasets.load("diabetes")
+    return X, Y[:, 0]
+
+
+def test_pipeline_and_cross_val_score(diabetes):
+    X, y = diabetes
+    pipe = make_pipeline(StandardScaler(), DistillRegressor(m=10, **FAST))
+    scores = cross_val_score(pipe, X, y, cv=KFold(3, shuffle=True, random_state=0))
+    assert scores.shape == (3,) and np.all(scores > 0.3)          # diabetes: ridge on all rows scores ~0.5
+    fitted = pipe.fit(X, y)
+    assert fitted[-1].distilled_X_.shape == (10, 10) and fitted.predict(X[:5]).shape == (5,)
+
+
+def test_grid_search_over_m_and_the_fitted_attributes(diabetes):
+    pd = pytest.importorskip("pandas")
+    X, y = diabetes
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(10)])
+    search = GridSearchCV(DistillRegressor(**FAST), {"m": [2, 10]}, cv=3).fit(df, pd.Series(y, name="target"))
+    best = search.best_estimator_
+    assert best.m in (2, 10) and set(search.cv_results_["param_m"]) == {2, 10}
+    assert list(best.feature_names_in_) == list(df.columns) and best.n_features_in_ == 10
+    assert best.result_.ok and best.inner_lr_ == best.result_.inner_lr
+    assert best.distilled_y_.shape == (best.m,)
+    frame = best.distilled_frame()
+    assert list(frame.columns) == [*df.columns, "target"] and len(frame) == best.m
+    np.testing.assert_allclose(best.score(df, y), 1 - np.sum((best.predict(df) - y) ** 2) / np.sum((y - y.mean()) ** 2))
