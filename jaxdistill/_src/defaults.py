@@ -65,4 +65,4 @@ def warn_untrained_theta0(model, data, m: int) -> None:
             f"θ₀ ~ N(0, {scale:g}²I) with m = {m} distilled points and p = {p} features: the part of θ₀ outside "
             f"the span of the {m} points (dimension ≥ {p - m}) is never trained (Lemma 2.3) and stays as noise "
             "in every prediction of the T-step model. Use LinearModel(..., init_scale=0) (the default) or m >= p.",
-            stacklevel=3)
+            stacklevel=5)

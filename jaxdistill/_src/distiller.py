@@ -173,30 +173,33 @@ class Distiller:
         Raises:
           ValueError: bad data or settings (before any compute), a checkpoint of another run.
         """
-        config, mesh = self.config, self.mesh
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise ValueError(f"callbacks must be jaxdistill Callback objects (subclass jd.Callback), got {cb!r}.")
         seed = seed_of(key)
+        with CompileLog() as compiled:           # every program this call compiles, the key's included
+            return self._fit(X, Y, key, seed, validation, callbacks, raise_on_failure, compiled)
+
+    def _fit(self, X, Y, key, seed, validation, callbacks, raise_on_failure, compiled):
+        config, mesh = self.config, self.mesh
         key = as_key(key)
         X, Y, schema, validation = read_inputs(X, Y, validation)
         k_split, k_init, k_run = keys.split3(key)
         data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
                        standardize=config.standardize, validation=validation)
         schema = schema.replace(n_features=data.d, constant=tuple(int(j) for j in data.constant_x))
-        warn_constant(schema.constant_names(), "X")
+        warn_constant(schema.constant_names(), "X", stacklevel=5)
         warn_constant([(schema.target_names or [f"column {j}" for j in range(data.d_out)])[j]
-                       for j in data.constant_y], "Y")
-        with CompileLog() as compiled:
-            solver, problem = self._build(data)
-            warn_untrained_theta0(problem.model, data, config.m)
-            state = driver.initial_params(solver, problem, data, k_init, config, mesh)
-            stopping = StoppingRule.from_config(config)
-            t0 = time.perf_counter()
-            state, hist, stopping, view = driver.run(
-                solver, problem, data, state, k_run, config, callbacks=callbacks, stopping=stopping, mesh=mesh,
-                identity_fn=lambda: self._identity(key, data, problem, solver))
-            wall = time.perf_counter() - t0
+                       for j in data.constant_y], "Y", stacklevel=5)
+        solver, problem = self._build(data)
+        warn_untrained_theta0(problem.model, data, config.m)
+        state = driver.initial_params(solver, problem, data, k_init, config, mesh)
+        stopping = StoppingRule.from_config(config)
+        t0 = time.perf_counter()
+        state, hist, stopping, view = driver.run(
+            solver, problem, data, state, k_run, config, callbacks=callbacks, stopping=stopping, mesh=mesh,
+            identity_fn=lambda: self._identity(key, data, problem, solver))
+        wall = time.perf_counter() - t0
         status = view.status
         params, step = state.params, int(state.step)
         if config.restore_best and stopping.best_params is not None:

@@ -73,7 +73,7 @@ def plot_projection(out: DistillOutput, X_real, ax=None, Y_real=None):
     ``Y_real``, every point is coloured by its (first) target, the distilled ones by Ỹ, on one scale."""
     plt = _plt()
     ax = ax or plt.subplots(figsize=(5, 5))[1]
-    Xs = out.standardizer.x(np.asarray(X_real, np.float64))
+    Xs = out.standardizer.x(np.asarray(out.schema.match_features("X_real", X_real)[0], np.float64))
     mu = Xs.mean(0)
     _, _, Vt = np.linalg.svd(Xs - mu, full_matrices=False)
     P = Vt[:2].T
@@ -144,6 +144,12 @@ def plot_digits(out: DistillOutput, max_images: int = 20):
     return plot_images(out, max_images=max_images)
 
 
+def _as_columns(pred) -> np.ndarray:
+    """Predictions as an (n, d_out) array (they come 1-D, or as pandas, when the targets were)."""
+    pred = np.asarray(pred, np.float64)
+    return pred[:, None] if pred.ndim == 1 else pred
+
+
 def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: bool = False, output: int = 0,
                      pred=None):
     """Predictions of the model trained on the distilled set by its own procedure (named in the title)
@@ -151,7 +157,7 @@ def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: b
     of all outputs if already computed."""
     plt = _plt()
     ax = ax or plt.subplots(figsize=(6, 4))[1]
-    pred = (out.predict(X_test) if pred is None else pred)[:, output]
+    pred = _as_columns(out.predict(X_test) if pred is None else pred)[:, output]
     y = np.asarray(Y_test, np.float64).reshape(len(pred), -1)[:, output]
     if time_series:
         ax.plot(y, lw=1, label="truth")
@@ -201,7 +207,7 @@ def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None,
         cols = min(shown, 5)
         rows = -(-shown // cols)
         fig, axes = plt.subplots(rows, cols, figsize=((7 if time_series else 5) * cols, 4 * rows), squeeze=False)
-        pred = out.predict(X_test)
+        pred = _as_columns(out.predict(X_test))
         for j, ax in enumerate(axes.flat):
             if j < shown:
                 plot_predictions(out, X_test, Y_test, ax, time_series=time_series, output=j, pred=pred)
