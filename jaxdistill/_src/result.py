@@ -9,6 +9,7 @@ module), its inner solver and its training procedure (η̃, T, λ_I), so ``predi
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -17,13 +18,19 @@ import numpy as np
 from jaxdistill._src.components.models import InnerModel, LinearModel, draw_inits
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import ridge
-from jaxdistill._src.data.arrays import Standardizer, as_2d_float
+from jaxdistill._src.data.arrays import Standardizer, as_2d_float, on_device
 from jaxdistill._src.data.schema import InputSchema
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.io import results as result_files
 from jaxdistill._src.outer.records import History, RunInfo, Status
 from jaxdistill._src.problem.config import DistillConfig
+
+
+@partial(jax.jit, static_argnames="lam")
+def _ridge_predict(F, Y, Ftest, lam: float):
+    """Ftest @ ridge(F, Y, λ): the T → ∞ limit's predictions, one compiled program per shape."""
+    return Ftest @ ridge(F, Y, lam)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,30 +153,30 @@ class DistillOutput:
         return f"{self.inner_solver.describe(self.T, self.inner_lr)}, {self.model.init_description}"
 
     def _features(self, X_std):
-        return self.model.featurize(jnp.asarray(X_std, jnp.result_type(float)))
+        return self.model.featurize(on_device(X_std, jnp.result_type(float)))
 
     def predict_standardized(self, Fs: jax.Array, *, limit: bool = False, n_inits: int = 32, key=0) -> np.ndarray:
         """Mean predictions (n, d_out), standardised units, on *featurized* standardised inputs Fs."""
         dt = jnp.result_type(float)
-        Fd, Yd = self._features(self.x), jnp.asarray(self.y, dt)
+        Fd, Yd = self._features(self.x), on_device(self.y, dt)
         lam = self.lambda_inner
         if limit or not self.uses_gd:
             if not limit:
-                th0 = jnp.zeros((1, Fd.shape[1], Yd.shape[1]), dt)
+                th0 = on_device(np.zeros((1, Fd.shape[1], Yd.shape[1])), dt)
                 return np.asarray(predict_after_training(self.model, self.inner_solver, Fd, Yd, 0.0, lam, th0, 0, Fs,
                                                          0)[0])
             if not self.model.linear_in_params:
                 raise ValueError("predict(limit=True) needs a model linear in θ (its T → ∞ limit is ridge); "
                                  "a nonlinear model has no closed-form limit. Use predict(X) for the T-step model.")
-            return np.asarray(Fs @ ridge(Fd, Yd, lam))
-        eta = jnp.asarray(self.inner_lr, dt)
+            return np.asarray(_ridge_predict(Fd, Yd, Fs, float(lam)))
+        eta = on_device(self.inner_lr, dt)
         if self.model.linear_in_params and self.model.init_scale is not None:
             # θ_T is affine in θ₀ and E θ₀ = 0, so the mean prediction is exactly the one from θ₀ = 0.
-            th0 = jnp.zeros((1, Fd.shape[1], Yd.shape[1]), dt)
+            th0 = on_device(np.zeros((1, Fd.shape[1], Yd.shape[1])), dt)
         else:
             th0 = draw_inits(self.model, as_key(key), Fd, Yd.shape[1], n_inits)
         preds = predict_after_training(self.model, self.inner_solver, Fd, Yd, eta, lam, th0, self.T, Fs, self.T)
-        return np.asarray(jnp.mean(preds, axis=0))
+        return np.asarray(preds, np.float64).mean(axis=0)
 
     def predict(self, X_new, *, limit: bool = False, n_inits: int = 32, key=0):
         """Predictions in original units of the model trained on the distilled set by its own procedure.

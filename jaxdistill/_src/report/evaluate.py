@@ -28,6 +28,7 @@ original ridge model with its own λ).
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -36,9 +37,9 @@ import numpy as np
 from jaxdistill._src.components.models import draw_inits
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
-from jaxdistill._src.data.arrays import as_2d_float, check_squarable
+from jaxdistill._src.data.arrays import as_2d_float, check_squarable, on_device
 from jaxdistill._src.data.schema import check_aligned, unpack
-from jaxdistill._src.inner.base import predict_after_training
+from jaxdistill._src.inner.base import Support, predict_after_training
 from jaxdistill._src.result import DistillOutput
 
 #: stable ids of the rows (what code should address rows by; the ``method`` labels are for readers)
@@ -147,7 +148,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     Xte_s, Yte_s = std.x(Xte), std.y(Yte)
     check_squarable((("X_test", Xte_s), ("Y_test", Yte_s)), dt, "test", "its loss and R² would be inf or NaN",
                     "drop it from the test set")
-    Fte = mdl.featurize(jnp.asarray(Xte_s, dt))
+    Fte = mdl.featurize(on_device(Xte_s, dt))
     rows = []
 
     def add(row_id, method, points, procedure, preds):
@@ -165,11 +166,11 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
                                       steps)
 
     k_gd, k_sub = jax.random.split(key)
-    Fd, Yd = mdl.featurize(jnp.asarray(out.x, dt)), jnp.asarray(out.y, dt)
+    Fd, Yd = mdl.featurize(on_device(out.x, dt)), on_device(out.y, dt)
     no_theta0 = jnp.zeros((1, Fd.shape[1], d_out), dt)  # exact procedures ignore θ₀; same shape as predict's
     gd, linear = out.uses_gd, mdl.linear_in_params
     if gd:
-        eta = jnp.asarray(out.inner_lr, dt)
+        eta = on_device(out.inner_lr, dt)
         add("distilled", "distilled, T-step GD", out.m, out.procedure(), train_predict(Fd, Yd, eta, draw_inits(
             mdl, k_gd, Fd, d_out, n_inits)))
         if linear:
@@ -183,24 +184,22 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     Xtr_s, Ytr_s = std.x(Xtr), std.y(Ytr)
     check_squarable((("X_train", Xtr_s), ("Y_train", Ytr_s)), dt, "training", "the baselines would be inf or NaN",
                     "drop it from the training rows given to evaluate")
-    Ftr = mdl.featurize(jnp.asarray(Xtr_s, dt))
-    Ytr_s = jnp.asarray(Ytr_s, dt)
+    Ftr = mdl.featurize(on_device(Xtr_s, dt))
+    Ytr_s = on_device(Ytr_s, dt)
     n_tr = Xtr.shape[0]
     if out.m > n_tr:
         raise ValueError(f"The training data given has {n_tr} rows, fewer than the {out.m} distilled points.")
     if gd and not linear:
         _nonlinear_baselines(add, out, train_predict, Ftr, Ytr_s, k_sub, n_subsets, n_inits)
     elif gd:
-        gd_preds, ridge_preds = [], []
-        for idx, kg in _subsets(k_sub, n_subsets, n_tr, out.m):
-            Fs, Ys = Ftr[idx], Ytr_s[idx]
-            gd_preds.append(train_predict(Fs, Ys, default_inner_lr(Fs, lam), draw_inits(
-                mdl, kg, Fs, d_out, max(1, n_inits // 4))))
-            ridge_preds.append(Fte @ ridge(Fs, Ys, lam))
+        gd_preds, ridge_preds, full_pred = _linear_gd_baselines(
+            mdl, slv, Ftr, Ytr_s, Fte, k_sub, n_subsets=n_subsets, m=out.m, n_draws=max(1, n_inits // 4),
+            T=out.T, lam=float(lam))
         sub_proc = f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for the subset, {mdl.init_description}"
-        add("subset", "random subset, T-step GD", out.m, sub_proc, np.concatenate([np.asarray(g) for g in gd_preds]))
-        add("subset_ridge", "random subset, ridge", out.m, out.procedure(limit=True), ridge_preds)
-        add("full", "full data, ridge", n_tr, out.procedure(limit=True), [Fte @ ridge(Ftr, Ytr_s, lam)])
+        add("subset", "random subset, T-step GD", out.m, sub_proc, np.asarray(gd_preds).reshape(-1, *Fte.shape[:1],
+                                                                                               d_out))
+        add("subset_ridge", "random subset, ridge", out.m, out.procedure(limit=True), np.asarray(ridge_preds))
+        add("full", "full data, ridge", n_tr, out.procedure(limit=True), [np.asarray(full_pred)])
     else:
         exact_preds = []
         for idx, _ in _subsets(k_sub, n_subsets, n_tr, out.m):
@@ -214,7 +213,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         else:
             add("full", "full data", n_tr, out.procedure(), [train_predict(Ftr, Ytr_s, 0.0, no_theta0)[0]])
     add("mean", "mean of training targets", n_tr, "constant: the training mean",
-        [jnp.broadcast_to(jnp.mean(Ytr_s, axis=0), (Xte.shape[0], d_out))])
+        [np.broadcast_to(np.asarray(Ytr_s, np.float64).mean(axis=0), (Xte.shape[0], d_out))])
     if last_value_column is not None:
         col = Xte[:, [last_value_column] * d_out]                   # original units → standardised for add()
         add("naive", "naive: last value", 0, f"y_t = input column {last_value_column} (no training)", [std.y(col)])
@@ -227,6 +226,27 @@ def _matched(out, xname, X, yname, Y):
     Y, _, y_index = unpack(yname, Y)
     check_aligned(x_index, y_index, f"{xname} and {yname}")
     return X, Y
+
+
+@partial(jax.jit, static_argnames=("n_subsets", "m", "n_draws", "T", "lam"))
+def _linear_gd_baselines(model, solver, Ftr, Ytr, Fte, key, *, n_subsets: int, m: int, n_draws: int, T: int,
+                         lam: float):
+    """The random-subset baselines of a linear model trained by T-step GD, all in one compiled program: for each
+    of ``n_subsets`` subsets of m training rows (drawn as :func:`_subsets` draws them), the predictions on Fte
+    after T GD steps at half its Lemma 2.4 bound from ``n_draws`` θ₀, and of its ridge limit; and the full
+    data's ridge predictions. (One program per shape instead of a few dozen eager ones.)"""
+    d_out = Ytr.shape[1]
+
+    def one(k):
+        ks, kg = jax.random.split(k)
+        idx = jax.random.choice(ks, Ftr.shape[0], (m,), replace=False)
+        Fs, Ys = Ftr[idx], Ytr[idx]
+        th0 = model.sample_init(kg, Fs[:1], d_out, n_draws)
+        sol = solver.solve(model, Support(Fs, Ys, default_inner_lr(Fs, lam), lam), th0, T, T)
+        return sol.predict(Fte), Fte @ ridge(Fs, Ys, lam)
+
+    gd, rd = jax.vmap(one)(jax.random.split(key, n_subsets))
+    return gd, rd, Fte @ ridge(Ftr, Ytr, lam)
 
 
 def _subsets(key, num, n, m):
