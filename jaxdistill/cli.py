@@ -271,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass  # an unwritable cache folder only costs compile time
     try:
+        if args.command != "datasets":
+            _check_platform()
         code = args.func(args)
         sys.stdout.flush()              # a closed pipe shows here, inside the handler below, not at exit
         return code
@@ -285,6 +287,21 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+
+
+def _check_platform() -> None:
+    """A JAX_PLATFORMS naming a platform this machine lacks (gpu, cuda, tpu, a typo) makes JAX fail with a
+    RuntimeError — or an AssertionError for cuda — at its first computation: say what to change instead."""
+    plat = os.environ.get("JAX_PLATFORMS")
+    if not plat:
+        return
+    import jax
+    try:
+        jax.devices()
+    except Exception as exc:  # noqa: BLE001 - whatever the platform plugin raises
+        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ValueError(f"JAX_PLATFORMS={plat!r} names a platform JAX cannot start on this machine ({why}). Unset "
+                         "JAX_PLATFORMS (JAX then picks what is there) or set JAX_PLATFORMS=cpu.") from None
 
 
 if __name__ == "__main__":

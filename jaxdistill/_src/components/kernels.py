@@ -90,6 +90,14 @@ def _J_jvp(primals, tangents):
     return _J(c), (jnp.pi - jnp.arccos(jnp.clip(c, -1.0, 1.0))) * dc
 
 
+def _sqrt0(a):
+    """√a with derivative 0 at a = 0 (a zero input row when σ_b² = 0). The kernels are positively homogeneous
+    there, k(tx, y) = t·k(x, y), so no derivative exists at x = 0; 0 is the usual choice (as ReLU′(0) = 0) and keeps
+    jax.grad finite — √'s own derivative, ∞, times the 0 of the other factor gave NaN."""
+    pos = a > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, a, 1.0)), 0.0)
+
+
 class _ReLUArcCos(Kernel):
     def __init__(self, depth: int = 1, weight_var: float = 2.0, bias_var: float = 0.0):
         self.depth = check_int("depth (hidden layers)", depth, 1)
@@ -108,7 +116,7 @@ class _ReLUArcCos(Kernel):
         for _ in range(self.depth):
             # √sxx·√syy rather than √(sxx·syy): the product underflows for inputs of tiny norm, and the
             # kernel is homogeneous when σ_b² = 0, so only a relative quantity may decide anything.
-            norm = jnp.sqrt(sxx)[:, None] * jnp.sqrt(syy)[None, :]
+            norm = _sqrt0(sxx)[:, None] * _sqrt0(syy)[None, :]
             pos = norm > 0
             c = jnp.where(pos, sxy / jnp.where(pos, norm, 1.0), 0.0)
             if same is not False:

@@ -160,6 +160,24 @@ def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0,
     return take(X, tr), take(Y, tr), take(X, te), take(Y, te)
 
 
+def require_regular_file(path: str, what: str) -> None:
+    """Refuse what cannot be read as a file: missing paths, folders, FIFOs, devices, sockets (reading a FIFO
+    blocks until someone writes to it: a hang, not an error)."""
+    import stat
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No {what} file at {path!r}.") from None
+    except OSError as exc:
+        raise ValueError(f"Cannot read {path!r}: {exc.strerror}.") from None
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"{path!r} is a folder, not a {what} file; give the path of the file itself.")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise ValueError(f"{path!r} is {kind}, not a regular {what} file; reading it could block forever. Give a "
+                         "regular file.")
+
+
 def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_names: bool = False,
              as_frame: bool = False):
     """Load a numeric CSV with a header row; ``target`` (a column name or index) is Y, the rest X.
@@ -174,14 +192,34 @@ def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_nam
       named after the target — what :func:`jaxdistill.distill` and ``predict`` then match by name.
     """
     import csv
-    if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a folder, not a CSV file.")
+    path = os.fspath(path)
+    if isinstance(target, bool) or not isinstance(target, (str, int, np.integer)):
+        raise ValueError(f"target must be a column name (str) or a column index (int), got {target!r} "
+                         f"({type(target).__name__}).")
+    require_regular_file(path, "CSV")
     with open(path, newline="") as f:
         rows = [(i + 1, [v.strip() for v in r]) for i, r in enumerate(csv.reader(f, delimiter=delimiter))
                 if any(v.strip() for v in r)]
     if len(rows) < 3:
         raise ValueError(f"{path!r} has {len(rows)} non-blank lines; need a header and at least two data rows.")
     (_, header), body = rows[0], rows[1:]
+    numeric = []
+    for v in header:
+        try:
+            float(v)
+            numeric.append(v)
+        except ValueError:
+            pass
+    if numeric and len(numeric) == len(header):
+        raise ValueError(f"{path!r}: its first line {header} is all numbers, so it looks like data, not a header "
+                         "(it would be lost as one). Add a header line naming the columns.")
+    if any(v == "" for v in header):
+        raise ValueError(f"{path!r}: the header has an empty column name (column {header.index('')}); name every "
+                         "column.")
+    dup = sorted({v for v in header if header.count(v) > 1})
+    if dup:
+        raise ValueError(f"{path!r}: the header names {dup} more than once; give every column its own name (a "
+                         "repeated target would otherwise be used as a feature).")
     if isinstance(target, str):
         if target not in header:
             raise ValueError(f"{path!r} has no column {target!r}; its columns are {header}.")

@@ -71,13 +71,18 @@ class Experiment:
 
     @classmethod
     def from_file(cls, path) -> Experiment:
+        from jaxdistill._src.data.datasets import require_regular_file
         if not os.path.exists(path):
             raise FileNotFoundError(f"No experiment file at {path!r} (see configs/ for examples).")
+        require_regular_file(path, "experiment")
         try:
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 d = json.load(f)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path!r} is not valid JSON: {exc}.") from None
+        except RecursionError:
+            raise ValueError(f"{path!r} nests its JSON too deeply to be an experiment file (see configs/ for "
+                             "examples).") from None
         return cls.from_dict(d, base_dir=os.path.dirname(os.path.abspath(path)))
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +100,9 @@ class Experiment:
                 value = json.loads(raw)
             except json.JSONDecodeError:
                 value = raw
+            except RecursionError:
+                raise ValueError(f"The value of {key!r} nests too deeply; give a number, a string or a flat "
+                                 "object.") from None
             if key in fields:
                 d["config"][key] = value
             elif key in _TOP:
@@ -116,11 +124,29 @@ class Experiment:
         if name == "csv":
             X, Y = datasets.load_csv(ds["path"], ds.get("target", -1))
         elif name == "npy":
-            import numpy as np
-            X, Y = np.load(ds["x"]), np.load(ds["y"])
+            X, Y = (_load_npy(ds[k], k) for k in ("x", "y"))
         else:
             X, Y = datasets.load(name, **ds)
             if shuffle is None:
                 return datasets.split(name, X, Y, frac, key=self.seed)
         shuffle = True if shuffle is None else shuffle
         return datasets.train_test_split(X, Y, frac, key=self.seed, shuffle=shuffle)
+
+
+def _load_npy(path, which: str):
+    """One array from an ``.npy`` file, with a message a user can act on for anything else."""
+    import numpy as np
+
+    from jaxdistill._src.data.datasets import require_regular_file
+    require_regular_file(path, f"dataset.{which} .npy")
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        # numpy takes anything that is not an .npy/.npz file for a pickle and advises loading it unsafely
+        why = "not an .npy array" if "pickle" in str(exc) else str(exc).rstrip(" .")
+        raise ValueError(f"dataset.{which}: {path!r} is not a readable .npy array file ({why}).") from None
+    if not isinstance(a, np.ndarray):        # np.load of an .npz gives an archive
+        raise ValueError(f"dataset.{which}: {path!r} is an .npz archive, not one .npy array; save each array with "
+                         "np.save(..., array) or name the .npy file.")
+    return a
+

@@ -142,6 +142,9 @@ def read_npz(path, what: str, verify: bool = True) -> tuple[dict[str, np.ndarray
         raise ValueError(f"{path!r} is a directory, not a {what} file.")
     if not os.path.exists(path):
         raise FileNotFoundError(f"No {what} file at {path!r}.")
+    if not stat.S_ISREG(os.stat(path).st_mode):       # a FIFO would block the read forever
+        raise ValueError(f"{path!r} is not a regular file (a named pipe, device or socket); a {what} file is read "
+                         "whole. Give a regular file.")
     try:
         with np.load(path, allow_pickle=False) as z:
             files = {k: z[k] for k in z.files}

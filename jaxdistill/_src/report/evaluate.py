@@ -37,6 +37,7 @@ import numpy as np
 from jaxdistill._src.components.models import draw_inits
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
+from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.data.arrays import as_2d_float, check_squarable, on_device
 from jaxdistill._src.data.schema import check_aligned, unpack
 from jaxdistill._src.inner.base import Support, predict_after_training
@@ -123,6 +124,15 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     Returns:
       An :class:`EvalReport`; ``print(report)`` shows a markdown table.
     """
+    if not isinstance(out, DistillOutput):
+        raise ValueError(f"evaluate needs a DistillOutput (from distill, distill_analytic or jaxdistill.load), got "
+                         f"{type(out).__name__}.")
+    n_inits = check_int("n_inits (θ₀ draws per evaluation)", n_inits, 1)
+    n_subsets = check_int("n_subsets (random subsets of the baseline)", n_subsets, 1)
+    if last_value_column is not None:
+        last_value_column = check_int("last_value_column", last_value_column, -out.x.shape[1])
+        if last_value_column >= out.x.shape[1]:
+            raise ValueError(f"last_value_column = {last_value_column} is not a column of the {out.x.shape[1]} inputs.")
     key = as_key(key)
     std = out.standardizer
     X_test, Y_test = _matched(out, "X_test", X_test, "Y_test", Y_test)

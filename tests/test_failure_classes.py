@@ -1,0 +1,141 @@
+"""Classes of failure from issue #25, each with generated cases and one oracle: a one-line message naming what
+to change — ValueError / FileNotFoundError from the API, exit 2 from the CLI — or the correct result; never a
+traceback or a hang (subprocesses run under a timeout)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdistill as jd
+from jaxdistill import datasets
+
+CLI = [sys.executable, "-m", "jaxdistill.cli"]
+
+
+def _cli(args, tmp_path, env=None, timeout=120):
+    """Run the CLI; return (exit code, stderr). A hang fails the test at ``timeout``."""
+    res = subprocess.run(CLI + args, cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})})
+    return res.returncode, res.stderr
+
+
+def _one_line_error(code, err):
+    assert code == 2, err
+    assert "Traceback" not in err and err.startswith("jaxdistill: error:"), err
+
+
+# ------------------------------------------------------------------ paths of the wrong kind (and hangs)
+@pytest.fixture
+def odd_paths(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "folder").mkdir()
+    np.savez(tmp_path / "two.npz", a=np.zeros(3), b=np.zeros(3))
+    (tmp_path / "text.npy").write_text("not an array\n")
+    return {"fifo": fifo, "folder": tmp_path / "folder", "npz as npy": tmp_path / "two.npz",
+            "text as npy": tmp_path / "text.npy"}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+@pytest.mark.parametrize("reader", ["load", "load_csv"])
+def test_api_readers_refuse_paths_that_are_not_files(odd_paths, kind, reader):
+    fn = jd.load if reader == "load" else datasets.load_csv
+    with pytest.raises(ValueError, match="named pipe|not a regular|folder|directory"):
+        fn(odd_paths[kind])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+@pytest.mark.parametrize("command", ["run", "evaluate", "plot"])
+def test_cli_refuses_paths_that_are_not_files_without_hanging(odd_paths, tmp_path, kind, command):
+    _one_line_error(*_cli([command, str(odd_paths[kind])], tmp_path, timeout=60))
+
+
+@pytest.mark.parametrize("kind,says", [("npz as npy", "npz archive"), ("text as npy", "not a readable .npy"),
+                                       ("fifo", "named pipe"), ("folder", "folder")])
+def test_experiment_data_files_of_the_wrong_kind(odd_paths, tmp_path, kind, says):
+    np.save(tmp_path / "Y.npy", np.zeros(20))
+    exp = {"dataset": {"name": "npy", "x": str(odd_paths[kind]), "y": "Y.npy"}, "config": {"m": 3, "steps": 5}}
+    (tmp_path / "e.json").write_text(json.dumps(exp))
+    code, err = _cli(["run", "e.json", "--no-checkpoint", "--out", "o.npz"], tmp_path, timeout=60)
+    _one_line_error(code, err)
+    assert says in err and "allow_pickle" not in err
+
+
+# ------------------------------------------------------------------ malformed structure
+def _nested(depth):
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("where", ["file", "--set"])
+def test_deeply_nested_json_is_a_clear_error(tmp_path, where):
+    exp = {"dataset": {"name": "diabetes"}, "config": {"m": 3, "steps": 5}}
+    if where == "file":
+        (tmp_path / "e.json").write_text('{"dataset": ' + _nested(100_000) + "}")
+        args = ["run", "e.json"]
+    else:
+        (tmp_path / "e.json").write_text(json.dumps(exp))
+        args = ["run", "e.json", "--set", "m=" + _nested(5_000)]
+    _one_line_error(*_cli(args, tmp_path))
+
+
+@pytest.mark.parametrize("target,says", [(None, "target must be"), ([0], "target must be"),
+                                         (1.0, "target must be"), (True, "target must be"),
+                                         ("missing", "no column 'missing'")])
+def test_csv_target_of_the_wrong_kind_never_picks_a_column_by_accident(tmp_path, target, says):
+    (tmp_path / "d.csv").write_text("a,b,c\n1,2,3\n4,5,6\n7,8,9\n")
+    with pytest.raises(ValueError, match=says):
+        datasets.load_csv(tmp_path / "d.csv", target=target)
+
+
+@pytest.mark.parametrize("text,says", [
+    ("a,b,a\n1,2,3\n4,5,6\n7,8,9\n", "more than once"),              # the second 'a' silently became a feature
+    ("1,2,3\n4,5,6\n7,8,9\n", "looks like data, not a header"),     # the first row was silently lost
+    ("a,,c\n1,2,3\n4,5,6\n", "empty column name"),
+])
+def test_csv_headers_that_would_lose_or_misplace_data(tmp_path, text, says):
+    (tmp_path / "d.csv").write_text(text)
+    with pytest.raises(ValueError, match=says):
+        datasets.load_csv(tmp_path / "d.csv", target="a" if text.startswith("a") else -1)
+
+
+# ------------------------------------------------------------------ environment
+@pytest.mark.parametrize("platform", ["gpu", "cuda", "tpu", "cpux"])
+def test_a_platform_this_machine_lacks_is_named_not_a_traceback(tmp_path, platform):
+    code, err = _cli(["demo", "--steps", "5"], tmp_path, env={"JAX_PLATFORMS": platform})
+    _one_line_error(code, err)
+    assert f"JAX_PLATFORMS='{platform}'" in err and "JAX_PLATFORMS=cpu" in err
+
+
+# ------------------------------------------------------------------ messages that mislead
+@pytest.mark.parametrize("kwargs,says", [(dict(n_subsets=-1), "n_subsets"), (dict(n_subsets=0), "n_subsets"),
+                                         (dict(n_inits=0), "n_inits"), (dict(n_inits=2.5), "n_inits"),
+                                         (dict(last_value_column=99), "last_value_column")])
+def test_evaluate_arguments_are_checked_before_any_compute(kwargs, says):
+    X, Y = datasets.load("diabetes")
+    out = jd.distill_analytic(X[:300], Y[:300], m=2, lam=1.0)
+    with pytest.raises(ValueError, match=says):
+        jd.evaluate(out, X[300:], Y[300:], X[:300], Y[:300], **kwargs)
+
+
+# ------------------------------------------------------------------ kernel gradients at the origin
+@pytest.mark.parametrize("kernel", [jd.ReLUNTK(1), jd.ReLUNTK(3), jd.ReLUNNGP(1), jd.ReLUNNGP(3)])
+@pytest.mark.parametrize("same", [True, False])
+def test_relu_kernel_gradients_are_finite_at_a_zero_row(kernel, same):
+    rng = np.random.default_rng(0)
+    X = jnp.asarray(rng.normal(size=(4, 3))).at[1].set(0.0)
+    Y = X if same else jnp.asarray(rng.normal(size=(5, 3)))
+
+    def f(X):
+        return jnp.sum(kernel.matrix(X, X if same else Y) ** 2)
+    g = jax.grad(f)(X)
+    assert bool(jnp.all(jnp.isfinite(g)))
+    # away from the zero row the gradient is the true one (central differences, float64)
+    eps, u = 1e-6, jnp.zeros_like(X).at[2, 0].set(1.0)
+    fd = (f(X + eps * u) - f(X - eps * u)) / (2 * eps)
+    assert float(g[2, 0]) == pytest.approx(float(fd), rel=1e-5, abs=1e-8)
