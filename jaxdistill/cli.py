@@ -63,8 +63,10 @@ def _run(args) -> int:
         print(json.dumps({**exp.to_dict(), "output": output, "checkpoint": checkpoint}, indent=2))
         return 0
     from jaxdistill._src.io.files import check_writable
+    inputs = [args.experiment] + [exp.dataset.get(k) for k in ("path", "x", "y")]
     for path in (output, checkpoint):              # before the compute, not after it
         if path:
+            _refuse_overwriting_inputs(path, inputs)
             check_writable(path, make_folder=True)
     Xtr, Ytr, Xte, Yte = exp.load_data()
     if checkpoint and os.path.exists(checkpoint) and not args.no_resume:
@@ -153,9 +155,11 @@ def _evaluate(args) -> int:
 def _plot(args) -> int:
     import jaxdistill as jd
     from jaxdistill import datasets
+    from jaxdistill._src.io.files import check_output_folder
     from jaxdistill._src.report.plots import save_all
     out = jd.load(args.result)
     outdir = args.out or os.path.splitext(args.result)[0] + "_plots"
+    check_output_folder(outdir, protect=[args.result])
     refs = None
     try:
         exp, (Xtr, Ytr, Xte, Yte) = _data_for(out, args)
@@ -174,12 +178,14 @@ def _plot(args) -> int:
 
 def _sweep(args) -> int:
     from jaxdistill._src.io.experiment import Experiment
+    from jaxdistill._src.io.files import check_output_folder
     from jaxdistill._src.sweep import error_vs_m, write_sweep
-
     exp = Experiment.from_file(args.experiment).with_overrides(args.set or [])
     Xtr, Ytr, Xte, Yte = exp.load_data()
     name = exp.dataset["name"]
     outdir = args.out or os.path.splitext(os.path.basename(args.experiment))[0] + "_sweep"
+    data_files = [exp.dataset.get(k) for k in ("path", "x", "y")]
+    check_output_folder(outdir, protect=[args.experiment, *data_files])     # before the sweep, not after it
     print(f"{name}: {Xtr.shape[0]} training rows, {Xtr.shape[1]} features; m in {args.m}, seeds {args.seeds}")
     result = error_vs_m(Xtr, Ytr, Xte, Yte, args.m, seeds=args.seeds, config=exp.config,
                         last_value_column=_last_value_column(exp), progress=print)
@@ -287,6 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+
+
+def _refuse_overwriting_inputs(path, inputs) -> None:
+    """An output path that is one of the command's inputs (the experiment file, its data files) would destroy it."""
+    target = os.path.realpath(path)
+    for p in inputs:
+        if p is not None and os.path.realpath(p) == target:
+            raise ValueError(f"The output {path!r} is this run's own input {p!r}; writing it would destroy it. "
+                             "Choose another --out / --checkpoint.")
 
 
 def _check_platform() -> None:

@@ -104,6 +104,35 @@ def test_csv_headers_that_would_lose_or_misplace_data(tmp_path, text, says):
         datasets.load_csv(tmp_path / "d.csv", target="a" if text.startswith("a") else -1)
 
 
+@pytest.mark.parametrize("entry", [{"test_fraction": "0.2"}, {"test_fraction": None}, {"test_fraction": [0.2]},
+                                   {"test_fraction": 1.5}, {"shuffle": "no"}, {"name": "synthetic", "n": -5},
+                                   {"name": "synthetic", "n": 10.5}, {"name": "synthetic", "noise": "high"},
+                                   {"name": "sunspots", "lags": "twelve"}])
+def test_dataset_options_of_the_wrong_type(tmp_path, entry):
+    exp = {"dataset": {"name": "diabetes", **entry}, "config": {"m": 3, "steps": 5}}
+    (tmp_path / "e.json").write_text(json.dumps(exp))
+    code, err = _cli(["run", "e.json", "--no-checkpoint"], tmp_path)
+    _one_line_error(code, err)
+    assert next(k for k in entry if k != "name") in err
+
+
+@pytest.mark.parametrize("out", ["existing_file", "/dev/null", "e.json", "data.csv"])
+def test_output_paths_are_checked_before_the_computation(tmp_path, out):
+    (tmp_path / "existing_file").write_text("keep me")
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n3,4\n5,6\n7,8\n9,10\n11,12\n13,14\n")
+    exp = {"dataset": {"name": "csv", "path": "data.csv", "target": "b"}, "config": {"m": 2, "steps": 5}}
+    (tmp_path / "e.json").write_text(json.dumps(exp))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    for args in (["sweep", "e.json", "--m", "2", "--seeds", "0", "--out", out],
+                 ["run", "e.json", "--no-checkpoint", "--out", out]):
+        if args[0] == "run" and out in ("existing_file", "/dev/null"):
+            continue                    # a result file may replace an earlier file of that name
+        code, err = _cli(args, tmp_path)
+        _one_line_error(code, err)
+        assert "distilled" not in err      # refused before computing anything
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
 # ------------------------------------------------------------------ environment
 @pytest.mark.parametrize("platform", ["gpu", "cuda", "tpu", "cpux"])
 def test_a_platform_this_machine_lacks_is_named_not_a_traceback(tmp_path, platform):

@@ -118,12 +118,13 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
 
 
 def write_sweep(result: SweepResult, outdir, title: str | None = None) -> list[str]:
-    """sweep.md, sweep.json and sweep.png (if matplotlib is installed) in ``outdir``."""
+    """sweep.json, sweep.md and sweep.png (if matplotlib is installed) in ``outdir``: the measured rows first,
+    so that nothing after them (a table, a figure) can lose them."""
     os.makedirs(outdir, exist_ok=True)
-    paths = [os.path.join(outdir, "sweep.md"), os.path.join(outdir, "sweep.json")]
-    with open(paths[0], "w") as f:
+    paths = [os.path.join(outdir, "sweep.json"), os.path.join(outdir, "sweep.md")]
+    result.save(paths[0])
+    with open(paths[1], "w") as f:
         f.write((f"# {title}\n\n" if title else "") + result.to_markdown() + "\n")
-    result.save(paths[1])
     try:
         result.plot(os.path.join(outdir, "sweep.png"), title=title)
         paths.append(os.path.join(outdir, "sweep.png"))

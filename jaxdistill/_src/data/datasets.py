@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxdistill._src.core import keys
 from jaxdistill._src.core.keys import as_key
-from jaxdistill._src.core.validate import check_int
+from jaxdistill._src.core.validate import check_bool, check_float, check_int
 
 
 def _need(module: str, extra: str):
@@ -26,6 +26,8 @@ def _need(module: str, extra: str):
 
 def synthetic(key: jax.Array | int = 0, n: int = 1000, d: int = 100, noise: float = 0.1):
     """The regression paper's data (A.7): X, θ ~ N(0, I_d), Y = Xθ + noise·ε, ε ~ N(0, 1)."""
+    n, d = check_int("synthetic n (rows)", n, 2, 10**9), check_int("synthetic d (features)", d, 1, 10**6)
+    noise = check_float("synthetic noise", noise, lo=0.0)
     kx, kt, ke = jax.random.split(as_key(key), 3)
     X = jax.random.normal(kx, (n, d))
     theta = jax.random.normal(kt, (d, 1))
@@ -114,6 +116,9 @@ def split(name: str, X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0)
       (4000 / 1000 at the default);
     * every other set: a random split by ``key`` (:func:`train_test_split`).
     """
+    test_fraction = check_float("test_fraction", test_fraction)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
     if name in TIME_SERIES:
         return train_test_split(X, Y, test_fraction, key=key, shuffle=False)
     if name == "mnist5k":
@@ -144,8 +149,10 @@ def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0,
     ``shuffle=False`` keeps the order and takes the *last* rows as the test set (time series: no
     future values leak into training).
     """
+    test_fraction = check_float("test_fraction", test_fraction)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+    shuffle = check_bool("shuffle", shuffle)
     n = X.shape[0]
     if len(Y) != n:
         raise ValueError(f"X has {n} rows but Y has {len(Y)}.")

@@ -50,6 +50,30 @@ def check_writable(path, make_folder: bool = False) -> None:
         raise ValueError(f"Cannot write {path!r}: its folder {folder!r} is not writable. Choose another path.")
 
 
+def check_output_folder(folder, protect=()) -> None:
+    """``ValueError`` saying what to change unless ``folder`` is (or can be made) a writable folder that is none
+    of the ``protect`` paths (the inputs of the command) — checked, and the folder made, before a long
+    computation, so that its results are never lost to a bad ``--out``."""
+    folder = os.path.abspath(os.fspath(folder))
+    for p in protect:
+        if p is not None and os.path.abspath(os.fspath(p)) == folder:
+            raise ValueError(f"--out {folder!r} is one of this command's own inputs; choose another folder.")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"--out {folder!r} exists and is not a folder (figures and tables are written into a "
+                         "folder); choose a folder path.")
+    parent = folder
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"--out {folder!r}: {parent!r} is a file, not a folder. Choose another path.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"Cannot create the folder {folder!r}: {exc.strerror or exc}. Choose another --out.") from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"The folder {folder!r} is not writable; choose another --out.")
+
+
 #: temporary files are named ``.jaxdistill-HOST-PID-xxxx.part``: the writer can be told dead from alive
 _PART_PREFIX = f".jaxdistill-{socket.gethostname().replace('-', '_')}-"
 
