@@ -268,7 +268,69 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Tolerant:
+    """A stdout/stderr that cannot end the command: closed (``>&-``) or full (``>/dev/full``), its writes are
+    dropped after one note on the other stream, and the work goes on (results are files). A reader that went
+    away (a closed pipe) still ends the command quietly (exit 141)."""
+
+    def __init__(self, stream, name: str, other=None):
+        self.stream, self.name, self.other, self.failed = stream, name, other, False
+
+    def _fail(self, exc) -> None:
+        if not self.failed:
+            self.failed = True
+            try:
+                note = f"jaxdistill: cannot write to {self.name} ({exc}); going on without it.\n"
+                if self.other is not None and not getattr(self.other, "failed", False):
+                    self.other.write(note)
+            except Exception:  # noqa: BLE001 - the other stream may be gone too
+                pass
+
+    def write(self, text):
+        if self.stream is None:
+            self._fail("it is closed")
+        if self.failed:
+            return len(text)
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            self._fail(exc.strerror if isinstance(exc, OSError) else exc)
+            return len(text)
+
+    def flush(self):
+        if self.failed or self.stream is None:
+            return
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            self._fail(exc.strerror if isinstance(exc, OSError) else exc)
+
+    def isatty(self) -> bool:
+        return not self.failed and self.stream is not None and bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def fileno(self):
+        return self.stream.fileno()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    saved = sys.stdout, sys.stderr
+    sys.stderr = _Tolerant(sys.stderr, "stderr")
+    sys.stdout = _Tolerant(sys.stdout, "stdout", sys.stderr)
+    sys.stderr.other = sys.stdout
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not args.no_cache:
         from jaxdistill._src.core.compile_cache import enable_compilation_cache

@@ -19,10 +19,23 @@ CLI = [sys.executable, "-m", "jaxdistill.cli"]
 
 
 def _cli(args, tmp_path, env=None, timeout=120):
-    """Run the CLI; return (exit code, stderr). A hang fails the test at ``timeout``."""
+    """Run the CLI in a new process (where the environment or a possible hang matters); return (exit code,
+    stderr). A hang fails the test at ``timeout``."""
     res = subprocess.run(CLI + args, cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
                          env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})})
     return res.returncode, res.stderr
+
+
+@pytest.fixture
+def cli_here(tmp_path, monkeypatch, capsys):
+    """Run the CLI in this process (seconds faster than a new one) from ``tmp_path``: (exit code, stderr)."""
+    from jaxdistill import cli
+    monkeypatch.chdir(tmp_path)
+
+    def run(args):
+        code = cli.main(args)
+        return code, capsys.readouterr().err
+    return run
 
 
 def _one_line_error(code, err):
@@ -50,19 +63,19 @@ def test_api_readers_refuse_paths_that_are_not_files(odd_paths, kind, reader):
         fn(odd_paths[kind])
 
 
-@pytest.mark.parametrize("kind", ["fifo", "folder"])
 @pytest.mark.parametrize("command", ["run", "evaluate", "plot"])
-def test_cli_refuses_paths_that_are_not_files_without_hanging(odd_paths, tmp_path, kind, command):
-    _one_line_error(*_cli([command, str(odd_paths[kind])], tmp_path, timeout=60))
+def test_cli_refuses_paths_that_are_not_files_without_hanging(odd_paths, tmp_path, cli_here, command):
+    _one_line_error(*_cli([command, str(odd_paths["fifo"])], tmp_path, timeout=60))   # a new process: a hang ends
+    _one_line_error(*cli_here([command, str(odd_paths["folder"])]))
 
 
 @pytest.mark.parametrize("kind,says", [("npz as npy", "npz archive"), ("text as npy", "not a readable .npy"),
                                        ("fifo", "named pipe"), ("folder", "folder")])
-def test_experiment_data_files_of_the_wrong_kind(odd_paths, tmp_path, kind, says):
+def test_experiment_data_files_of_the_wrong_kind(odd_paths, tmp_path, cli_here, kind, says):
     np.save(tmp_path / "Y.npy", np.zeros(20))
     exp = {"dataset": {"name": "npy", "x": str(odd_paths[kind]), "y": "Y.npy"}, "config": {"m": 3, "steps": 5}}
     (tmp_path / "e.json").write_text(json.dumps(exp))
-    code, err = _cli(["run", "e.json", "--no-checkpoint", "--out", "o.npz"], tmp_path, timeout=60)
+    code, err = cli_here(["run", "e.json", "--no-checkpoint", "--out", "o.npz"])
     _one_line_error(code, err)
     assert says in err and "allow_pickle" not in err
 
@@ -73,7 +86,7 @@ def _nested(depth):
 
 
 @pytest.mark.parametrize("where", ["file", "--set"])
-def test_deeply_nested_json_is_a_clear_error(tmp_path, where):
+def test_deeply_nested_json_is_a_clear_error(tmp_path, cli_here, where):
     exp = {"dataset": {"name": "diabetes"}, "config": {"m": 3, "steps": 5}}
     if where == "file":
         (tmp_path / "e.json").write_text('{"dataset": ' + _nested(100_000) + "}")
@@ -81,7 +94,7 @@ def test_deeply_nested_json_is_a_clear_error(tmp_path, where):
     else:
         (tmp_path / "e.json").write_text(json.dumps(exp))
         args = ["run", "e.json", "--set", "m=" + _nested(5_000)]
-    _one_line_error(*_cli(args, tmp_path))
+    _one_line_error(*cli_here(args))
 
 
 @pytest.mark.parametrize("target,says", [(None, "target must be"), ([0], "target must be"),
@@ -108,16 +121,16 @@ def test_csv_headers_that_would_lose_or_misplace_data(tmp_path, text, says):
                                    {"test_fraction": 1.5}, {"shuffle": "no"}, {"name": "synthetic", "n": -5},
                                    {"name": "synthetic", "n": 10.5}, {"name": "synthetic", "noise": "high"},
                                    {"name": "sunspots", "lags": "twelve"}])
-def test_dataset_options_of_the_wrong_type(tmp_path, entry):
+def test_dataset_options_of_the_wrong_type(tmp_path, cli_here, entry):
     exp = {"dataset": {"name": "diabetes", **entry}, "config": {"m": 3, "steps": 5}}
     (tmp_path / "e.json").write_text(json.dumps(exp))
-    code, err = _cli(["run", "e.json", "--no-checkpoint"], tmp_path)
+    code, err = cli_here(["run", "e.json", "--no-checkpoint"])
     _one_line_error(code, err)
     assert next(k for k in entry if k != "name") in err
 
 
 @pytest.mark.parametrize("out", ["existing_file", "/dev/null", "e.json", "data.csv"])
-def test_output_paths_are_checked_before_the_computation(tmp_path, out):
+def test_output_paths_are_checked_before_the_computation(tmp_path, cli_here, out):
     (tmp_path / "existing_file").write_text("keep me")
     (tmp_path / "data.csv").write_text("a,b\n1,2\n3,4\n5,6\n7,8\n9,10\n11,12\n13,14\n")
     exp = {"dataset": {"name": "csv", "path": "data.csv", "target": "b"}, "config": {"m": 2, "steps": 5}}
@@ -127,7 +140,7 @@ def test_output_paths_are_checked_before_the_computation(tmp_path, out):
                  ["run", "e.json", "--no-checkpoint", "--out", out]):
         if args[0] == "run" and out in ("existing_file", "/dev/null"):
             continue                    # a result file may replace an earlier file of that name
-        code, err = _cli(args, tmp_path)
+        code, err = cli_here(args)
         _one_line_error(code, err)
         assert "distilled" not in err      # refused before computing anything
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
@@ -141,13 +154,63 @@ def test_a_platform_this_machine_lacks_is_named_not_a_traceback(tmp_path, platfo
     assert f"JAX_PLATFORMS='{platform}'" in err and "JAX_PLATFORMS=cpu" in err
 
 
+@pytest.mark.parametrize("redirect", ["stdout closed", "stdout full", "stderr closed"])
+def test_closed_or_full_streams_do_not_end_the_work(tmp_path, redirect):
+    """``>&-``, ``>/dev/full``, ``2>&-`` (with progress on): the run completes and saves its result."""
+    exp = {"dataset": {"name": "diabetes"}, "config": {"m": 3, "steps": 10, "eval_every": 5}}
+    (tmp_path / "e.json").write_text(json.dumps(exp))
+    shell = {"stdout closed": ">&-", "stdout full": ">/dev/full", "stderr closed": "2>&-"}[redirect]
+    cmd = " ".join(CLI + ["run", "e.json", "--no-checkpoint", "--no-eval", "--out", "o.npz"]) + f" {shell}"
+    res = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output="stderr" not in redirect, text=True,
+                         timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert res.returncode == 0, res.stderr
+    assert jd.load(tmp_path / "o.npz").m == 3
+    if redirect != "stderr closed":
+        assert "Traceback" not in res.stderr and "cannot write to stdout" in res.stderr
+
+
+def test_checkpoint_path_that_is_a_device_and_validation_rows_named_as_such():
+    X, Y = datasets.load("diabetes")
+    with pytest.raises(ValueError, match="device, pipe or socket"):
+        jd.distill(X, Y, m=3, steps=5, checkpoint="/dev/null", progress=False)
+    Xv = X[:20].copy()
+    Xv[5, 1] = np.nan
+    with pytest.raises(ValueError, match="the validation X has 1 non-finite value.*row 5"):
+        jd.distill(X, Y, m=3, steps=5, validation=(Xv, Y[:20]), progress=False)
+    out = jd.distill_analytic(X[:300], Y[:300], m=2, lam=1.0)
+    with pytest.raises(ValueError, match="X_train has 300 rows but Y_train has 299"):
+        jd.evaluate(out, X[300:], Y[300:], X[:300], Y[:299])
+
+
+def test_a_float64_checkpoint_resumed_in_float32_says_so(tmp_path):
+    """The compute dtype is the first entry of a run's identity: its message names it, not an array."""
+    code = ("import jax, numpy as np, jaxdistill as jd\n"
+            "from jaxdistill import datasets\n"
+            "X, Y = datasets.load('diabetes')\n"
+            "try:\n"
+            f"    jd.distill(X, Y, m=3, steps=10, eval_every=5, checkpoint={str(tmp_path / 'c.ckpt')!r},\n"
+            "               progress=False)\n"
+            "except ValueError as e:\n"
+            "    print(e)\n")
+    X, Y = datasets.load("diabetes")
+    jd.distill(X, Y, m=3, steps=10, eval_every=5, checkpoint=tmp_path / "c.ckpt", progress=False)   # float64 here
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu", "JAX_ENABLE_X64": "0"})
+    assert "dtype ('float64' there, 'float32' here)" in res.stdout, res.stdout + res.stderr
+
+
 # ------------------------------------------------------------------ messages that mislead
+@pytest.fixture(scope="module")
+def analytic():
+    X, Y = datasets.load("diabetes")
+    return X, Y, jd.distill_analytic(X[:300], Y[:300], m=2, lam=1.0)
+
+
 @pytest.mark.parametrize("kwargs,says", [(dict(n_subsets=-1), "n_subsets"), (dict(n_subsets=0), "n_subsets"),
                                          (dict(n_inits=0), "n_inits"), (dict(n_inits=2.5), "n_inits"),
                                          (dict(last_value_column=99), "last_value_column")])
-def test_evaluate_arguments_are_checked_before_any_compute(kwargs, says):
-    X, Y = datasets.load("diabetes")
-    out = jd.distill_analytic(X[:300], Y[:300], m=2, lam=1.0)
+def test_evaluate_arguments_are_checked_before_any_compute(analytic, kwargs, says):
+    X, Y, out = analytic
     with pytest.raises(ValueError, match=says):
         jd.evaluate(out, X[300:], Y[300:], X[:300], Y[:300], **kwargs)
 

@@ -146,7 +146,9 @@ class Distiller:
                 jax.random.PRNGKey(0), model.featurize(jnp.zeros((1, data.d), data.dtype)), data.d_out)))
         # `steps` is a budget, not part of the run's identity: a finished run resumes with a larger one
         settings = {k: v for k, v in config.to_dict().items() if k != "steps"}
-        return {"config": settings, "key": key_to_list(key), "data": data.fingerprint(),
+        # the compute dtype first: a float64 checkpoint resumed in float32 differs in every array, so say why
+        return {"dtype": str(np.dtype(data.dtype)), "config": settings, "key": key_to_list(key),
+                "data": data.fingerprint(),
                 "monitor": driver.monitor_mode(config, problem, data.n_validation > 0),
                 "problem": {**flat_description(problem, "problem"), "problem.theta0_shapes": str(theta_shapes)},
                 "inner_solver": flat_description(solver.inner_solver, "inner_solver"),

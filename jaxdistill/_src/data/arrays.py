@@ -72,12 +72,13 @@ def as_2d_float(name: str, a, *, allow_1d: bool) -> np.ndarray:
     return arr
 
 
-def check_xy(X, Y) -> tuple[np.ndarray, np.ndarray]:
-    """Validate real data (X, Y). Returns 2-D float arrays (no copy of float inputs)."""
-    X = as_2d_float("X", X, allow_1d=False)
-    Y = as_2d_float("Y", Y, allow_1d=True)
+def check_xy(X, Y, names: tuple[str, str] = ("X", "Y")) -> tuple[np.ndarray, np.ndarray]:
+    """Validate real data (X, Y) (``names`` say which in messages). Returns 2-D float arrays (no copy of floats)."""
+    X = as_2d_float(names[0], X, allow_1d=False)
+    Y = as_2d_float(names[1], Y, allow_1d=True)
     if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; they must have one row per example.")
+        raise ValueError(f"{names[0]} has {X.shape[0]} rows but {names[1]} has {Y.shape[0]}; they must have one row "
+                         "per example.")
     return X, Y
 
 
@@ -299,7 +300,7 @@ def prepare(X, Y, *, m: int, key: jax.Array, validation_fraction: float, standar
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError("validation must be a pair (X_val, Y_val).")
-        Xv, Yv = check_xy(*validation)
+        Xv, Yv = check_xy(*validation, names=("the validation X", "the validation Y"))
         if Xv.shape[1] != X.shape[1] or Yv.shape[1] != Y.shape[1]:
             raise ValueError(f"validation data shapes {Xv.shape}, {Yv.shape} do not match the training data "
                              f"({X.shape[1]} input and {Y.shape[1]} output columns).")

@@ -223,6 +223,9 @@ class CheckpointCallback(Callback):
     def on_start(self, run: RunView) -> None:
         from jaxdistill._src.io import checkpoint as ckpt
         self._count, self._saved_step, self.error = 0, None, None
+        if os.path.exists(self.path) and not os.path.isdir(self.path) and not os.path.isfile(self.path):
+            raise ValueError(f"The checkpoint path {self.path!r} is a device, pipe or socket, not a file: a checkpoint "
+                             "can neither be read from nor written to it. Give a file path such as 'run.ckpt'.")
         if self.resume and os.path.exists(self.path):
             state, history, extra = ckpt.load_checkpoint(self.path, run.state, run.identity)
             run.restore(state, history, extra)

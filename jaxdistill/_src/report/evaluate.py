@@ -147,8 +147,12 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     d, d_out = out.x.shape[1], out.y.shape[1]
     checks = [("X_test", Xte, d), ("Y_test", Yte, d_out)]
     if X_train is not None:
+        if Y_train is None:
+            raise ValueError("X_train was given without Y_train; pass both (or neither) for the baselines.")
         Xtr = as_2d_float("X_train", X_train, allow_1d=False)
         Ytr = as_2d_float("Y_train", Y_train, allow_1d=True)
+        if Xtr.shape[0] != Ytr.shape[0]:
+            raise ValueError(f"X_train has {Xtr.shape[0]} rows but Y_train has {Ytr.shape[0]}; pass the same rows.")
         checks += [("X_train", Xtr, d), ("Y_train", Ytr, d_out)]
     for name, a, c in checks:
         if a.shape[1] != c:
