@@ -344,7 +344,7 @@ def _main(argv: list[str] | None = None) -> int:
         code = args.func(args)
         sys.stdout.flush()              # a closed pipe shows here, inside the handler below, not at exit
         return code
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, FileNotFoundError, ImportError, MemoryError) as exc:
         print(f"jaxdistill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

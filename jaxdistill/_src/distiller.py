@@ -180,7 +180,35 @@ class Distiller:
                 raise ValueError(f"callbacks must be jaxdistill Callback objects (subclass jd.Callback), got {cb!r}.")
         seed = seed_of(key)
         with CompileLog() as compiled:           # every program this call compiles, the key's included
-            return self._fit(X, Y, key, seed, validation, callbacks, raise_on_failure, compiled)
+            try:
+                return self._fit(X, Y, key, seed, validation, callbacks, raise_on_failure, compiled)
+            except (MemoryError, jax.errors.JaxRuntimeError) as exc:
+                if isinstance(exc, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" not in str(exc):
+                    raise
+                raise MemoryError(self._memory_message(X, Y, exc)) from None
+
+    def _memory_message(self, X, Y, exc) -> str:
+        """What set the size of a run that did not fit, and roughly how much it asked for."""
+        c = self.config
+        n, d = (np.shape(X) + (0, 0))[:2]
+        d_out = 1 if np.ndim(Y) == 1 else (np.shape(Y) + (1, 1))[1]
+        try:
+            p = self.model.num_features(int(d))
+        except Exception:  # noqa: BLE001 - the estimate is a hint; the settings are the message
+            p = d
+        b = min(c.batch_size, n)
+        # the scan keeps its unroll for the backward pass; the closed form (the default for linear models) does not
+        unrolled = not self.model.linear_in_params or type(self.inner_solver).__name__ == "UnrolledGD"
+        values = c.m * d + b * d + (c.max_q * c.max_T * p * d_out if unrolled else min(c.m, p) ** 2 * 8)
+        size = 8 * values * (4 if unrolled else 1)       # float64 upper side; the meta-gradient keeps the unroll
+        first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return (f"The run did not fit in memory ({first}). Its size is set by n = {n} rows, d = {d} inputs "
+                f"(p = {p} features), m = {c.m} distilled points, Q = {c.max_q} initialisations, T = {c.max_T} inner "
+                f"steps and a batch of {b} rows: about {size / 2**30:.3g} GiB for the "
+                + ("unrolled meta-gradient (Q·T·p·d_out values kept for the backward pass)" if unrolled else
+                   "distilled set, a batch and the closed-form inner solve")
+                + ". Lower Q, T or batch_size; for a long unroll use inner_solver=UnrolledGD(adjoint=Checkpointed()); "
+                "or run over several devices (mesh=...).")
 
     def _fit(self, X, Y, key, seed, validation, callbacks, raise_on_failure, compiled):
         config, mesh = self.config, self.mesh
