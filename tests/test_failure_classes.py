@@ -253,3 +253,16 @@ def test_a_run_that_does_not_fit_names_what_sets_its_size(monkeypatch, error):
         jax.errors.JaxRuntimeError("INTERNAL: something else")))
     with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):       # other runtime errors pass through
         jd.distill(X, Y, m=5, steps=5, validation_fraction=0.0, progress=False)
+
+
+def test_kip_with_zero_rows_in_its_distilled_set_trains():
+    """0.7 ended this run `nonfinite` (advice: lower lr_x): the NTK's gradient at the 4 zero rows the set started
+    from was NaN."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    X[::2] = 0.0
+    y = X.sum(1) + 0.1 * rng.normal(size=200)
+    out = jd.distill(X, y, m=10, steps=60, eval_every=20, inner_solver=jd.KernelRidge(jd.ReLUNTK()),
+                     standardize=False, progress=False)
+    assert np.all(X[np.asarray(out.meta.init_rows)] == 0, axis=1).sum() == 4
+    assert out.ok and np.all(np.isfinite(out.x)) and out.history.steps == 60
