@@ -64,3 +64,15 @@ def run_interrupted(monkeypatch):
         finally:
             monkeypatch.setattr(ckpt, "save_checkpoint", real)
     return run
+
+
+@pytest.fixture
+def cli_here(tmp_path, monkeypatch, capsys):
+    """Run the CLI in this process (seconds faster than a new one) from ``tmp_path``: (exit code, stderr)."""
+    from jaxdistill import cli
+    monkeypatch.chdir(tmp_path)
+
+    def run(args):
+        code = cli.main(args)
+        return code, capsys.readouterr().err
+    return run

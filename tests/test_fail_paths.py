@@ -1,0 +1,67 @@
+"""Issue #25, paths of the wrong kind and hangs: FIFOs, folders, devices, archives and text given as
+arrays, output paths that are files, devices or the command's own inputs — a one-line error before any
+compute, never a traceback or a hang (new processes under timeouts where a hang could happen)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from failure_helpers import one_line_error, run_cli  # noqa: E402
+
+import jaxdistill as jd
+from jaxdistill import datasets
+
+
+@pytest.fixture
+def odd_paths(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "folder").mkdir()
+    np.savez(tmp_path / "two.npz", a=np.zeros(3), b=np.zeros(3))
+    (tmp_path / "text.npy").write_text("not an array\n")
+    return {"fifo": fifo, "folder": tmp_path / "folder", "npz as npy": tmp_path / "two.npz",
+            "text as npy": tmp_path / "text.npy"}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+@pytest.mark.parametrize("reader", ["load", "load_csv"])
+def test_api_readers_refuse_paths_that_are_not_files(odd_paths, kind, reader):
+    fn = jd.load if reader == "load" else datasets.load_csv
+    with pytest.raises(ValueError, match="named pipe|not a regular|folder|directory"):
+        fn(odd_paths[kind])
+
+
+@pytest.mark.parametrize("command", ["run", "evaluate", "plot"])
+def test_cli_refuses_paths_that_are_not_files_without_hanging(odd_paths, tmp_path, cli_here, command):
+    one_line_error(*run_cli([command, str(odd_paths["fifo"])], tmp_path, timeout=60))   # a new process: a hang ends
+    one_line_error(*cli_here([command, str(odd_paths["folder"])]))
+
+
+@pytest.mark.parametrize("kind,says", [("npz as npy", "npz archive"), ("text as npy", "not a readable .npy"),
+                                       ("fifo", "named pipe"), ("folder", "folder")])
+def test_experiment_data_files_of_the_wrong_kind(odd_paths, tmp_path, cli_here, kind, says):
+    np.save(tmp_path / "Y.npy", np.zeros(20))
+    exp = {"dataset": {"name": "npy", "x": str(odd_paths[kind]), "y": "Y.npy"}, "config": {"m": 3, "steps": 5}}
+    (tmp_path / "e.json").write_text(json.dumps(exp))
+    code, err = cli_here(["run", "e.json", "--no-checkpoint", "--out", "o.npz"])
+    one_line_error(code, err)
+    assert says in err and "allow_pickle" not in err
+
+
+
+@pytest.mark.parametrize("out", ["existing_file", "/dev/null", "e.json", "data.csv"])
+def test_output_paths_are_checked_before_the_computation(tmp_path, cli_here, out):
+    (tmp_path / "existing_file").write_text("keep me")
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n3,4\n5,6\n7,8\n9,10\n11,12\n13,14\n")
+    exp = {"dataset": {"name": "csv", "path": "data.csv", "target": "b"}, "config": {"m": 2, "steps": 5}}
+    (tmp_path / "e.json").write_text(json.dumps(exp))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    for args in (["sweep", "e.json", "--m", "2", "--seeds", "0", "--out", out],
+                 ["run", "e.json", "--no-checkpoint", "--out", out]):
+        if args[0] == "run" and out in ("existing_file", "/dev/null"):
+            continue                    # a result file may replace an earlier file of that name
+        code, err = cli_here(args)
+        one_line_error(code, err)
+        assert "distilled" not in err      # refused before computing anything
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
