@@ -207,3 +207,25 @@ def test_edited_checkpoints_are_refused(frame, tmp_path, run_interrupted):
             jd.distill(Xtr, ytr, checkpoint=tmp_path / "e.ckpt", **kw)
     resumed = jd.distill(Xtr, ytr, checkpoint=tmp_path / "c.ckpt", **kw)    # the untouched one resumes exactly
     np.testing.assert_array_equal(resumed.x, jd.distill(Xtr, ytr, **kw).x)
+
+
+def test_a_memory_mapped_analytic_distillation_reads_in_blocks(tmp_path):
+    """distill_analytic on an np.memmap (not an NpySource) never holds a copy of the rows: peak traced host memory
+    is a working set of a few 65536-row blocks, under half of the data here (0.7 standardised a float64 copy of
+    all of it, then put it on the device), and the set equals the in-memory one."""
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    n, d = 400_000, 40                                          # 128 MB of float64
+    X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float64, shape=(n, d))
+    for i in range(0, n, 50_000):
+        X[i:i + 50_000] = rng.normal(size=(50_000, d))
+    Y = X[:, :3] @ np.ones((3, 1)) + 0.1 * rng.normal(size=(n, 1))
+    X.flush()
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    tracemalloc.start()
+    out = jd.distill_analytic(Xm, Y, m=1, lam=1.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < X.nbytes / 2, f"peak {peak / 2**20:.1f} MiB for {X.nbytes / 2**20:.0f} MiB of data"
+    ref = jd.distill_analytic(np.asarray(Xm), Y, m=1, lam=1.0)
+    np.testing.assert_allclose(out.predict(np.asarray(Xm[:50])), ref.predict(np.asarray(Xm[:50])), rtol=1e-8)

@@ -36,7 +36,7 @@ from jaxdistill._src.core.linalg import psd_solve, ridge_unnormalised
 from jaxdistill._src.core.validate import check_float, check_int
 from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_xy, warn_constant
 from jaxdistill._src.data.schema import InputSchema, check_aligned, unpack
-from jaxdistill._src.data.sources import RowSource, sufficient_statistics
+from jaxdistill._src.data.sources import ArraySource, RowSource, sufficient_statistics
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.outer.records import RunInfo
 from jaxdistill._src.result import DistillOutput
@@ -125,6 +125,11 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
     seed = seed_of(key)
     key = as_key(key)
     source = X if isinstance(X, RowSource) else None
+    if source is None and isinstance(X, np.memmap) and isinstance(Y, (np.ndarray, np.memmap)) and \
+            np.ndim(X) == 2 and np.ndim(Y) in (1, 2) and len(X) == len(Y):
+        # a memory map is read in blocks, as a RowSource (the in-memory path standardises a float64 copy of all
+        # rows and puts it on the device: several times the data in memory)
+        source, Y = ArraySource(X, Y), None
     schema = None
     if source is not None:
         if Y is not None:
