@@ -36,18 +36,24 @@ def check_writable(path, make_folder: bool = False) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if make_folder and not os.path.isdir(folder):
-        parent = folder
-        while parent and not os.path.exists(parent):
-            parent = os.path.dirname(parent)
-        if parent and not os.path.isdir(parent):
-            raise ValueError(f"Cannot write {path!r}: {parent!r} is a file, not a folder. Choose another path.")
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise ValueError(f"Cannot create the folder {folder!r} for {path!r}: {exc.strerror or exc}.") from None
+        _make_folder(folder, f"Cannot write {path!r}")
     _check_target(path)
     if not os.access(folder, os.W_OK):
         raise ValueError(f"Cannot write {path!r}: its folder {folder!r} is not writable. Choose another path.")
+
+
+def _make_folder(folder: str, what: str) -> None:
+    """Create ``folder`` (and its parents), or say why not (``what`` begins the message)."""
+    parent = folder
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"{what}: {parent!r} is a file, not a folder. Choose another path.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{what}: cannot create the folder {folder!r} ({exc.strerror or exc}). Choose another "
+                         "path.") from None
 
 
 def check_output_folder(folder, protect=()) -> None:
@@ -61,15 +67,7 @@ def check_output_folder(folder, protect=()) -> None:
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"--out {folder!r} exists and is not a folder (figures and tables are written into a "
                          "folder); choose a folder path.")
-    parent = folder
-    while parent and not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if parent and not os.path.isdir(parent):
-        raise ValueError(f"--out {folder!r}: {parent!r} is a file, not a folder. Choose another path.")
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"Cannot create the folder {folder!r}: {exc.strerror or exc}. Choose another --out.") from None
+    _make_folder(folder, f"--out {folder!r}")
     if not os.access(folder, os.W_OK):
         raise ValueError(f"The folder {folder!r} is not writable; choose another --out.")
 

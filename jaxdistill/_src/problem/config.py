@@ -300,6 +300,10 @@ STEP_FIELDS = ("T", "Q", "reduction", "q_schedule", "t_schedule", "model_pool", 
                "exact_bound_every")
 
 
+def _DEFAULT(name: str):  # noqa: N802 - reads as a constant in the field list below
+    return DistillConfig.__dataclass_fields__[name].default
+
+
 @struct.dataclass
 class StepConfig:
     """What fixes the compiled outer step: the subset :data:`STEP_FIELDS` of a :class:`DistillConfig`.
@@ -310,15 +314,16 @@ class StepConfig:
     one compiled program. Build it with :meth:`of`.
     """
 
-    T: int = _static(50)
-    Q: int = _static(8)
-    reduction: str = _static("mean")
+    # DistillConfig's own defaults (one source of truth)
+    T: int = _static(_DEFAULT("T"))
+    Q: int = _static(_DEFAULT("Q"))
+    reduction: str = _static(_DEFAULT("reduction"))
     q_schedule: QSchedule | None = _static(None)
     t_schedule: TSchedule | None = _static(None)
     model_pool: ModelPool | None = _static(None)
-    eta_floor: float = _static(1e-3)
-    eta_cap: float | None = _static(0.9)
-    exact_bound_every: int = _static(16)
+    eta_floor: float = _static(_DEFAULT("eta_floor"))
+    eta_cap: float | None = _static(_DEFAULT("eta_cap"))
+    exact_bound_every: int = _static(_DEFAULT("exact_bound_every"))
 
     @classmethod
     def of(cls, config: DistillConfig | StepConfig) -> StepConfig:
