@@ -21,7 +21,7 @@ from jaxdistill._src.core.compile_log import CompileLog
 from jaxdistill._src.core.fingerprint import flat_description
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
 from jaxdistill._src.data.arrays import prepare, warn_constant
-from jaxdistill._src.data.schema import InputSchema, check_aligned, unpack
+from jaxdistill._src.data.schema import read_pair
 from jaxdistill._src.defaults import default_inner_solver, default_objective, warn_untrained_theta0
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.outer import driver
@@ -48,21 +48,6 @@ def _config_of(config, overrides: dict) -> DistillConfig:
             raise ValueError(f"Unknown setting(s) {unknown}; DistillConfig fields are {sorted(fields)}.")
         config = config.replace(**overrides)
     return config
-
-
-def read_inputs(X, Y, validation=None):
-    """(X values, Y values, :class:`InputSchema`, validation pair in X's column order) of a fit's inputs: pandas
-    objects give names and must have equal indices; masked arrays with masked entries are refused."""
-    Xv, x_names, x_index = unpack("X", X)
-    Yv, y_names, y_index = unpack("Y", Y)
-    check_aligned(x_index, y_index)
-    schema = InputSchema.of(Xv, x_names, Yv, y_names)
-    if validation is not None and isinstance(validation, (tuple, list)) and len(validation) == 2:
-        Xval, xi = schema.match_features("validation X", validation[0])
-        Yval, _, yi = unpack("validation Y", validation[1])
-        check_aligned(xi, yi, "The validation X and Y")
-        validation = (Xval, Yval)
-    return Xv, Yv, schema, validation
 
 
 class Distiller:
@@ -213,7 +198,9 @@ class Distiller:
     def _fit(self, X, Y, key, seed, validation, callbacks, raise_on_failure, compiled):
         config, mesh = self.config, self.mesh
         key = as_key(key)
-        X, Y, schema, validation = read_inputs(X, Y, validation)
+        X, Y, schema = read_pair(X, Y)
+        if isinstance(validation, (tuple, list)) and len(validation) == 2:     # other forms: refused by prepare
+            validation = schema.match_pair(*validation, names=("validation X", "validation Y"))
         k_split, k_init, k_run = keys.split3(key)
         data = prepare(X, Y, m=config.m, key=k_split, validation_fraction=config.validation_fraction,
                        standardize=config.standardize, validation=validation)

@@ -35,7 +35,7 @@ from jaxdistill._src.core.keys import as_key, seed_of
 from jaxdistill._src.core.linalg import psd_solve, ridge_unnormalised
 from jaxdistill._src.core.validate import check_float, check_int
 from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_xy, warn_constant
-from jaxdistill._src.data.schema import InputSchema, check_aligned, unpack
+from jaxdistill._src.data.schema import InputSchema, read_pair
 from jaxdistill._src.data.sources import ArraySource, RowSource, sufficient_statistics
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.outer.records import RunInfo
@@ -84,15 +84,6 @@ def _target_features(G, lam_s, root):
     return (Ut.T * s) @ V.T                                        # U diag(s) Vᵀ, (m, p)
 
 
-def _read(X, Y):
-    Xv, x_names, x_index = unpack("X", X)
-    Yv, y_names, y_index = unpack("Y", Y)
-    check_aligned(x_index, y_index)
-    schema = InputSchema.of(Xv, x_names, Yv, y_names)
-    X, Y = check_xy(Xv, Yv)
-    return X, Y, schema.replace(n_features=X.shape[1])
-
-
 def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s: float = 0.0,
                      feature_map: FeatureMap | None = None, key: jax.Array | int = 0, labels=None,
                      init: str | None = None, root: str = "+", standardize: bool = True) -> DistillOutput:
@@ -135,7 +126,9 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
         if Y is not None:
             raise ValueError("With a RowSource as X the targets come from the source: pass Y=None.")
     else:
-        X, Y, schema = _read(X, Y)
+        X, Y, schema = read_pair(X, Y)
+        X, Y = check_xy(X, Y)
+        schema = schema.replace(n_features=X.shape[1])
     fmap = Identity() if feature_map is None else feature_map
     if not isinstance(fmap, FeatureMap):
         raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {feature_map!r}.")

@@ -79,6 +79,15 @@ def check_aligned(x_index, y_index, what: str = "X and y") -> None:
                      "row order.")
 
 
+def read_pair(X, Y) -> tuple[Any, Any, InputSchema]:
+    """(X values, Y values, their :class:`InputSchema`) of a fit's inputs: pandas objects give names and must have
+    equal indices; masked arrays with masked entries are refused. The values are checked later, by the caller."""
+    Xv, x_names, x_index = unpack("X", X)
+    Yv, y_names, y_index = unpack("Y", Y)
+    check_aligned(x_index, y_index)
+    return Xv, Yv, InputSchema.of(Xv, x_names, Yv, y_names)
+
+
 @dataclasses.dataclass(frozen=True)
 class InputSchema:
     """What a fit saw of its inputs.
@@ -152,6 +161,13 @@ class InputSchema:
         return cls(n, names("feature_names", n), names("target_names"), nd, tuple(const), dtype)
 
     # ------------------------------------------------------------------ matching later inputs
+    def match_pair(self, X, Y, names: tuple[str, str] = ("X", "Y")):
+        """(X in the fitted column order, Y's values) of a later input pair; pandas indices must agree."""
+        X, x_index = self.match_features(names[0], X)
+        Y, _, y_index = unpack(names[1], Y)
+        check_aligned(x_index, y_index, f"{names[0]} and {names[1]}")
+        return X, Y
+
     def match_features(self, name: str, a):
         """(2-D values in the fitted column order, pandas index or None) of a later input ``a``."""
         values, names, index = unpack(name, a)

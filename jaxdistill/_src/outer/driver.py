@@ -145,8 +145,8 @@ def status_of(state: DistillState, history: History, stopping: StoppingRule, int
 def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: DistillState, run_key: jax.Array,
         config, *, callbacks=(), stopping: StoppingRule | None = None, mesh=None, identity_fn=None):
     """Run outer steps until ``config.steps`` are done, the stopping rule ends the run, a callback asks to stop
-    or a step is non-finite. Returns (final_state, :class:`History`, stopping rule, whether a callback stopped
-    it).
+    or a step is non-finite. Returns (final_state, :class:`History`, stopping rule, the :class:`RunView` with the
+    run's status).
 
     Step s draws its randomness from ``fold_in(run_key, s)``, so a run split into segments and resumed from a
     checkpoint (:class:`CheckpointCallback`) is identical to an uninterrupted run. Evaluations (the held-out
@@ -231,11 +231,8 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
             if full_batch:
                 (XB, YB), stats = (full if full is not None else (None, None)), None
             else:
-                idx = np.asarray(_draw_indices(run_key, done, data.n_train, CHUNK_STEPS, b))[:n_valid]
-                XB, YB = data.rows(idx, raw=raw)
-                if n_valid < CHUNK_STEPS:       # no-op steps: any rows of the right shape
-                    pad = ((0, CHUNK_STEPS - n_valid),) + ((0, 0),) * (XB.ndim - 1)
-                    XB, YB = np.pad(XB, pad), np.pad(YB, pad[:YB.ndim])
+                # every slot's draw (no-op slots get rows of the right shape; each step's draw is its own)
+                XB, YB = data.rows(np.asarray(_draw_indices(run_key, done, data.n_train, CHUNK_STEPS, b)), raw=raw)
                 XB, YB = sharding.put_rows((XB, YB), mesh, sharding.BATCH_AXIS, dim=1)
                 stats = device_stats if raw else None
             state, met = _run_chunk(solver, problem, state, XB, YB, stats, run_key, put(valid), full_batch, mesh)

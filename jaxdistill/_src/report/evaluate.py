@@ -39,7 +39,6 @@ from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
 from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.data.arrays import as_2d_float, check_squarable, on_device
-from jaxdistill._src.data.schema import check_aligned, unpack
 from jaxdistill._src.inner.base import Support, predict_after_training
 from jaxdistill._src.result import DistillOutput
 
@@ -135,9 +134,9 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
             raise ValueError(f"last_value_column = {last_value_column} is not a column of the {out.x.shape[1]} inputs.")
     key = as_key(key)
     std = out.standardizer
-    X_test, Y_test = _matched(out, "X_test", X_test, "Y_test", Y_test)
+    X_test, Y_test = out.schema.match_pair(X_test, Y_test, ("X_test", "Y_test"))
     if X_train is not None:
-        X_train, Y_train = _matched(out, "X_train", X_train, "Y_train", Y_train)
+        X_train, Y_train = out.schema.match_pair(X_train, Y_train, ("X_train", "Y_train"))
     Xte = as_2d_float("X_test", X_test, allow_1d=False)
     Yte = as_2d_float("Y_test", Y_test, allow_1d=True)
     if Xte.shape[0] != Yte.shape[0]:
@@ -232,14 +231,6 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         col = Xte[:, [last_value_column] * d_out]                   # original units → standardised for add()
         add("naive", "naive: last value", 0, f"y_t = input column {last_value_column} (no training)", [std.y(col)])
     return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0])
-
-
-def _matched(out, xname, X, yname, Y):
-    """X in the distilled data's column order (a DataFrame by name), Y's values; pandas indices must agree."""
-    X, x_index = out.schema.match_features(xname, X)
-    Y, _, y_index = unpack(yname, Y)
-    check_aligned(x_index, y_index, f"{xname} and {yname}")
-    return X, Y
 
 
 @partial(jax.jit, static_argnames=("n_subsets", "m", "n_draws", "T", "lam"))
