@@ -131,7 +131,7 @@ def run_dataset(name, ms, classify, images):
             th0 = jax.vmap(lambda k: model.init(k, jnp.asarray(out.x[:1]), Ytr.shape[1]))(
                 jax.random.split(jax.random.PRNGKey(1), 8))
             thT = jax.vmap(lambda t: jd.UnrolledGD().train(
-                model, jd.Support(jnp.asarray(out.x), jnp.asarray(out.y), out.inner_lr, out.config.lambda_inner), t,
+                model, jd.Support(jnp.asarray(out.x), jnp.asarray(out.y), out.inner_lr, out.lambda_inner), t,
                 50, 50))(th0)
             add(f"unrolled (Alg. 1, T=50, {label}), 300 steps", m,
                 [in_units(out, lambda Xs, t=t: np.asarray(jnp.asarray(Xs) @ t)) for t in thT], wall)

@@ -61,7 +61,7 @@ def main():
     cfg = jd.DistillConfig(m=args.m, Q=args.Q, T=args.T, batch_size=args.b)
     model = jd.FlaxModel(MLP())
     solver = jd.BilevelSolver(cfg, jd.UnrolledGD(adjoint=jd.Unrolled()), jd.make_optimizer(cfg))
-    problem = jd.Problem(model, cfg.lambda_inner, cfg.lambda_outer, jd.BatchLoss())
+    problem = jd.Problem(model, 1e-3, cfg.lambda_outer, jd.BatchLoss())
     x = jnp.asarray(rng.normal(size=(args.m, args.d)), jnp.float32)
     y = jnp.asarray(rng.normal(size=(args.m, 1)), jnp.float32)
     state = solver.init(problem, jd.DistillParams(x, y, jnp.asarray(0.05, jnp.float32)))

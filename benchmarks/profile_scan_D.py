@@ -38,7 +38,7 @@ if what == "jax":
     X = jax.random.normal(jax.random.PRNGKey(0), (1000, d)); Y = X[:, :1]
     cfg = jd.DistillConfig(m=m, steps=1, T=T, Q=Q, batch_size=b, inner_lr=0.05, init="random", reduction="sum")
     s = jd.BilevelSolver(cfg, jd.UnrolledGD(), jd.make_optimizer(cfg))
-    problem = jd.Problem(jd.LinearModel(init_scale=1.0), cfg.lambda_inner, cfg.lambda_outer)
+    problem = jd.Problem(jd.LinearModel(init_scale=1.0), 1e-3, cfg.lambda_outer)
     x0 = jax.random.normal(jax.random.PRNGKey(1), (m, d))
     st = s.init(problem, jd.DistillParams(x0, x0[:, :1], jnp.asarray(0.05)))
     th0 = problem.model.sample_init(jax.random.PRNGKey(2), st.params.x[:1], 1, Q)

@@ -4,6 +4,7 @@ Public surface (everything else lives in the private ``_src`` package; see docs/
 """
 
 from jaxdistill import closed_form as closed_form
+from jaxdistill import coresets as coresets
 from jaxdistill._src.analytic.krr import distill_analytic as distill_analytic
 from jaxdistill._src.api import distill as distill
 from jaxdistill._src.components.features import FeatureMap as FeatureMap
@@ -52,6 +53,7 @@ from jaxdistill._src.outer.callbacks import RunView as RunView
 from jaxdistill._src.outer.callbacks import StoppingRule as StoppingRule
 from jaxdistill._src.outer.callbacks import TensorBoardLogger as TensorBoardLogger
 from jaxdistill._src.outer.records import History as History
+from jaxdistill._src.outer.records import QualityWarning as QualityWarning
 from jaxdistill._src.outer.records import RunInfo as RunInfo
 from jaxdistill._src.outer.records import Status as Status
 from jaxdistill._src.outer.step import BilevelSolver as BilevelSolver
@@ -70,6 +72,8 @@ from jaxdistill._src.problem.objectives import BatchLoss as BatchLoss
 from jaxdistill._src.problem.objectives import ExpectedBatchLoss as ExpectedBatchLoss
 from jaxdistill._src.problem.objectives import Objective as Objective
 from jaxdistill._src.problem.problem import Problem as Problem
+from jaxdistill._src.problem.ridge_cv import RidgeChoice as RidgeChoice
+from jaxdistill._src.problem.ridge_cv import choose_ridge as choose_ridge
 from jaxdistill._src.report.evaluate import EvalReport as EvalReport
 from jaxdistill._src.report.evaluate import evaluate as evaluate
 from jaxdistill._src.result import DistillOutput as DistillOutput

@@ -33,7 +33,9 @@ class DistillRegressor(RegressorMixin, BaseEstimator):
       steps: outer-step budget (the stopping rule usually ends the run earlier).
       T: inner gradient-descent steps of the procedure the set is distilled for.
       Q: initialisations θ₀ per outer step.
-      lambda_inner, lambda_outer: λ_I and λ_O.
+      lambda_inner: λ_I, or ``"auto"`` (default: chosen by generalised cross-validation on the training rows and
+        targeted by the distilled set; see :class:`~jaxdistill.DistillConfig`).
+      lambda_outer: λ_O.
       lr_x, lr_y, lr_eta: outer learning rates (Adam on X̃, Ỹ; gradient descent on η̃).
       validation_fraction: share of the rows held out to report the held-out loss.
       patience: evaluations without improvement before the run ends (None: run all steps).
@@ -44,10 +46,11 @@ class DistillRegressor(RegressorMixin, BaseEstimator):
       result_: the :class:`~jaxdistill.DistillOutput` (status, history, run information, ``save``).
       distilled_X_, distilled_y_: the distilled set in the original units (m, d) and (m,) or (m, d_out).
       inner_lr_: the learned inner learning rate η̃.
+      lambda_inner_: the λ_I used (the chosen one with ``lambda_inner="auto"``).
       n_features_in_, feature_names_in_: as for every scikit-learn estimator.
     """
 
-    def __init__(self, m: int = 10, *, steps: int = 5000, T: int = 50, Q: int = 8, lambda_inner: float = 1e-3,
+    def __init__(self, m: int = 10, *, steps: int = 5000, T: int = 50, Q: int = 8, lambda_inner: float | str = "auto",
                  lambda_outer: float = 1e-3, lr_x: float = 0.01, lr_y: float = 0.01, lr_eta: float = 0.01,
                  validation_fraction: float = 0.1, patience: int | None = 10, model=None, inner_solver=None,
                  random_state: int = 0):
@@ -84,6 +87,7 @@ class DistillRegressor(RegressorMixin, BaseEstimator):
         self.distilled_X_ = out.X
         self.distilled_y_ = out.Y[:, 0] if np.ndim(y) == 1 else out.Y
         self.inner_lr_ = out.inner_lr
+        self.lambda_inner_ = out.lambda_inner
         return self
 
     def predict(self, X):

@@ -173,7 +173,7 @@ def saved(tmp_path_factory, frame):
     ("T removed", lambda m: m.pop("T"), None, "inner_lr .* with T None"),
     ("T changed", lambda m: m.update(T=3), None, r"T 3 \(the settings run 10"),
     ("inner_lr 1e6", lambda m: m.update(inner_lr=1e6), None, "above the stability bound"),
-    ("lambda_inner", lambda m: m.update(lambda_inner=0.5), None, "lambda_inner 0.5 .the settings say"),
+    ("lambda_inner", lambda m: m.update(lambda_inner=0.5), None, "lambda_inner 0.5 .the record of its choice says"),
     ("solver spec", lambda m: m["inner_solver_id"].update(fingerprint="0" * 64), None, "inner_solver"),
     ("RFF weights x2", None, lambda f: f.update({k: 2 * v for k, v in f.items() if k.startswith("c:model")}),
      "model"),

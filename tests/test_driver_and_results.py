@@ -154,7 +154,8 @@ def test_eval_report_rows_have_stable_ids_and_export(diabetes):
     X, Y = diabetes
     out = jd.distill(X[:250], Y[:250], **KW)
     rep = jd.evaluate(out, X[250:], Y[250:], X[:250], Y[:250], n_subsets=3)
-    assert rep.ids == ["distilled", "distilled_ridge", "subset", "subset_ridge", "full", "mean"]
+    assert rep.ids == ["distilled", "distilled_ridge", "subset", "subset_ridge", "leverage", "kmeans", "kcenter",
+                       "full", "full_cv", "mean"]
     df = rep.to_pandas()
     assert isinstance(df, pd.DataFrame) and list(df.index) == rep.ids
     assert df.loc["full", "r2"] == rep.row("full")["r2"]

@@ -88,7 +88,7 @@ def test_directional_finite_difference_of_outer_loss(problem, rng):
     p = problem
     cfg = jd.DistillConfig(m=5, T=9, Q=3, batch_size=12, inner_lr=ETA, lambda_outer=0.01)
     solver = jd.BilevelSolver(cfg, jd.UnrolledGD(), jd.make_optimizer(cfg))
-    problem = jd.Problem(jd.LinearModel(), lambda_inner=cfg.lambda_inner, lambda_outer=cfg.lambda_outer)
+    problem = jd.Problem(jd.LinearModel(), lambda_inner=1e-3, lambda_outer=cfg.lambda_outer)
     params = jd.DistillParams(p["Xt"], p["Yt"], jnp.asarray(ETA))
     theta0s = jnp.asarray(rng.normal(size=(3, 8, 1)))
     mask = jnp.ones(3, bool)

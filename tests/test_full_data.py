@@ -48,6 +48,7 @@ def test_whole_run_equals_full_batch_batchloss(case):
     else:
         kw = dict(model=jd.LinearModel(init_scale=0.5), inner_solver=jd.ExactLinearGD(expectation=True))
         batch = jd.ExpectedBatchLoss()
+    kw["lambda_inner"] = 1e-3          # "auto" would give the full-data objective a ridge term, not the batch one
     a = jd.distill(X, y, m=12, steps=60, eval_every=20, objective=jd.FullDataLoss(expectation=case == "expectation"),
                    **kw)
     b = jd.distill(X, y, m=12, steps=60, eval_every=20, objective=batch, batch_size=10 ** 6, **kw)

@@ -138,7 +138,8 @@ def test_kernel_ridge_result_predicts_with_its_kernel(rng):
     alpha = np.linalg.solve(k(xs, xs) + out.m * 1e-3 * np.eye(out.m), out.y)
     np.testing.assert_allclose(out.predict(Xte), std.y_inverse(k(xt, xs) @ alpha), rtol=1e-7, atol=1e-9)
     rows = [r["method"] for r in jd.evaluate(out, Xte, Xte[:, :1], X, Y, n_subsets=3).rows]
-    assert rows == ["distilled", "random subset", "full data", "mean of training targets"]
+    assert rows == ["distilled", "random subset", "leverage-score sample", "k-means centroids", "k-center rows",
+                    "full data", "mean of training targets"]
 
 
 def test_flax_result_predicts_the_mean_of_its_procedure(rng):

@@ -42,7 +42,7 @@ def test_the_step_really_is_split_over_the_mesh(diabetes):
     cfg = jd.DistillConfig(m=m, Q=Q, T=5, batch_size=b)
     model = jd.LinearModel(init_scale=1.0)
     solver = jd.BilevelSolver(cfg, jd.UnrolledGD(), jd.make_optimizer(cfg))
-    problem = jd.Problem(model, cfg.lambda_inner, cfg.lambda_outer, jd.BatchLoss())
+    problem = jd.Problem(model, 1e-3, cfg.lambda_outer, jd.BatchLoss())
     params = jd.DistillParams(jax.numpy.asarray(Xs[:m]), jax.numpy.asarray(Ys[:m]), jax.numpy.asarray(0.1))
     state = solver.init(problem, params)
     mesh = Mesh(np.asarray(jax.devices()[:4]).reshape(2, 2), ("q", "batch"))

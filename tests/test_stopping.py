@@ -49,8 +49,13 @@ def test_default_monitor_is_the_exact_training_objective_and_its_best_state_is_r
     assert out.history["val_loss"].size == mon.size          # the held-out loss is still recorded
     best = int(np.argmin(mon))
     assert out.meta["returned_step"] == out.history["eval_step"][best]
-    # the monitored value is the full-data training loss of the returned set, recomputed from predictions
-    assert _held_out(out, X, y) == pytest.approx(mon[best], rel=1e-6)
+    # the monitored value is the full-data training objective of the returned set, recomputed from predictions:
+    # with lambda_inner="auto" the ridge loss ½ MSE + λ/2‖θ_T‖² (θ_T read back from the linear predictions)
+    lam = out.lambda_inner
+    assert out.meta.lambda_choice["method"] == "gcv" and 1e-6 < lam < 10
+    Xs = out.standardizer.x(X)
+    theta = np.linalg.lstsq(Xs, out.standardizer.y(out.predict(X).reshape(-1, 1)), rcond=None)[0]
+    assert _held_out(out, X, y) + 0.5 * lam * float(np.sum(theta ** 2)) == pytest.approx(mon[best], rel=1e-6)
 
 
 def test_budget_exhausted_while_improving_is_reported(diabetes):

@@ -160,8 +160,8 @@ def test_cli_run_evaluate_plot(tmp_path, capsys, monkeypatch):
     assert cli.main(["evaluate", "out/s.npz", "--json"]) == 0          # the same table, as JSON with row ids
     rep = json.loads(capsys.readouterr().out)
     assert rep["result"] == "out/s.npz" and rep["status"] == jd.load("out/s.npz").status and rep["m"] == 8
-    assert [r["id"] for r in rep["rows"]] == ["distilled", "distilled_ridge", "subset", "subset_ridge", "full",
-                                             "mean", "naive"]
+    assert [r["id"] for r in rep["rows"]] == ["distilled", "distilled_ridge", "subset", "subset_ridge", "leverage",
+                                             "kmeans", "kcenter", "full", "full_cv", "mean", "naive"]
     assert f"{rep['rows'][0]['r2']:.4g}" in table                 # the numbers the markdown table printed
     assert cli.main(["plot", "out/s.npz", "--out", "png"]) == 0
     assert sorted(os.listdir("png")) == ["loss.png", "predictions.png", "projection.png"]

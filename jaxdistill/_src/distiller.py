@@ -7,7 +7,9 @@ solver's :class:`StepConfig`, the problem's components and the shapes (see ``doc
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from collections.abc import Sequence
 
 import jax
@@ -26,11 +28,13 @@ from jaxdistill._src.defaults import default_inner_solver, default_objective, wa
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.outer import driver
 from jaxdistill._src.outer.callbacks import Callback, CheckpointCallback, StoppingRule
-from jaxdistill._src.outer.records import RunInfo
+from jaxdistill._src.outer.records import QualityWarning, RunInfo
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, outer_optimizer
-from jaxdistill._src.problem.config import DistillConfig
+from jaxdistill._src.problem.config import FALLBACK_LAMBDA_INNER, DistillConfig
+from jaxdistill._src.problem.full_data import FullDataLoss, linear_sufficient_stats
 from jaxdistill._src.problem.objectives import Objective
 from jaxdistill._src.problem.problem import Problem
+from jaxdistill._src.problem.ridge_cv import choose_ridge
 from jaxdistill._src.result import DistillOutput
 from jaxdistill._src.version import __version__
 
@@ -48,6 +52,71 @@ def _config_of(config, overrides: dict) -> DistillConfig:
             raise ValueError(f"Unknown setting(s) {unknown}; DistillConfig fields are {sorted(fields)}.")
         config = config.replace(**overrides)
     return config
+
+
+def _choose_lambda(config, model, objective, data):
+    """(λ_I, the objective bound to ``data``, how λ_I was chosen) — ``lambda_inner="auto"`` picks λ by GCV on the
+    training rows' statistics where the objective is the exact full-data loss of a model linear in θ, and makes
+    the objective the ridge loss with that λ (see ``DistillConfig.lambda_inner``)."""
+    lam = config.lambda_inner
+    if lam != "auto":
+        return lam, objective.bind(model, data), {"method": "given", "lambda": float(lam)}
+    if not (isinstance(objective, FullDataLoss) and not objective.bound and model.linear_in_params):
+        why = ("the model is not linear in θ" if not model.linear_in_params else
+               f"the objective is {type(objective).__name__}, not the exact full-data loss")
+        return FALLBACK_LAMBDA_INNER, objective.bind(model, data), {
+            "method": "fallback", "lambda": FALLBACK_LAMBDA_INNER,
+            "why": f"lambda_inner='auto' chooses λ only from full-data statistics; {why}"}
+    G, C, s, n = linear_sufficient_stats(model, data)
+    choice = choose_ridge(G, C, s, n, centred=config.standardize)
+    bound = objective.replace(ridge=choice.lam).with_statistics(G, C, s, n, data.dtype)
+    return choice.lam, bound, {**choice.to_dict(), "description": choice.describe()}
+
+
+#: random subsets of m training rows the held-out check of a finished run compares with
+QUALITY_SUBSETS = 10
+#: fewer held-out rows than this: the check is recorded but warns of nothing (two or three rows are noise)
+QUALITY_MIN_ROWS = 10
+
+
+def _quality_check(out, data, config, problem, hist, step, key) -> dict | None:
+    """The distilled set's held-out loss (recorded at the returned step) against the mean held-out loss of
+    ``QUALITY_SUBSETS`` random subsets of m training rows, each trained to the ridge limit with the run's λ_I —
+    in float64 on the host, no compilation. None where it does not apply (no held-out rows, a model not linear
+    in θ, the held-out loss not recorded at the returned step)."""
+    model = problem.model
+    val = data._validation_host()
+    if val is None or not model.linear_in_params or not len(hist.val_loss) or data.n_train <= config.m:
+        return None
+    at = np.flatnonzero(np.asarray(hist.eval_step) == step)
+    if not at.size:
+        return None
+    distilled = float(np.asarray(hist.val_loss)[at[-1]])
+    Xv, Yv = val
+    fmap = getattr(model, "feature_map", None)
+    identity = fmap is None or type(fmap).__name__ == "Identity"
+    if not identity:
+        return None                                # features would have to be computed on the device: skip
+    rng = np.random.default_rng(np.asarray(keys.key_to_list(key), np.uint32).ravel())
+    lam, m = float(problem.lambda_inner), config.m
+    losses = []
+    for _ in range(QUALITY_SUBSETS):
+        rows = np.sort(data.train[rng.choice(data.n_train, m, replace=False)])
+        F, Y = data.standardizer.x(data.X[rows]), data.standardizer.y(data.Y[rows])
+        theta = F.T @ np.linalg.lstsq(F @ F.T + m * lam * np.eye(m), Y, rcond=None)[0]
+        losses.append(0.5 * np.sum((Xv @ theta - Yv) ** 2) / Xv.shape[0])
+    subset = float(np.mean(losses))
+    result = {"held_out_rows": int(Xv.shape[0]), "distilled_loss": distilled, "subset_mean_loss": subset,
+              "subsets": QUALITY_SUBSETS, "subset_procedure": f"ridge with λ_I = {lam:.3g} on {m} random training rows"}
+    if Xv.shape[0] < QUALITY_MIN_ROWS:
+        result["note"] = f"only {Xv.shape[0]} held-out rows: too few to judge, no warning given"
+    elif np.isfinite(distilled) and distilled > subset:
+        result["warning"] = (
+            f"The distilled set's held-out loss ({distilled:.4g}, standardised units, {Xv.shape[0]} rows) is worse "
+            f"than that of a random subset of {m} training rows trained to its ridge limit (mean {subset:.4g} over "
+            f"{QUALITY_SUBSETS} subsets): keeping m real rows would do better. Check the status and the held-out "
+            "curve; with a fixed lambda_inner the target may overfit (try lambda_inner='auto'), or raise m or steps.")
+    return result
 
 
 class Distiller:
@@ -121,8 +190,9 @@ class Distiller:
                                  "compares values): the full-data objective (objective='full_data' / 'auto' with a "
                                  "linear model) with θ₀ = 0 or with the exact expectation over θ₀ "
                                  "(ExactLinearGD(expectation=True)). Use 'adam' for sampled objectives.")
-        problem = Problem(model, config.lambda_inner, config.lambda_outer, objective.bind(model, data))
-        return solver, problem
+        lam, objective, lambda_choice = _choose_lambda(config, model, objective, data)
+        problem = Problem(model, lam, config.lambda_outer, objective)
+        return solver, problem, lambda_choice
 
     def _identity(self, key, data, problem, solver) -> dict:
         model, config = problem.model, self.config
@@ -208,7 +278,7 @@ class Distiller:
         warn_constant(schema.constant_names(), "X", stacklevel=5)
         warn_constant([(schema.target_names or [f"column {j}" for j in range(data.d_out)])[j]
                        for j in data.constant_y], "Y", stacklevel=5)
-        solver, problem = self._build(data)
+        solver, problem, lambda_choice = self._build(data)
         warn_untrained_theta0(problem.model, data, config.m)
         state = driver.initial_params(solver, problem, data, k_init, config, mesh)
         stopping = StoppingRule.from_config(config)
@@ -232,13 +302,18 @@ class Distiller:
             best_monitored_loss=stopping.best_value if np.isfinite(stopping.best_value) else None,
             compilations=compiled.summary(), jaxdistill_version=__version__, jax_version=jax.__version__,
             backend=jax.default_backend(), devices=sharding.describe(mesh),
-            checkpoint_error=errors[0] if errors else None)
+            checkpoint_error=errors[0] if errors else None, lambda_choice=lambda_choice)
         out = DistillOutput(
             x=np.asarray(params.x), y=np.asarray(params.y),
             inner_lr=float(params.eta) if inner.uses_eta else None, history=hist, config=config,
             standardizer=data.standardizer, status=status, model=problem.model, inner_solver=inner,
-            lambda_inner=config.lambda_inner, T=config.T_at(max(step, 1)) if inner.uses_eta else None, seed=seed,
+            lambda_inner=problem.lambda_inner, T=config.T_at(max(step, 1)) if inner.uses_eta else None, seed=seed,
             meta=info, schema=schema)
+        quality = _quality_check(out, data, config, problem, hist, step, k_init)
+        if quality is not None:
+            out = dataclasses.replace(out, meta=info.replace(quality=quality))
+            if quality.get("warning"):
+                warnings.warn(QualityWarning(quality["warning"]), stacklevel=4)
         view.result = out
         for cb in sorted(callbacks, key=lambda c: not c.restores):
             cb.on_end(view)

@@ -3,7 +3,8 @@
 :func:`error_vs_m` distils the training data for every m (and seed), and scores on held-out data,
 with :func:`~jaxdistill.evaluate`, the distilled set under its own training procedure, the best
 random real subset of the same size (ridge or the same procedure, whichever is better on average),
-full-data ridge and the mean predictor. The result prints as a markdown table, saves as JSON and
+the best coreset of the same size (leverage-score sample, k-means centroids, k-center rows: the best on
+average), full-data ridge and the mean predictor. The result prints as a markdown table, saves as JSON and
 plots as a PNG (test MSE against m, log–log, mean ± std over seeds).
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from jaxdistill._src.api import distill
 from jaxdistill._src.core.validate import check_int
+from jaxdistill._src.report.coresets import CORESETS
 from jaxdistill._src.report.evaluate import evaluate
 
 
@@ -33,20 +35,24 @@ class SweepResult:
         out = []
         for m in sorted({r["m"] for r in self.rows}):
             rs = [r for r in self.rows if r["m"] == m]
-            s = {"m": m, "seeds": len(rs), "statuses": sorted({r["status"] for r in rs})}
-            for k in ("distilled_mse", "subset_mse", "full_mse", "distilled_r2", "subset_r2", "full_r2"):
-                v = np.array([r[k] for r in rs])
+            s = {"m": m, "seeds": len(rs), "statuses": sorted({r["status"] for r in rs}),
+                 "coresets": sorted({r["coreset"] for r in rs if r.get("coreset")})}
+            for k in ("distilled_mse", "subset_mse", "coreset_mse", "full_mse", "distilled_r2", "subset_r2",
+                      "coreset_r2", "full_r2"):
+                v = np.array([r.get(k, np.nan) for r in rs], dtype=float)
                 s[k], s[k + "_std"] = float(v.mean()), float(v.std())
             out.append(s)
         return out
 
     def to_markdown(self) -> str:
-        lines = ["| m | distilled MSE | random subset MSE (best procedure) | full data, ridge | distilled R² | "
-                 "subset R² | status |", "|---:|---:|---:|---:|---:|---:|---|"]
+        lines = ["| m | distilled MSE | random subset MSE (best procedure) | best coreset MSE | full data, ridge | "
+                 "distilled R² | subset R² | coreset R² | status |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for s in self.summary():
             pm = lambda k: f"{s[k]:.4g} ± {s[k + '_std']:.2g}" if s["seeds"] > 1 else f"{s[k]:.4g}"  # noqa: E731
-            lines.append(f"| {s['m']} | {pm('distilled_mse')} | {pm('subset_mse')} | {s['full_mse']:.4g} | "
-                         f"{pm('distilled_r2')} | {pm('subset_r2')} | {', '.join(s['statuses'])} |")
+            core = f" ({', '.join(s['coresets'])})" if s["coresets"] else ""
+            lines.append(f"| {s['m']} | {pm('distilled_mse')} | {pm('subset_mse')} | {pm('coreset_mse')}{core} | "
+                         f"{s['full_mse']:.4g} | {pm('distilled_r2')} | {pm('subset_r2')} | {pm('coreset_r2')} | "
+                         f"{', '.join(s['statuses'])} |")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -64,12 +70,16 @@ class SweepResult:
         ms = np.array([r["m"] for r in s])
         fig, ax = plt.subplots(figsize=(6, 4))
         for key, label, style in (("distilled_mse", "distilled (own procedure)", "o-"),
-                                  ("subset_mse", "random real subset (best procedure)", "s--")):
+                                  ("subset_mse", "random real subset (best procedure)", "s--"),
+                                  ("coreset_mse", "best coreset", "^:")):
             mu, sd = np.array([r[key] for r in s]), np.array([r[key + "_std"] for r in s])
-            ax.errorbar(ms, mu, yerr=sd, fmt=style, capsize=3, label=label)
+            if np.isfinite(mu).any():
+                ax.errorbar(ms, mu, yerr=sd, fmt=style, capsize=3, label=label)
         ax.axhline(s[0]["full_mse"], color="k", lw=1, ls=":", label="full data, ridge")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(ms, [str(m) for m in ms])          # the m values themselves, not powers of ten
+        ax.minorticks_off()
         ax.set_xlabel("m (points)")
         ax.set_ylabel("held-out MSE (original units)")
         ax.set_title(title or "held-out error against m", fontsize=10)
@@ -107,10 +117,14 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
             subsets = [r for r in rep.rows if r["id"] in ("subset", "subset_ridge")]
             best = min(subsets, key=lambda r: r["mse"])
             full = rep.row("full")
+            cores = [r for r in rep.rows if r["id"] in CORESETS]
+            core = min(cores, key=lambda r: r["mse"]) if cores else None
             rows.append({"m": m, "seed": int(seed), "status": out.status.value, "steps_run": out.meta.steps_run,
                          "wall_s": wall, "distilled_mse": own["mse"], "distilled_r2": own["r2"],
                          "subset_mse": best["mse"], "subset_r2": best["r2"], "subset_procedure": best["method"],
-                         "full_mse": full["mse"], "full_r2": full["r2"]})
+                         "coreset": core["id"] if core else None, "coreset_mse": core["mse"] if core else None,
+                         "coreset_r2": core["r2"] if core else None,
+                         "full_mse": full["mse"], "full_r2": full["r2"], "lambda_inner": out.lambda_inner})
             if progress is not None:
                 progress(f"m = {m:4d} seed {seed}: distilled MSE {own['mse']:.4g} (R² {own['r2']:.3f}, {out.status}), "
                          f"best random subset {best['mse']:.4g}, full data {full['mse']:.4g}  [{wall:.1f} s]")

@@ -81,7 +81,12 @@ def _check_procedure(meta, config, problems) -> None:
     if (meta.get("inner_lr") is None) != (T is None):
         problems.append(f"inner_lr {meta.get('inner_lr')!r} with T {T!r} (a T-step procedure has both)")
     if config is not None and not problems:
-        if lam != config.lambda_inner:
+        info = meta.get("meta") if isinstance(meta.get("meta"), dict) else {}
+        chosen = (info.get("lambda_choice") or {}).get("lambda")
+        if config.lambda_inner == "auto":                  # chosen at fit time: the record of the choice says
+            if chosen is not None and lam != chosen:
+                problems.append(f"lambda_inner {lam!r} (the record of its choice says {chosen!r})")
+        elif lam != config.lambda_inner:
             problems.append(f"lambda_inner {lam!r} (the settings say {config.lambda_inner!r})")
         if T is not None and not config.T <= T <= config.max_T:
             problems.append(f"T {T!r} (the settings run {config.T}" +

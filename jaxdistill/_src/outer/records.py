@@ -58,6 +58,12 @@ class Status(str, enum.Enum):
             raise ValueError(f"Unknown status {value!r}; statuses are {[s.value for s in cls]}.") from None
 
 
+class QualityWarning(UserWarning):
+    """The distilled set did worse on the held-out rows than same-size baselines trained on the training rows
+    (mean random subset): the run may have ended well, but the set is not worth having as it is. Raise it
+    with ``warnings.simplefilter("error", jd.QualityWarning)``; the numbers are in ``out.meta.quality``."""
+
+
 _MESSAGES = {
     Status.CONVERGED: "the monitored loss stopped improving (patience ran out): the best state is returned",
     Status.BUDGET: "all steps were run while the monitored loss was still improving: raise steps for more",
@@ -164,6 +170,10 @@ class RunInfo:
         ``jax.monitoring`` compile events).
       jaxdistill_version, jax_version, backend, devices: where it ran; saved_with: version that saved the file.
       checkpoint_error: why a checkpoint could not be written (the run went on), if that happened.
+      lambda_choice: how λ_I was set: ``{"method": "given" | "gcv" | "fallback", "lambda": …}`` (GCV adds ``df``,
+        ``n``, ``grid`` and a ``description``; fallback a ``why``).
+      quality: the check of the distilled set against same-size baselines on the held-out rows (see
+        :class:`QualityWarning`): their held-out losses and a ``warning`` if the distilled set lost.
       original_lambda, lambda_s, full_data_lambda_inner, theta, max_rel_WS_error: analytic (KRR paper) sets:
         λ of the original ridge model, λ_S of the distilled one, the full-data λ_I, θ* and the check of W_S.
       experiment, data_fingerprint: set by the CLI (the experiment file's settings; the data's fingerprint).
@@ -188,6 +198,8 @@ class RunInfo:
     devices: Any = None
     saved_with: str | None = None
     checkpoint_error: str | None = None
+    lambda_choice: dict | None = None
+    quality: dict | None = None
     original_lambda: float | None = None
     lambda_s: float | None = None
     full_data_lambda_inner: float | None = None

@@ -14,6 +14,12 @@ which is exact because C lies in the range of G (C = ΦᵀY/n, range(Φᵀ) = ra
 rows, so an outer step costs O(r·p·Q·d_out): nothing in n or the batch size. For affine solutions
 (``ExactLinearGD``) with ``expectation=True`` the expectation over θ₀ ~ N(0, σ²I) is exact as well:
 E L(θ_T) = ½‖R(D_T − θ*)‖² + ½σ² d_out ‖R M^T‖²_F + L*  (θ_T = M^T θ₀ + D_T).
+
+With ``ridge = λ > 0`` the objective is the ridge loss of the trained model over all rows,
+1/(2n)‖Φθ − Y‖² + λ/2‖θ‖², whose minimiser is the ridge model θ_λ = (G + λI)⁻¹C: the same quadratic with G + λI
+in place of G (and θ_λ in place of θ*), so nothing else changes. ``lambda_inner="auto"`` uses it: the distilled
+set then targets the ridge model with the λ chosen by cross-validation (``problem/ridge_cv.py``) instead of the
+least-squares fit over all rows, which overfits where rows are few.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core import sharding
+from jaxdistill._src.core.validate import check_float
 from jaxdistill._src.data.arrays import Standardizer, TrainData, check_xy, on_device
 from jaxdistill._src.data.sources import BLOCK_ROWS, chunk_stats, sufficient_statistics
 from jaxdistill._src.inner.base import AffineSolution
@@ -84,13 +91,18 @@ class FullDataLoss(Objective):
     Args:
       expectation: take the exact expectation over θ₀ ~ N(0, σ²I) (needs ``ExactLinearGD``), as
         :class:`ExpectedBatchLoss` does for a batch.
+      ridge: λ ≥ 0 of a ridge term λ/2‖θ_T‖² on the trained model (module docs): the target becomes the ridge
+        model over all rows. 0 (default): the data term of Def. 2.5 alone, as in the paper.
     """
 
     needs_batch = False
 
-    def __init__(self, expectation: bool = False, R=None, target=None, floor=None, n_rows: int = 0):
+    def __init__(self, expectation: bool = False, R=None, target=None, floor=None, n_rows: int = 0,
+                 ridge: float = 0.0):
         self.expectation = bool(expectation)
         self.R, self.target, self.floor, self.n_rows = R, target, floor, int(n_rows)
+        # a leaf (not a static setting): a new λ changes the statistics, not the compiled program
+        self.ridge = np.float64(check_float("ridge", ridge, lo=0.0))
 
     @property
     def bound(self) -> bool:
@@ -106,7 +118,7 @@ class FullDataLoss(Objective):
     def bind(self, model, data) -> FullDataLoss:
         """This objective with the statistics of ``data``'s training rows (a :class:`TrainData`)."""
         G, C, s, n = linear_sufficient_stats(model, data)
-        return self._with_stats(G, C, s, n, data.dtype)
+        return self.with_statistics(G, C, s, n, data.dtype)
 
     @classmethod
     def from_data(cls, model, X, Y, expectation: bool = False, chunk_rows: int = CHUNK_ROWS) -> FullDataLoss:
@@ -116,7 +128,7 @@ class FullDataLoss(Objective):
         dtype = jnp.result_type(float)
         data = TrainData(X, Y, np.arange(X.shape[0]), None, Standardizer.identity(X.shape[1], Y.shape[1]), dtype)
         G, C, s, n = linear_sufficient_stats(model, data, chunk_rows)
-        return cls(expectation)._with_stats(G, C, s, n, dtype)
+        return cls(expectation).with_statistics(G, C, s, n, dtype)
 
     @classmethod
     def from_source(cls, model, source, expectation: bool = False, block_rows: int | None = None) -> FullDataLoss:
@@ -127,19 +139,22 @@ class FullDataLoss(Objective):
         cls().check(model, None)                   # a model linear in θ
         fmap = getattr(model, "feature_map", None)
         st = sufficient_statistics(source, fmap, standardize=False, block_rows=block_rows or BLOCK_ROWS)
-        return cls(expectation)._with_stats(st.FtF / st.n, st.FtY / st.n, float(np.trace(st.YtY)) / st.n, st.n,
+        return cls(expectation).with_statistics(st.FtF / st.n, st.FtY / st.n, float(np.trace(st.YtY)) / st.n, st.n,
                                             jnp.result_type(float))
 
-    def _with_stats(self, G, C, s, n, dtype):
-        R, target, floor = compress(G, C, s)
+    def with_statistics(self, G, C, s: float, n: int, dtype=None) -> FullDataLoss:
+        """This objective bound to the statistics G = ΦᵀΦ/n, C = ΦᵀY/n, s = ‖Y‖²_F/n of n rows (float64)."""
+        dtype = jnp.result_type(float) if dtype is None else dtype
+        G = np.asarray(G, np.float64)
+        R, target, floor = compress(G + float(self.ridge) * np.eye(G.shape[0]), C, s)
         return FullDataLoss(self.expectation, on_device(R, dtype), on_device(target, dtype),
-                            on_device(floor, dtype), n)
+                            on_device(floor, dtype), n, ridge=float(self.ridge))
 
     def row_objective(self) -> Objective:
         return ExpectedBatchLoss() if self.expectation else BatchLoss()
 
     def value(self, theta: jax.Array) -> jax.Array:
-        """L(θ) = 1/(2n)‖Φθ − Y‖² for one θ of shape (p, d_out)."""
+        """L(θ) = 1/(2n)‖Φθ − Y‖² (+ ridge/2‖θ‖²) for one θ of shape (p, d_out)."""
         self._require_bound()
         r = self.R @ theta - self.target
         return 0.5 * jnp.sum(r ** 2) + self.floor

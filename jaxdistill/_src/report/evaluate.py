@@ -16,6 +16,12 @@ T steps of gradient descent (``distill`` with :class:`ExactLinearGD` / :class:`U
   distillation tries to match) and ``full data, 10·T-step GD`` (towards convergence). Each step size is
   the best of ``STEP_GRID`` × that training set's GD bound (``InnerModel.gd_stability_bound``), chosen
   on training rows it was not fitted on — never on the test rows;
+* ``full data, ridge-CV`` (models linear in θ) — ridge on all training rows with λ chosen by generalised
+  cross-validation on them (``problem/ridge_cv.py``): the best model the rows support, whatever λ_I the run used;
+* coresets (``coresets=``, models linear in θ and exact procedures): ``leverage`` (ridge leverage-score
+  sample), ``kmeans`` (k-means centroids with their clusters' mean targets), ``kcenter`` (greedy k-center rows)
+  — m points each, trained by the same procedure as the random subsets (unweighted), over ``n_coreset_draws``
+  seeds (``report/coresets.py``);
 * ``mean of training targets`` — the constant predictor (R² ≈ 0): the floor any model must beat;
 * ``naive: last value`` (with ``last_value_column``, for autoregressive windows) — the forecast
   "next value = the last observed one", read from that input column.
@@ -28,6 +34,7 @@ original ridge model with its own λ).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from functools import partial
 
 import jax
@@ -35,27 +42,32 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.components.models import draw_inits
-from jaxdistill._src.core.keys import as_key
+from jaxdistill._src.core.keys import as_key, fold_in, key_to_list
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
 from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.data.arrays import as_2d_float, check_squarable, on_device
 from jaxdistill._src.inner.base import Support, predict_after_training
+from jaxdistill._src.problem.ridge_cv import choose_ridge
+from jaxdistill._src.report.coresets import CORESETS, LABELS, coreset
 from jaxdistill._src.result import DistillOutput
 
 #: stable ids of the rows (what code should address rows by; the ``method`` labels are for readers)
-ROW_IDS = ("distilled", "distilled_ridge", "subset", "subset_ridge", "full", "full_long", "mean", "naive")
+ROW_IDS = ("distilled", "distilled_ridge", "subset", "subset_ridge", "leverage", "kmeans", "kcenter", "full", "full_cv",
+           "full_long", "mean", "naive")
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalReport:
     """Rows on held-out data, in original units: each a dict with ``id`` (stable, one of :data:`ROW_IDS`),
     ``method`` (a label for readers), ``points``, ``procedure``, ``mse`` / ``mse_std``, ``r2`` / ``r2_std`` and
-    ``loss`` (½ MSE in standardised units, the run's held-out curve)."""
+    ``loss`` (½ MSE in standardised units, the run's held-out curve). ``notes``: how λ_I was set, and what was
+    left out."""
 
     rows: list[dict]
     m: int
     n_train: int
     n_test: int
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     def row(self, row_id: str) -> dict:
         """The row with this id (``"distilled"``, ``"subset"``, ``"full"``, ``"mean"``, …)."""
@@ -70,7 +82,8 @@ class EvalReport:
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict: ``m``, ``n_train``, ``n_test`` and ``rows`` (a list of dicts)."""
-        return {"m": self.m, "n_train": self.n_train, "n_test": self.n_test, "rows": [dict(r) for r in self.rows]}
+        return {"m": self.m, "n_train": self.n_train, "n_test": self.n_test, "rows": [dict(r) for r in self.rows],
+                "notes": list(self.notes)}
 
     def to_json(self, **kwargs) -> str:
         import json
@@ -91,6 +104,8 @@ class EvalReport:
             pm = lambda mu, sd: f"{mu:.4g}" if not sd else f"{mu:.4g} ± {sd:.2g}"  # noqa: E731
             out.append(f"| {r['method']} | {r['points']} | {r['procedure']} | {pm(r['mse'], r['mse_std'])} | "
                        f"{pm(r['r2'], r['r2_std'])} |")
+        if self.notes:
+            out += [""] + [f"- {note}" for note in self.notes]
         return "\n".join(out)
 
     def __str__(self) -> str:
@@ -105,7 +120,8 @@ def _scores(pred, Y):
 
 
 def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, key=0, n_inits: int = 32,
-             n_subsets: int = 20, last_value_column: int | None = None) -> EvalReport:
+             n_subsets: int = 20, last_value_column: int | None = None, coresets: Sequence[str] = CORESETS,
+             n_coreset_draws: int = 5) -> EvalReport:
     """Compare the distilled set with a random real subset of the same size and the full data.
 
     Args:
@@ -119,6 +135,9 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
       n_subsets: random subsets drawn for the baseline.
       last_value_column: for autoregressive windows (``datasets.ar_windows``: the last column is
         y_{t−1}), the input column holding the last observed value: adds the naive forecast row.
+      coresets: coreset baselines to add (any of ``"leverage"``, ``"kmeans"``, ``"kcenter"``; ``()`` for none),
+        for models linear in θ and exact procedures (nonlinear models would need each one's step size tuned).
+      n_coreset_draws: seeds per coreset (each row is the mean ± std over them).
 
     Returns:
       An :class:`EvalReport`; ``print(report)`` shows a markdown table.
@@ -128,6 +147,11 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
                          f"{type(out).__name__}.")
     n_inits = check_int("n_inits (θ₀ draws per evaluation)", n_inits, 1)
     n_subsets = check_int("n_subsets (random subsets of the baseline)", n_subsets, 1)
+    n_coreset_draws = check_int("n_coreset_draws (seeds per coreset)", n_coreset_draws, 1)
+    coresets = (coresets,) if isinstance(coresets, str) else tuple(coresets)
+    unknown = [c for c in coresets if c not in CORESETS]
+    if unknown:
+        raise ValueError(f"Unknown coreset(s) {unknown}; coresets are {list(CORESETS)} (or () for none).")
     if last_value_column is not None:
         last_value_column = check_int("last_value_column", last_value_column, -out.x.shape[1])
         if last_value_column >= out.x.shape[1]:
@@ -191,8 +215,9 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
                 [out.predict_standardized(Fte, limit=True)])
     else:
         add("distilled", "distilled", out.m, out.procedure(), [out.predict_standardized(Fte)])
+    notes = _lambda_notes(out)
     if X_train is None:
-        return EvalReport(rows=rows, m=out.m, n_train=0, n_test=Xte.shape[0])
+        return EvalReport(rows=rows, m=out.m, n_train=0, n_test=Xte.shape[0], notes=notes)
 
     Xtr_s, Ytr_s = std.x(Xtr), std.y(Ytr)
     check_squarable((("X_train", Xtr_s), ("Y_train", Ytr_s)), dt, "training", "the baselines would be inf or NaN",
@@ -202,27 +227,43 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     n_tr = Xtr.shape[0]
     if out.m > n_tr:
         raise ValueError(f"The training data given has {n_tr} rows, fewer than the {out.m} distilled points.")
+    k_core = fold_in(key, 7)                       # coresets' seeds: the subsets' draws stay as they were
     if gd and not linear:
         _nonlinear_baselines(add, out, train_predict, Ftr, Ytr_s, k_sub, n_subsets, n_inits)
+        if coresets:
+            notes.append("Coreset rows are not computed for models not linear in θ (each would need its step size "
+                         "tuned, as the random subsets do).")
     elif gd:
         gd_preds, ridge_preds, full_pred = _linear_gd_baselines(
             mdl, slv, Ftr, Ytr_s, Fte, k_sub, n_subsets=n_subsets, m=out.m, n_draws=max(1, n_inits // 4),
             T=out.T, lam=float(lam))
-        sub_proc = f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for the subset, {mdl.init_description}"
+        sub_proc = f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for that set, {mdl.init_description}"
         add("subset", "random subset, T-step GD", out.m, sub_proc, np.asarray(gd_preds).reshape(-1, *Fte.shape[:1],
                                                                                                d_out))
         add("subset_ridge", "random subset, ridge", out.m, out.procedure(limit=True), np.asarray(ridge_preds))
+        n_draws = max(1, n_inits // 4)
+        for kind, (Xs, Ys) in _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws):
+            preds = _linear_gd_sets(mdl, slv, on_device(Xs, dt), on_device(Ys, dt), Fte, k_core, n_draws=n_draws,
+                                    T=out.T, lam=float(lam))
+            add(kind, f"{LABELS[kind]}, T-step GD", out.m, sub_proc, np.asarray(preds).reshape(-1, Fte.shape[0],
+                                                                                               d_out))
         add("full", "full data, ridge", n_tr, out.procedure(limit=True), [np.asarray(full_pred)])
+        _ridge_cv_row(add, Ftr, Ytr_s, Fte, n_tr, std)
     else:
         exact_preds = []
         for idx, _ in _subsets(k_sub, n_subsets, n_tr, out.m):
             exact_preds.append(train_predict(Ftr[idx], Ytr_s[idx], 0.0, no_theta0)[0])
         add("subset", "random subset", out.m, out.procedure(), exact_preds)
+        for kind, (Xs, Ys) in _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws):
+            add(kind, LABELS[kind], out.m, out.procedure(),
+                [train_predict(mdl.featurize(on_device(x, dt)), on_device(y, dt), 0.0, no_theta0)[0]
+                 for x, y in zip(Xs, Ys, strict=True)])
         if slv.kernel is None and linear:
             lam_full = out.meta.full_data_lambda_inner or lam
             label = (f"exact ridge, λ = {out.meta.original_lambda:g} (the original model)"
                      if out.meta.original_lambda is not None else out.procedure())
             add("full", "full data", n_tr, label, [Fte @ ridge(Ftr, Ytr_s, lam_full)])
+            _ridge_cv_row(add, Ftr, Ytr_s, Fte, n_tr, std)
         else:
             add("full", "full data", n_tr, out.procedure(), [train_predict(Ftr, Ytr_s, 0.0, no_theta0)[0]])
     add("mean", "mean of training targets", n_tr, "constant: the training mean",
@@ -230,7 +271,54 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     if last_value_column is not None:
         col = Xte[:, [last_value_column] * d_out]                   # original units → standardised for add()
         add("naive", "naive: last value", 0, f"y_t = input column {last_value_column} (no training)", [std.y(col)])
-    return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0])
+    return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0], notes=notes)
+
+
+def _lambda_notes(out: DistillOutput) -> list[str]:
+    """How the result's λ_I was set, for the report's notes."""
+    choice = out.meta.lambda_choice
+    if not choice:
+        return []
+    if choice.get("method") == "gcv":
+        return [f"The distilled set targets the ridge model with {choice['description']} (lambda_inner='auto')."]
+    if choice.get("method") == "fallback":
+        return [f"λ_I = {choice['lambda']:g}: {choice['why']}."]
+    return [f"λ_I = {choice['lambda']:g}, as given (no penalty on θ in the outer objective)."]
+
+
+def _ridge_cv_row(add, Ftr, Ytr, Fte, n_tr, std):
+    """The ``full_cv`` row: ridge on all training rows with λ chosen by GCV on their statistics."""
+    F, Y = np.asarray(Ftr, np.float64), np.asarray(Ytr, np.float64)
+    G, C = F.T @ F / n_tr, F.T @ Y / n_tr
+    choice = choose_ridge(G, C, float(np.sum(Y ** 2)) / n_tr, n_tr, centred=bool(np.any(std.y_mean != 0)))
+    theta = np.linalg.solve(G + choice.lam * np.eye(G.shape[0]), C)
+    add("full_cv", "full data, ridge-CV", n_tr, f"exact ridge, λ = {choice.lam:.3g} by GCV on these rows",
+        [np.asarray(Fte, np.float64) @ theta])
+
+
+def _coreset_sets(kinds, Xtr, Ytr, Ftr, m, lam, key, draws):
+    """For each coreset kind, ``draws`` sets of m points as stacked arrays (draws, m, d), (draws, m, d_out)."""
+    if not kinds:
+        return
+    X, Y, F = np.asarray(Xtr, np.float64), np.asarray(Ytr, np.float64), np.asarray(Ftr, np.float64)
+    seeds = np.random.SeedSequence(key_to_list(key)).generate_state(draws)
+    for kind in kinds:
+        sets = [coreset(kind, X, Y, F, m, lam, int(sd)) for sd in seeds]
+        yield kind, (np.stack([a for a, _ in sets]), np.stack([b for _, b in sets]))
+
+
+@partial(jax.jit, static_argnames=("n_draws", "T", "lam"))
+def _linear_gd_sets(model, solver, Xsets, Ysets, Fte, key, *, n_draws: int, T: int, lam: float):
+    """Predictions on Fte after T GD steps at half its Lemma 2.4 bound, from ``n_draws`` θ₀, for each of the
+    stacked training sets (k, m, d) (inputs, featurised here) — the same procedure as the random subsets."""
+    d_out = Ysets.shape[-1]
+
+    def one(X, Y, k):
+        Fs = model.featurize(X)
+        th0 = model.sample_init(k, Fs[:1], d_out, n_draws)
+        return solver.solve(model, Support(Fs, Y, default_inner_lr(Fs, lam), lam), th0, T, T).predict(Fte)
+
+    return jax.vmap(one)(Xsets, Ysets, jax.random.split(key, Xsets.shape[0]))
 
 
 @partial(jax.jit, static_argnames=("n_subsets", "m", "n_draws", "T", "lam"))

@@ -45,9 +45,9 @@ def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | Non
     if out.meta.returned_step is not None:
         ax.axvline(out.meta.returned_step, color="k", ls="--", lw=0.8,
                    label=f"returned state (step {out.meta.returned_step})")
-    for (label, value), colour in zip((references or {}).items(), ("tab:green", "tab:red", "tab:purple",
-                                                                      "tab:brown", "tab:olive", "tab:cyan"),
-                                      strict=False):
+    colours = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "black")
+    for i, (label, value) in enumerate((references or {}).items()):   # every reference drawn, none dropped
+        colour = colours[i % len(colours)]
         if np.isfinite(value) and value > 0:
             ax.axhline(value, color=colour, ls=":", lw=1.0, label=f"{label} (test rows)")
     ax.set_xlabel("outer step")
