@@ -21,22 +21,28 @@ import time
 
 def _demo(args) -> int:
     import jaxdistill as jd
-    from jaxdistill import datasets
 
     if args.save:
         from jaxdistill._src.io.files import check_writable
         check_writable(args.save, make_folder=True)       # before the compute, not after it
-    X, Y = datasets.load(args.dataset)
-    Xtr, Ytr, Xte, Yte = datasets.split(args.dataset, X, Y, 0.2, key=args.seed)
+    from jaxdistill._src.core.fingerprint import data_fingerprint
+    from jaxdistill._src.io.experiment import Experiment
+
+    # the demo is an experiment like any other (data set, split, seed, settings), recorded in the result so that
+    # `jaxdistill evaluate` and `jaxdistill plot` work on a `demo --save` file as on a `run` output
     budget = {} if args.steps is None else {"steps": args.steps}
+    exp = Experiment(dataset={"name": args.dataset, "test_fraction": 0.2},
+                     config=jd.DistillConfig(m=args.m, **budget), seed=args.seed, output=args.save)
+    Xtr, Ytr, Xte, Yte = exp.load_data()
     print(f"jaxdistill {jd.__version__}: distilling {args.dataset} ({Xtr.shape[0]} training rows, "
-          f"{X.shape[1]} features) into m = {args.m} points, seed {args.seed}.")
+          f"{Xtr.shape[1]} features) into m = {args.m} points, seed {args.seed}.")
     t0 = time.perf_counter()
-    out = jd.distill(Xtr, Ytr, m=args.m, key=args.seed, progress=not args.no_progress, **budget)
+    out = jd.distill(Xtr, Ytr, config=exp.config, key=args.seed, progress=not args.no_progress)
+    out = out.replace(meta=out.meta.replace(experiment=exp.to_dict(),
+                                            data_fingerprint=data_fingerprint(Xtr, Ytr, Xte, Yte)))
     print(f"done in {time.perf_counter() - t0:.1f} s: status {out.status} after {out.meta.steps_run} steps, "
           f"learned inner_lr {out.inner_lr:.4g}\n")
-    ts = args.dataset in datasets.TIME_SERIES
-    report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=args.seed, last_value_column=-1 if ts else None)
+    report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=args.seed, last_value_column=_last_value_column(exp))
     print(report)
     d, s, f = report.row("distilled"), report.row("subset"), report.row("full")
     print(f"\nDistilled {args.m} points: test R² {d['r2']:.3f} vs {s['r2']:.3f} for {args.m} random real points "
@@ -160,18 +166,19 @@ def _plot(args) -> int:
     out = jd.load(args.result)
     outdir = args.out or os.path.splitext(args.result)[0] + "_plots"
     check_output_folder(outdir, protect=[args.result])
-    refs = None
+    rep = None
     try:
         exp, (Xtr, Ytr, Xte, Yte) = _data_for(out, args)
         ts = exp.dataset["name"] in datasets.TIME_SERIES
         images = exp.dataset["name"] in datasets.IMAGES
-        if out.history.get("loss") is not None and out.history["loss"].size:   # baselines as reference lines
-            rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=5)
-            refs = {r["method"]: r["loss"] for r in rep.rows if not r["method"].startswith("distilled")}
-    except ValueError:
+        # the baselines, drawn where the figures compare (loss references, baseline predictions, accuracies)
+        rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, n_subsets=5,
+                          last_value_column=_last_value_column(exp))
+    except ValueError as e:
+        print(f"jaxdistill: note: {e} Only the loss figure is drawn.", file=sys.stderr)
         Xtr = Ytr = Xte = Yte = None
         ts = images = False
-    for p in save_all(out, outdir, Xtr, Xte, Yte, time_series=ts, images=images, references=refs, Y_train=Ytr):
+    for p in save_all(out, outdir, Xtr, Xte, Yte, time_series=ts, images=images, report=rep, Y_train=Ytr):
         print(p)
     return 0
 

@@ -1,6 +1,7 @@
-"""A scikit-learn estimator over :func:`jaxdistill.distill` (needs scikit-learn: ``pip install "jaxdistill[data]"``).
+"""A scikit-learn estimator over [`distill`][jaxdistill.distill] (needs scikit-learn: ``pip install
+"jaxdistill[data]"``).
 
-:class:`DistillRegressor` follows scikit-learn's estimator contract (checked by its own
+[`DistillRegressor`][jaxdistill.sklearn.DistillRegressor] follows scikit-learn's estimator contract (checked by its own
 ``check_estimator`` suite in this project's tests) and works inside ``Pipeline``, ``GridSearchCV`` and
 ``cross_val_score``::
 
@@ -34,16 +35,19 @@ class DistillRegressor(RegressorMixin, BaseEstimator):
       T: inner gradient-descent steps of the procedure the set is distilled for.
       Q: initialisations θ₀ per outer step.
       lambda_inner: λ_I, or ``"auto"`` (default: chosen by generalised cross-validation on the training rows and
-        targeted by the distilled set; see :class:`~jaxdistill.DistillConfig`).
+        targeted by the distilled set; see [`DistillConfig`][jaxdistill.DistillConfig]).
       lambda_outer: λ_O.
-      lr_x, lr_y, lr_eta: outer learning rates (Adam on X̃, Ỹ; gradient descent on η̃).
+      lr_x: outer learning rate of Adam on X̃.
+      lr_y: outer learning rate of Adam on Ỹ.
+      lr_eta: outer learning rate of gradient descent on η̃.
       validation_fraction: share of the rows held out to report the held-out loss.
       patience: evaluations without improvement before the run ends (None: run all steps).
-      model, inner_solver: a jaxdistill inner model / solver (default: linear model, chosen solver).
+      model: a jaxdistill inner model (default: the linear model).
+      inner_solver: a jaxdistill inner solver (default: chosen from the model and data).
       random_state: integer seed of the run (the whole run is a function of it).
 
     Fitted attributes:
-      result_: the :class:`~jaxdistill.DistillOutput` (status, history, run information, ``save``).
+      result_: the [`DistillOutput`][jaxdistill.DistillOutput] (status, history, run information, ``save``).
       distilled_X_, distilled_y_: the distilled set in the original units (m, d) and (m,) or (m, d_out).
       inner_lr_: the learned inner learning rate η̃.
       lambda_inner_: the λ_I used (the chosen one with ``lambda_inner="auto"``).

@@ -250,11 +250,24 @@ def test_plots_show_baselines_every_output_the_targets_and_eta(tmp_path):
     flat = [line for line in ax.get_lines() if np.ptp(line.get_ydata()) == 0 and len(line.get_ydata()) == 2]
     assert sorted(float(line.get_ydata()[0]) for line in flat) == pytest.approx(sorted(refs.values()))
     assert "full data, ridge (test rows)" in [t.get_text() for t in ax.get_legend().get_texts()]
-    right = [a for a in ax.figure.axes if a is not ax][0]
-    np.testing.assert_allclose(right.get_lines()[0].get_ydata(), out.history["eta"])
-    assert "η̃" in right.get_ylabel() and "bound" in right.get_ylabel()
-    paths = save_all(out, tmp_path, Xtr, Xte, Yte, Y_train=Ytr, references=refs)
-    assert {os.path.basename(p) for p in paths} == {"loss.png", "projection.png", "predictions.png"}
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().x0 >= ax.get_window_extent().x1 - 1      # outside the data
+    lower = [a for a in ax.figure.axes if a is not ax][0]                          # η̃ on its own panel
+    np.testing.assert_allclose(lower.get_lines()[0].get_ydata(), out.history["eta"])
+    bound = out.history["eta"] / out.history["stability_ratio"]
+    np.testing.assert_allclose(lower.get_lines()[1].get_ydata(), bound)
+    assert "η̃" in lower.get_ylabel() and "bound" in lower.get_ylabel()
+    # one-hot targets: a confusion matrix with the accuracy, not ten 0/1 scatter plots
+    paths = save_all(out, tmp_path, Xtr, Xte, Yte, Y_train=Ytr, report=rep)
+    assert {os.path.basename(p) for p in paths} == {"loss.png", "projection.png", "confusion.png"}
+    from jaxdistill.plots import plot_confusion
+    cax = plot_confusion(out, Xte, Yte, report=rep)
+    acc = np.mean(pred.argmax(1) == Yte.argmax(1))
+    assert f"accuracy {100 * acc:.1f} %" in cax.get_title()
+    counts = np.asarray(cax.images[0].get_array())
+    assert counts.shape == (10, 10) and np.allclose(counts.sum(1)[Yte.sum(0) > 0], 1)
+    with pytest.raises(ValueError, match="one-hot"):
+        plot_confusion(out, Xte, Yte * 2)
     fig, axes = plt.subplots(1, 2)
     plot_predictions(out, Xte, Yte, axes[0], output=3, pred=pred)
     assert axes[0].get_title().startswith("held-out predictions (output 3, R²")
@@ -316,3 +329,33 @@ def test_cli_checks_output_paths_before_the_run_and_never_loses_a_finished_one(t
     assert cli.main(["run", "e.json", "--out", "x/y.npz", "--print-config"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["output"] == "x/y.npz" and shown["checkpoint"] == "x/y.npz.ckpt"
+
+
+def test_demo_save_works_with_evaluate_and_plot_and_the_figures_draw_the_baselines(tmp_path, capsys, monkeypatch):
+    """`demo --save` records its experiment like `run`: `evaluate` scores it on the same split and `plot` draws
+    every figure; the predictions figure draws the full-data ridge model's predictions, which equal an
+    independent numpy ridge on the standardised training rows."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo", "--steps", "30", "--no-progress", "--save", "d.npz"]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", "d.npz", "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    out = jd.load("d.npz")
+    X, Y = datasets.load("diabetes")
+    Xtr, Ytr, Xte, Yte = datasets.split("diabetes", X, Y, 0.2, key=0)
+    mse = float(np.mean((out.predict(Xte) - Yte) ** 2))
+    assert rows["distilled"]["mse"] == pytest.approx(mse, rel=1e-6)
+    assert cli.main(["plot", "d.npz", "--out", "figs"]) == 0
+    assert {p.name for p in (tmp_path / "figs").iterdir()} == {"loss.png", "projection.png", "predictions.png"}
+    from jaxdistill.plots import plot_predictions
+    rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=2, coresets=())
+    std = out.standardizer
+    Xs, ys = std.x(Xtr), std.y(Ytr)
+    theta = np.linalg.solve(Xs.T @ Xs + len(Xs) * out.lambda_inner * np.eye(Xs.shape[1]), Xs.T @ ys)
+    ridge = std.y_inverse(std.x(Xte) @ theta)
+    ax = plot_predictions(out, Xte, Yte, report=rep)
+    hollow, filled = ax.collections[0], ax.collections[1]
+    np.testing.assert_allclose(hollow.get_offsets()[:, 1], ridge[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(filled.get_offsets()[:, 1], np.ravel(out.predict(Xte)), rtol=1e-9)
+    assert "diabetes" in ax.get_title()
+    assert any(t.get_text().startswith("full data, ridge, R²") for t in ax.get_legend().get_texts())

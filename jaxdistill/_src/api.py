@@ -1,4 +1,5 @@
-"""``distill()``: the one-call entry point, a thin wrapper over :class:`Distiller` and its callbacks."""
+"""``distill()``: the one-call entry point, a thin wrapper over [`Distiller`][jaxdistill.Distiller] and its
+callbacks."""
 
 from __future__ import annotations
 
@@ -38,16 +39,18 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       Y: real targets, shape (n,) or (n, d_out).
       m: number of distilled points (overrides ``config.m``).
       key: ``jax.random`` key or integer seed (default 0). The whole run is a function of it.
-      config: a :class:`DistillConfig`; ``**overrides`` replace single fields of it.
-      model: inner model (default :class:`LinearModel`, identity features, θ₀ = 0; ``theta0_scale`` sets σ).
-      inner_solver: how θ_T is computed (default :func:`default_inner_solver`: for linear models the
-        cheaper of two exact solvers for these shapes — the closed form :class:`ExactLinearGD`, or the
-        scan :class:`UnrolledGD` for wide problems with few steps; the scan otherwise).
-      objective: the outer objective, an :class:`Objective` or a name for ``config.objective``
-        (``"auto"``, ``"batch"``, ``"full_data"``) (default :func:`default_objective`: the exact
-        :class:`FullDataLoss` over all training rows for linear models, :class:`BatchLoss`, Def. 2.5
-        on sampled batches of ``batch_size`` rows, otherwise).
-      optimizer: one optax transformation over (X̃, Ỹ, η̃) (a :class:`DistillParams`); or use the
+      config: a [`DistillConfig`][jaxdistill.DistillConfig]; ``**overrides`` replace single fields of it.
+      model: inner model (default [`LinearModel`][jaxdistill.LinearModel], identity features, θ₀ = 0; ``theta0_scale``
+        sets σ).
+      inner_solver: how θ_T is computed (default [`default_inner_solver`][jaxdistill.default_inner_solver]: for linear
+        models the cheaper of two exact solvers for these shapes — the closed form
+        [`ExactLinearGD`][jaxdistill.ExactLinearGD], or the scan [`UnrolledGD`][jaxdistill.UnrolledGD] for wide problems
+        with few steps; the scan otherwise).
+      objective: the outer objective, an [`Objective`][jaxdistill.Objective] or a name for ``config.objective``
+        (``"auto"``, ``"batch"``, ``"full_data"``) (default [`default_objective`][jaxdistill.default_objective]: the
+        exact [`FullDataLoss`][jaxdistill.FullDataLoss] over all training rows for linear models,
+        [`BatchLoss`][jaxdistill.BatchLoss], Def. 2.5 on sampled batches of ``batch_size`` rows, otherwise).
+      optimizer: one optax transformation over (X̃, Ỹ, η̃) (a [`DistillParams`][jaxdistill.DistillParams]); or use the
         per-part shorthands ``optimizer_x``, ``optimizer_y``, ``optimizer_eta`` (default plain
         ``config.outer_optimizer`` with ``lr_x``, ``lr_y``; gradient descent with ``lr_eta`` on η̃).
       validation: optional held-out (X_val, Y_val) in original units; if omitted,
@@ -70,11 +73,11 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
         ``batch_size``) must divide evenly. Across processes (after ``jax.distributed.initialize``)
         every process calls ``distill`` with the same arguments; only process 0 writes the checkpoint.
         See README "Scaling out".
-      callbacks: more :class:`Callback` objects (e.g. ``MetricsLogger("metrics.csv")``), run after the
+      callbacks: more [`Callback`][jaxdistill.Callback] objects (e.g. ``MetricsLogger("metrics.csv")``), run after the
         checkpoint and before the progress display. ``Distiller(...).fit(...)`` is the same run as an object.
 
     Returns:
-      A :class:`DistillOutput` holding the distilled set, its model and training procedure.
+      A [`DistillOutput`][jaxdistill.DistillOutput] holding the distilled set, its model and training procedure.
 
     Example:
       >>> from sklearn.datasets import load_diabetes

@@ -20,9 +20,10 @@ def default_inner_solver(model: InnerModel, m: int | None = None, p: int | None 
                          q: int = 1, d_out: int = 1) -> InnerSolver:
     """The cheaper exact inner solver for the shapes given; the unrolled scan for nonlinear models.
 
-    For a model linear in θ both :class:`ExactLinearGD` (closed form by doubling) and :class:`UnrolledGD`
-    (the scan) give the same θ_T and meta-gradient to rounding (tested); their costs differ: about
-    2·⌈log₂ T⌉·r³ flops for the doubling path (r = min(m, p)) against T·Q·d_out·2·m·p for the scan, whose
+    For a model linear in θ both [`ExactLinearGD`][jaxdistill.ExactLinearGD] (closed form by doubling) and
+    [`UnrolledGD`][jaxdistill.UnrolledGD] (the scan) give the same θ_T and meta-gradient to rounding (tested); their
+    costs differ: about 2·⌈log₂ T⌉·r³ flops for the doubling path (r = min(m, p)) against T·Q·d_out·2·m·p for the scan,
+      whose
     thin products are ``SCAN_FLOP_PENALTY`` times slower per flop. The doubling path wins for small r or
     long T (every bundled data set at the defaults), the scan for wide problems with few steps (m = p =
     1000, T = 100: 1.7× faster). Without the shapes: the doubling path.
@@ -41,9 +42,9 @@ def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int, kind
     """The outer objective named by ``kind`` (``config.objective``): ``"batch"``, ``"full_data"``, or
     ``"auto"``, the exact full-data objective where it applies, else Def. 2.5 on sampled batches.
 
-    ``"auto"`` gives :class:`FullDataLoss` for models linear in θ trained to a parameter vector (GD
+    ``"auto"`` gives [`FullDataLoss`][jaxdistill.FullDataLoss] for models linear in θ trained to a parameter vector (GD
     solvers) with at most ``MAX_AUTO_FEATURES`` features (its statistics are a p×p matrix), and
-    :class:`BatchLoss` otherwise. ``expectation=True`` solvers get the exact expectation over θ₀ in
+    [`BatchLoss`][jaxdistill.BatchLoss] otherwise. ``expectation=True`` solvers get the exact expectation over θ₀ in
     either case.
     """
     expectation = inner_solver.expectation

@@ -1,8 +1,8 @@
 """``Distiller``: the object that owns a run — builds the problem and solver, runs the driver with callbacks,
-and returns a :class:`DistillOutput`.
+and returns a [`DistillOutput`][jaxdistill.DistillOutput].
 
 What it builds from its arguments is fixed per ``fit`` call; the compiled program depends only on the
-solver's :class:`StepConfig`, the problem's components and the shapes (see ``docs/architecture.md``).
+solver's [`StepConfig`][jaxdistill.StepConfig], the problem's components and the shapes (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -120,16 +120,20 @@ def _quality_check(out, data, config, problem, hist, step, key) -> dict | None:
 
 
 class Distiller:
-    """A distillation run's settings and components; :meth:`fit` runs it on data.
+    """A distillation run's settings and components; `fit` runs it on data.
 
     Args:
-      config: a :class:`DistillConfig`; ``**overrides`` replace single fields of it (``m=20``, ``steps=2000``).
-      model: inner model (default :class:`LinearModel`, identity features, θ₀ = 0; ``theta0_scale`` sets σ).
-      inner_solver: how θ_T is computed (default :func:`default_inner_solver`, chosen by cost for the shapes).
-      objective: the outer objective, an :class:`Objective` or a name for ``config.objective`` (default
-        :func:`default_objective`: the exact :class:`FullDataLoss` for linear models, else :class:`BatchLoss`).
-      optimizer: one optax transformation over (X̃, Ỹ, η̃) (a :class:`DistillParams`); or the per-part
-        ``optimizer_x``, ``optimizer_y``, ``optimizer_eta`` (default ``config.outer_optimizer`` with
+      config: a [`DistillConfig`][jaxdistill.DistillConfig]; ``**overrides`` replace single fields of it (``m=20``,
+        ``steps=2000``).
+      model: inner model (default [`LinearModel`][jaxdistill.LinearModel], identity features, θ₀ = 0; ``theta0_scale``
+        sets σ).
+      inner_solver: how θ_T is computed (default [`default_inner_solver`][jaxdistill.default_inner_solver], chosen by
+        cost for the shapes).
+      objective: the outer objective, an [`Objective`][jaxdistill.Objective] or a name for ``config.objective`` (default
+        [`default_objective`][jaxdistill.default_objective]: the exact [`FullDataLoss`][jaxdistill.FullDataLoss] for
+        linear models, else [`BatchLoss`][jaxdistill.BatchLoss]).
+      optimizer: one optax transformation over (X̃, Ỹ, η̃) (a [`DistillParams`][jaxdistill.DistillParams]); or the
+        per-part ``optimizer_x``, ``optimizer_y``, ``optimizer_eta`` (default ``config.outer_optimizer`` with
         ``lr_x``, ``lr_y``, gradient descent with ``lr_eta`` on η̃; the rates are traced values).
       mesh: a device count or a ``jax.sharding.Mesh`` with axes ``"q"`` / ``"batch"`` (see README, scaling out).
 
@@ -220,12 +224,13 @@ class Distiller:
           key: ``jax.random`` key or integer seed (default 0). The whole run is a function of it.
           validation: optional held-out (X_val, Y_val) in original units; if omitted,
             ``config.validation_fraction`` of the rows are held out for monitoring.
-          callbacks: :class:`Callback` objects run between compiled chunks (progress, checkpoints, logs, yours).
+          callbacks: [`Callback`][jaxdistill.Callback] objects run between compiled chunks (progress, checkpoints, logs,
+            yours).
           raise_on_failure: raise if the run fails instead of returning the result with its status:
             ``FloatingPointError`` for ``nonfinite``, ``RuntimeError`` for the other failures.
 
         Returns:
-          A :class:`DistillOutput`.
+          A [`DistillOutput`][jaxdistill.DistillOutput].
 
         Raises:
           ValueError: bad data or settings (before any compute), a checkpoint of another run.

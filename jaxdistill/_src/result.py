@@ -1,9 +1,9 @@
 """The result of a distillation: the distilled set, and everything needed to use, judge and save it.
 
-A :class:`DistillOutput` keeps its problem's model (with its parameters: feature-map weights, flax
+A [`DistillOutput`][jaxdistill.DistillOutput] keeps its problem's model (with its parameters: feature-map weights, flax
 module), its inner solver and its training procedure (η̃, T, λ_I), so ``predict``, ``evaluate``,
-``plot``, ``save`` and the CLI need nothing else. Results of :func:`distill` and of
-:func:`distill_analytic` share this type.
+``plot``, ``save`` and the CLI need nothing else. Results of [`distill`][jaxdistill.distill] and of
+[`distill_analytic`][jaxdistill.distill_analytic] share this type.
 """
 
 from __future__ import annotations
@@ -41,20 +41,20 @@ class DistillOutput:
       x: distilled inputs X̃ (m, d) in the standardised space the inner model is trained in.
       y: distilled targets Ỹ (m, d_out), standardised likewise.
       inner_lr: the learned inner learning rate η̃ (None for procedures without one).
-      history: a :class:`History` of numpy arrays — per outer step ``loss`` (Def. 2.5, mean over θ₀),
+      history: a [`History`][jaxdistill.History] of numpy arrays — per outer step ``loss`` (Def. 2.5, mean over θ₀),
         ``data_loss`` (without λ_O), ``q``, ``T``, ``eta``, ``stability_ratio``; per evaluation ``eval_step``,
         ``monitored`` (the loss the stopping rule watched), ``eval_time`` (seconds) and ``val_loss``
         (held-out data loss, empty when nothing was held out). Empty for analytic results.
-      config: the :class:`DistillConfig` used (None for analytic results).
+      config: the [`DistillConfig`][jaxdistill.DistillConfig] used (None for analytic results).
       standardizer: the statistics mapping original units to the standardised space.
-      status: a :class:`Status` (a string enum: ``out.status == "converged"``; ``out.status.message``).
+      status: a [`Status`][jaxdistill.Status] (a string enum: ``out.status == "converged"``; ``out.status.message``).
       model: the inner model (with its parameters).
       inner_solver: how the model is trained on the distilled set.
       lambda_inner: λ_I of that training (Def. 2.1).
       T: inner steps of the training procedure (None for exact solves).
       seed: the integer seed of the run key (``None`` if a raw key was given).
-      meta: a :class:`RunInfo` (objective, optimizer, timings, compilations, versions, ...).
-      schema: the :class:`InputSchema` of the data it was distilled from (feature names, target shape,
+      meta: a [`RunInfo`][jaxdistill.RunInfo] (objective, optimizer, timings, compilations, versions, ...).
+      schema: the `InputSchema` of the data it was distilled from (feature names, target shape,
         constant columns); ``predict`` and ``evaluate`` match later inputs to it.
     """
 
@@ -181,7 +181,7 @@ class DistillOutput:
     def predict(self, X_new, *, limit: bool = False, n_inits: int = 32, key=0):
         """Predictions in original units of the model trained on the distilled set by its own procedure.
 
-        ``X_new`` is matched to the data distilled from (:attr:`schema`): a DataFrame by column name (any
+        ``X_new`` is matched to the data distilled from (`schema`): a DataFrame by column name (any
         order; missing or unexpected columns are an error), an array by width. The predictions have the shape
         of the training targets — (n,) when y was 1-D, else (n, d_out) — and are a pandas Series / DataFrame
         with ``X_new``'s index when ``X_new`` is a DataFrame.
@@ -206,12 +206,12 @@ class DistillOutput:
         return self.schema.shape_predictions(pred, index)
 
     def save(self, path) -> None:
-        """Write this result to one self-describing ``.npz`` file (atomically). See :func:`jaxdistill.load`."""
+        """Write this result to one self-describing ``.npz`` file (atomically). See [`load`][jaxdistill.load]."""
         result_files.save(self, path)
 
     @classmethod
     def load(cls, path, *, model=None, inner_solver=None) -> DistillOutput:
-        """Load a file written by :meth:`save`.
+        """Load a file written by [`save`][jaxdistill.save].
 
         Shipped components are rebuilt from the file. A result made with a user-defined feature map,
         flax module or other custom component needs it given back (``model=...``); it is checked against
@@ -251,7 +251,8 @@ class DistillOutput:
 
 
 def load(path, *, model=None, inner_solver=None) -> DistillOutput:
-    """Load a result saved by :meth:`DistillOutput.save` (see :meth:`DistillOutput.load`)."""
+    """Load a result saved by [`DistillOutput.save`][jaxdistill.DistillOutput.save] (see
+    [`DistillOutput.load`][jaxdistill.DistillOutput.load])."""
     return DistillOutput.load(path, model=model, inner_solver=inner_solver)
 
 

@@ -1,7 +1,7 @@
 """Held-out error against the number of distilled points m: the first curve a researcher asks for.
 
-:func:`error_vs_m` distils the training data for every m (and seed), and scores on held-out data,
-with :func:`~jaxdistill.evaluate`, the distilled set under its own training procedure, the best
+[`error_vs_m`][jaxdistill.error_vs_m] distils the training data for every m (and seed), and scores on held-out data,
+with [`evaluate`][jaxdistill.evaluate], the distilled set under its own training procedure, the best
 random real subset of the same size (ridge or the same procedure, whichever is better on average),
 the best coreset of the same size (leverage-score sample, k-means centroids, k-center rows: the best on
 average), full-data ridge and the mean predictor. The result prints as a markdown table, saves as JSON and
@@ -94,7 +94,7 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
                last_value_column: int | None = None, progress=None, **distill_kwargs) -> SweepResult:
     """Distil for every m in ``ms`` and seed in ``seeds``; score each on (X_test, Y_test).
 
-    ``distill_kwargs`` go to :func:`jaxdistill.distill` (``config=``, ``model=``, settings...).
+    ``distill_kwargs`` go to [`distill`][jaxdistill.distill] (``config=``, ``model=``, settings...).
     ``progress(text)`` (e.g. ``print``) is called after every run.
     """
     ms = [check_int("m", m, 1) for m in ms]

@@ -90,15 +90,17 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
     """A distilled set of m points whose ridge model equals the original one exactly, with no optimisation.
 
     Args:
-      X, Y: real data (n, d), (n,) or (n, k); or X a :class:`RowSource` (e.g. ``NpySource`` over files
-        larger than memory) and Y None: the original model then comes from the source's sufficient
-        statistics (one streaming pass, two with a feature map; memory bounded by the block size, not
-        n) and the m real rows by ``source.take``. Equal to the in-memory result to rounding.
+      X: real inputs (n, d); or a [`RowSource`][jaxdistill.RowSource] (e.g. ``NpySource`` over files larger than memory)
+        with Y None: the original model then comes from the source's sufficient statistics (one streaming
+        pass, two with a feature map; memory bounded by the block size, not n) and the m real rows by
+        ``source.take``. Equal to the in-memory result to rounding.
+      Y: real targets (n,) or (n, k), or None with a [`RowSource`][jaxdistill.RowSource].
       m: distilled size, m ≥ k (the number of targets).
       lam: λ of the original model θ* = argmin ‖Φθ − Y‖² + λ‖θ‖² (unnormalised).
       lam_s: λ_S of the model trained on the distilled set.
       feature_map: Φ (default identity, i.e. linear ridge). Anything but the identity must provide
-        ``inverse`` (surjective maps: :class:`RandomReLUNet`, :class:`RandomFourierFeatures` with p ≤ d).
+        ``inverse`` (surjective maps: [`RandomReLUNet`][jaxdistill.RandomReLUNet],
+        [`RandomFourierFeatures`][jaxdistill.RandomFourierFeatures] with p ≤ d).
       key: key or seed for the choice of real rows.
       labels: Y_S (m, k) of rank k; default: for m = k the identity scaled to the targets' RMS, for
         m > k the original model's predictions on m random training rows.
@@ -106,11 +108,11 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
         ``"none"`` takes Z = 0 (default for m = k).
       root: ``"+"`` or ``"−"`` branch of the λ_S > 0 formula (``"+"`` tends to G⁺ as λ_S → 0).
       standardize: work in standardised units (centred and scaled columns, statistics kept with the
-        result), as :func:`distill` does: the intercept is then the targets' mean. ``False``: the paper's
-        raw, intercept-free setting.
+        result), as [`distill`][jaxdistill.distill] does: the intercept is then the targets' mean. ``False``: the
+        paper's raw, intercept-free setting.
 
     Returns:
-      A :class:`DistillOutput` whose model (ridge with λ_S on Φ of the distilled set) equals the
+      A [`DistillOutput`][jaxdistill.DistillOutput] whose model (ridge with λ_S on Φ of the distilled set) equals the
       original model; ``meta.theta`` holds θ* (p, k) in standardised units.
     """
     seed = seed_of(key)

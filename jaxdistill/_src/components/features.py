@@ -1,9 +1,9 @@
 """Feature maps Φ: R^d → R^p used by models that are linear in their parameters.
 
-A feature map is a :class:`~jaxdistill.Component` (an immutable pytree: its random weights are
-leaves) with one required method, :meth:`FeatureMap.__call__`, mapping a *single* input ``x`` of
-shape ``(d,)`` to features of shape ``(p,)``. Batched application is derived with :func:`jax.vmap`
-(override :meth:`FeatureMap.batch` when a faster batched form exists), as ott-jax's ``CostFn``
+A feature map is a [`Component`][jaxdistill.Component] (an immutable pytree: its random weights are
+leaves) with one required method, [`FeatureMap.__call__`][jaxdistill.FeatureMap.__call__], mapping a *single* input
+``x`` of shape ``(d,)`` to features of shape ``(p,)``. Batched application is derived with `jax.vmap`
+(override [`FeatureMap.batch`][jaxdistill.FeatureMap.batch] when a faster batched form exists), as ott-jax's ``CostFn``
 derives ``all_pairs``. The inner model of the regression paper is ``f_θ(x) = Φ(x)ᵀθ`` (eq. 2).
 """
 
@@ -21,11 +21,11 @@ from jaxdistill._src.core.validate import MAX_SIZE, check_float, check_int
 
 
 class FeatureMap(Component):
-    """Abstract feature map Φ: R^d → R^p. Implement :meth:`__call__` for one input.
+    """Abstract feature map Φ: R^d → R^p. Implement `__call__` for one input.
 
     Feature maps must be pure functions of their input; randomness is drawn at construction from an
     explicit key and kept as array attributes (pytree leaves), so a map can be passed through
-    :func:`jax.jit`, saved, compared and restored.
+    `jax.jit`, saved, compared and restored.
     """
 
     @abc.abstractmethod
@@ -76,7 +76,7 @@ class Polynomial(FeatureMap):
 class RandomFourierFeatures(FeatureMap):
     """Φ(x) = √(2/p) cos(Wx + b), W ~ N(0, I/ℓ²), b ~ U[0, 2π): approximates the RBF kernel of
     length-scale ℓ (Rahimi & Recht). For p ≤ d it maps onto the box (−√(2/p), √(2/p))^p, and
-    :meth:`inverse` returns the minimum-norm preimage of features inside that box (KRR paper, §KRR
+    `inverse` returns the minimum-norm preimage of features inside that box (KRR paper, §KRR
     with surjective feature maps).
 
     Args:
@@ -125,7 +125,7 @@ class RandomReLUNet(FeatureMap):
     """A frozen random fully-connected net with leaky-ReLU activations, square layers (width = d).
 
     Φ(x) = σ(W_L σ(⋯ σ(W_1 x))), W_l ~ N(0, 2/d) (invertible almost surely), σ(z) = max(z, αz) with
-    0 < α < 1. Every layer is a bijection of R^d, so Φ is bijective and :meth:`inverse` is exact:
+    0 < α < 1. Every layer is a bijection of R^d, so Φ is bijective and `inverse` is exact:
     x = W_1⁻¹ σ⁻¹(⋯ W_L⁻¹ σ⁻¹(f)) — the KRR paper's invertible / fully-connected surjective maps.
     """
 

@@ -1,8 +1,9 @@
 """Kernels k(x, x') for kernel ridge regression, with or without explicit features.
 
-A :class:`Kernel` is a :class:`~jaxdistill.Component` with one required method,
-:meth:`Kernel.__call__` on two single inputs; the Gram matrix :meth:`Kernel.matrix` is derived with
-a double :func:`jax.vmap` (override it when a batched form is cheaper, as the built-ins do).
+A [`Kernel`][jaxdistill.Kernel] is a [`Component`][jaxdistill.Component] with one required method,
+[`Kernel.__call__`][jaxdistill.Kernel.__call__] on two single inputs; the Gram matrix
+[`Kernel.matrix`][jaxdistill.Kernel.matrix] is derived with a double `jax.vmap` (override it when a batched form is
+cheaper, as the built-ins do).
 
 The infinite-width ReLU kernels follow the arc-cosine recursion (Cho & Saul 2009; Jacot et al.
 2018; Arora et al. 2019), written here. With weight variance σ_w² and bias variance σ_b²:

@@ -1,11 +1,12 @@
 """Inner models ``apply(θ, x)`` trained by the inner loop, and their initial distributions p(θ₀).
 
-An :class:`InnerModel` is a :class:`~jaxdistill.Component` with three parts:
+An [`InnerModel`][jaxdistill.InnerModel] is a [`Component`][jaxdistill.Component] with three parts:
 
-* :meth:`InnerModel.featurize` — a fixed, θ-independent transform of the inputs, computed once per
-  outer step *outside* the inner loop (identity for generic models, Φ for :class:`LinearModel`);
-* :meth:`InnerModel.init` — one draw θ₀ ~ p(θ₀), a pytree (:meth:`sample_init` draws many);
-* :meth:`InnerModel.apply` — predictions ``(n, d_out)`` from parameters and featurized inputs.
+* [`InnerModel.featurize`][jaxdistill.InnerModel.featurize] — a fixed, θ-independent transform of the inputs, computed
+once per
+  outer step *outside* the inner loop (identity for generic models, Φ for [`LinearModel`][jaxdistill.LinearModel]);
+* [`InnerModel.init`][jaxdistill.InnerModel.init] — one draw θ₀ ~ p(θ₀), a pytree (`sample_init` draws many);
+* [`InnerModel.apply`][jaxdistill.InnerModel.apply] — predictions ``(n, d_out)`` from parameters and featurized inputs.
 
 Models that are linear in θ (``linear_in_params = True``) unlock the exact closed forms, the
 stability bound of Lemma 2.4 and the T-independent fast path.
@@ -104,7 +105,7 @@ class LinearModel(InnerModel):
     """f_θ(x) = Φ(x)ᵀθ with θ of shape (p, d_out), θ₀ ~ N(0, σ²I) (the regression paper, eq. 2).
 
     Args:
-      feature_map: the fixed feature map Φ (default :class:`Identity`).
+      feature_map: the fixed feature map Φ (default [`Identity`][jaxdistill.Identity]).
       init_scale: σ, the standard deviation of the Gaussian p(θ₀). The default ``0`` starts every inner
         run from θ₀ = 0, as linear models are trained in practice. The paper's experiments use σ = 1
         (``paper_a7()``); with m < p the part of θ₀ outside the span of the m distilled rows is then

@@ -1,14 +1,14 @@
 """Identities of settings, components, optimizers and data, for checkpoints and compilation sharing.
 
-:func:`describe` turns anything a run depends on into a canonical, JSON-able tree of primitives:
+`describe` turns anything a run depends on into a canonical, JSON-able tree of primitives:
 components by class and attributes (arrays by shape, dtype and SHA-256 of their bytes), dataclasses
 (flax modules) by their fields, and functions — optax transformations are closures — by module,
 qualified name, bytecode, defaults and the *values* captured in their closures. So ``optax.adam(0.02)``
 and ``optax.adam(0.5)`` differ, two ``adam(0.02)`` built separately are equal, and nothing depends
 on a memory address (a user-defined class describes the same in every process).
 
-:func:`flat_description` flattens that tree to ``{"model.feature_map.W": "...", ...}`` so that a
-refusal can name the entry that differs (:func:`first_difference`).
+`flat_description` flattens that tree to ``{"model.feature_map.W": "...", ...}`` so that a
+refusal can name the entry that differs (`first_difference`).
 """
 
 from __future__ import annotations
@@ -98,12 +98,12 @@ def _safe_repr(obj) -> str:
 
 
 def fingerprint(obj: Any) -> str:
-    """SHA-256 (hex) of :func:`describe`."""
+    """SHA-256 (hex) of `describe`."""
     return hashlib.sha256(json.dumps(describe(obj), sort_keys=True).encode()).hexdigest()
 
 
 def flat_description(obj: Any, prefix: str) -> dict[str, str]:
-    """``{dotted.path: short digest}`` of :func:`describe`'s tree, for naming what differs."""
+    """``{dotted.path: short digest}`` of `describe`'s tree, for naming what differs."""
     out: dict[str, str] = {}
 
     def walk(node, path):
@@ -142,7 +142,7 @@ def data_fingerprint(*arrays) -> str:
 
 
 class Fingerprinted:
-    """A static value compared and hashed by :func:`fingerprint` (optax transformations are closures:
+    """A static value compared and hashed by `fingerprint` (optax transformations are closures:
     two ``adam(0.02)`` built separately are equal, ``adam(0.5)`` is not)."""
 
     __slots__ = ("value", "key")

@@ -2,10 +2,10 @@
 
 Ridge is written once, in two normalisations:
 
-* :func:`ridge` — the inner loss of Def. 2.1, 1/(2n)‖Fθ − Y‖² + λ/2‖θ‖², θ = (FᵀF + nλI)⁻¹FᵀY;
-* :func:`ridge_unnormalised` — the KRR paper's ‖Fθ − Y‖² + λ‖θ‖² (λ = 0: minimum-norm least squares).
+* [`ridge`][jaxdistill.closed_form.ridge] — the inner loss of Def. 2.1, 1/(2n)‖Fθ − Y‖² + λ/2‖θ‖², θ = (FᵀF + nλI)⁻¹FᵀY;
+* `ridge_unnormalised` — the KRR paper's ‖Fθ − Y‖² + λ‖θ‖² (λ = 0: minimum-norm least squares).
 
-Both pick the smaller of the p×p and n×n systems and solve it with :func:`psd_solve`, which is right for
+Both pick the smaller of the p×p and n×n systems and solve it with `psd_solve`, which is right for
 positive semi-definite systems: Cholesky when regularised, a Hermitian pseudo-inverse when λ = 0 (a
 singular Gram matrix then gives the minimum-norm solution, not garbage).
 """

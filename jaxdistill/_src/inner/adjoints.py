@@ -4,20 +4,21 @@ Modelled on optimistix's ``adjoint=`` (``RecursiveCheckpointAdjoint``) and ott-j
 ``implicit_diff``: the same inner gradient descent is differentiated by switching one value.
 An adjoint runs ``body(carry, t)`` for t = 0 … n−1 and decides what reverse mode stores:
 
-* :class:`Unrolled` — plain ``lax.scan``: reverse mode stores every iterate (memory O(T));
-* :class:`Checkpointed` — segments of the scan rematerialised in the backward pass: with segments
+* [`Unrolled`][jaxdistill.Unrolled] — plain ``lax.scan``: reverse mode stores every iterate (memory O(T));
+* [`Checkpointed`][jaxdistill.Checkpointed] — segments of the scan rematerialised in the backward pass: with segments
   of length ≈ √T the memory is O(√T) carries, at the price of one extra forward pass; with
   ``segment_length=1`` every step is rematerialised (the old ``UnrolledGD(checkpoint=True)``);
-* :class:`Truncated` — back-propagation through the last K of the T steps only (the earlier
+* [`Truncated`][jaxdistill.Truncated] — back-propagation through the last K of the T steps only (the earlier
   steps still run; their contribution to the meta-gradient is cut with ``stop_gradient``);
-* :class:`RandomWindow` — RaT-BPTT (Feng et al., ICLR 2024): each outer step unrolls a random number
+* [`RandomWindow`][jaxdistill.RandomWindow] — RaT-BPTT (Feng et al., ICLR 2024): each outer step unrolls a random number
   N ~ U{K, …, T} of inner steps and back-propagates through the last K of them;
-* :class:`Implicit` — implicit differentiation at the inner optimum: the forward pass runs the inner
+* [`Implicit`][jaxdistill.Implicit] — implicit differentiation at the inner optimum: the forward pass runs the inner
   optimiser, the backward pass solves one linear system with the inner Hessian (conjugate gradients
   on Hessian-vector products, a ``jax.custom_vjp``). Memory O(1) in T; exact only when the inner
   problem is solved (T large enough), and blind to η̃ (θ* does not depend on it).
 
-:class:`Unrolled` and :class:`Checkpointed` give the same forward values and gradients.
+[`Unrolled`][jaxdistill.Unrolled] and [`Checkpointed`][jaxdistill.Checkpointed] give the same forward values and
+gradients.
 """
 
 from __future__ import annotations
@@ -43,11 +44,12 @@ class Adjoint(Component):
 
     def run(self, body, carry, n: int, num_steps, loss_fn):
         """The final carry ``(θ_T, optimiser state)`` of the inner optimiser; ``loss_fn(θ)`` is the inner
-        loss it minimises (used by :class:`Implicit`; the others only scan ``body``)."""
+        loss it minimises (used by [`Implicit`][jaxdistill.Implicit]; the others only scan ``body``)."""
         return self.scan(body, carry, n, num_steps)
 
     def steps(self, key: jax.Array, num_steps):
-        """Inner steps to run in one outer step's training (``num_steps`` = T; :class:`RandomWindow` draws)."""
+        """Inner steps to run in one outer step's training (``num_steps`` = T; [`RandomWindow`][jaxdistill.RandomWindow]
+        draws)."""
         return num_steps
 
 

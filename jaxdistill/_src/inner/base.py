@@ -1,7 +1,8 @@
 """Inner solvers and their solutions.
 
-An :class:`InnerSolver` maps (distilled data, η̃, a batch of θ₀) to a :class:`Solution`: what the
-inner procedure trained, as an object that predicts on new (featurized) inputs. Solvers know nothing
+An [`InnerSolver`][jaxdistill.InnerSolver] maps (distilled data, η̃, a batch of θ₀) to a
+[`Solution`][jaxdistill.Solution]: what the inner procedure trained, as an object that predicts on new (featurized)
+inputs. Solvers know nothing
 of the outer batch or the outer loss: objectives (``jaxdistill._src.problem.objectives``) turn a
 solution into a loss. Solutions live only inside traced code, so they are plain Python objects.
 """
@@ -26,7 +27,7 @@ class Support(NamedTuple):
     Attributes:
       F: featurized distilled inputs Φ(X̃), shape (m, p).
       Y: distilled targets Ỹ, shape (m, d_out).
-      eta: the inner learning rate η̃ (scalar; ignored by exact solves such as :class:`KernelRidge`).
+      eta: the inner learning rate η̃ (scalar; ignored by exact solves such as [`KernelRidge`][jaxdistill.KernelRidge]).
       lambda_inner: λ_I of the inner loss (Def. 2.1), a Python float (it selects the solve's path: λ_I = 0
         takes the pseudo-inverse).
     """
@@ -121,7 +122,7 @@ class InnerSolver(Component):
         return None
 
     def train(self, model: InnerModel, support: Support, theta0: PyTree, num_steps, max_steps=None) -> PyTree:
-        """θ_T for a single θ₀ (a convenience over :meth:`solve`)."""
+        """θ_T for a single θ₀ (a convenience over `solve`)."""
         max_steps = int(num_steps) if max_steps is None else max_steps
         th0s = jax.tree_util.tree_map(lambda a: a[None], theta0)
         sol = self.solve(model, support, th0s, num_steps, max_steps)

@@ -52,13 +52,13 @@ def doubling(N: jnp.ndarray, beta, T, num_bits: int, weighted: bool = True):
 class ExactLinearGD(InnerSolver):
     """θ_T of T inner GD steps in closed form by doubling; the fast path for linear-in-θ models.
 
-    Gives the same θ_T, outer loss and meta-gradient as :class:`UnrolledGD` (to rounding) at a cost
+    Gives the same θ_T, outer loss and meta-gradient as [`UnrolledGD`][jaxdistill.UnrolledGD] (to rounding) at a cost
     O(r³ log T + r·(m + p)·Q) with r = min(m, p), flat in T. Picks the p×p form when p ≤ m and the
     m×m push-through form otherwise. Its meta-gradient is autodiff through the closed form.
 
     Args:
       expectation: shorthand kept from 0.1: distil with the objective
-        :class:`ExpectedBatchLoss` (the analytic expectation over θ₀ ~ N(0, σ²I), Q → ∞).
+        [`ExpectedBatchLoss`][jaxdistill.ExpectedBatchLoss] (the analytic expectation over θ₀ ~ N(0, σ²I), Q → ∞).
     """
 
     def __init__(self, expectation: bool = False):

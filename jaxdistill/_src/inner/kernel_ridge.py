@@ -18,14 +18,14 @@ from jaxdistill._src.inner.base import InnerSolver, KernelSolution
 
 
 class KernelRidge(InnerSolver):
-    """Exact (kernel) ridge solve on the distilled set, selectable next to :class:`UnrolledGD`.
+    """Exact (kernel) ridge solve on the distilled set, selectable next to [`UnrolledGD`][jaxdistill.UnrolledGD].
 
     The system (K_SS + mλ_I I)α = Ỹ is solved as a PSD system (Cholesky; with λ_I = 0 and no jitter the
     Hermitian pseudo-inverse, i.e. the minimum-norm interpolant even when K_SS is singular).
 
     Args:
-      kernel: a :class:`Kernel` on the model's featurized inputs (raw inputs for the default
-        :class:`LinearModel`); ``None`` uses the model's explicit features, K = Φ(X̃)Φ(X̃)ᵀ.
+      kernel: a [`Kernel`][jaxdistill.Kernel] on the model's featurized inputs (raw inputs for the default
+        [`LinearModel`][jaxdistill.LinearModel]); ``None`` uses the model's explicit features, K = Φ(X̃)Φ(X̃)ᵀ.
       jitter: added to the diagonal, relative to the mean diagonal of K_SS.
     """
 

@@ -23,10 +23,11 @@ class UnrolledGD(InnerSolver):
     ``benchmarks/profile_scan_D.py``).
 
     Args:
-      adjoint: how the meta-gradient is taken (:class:`Unrolled` — the reference, :class:`Checkpointed`,
-        :class:`Truncated`, :class:`RandomWindow`, :class:`Implicit`). Default: ``Unrolled()`` for
-        models linear in θ, per-step ``Checkpointed(segment_length=1)`` otherwise (measured faster and
-        smaller for MLPs, ``benchmarks/results/meta_gradients.md``).
+      adjoint: how the meta-gradient is taken ([`Unrolled`][jaxdistill.Unrolled] — the reference,
+        [`Checkpointed`][jaxdistill.Checkpointed], [`Truncated`][jaxdistill.Truncated],
+        [`RandomWindow`][jaxdistill.RandomWindow], [`Implicit`][jaxdistill.Implicit]). Default: ``Unrolled()`` for
+        models linear in θ, per-step ``Checkpointed(segment_length=1)`` otherwise (measured faster and smaller for MLPs,
+        ``benchmarks/results/meta_gradients.md``).
       checkpoint: shorthand for ``adjoint=Checkpointed(segment_length=1)`` (remat every step).
       optimizer: an ``optax.GradientTransformation`` run inside the scan instead of plain GD:
         θ_{t+1} = θ_t + η̃ · u_t with (u_t, s_{t+1}) = ``optimizer.update(∇ℓ(θ_t), s_t, θ_t)``. Give it a

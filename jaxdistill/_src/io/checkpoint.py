@@ -1,6 +1,6 @@
 """Checkpoints of a running distillation: the full outer-loop state, so a resumed run is identical.
 
-A checkpoint holds every leaf of the :class:`DistillState` pytree (distilled set, η̃, optimizer
+A checkpoint holds every leaf of the [`DistillState`][jaxdistill.DistillState] pytree (distilled set, η̃, optimizer
 states, q, step counters), the history so far, the stopping rule's tracker (best state, patience),
 and the run's identity: settings, run key, a fingerprint of the training data, and flat descriptions
 of the problem (model with its weights and the shapes of θ₀, objective, λ_I, λ_O), the inner solver

@@ -7,8 +7,8 @@
 
 ``checkpoint`` (optional) names the checkpoint file; by default it is ``output`` + ``.ckpt``.
 
-``config`` round-trips through :meth:`DistillConfig.to_dict` / ``from_dict``; omitted fields take
-the library defaults. Overrides ``key=value`` (the CLI's ``--set``) address a config field
+``config`` round-trips through [`DistillConfig.to_dict`][jaxdistill.DistillConfig.to_dict] / ``from_dict``; omitted
+fields take the library defaults. Overrides ``key=value`` (the CLI's ``--set``) address a config field
 (``m=30``), a top-level entry (``seed=1``, ``output=...``) or a data-set entry (``dataset.lags=24``);
 values are parsed as JSON when possible (``null``, numbers, ``{"max_q": 60}``), else kept as strings.
 
@@ -42,7 +42,7 @@ class Experiment:
     @classmethod
     def from_dict(cls, d: dict[str, Any], base_dir: str | None = None) -> Experiment:
         """The experiment described by ``d``; relative data-file paths (``csv`` path, ``npy`` x and y) are taken
-        relative to ``base_dir`` (the experiment file's folder, see :meth:`from_file`) and stored absolute."""
+        relative to ``base_dir`` (the experiment file's folder, see `from_file`) and stored absolute."""
         if not isinstance(d, dict):
             raise ValueError(f'An experiment must be a JSON object such as {{"dataset": {{"name": "diabetes"}}}}, '
                              f"got {type(d).__name__} {d!r}.")

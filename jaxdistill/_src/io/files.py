@@ -155,10 +155,10 @@ def write_npz(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
 
 
 def read_npz(path, what: str, verify: bool = True) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, meta) of a file written by :func:`write_npz`; ``ValueError`` naming ``path`` otherwise — also when
+    """(arrays, meta) of a file written by `write_npz`; ``ValueError`` naming ``path`` otherwise — also when
     the contents do not match the checksum written with them (edited or damaged after writing), or when
     the file must carry one. Files of jaxdistill before 0.8 carry none. ``verify=False`` leaves the check (and the
-    ``checksum`` entry) to :func:`verify_npz`, for callers that first look at the format version."""
+    ``checksum`` entry) to `verify_npz`, for callers that first look at the format version."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"{path!r} is a directory, not a {what} file.")
@@ -189,7 +189,7 @@ def read_npz(path, what: str, verify: bool = True) -> tuple[dict[str, np.ndarray
 
 
 def verify_npz(path, files: dict, meta: dict, what: str, require_checksum: bool = False) -> None:
-    """Check (and remove from ``meta``) the checksum :func:`write_npz` wrote; see :func:`read_npz`."""
+    """Check (and remove from ``meta``) the checksum `write_npz` wrote; see `read_npz`."""
     checksum = meta.pop("checksum", None)
     if checksum is None and require_checksum:
         raise ValueError(f"{path!r} carries no checksum, so edits to it cannot be detected; jaxdistill writes one "

@@ -58,7 +58,7 @@ def _opaque_in(spec) -> str | None:
 
 
 def from_spec(spec, arrays: dict[str, np.ndarray]):
-    """Rebuild an object from :func:`to_spec`'s output; :class:`NeedsComponent` if it cannot be."""
+    """Rebuild an object from `to_spec`'s output; `NeedsComponent` if it cannot be."""
     if not isinstance(spec, dict):
         return spec
     if "__array__" in spec:

@@ -1,14 +1,15 @@
 """Callbacks: what runs on the host between compiled chunks of a distillation.
 
-One small protocol (:class:`Callback`): ``on_start(run)`` before the first step, ``on_evaluation(run)``
+One small protocol ([`Callback`][jaxdistill.Callback]): ``on_start(run)`` before the first step, ``on_evaluation(run)``
 after every evaluation (every ``eval_every`` steps; return ``True`` to end the run, status ``stopped``) and
-``on_end(run)`` when the run is over. ``run`` is a :class:`RunView`: the step, this evaluation's metrics,
+``on_end(run)`` when the run is over. ``run`` is a [`RunView`][jaxdistill.RunView]: the step, this evaluation's metrics,
 the state, the history so far, the settings. Nothing here enters a compiled function, so adding,
 removing or changing callbacks never recompiles.
 
-Shipped: :class:`ProgressCallback` (a line on stderr), :class:`CheckpointCallback` (exact resume),
-:class:`MetricsLogger` (CSV or JSONL), :class:`TensorBoardLogger` (needs ``tensorboardX``). The stopping
-rule, :class:`StoppingRule`, follows the same protocol and is always run first (it decides the status).
+Shipped: [`ProgressCallback`][jaxdistill.ProgressCallback] (a line on stderr),
+[`CheckpointCallback`][jaxdistill.CheckpointCallback] (exact resume), [`MetricsLogger`][jaxdistill.MetricsLogger] (CSV
+or JSONL), [`TensorBoardLogger`][jaxdistill.TensorBoardLogger] (needs ``tensorboardX``). The stopping rule,
+[`StoppingRule`][jaxdistill.StoppingRule], follows the same protocol and is always run first (it decides the status).
 
 A callback of your own is a few lines::
 
@@ -38,16 +39,16 @@ class RunView:
     """What a callback sees of a running distillation (read it; do not modify it).
 
     Attributes:
-      config: the run's :class:`DistillConfig`.
+      config: the run's [`DistillConfig`][jaxdistill.DistillConfig].
       step: outer steps done.
       start_step: the step the run started (or resumed) at.
       metrics: this evaluation's values: ``step``, ``loss`` (outer data loss of the last step), ``eta``,
         ``monitored`` (what the stopping rule watches), ``best`` (its best value so far), ``val_loss`` (when
         rows are held out), ``elapsed`` (seconds since the start).
-      state: the outer loop's :class:`DistillState` (on the device).
-      stopping: the :class:`StoppingRule` (best step and value, patience left).
-      status: the final :class:`Status` (in ``on_end`` only; else None).
-      result: the :class:`DistillOutput` (in ``on_end`` only; else None).
+      state: the outer loop's [`DistillState`][jaxdistill.DistillState] (on the device).
+      stopping: the [`StoppingRule`][jaxdistill.StoppingRule] (best step and value, patience left).
+      status: the final [`Status`][jaxdistill.Status] (in ``on_end`` only; else None).
+      result: the [`DistillOutput`][jaxdistill.DistillOutput] (in ``on_end`` only; else None).
       identity: what identifies this run in a checkpoint (settings, key, data, components).
     """
 

@@ -5,12 +5,12 @@ Compiled functions are module-level ``jax.jit``s whose arguments are the solver 
 so every run with equal settings and shapes reuses them (a second ``distill()`` compiles nothing).
 A compiled call executes ``CHUNK_STEPS`` steps in one ``lax.scan``; steps past the next evaluation are
 no-ops, so neither ``eval_every`` nor ``steps`` is part of the compiled program (one compilation per
-settings and shapes, schedules included). Only the solver's :class:`StepConfig` is static; the host-side
-settings (budget, stopping rule, evaluation cadence, checkpoints) are read here, between calls. Batches for a chunk
-are drawn on the device as indices (step s uses ``fold_in(run_key, s)``), gathered on the host and
+settings and shapes, schedules included). Only the solver's [`StepConfig`][jaxdistill.StepConfig] is static; the
+host-side settings (budget, stopping rule, evaluation cadence, checkpoints) are read here, between calls. Batches for a
+chunk are drawn on the device as indices (step s uses ``fold_in(run_key, s)``), gathered on the host and
 sent with the chunk; full-batch runs (b ≥ n_train) keep the training rows on the device instead.
 
-With a ``mesh`` (:mod:`~jaxdistill._src.core.sharding`) the same functions run over its devices: state and
+With a ``mesh`` (`sharding`) the same functions run over its devices: state and
 problem replicated, each batch's rows split over the ``"batch"`` axis, the θ₀ draws over ``"q"``. Across
 several processes every process runs this driver on the same (replicated) host data; only process 0
 writes checkpoints.
@@ -111,7 +111,7 @@ def initial_rows(config, data: TrainData, key: jax.Array) -> np.ndarray | None:
 def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key: jax.Array, config,
                    mesh=None) -> DistillState:
     """X̃₀, Ỹ₀ (Algorithm 1 line 2) and η̃₀ (line 1) and the initial state; checks η̃₀ against Lemma 2.4.
-    ``config``: the run's :class:`DistillConfig` (``init``, ``m``, ``init_std``, ``inner_lr``)."""
+    ``config``: the run's [`DistillConfig`][jaxdistill.DistillConfig] (``init``, ``m``, ``init_std``, ``inner_lr``)."""
     cfg = config
     if cfg.init == "real":
         x0, y0 = data.rows(_initial_indices(cfg, data, key))
@@ -137,7 +137,7 @@ def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key
 
 
 def status_of(state: DistillState, history: History, stopping: StoppingRule, interrupted: bool = False) -> Status:
-    """The run's :class:`Status`."""
+    """The run's [`Status`][jaxdistill.Status]."""
     crossed = np.nanmax(np.append(history.stability_ratio, 0.0)) >= 1.0
     return stopping.status(bool(state.failed), bool(crossed), interrupted)
 
@@ -145,14 +145,14 @@ def status_of(state: DistillState, history: History, stopping: StoppingRule, int
 def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: DistillState, run_key: jax.Array,
         config, *, callbacks=(), stopping: StoppingRule | None = None, mesh=None, identity_fn=None):
     """Run outer steps until ``config.steps`` are done, the stopping rule ends the run, a callback asks to stop
-    or a step is non-finite. Returns (final_state, :class:`History`, stopping rule, the :class:`RunView` with the
-    run's status).
+    or a step is non-finite. Returns (final_state, [`History`][jaxdistill.History], stopping rule, the
+    [`RunView`][jaxdistill.RunView] with the run's status).
 
     Step s draws its randomness from ``fold_in(run_key, s)``, so a run split into segments and resumed from a
-    checkpoint (:class:`CheckpointCallback`) is identical to an uninterrupted run. Evaluations (the held-out
-    loss and the monitored loss) come every ``config.eval_every`` steps counted from the start (or resume) and
-    after the last step; callbacks run after each, the stopping rule first. ``mesh``: run over these devices
-    (see :mod:`~jaxdistill._src.core.sharding`).
+    checkpoint ([`CheckpointCallback`][jaxdistill.CheckpointCallback]) is identical to an uninterrupted run. Evaluations
+    (the held-out loss and the monitored loss) come every ``config.eval_every`` steps counted from the start (or resume)
+    and after the last step; callbacks run after each, the stopping rule first. ``mesh``: run over these devices
+    (see `sharding`).
     """
     put = partial(sharding.put_replicated, mesh=mesh)
     solver, problem, state = put(solver), put(problem), put(state)

@@ -1,4 +1,5 @@
-"""Typed records of a run: its :class:`Status`, its :class:`History` (arrays) and its :class:`RunInfo`.
+"""Typed records of a run: its [`Status`][jaxdistill.Status], its [`History`][jaxdistill.History] (arrays) and its
+[`RunInfo`][jaxdistill.RunInfo].
 
 Plain host-side values (numpy arrays, Python numbers): they are what results carry, files store and
 callbacks see. Nothing here is traced.
@@ -16,8 +17,8 @@ import numpy as np
 class Status(str, enum.Enum):
     """How a run ended (optimistix's ``RESULTS``, as a string enum: ``Status.CONVERGED == "converged"``).
 
-    Only :attr:`ok` statuses (``converged``, ``budget``, ``exact``, ``stopped``) are successes; each member's
-    :attr:`message` says what it means and, for failures, what to change.
+    Only `ok` statuses (``converged``, ``budget``, ``exact``, ``stopped``) are successes; each member's
+    `message` says what it means and, for failures, what to change.
     """
 
     CONVERGED = "converged"
@@ -173,7 +174,8 @@ class RunInfo:
       lambda_choice: how λ_I was set: ``{"method": "given" | "gcv" | "fallback", "lambda": …}`` (GCV adds ``df``,
         ``n``, ``grid`` and a ``description``; fallback a ``why``).
       quality: the check of the distilled set against same-size baselines on the held-out rows (see
-        :class:`QualityWarning`): their held-out losses and a ``warning`` if the distilled set lost.
+        [`QualityWarning`][jaxdistill.QualityWarning]): their held-out losses and a ``warning`` if the distilled set
+        lost.
       original_lambda, lambda_s, full_data_lambda_inner, theta, max_rel_WS_error: analytic (KRR paper) sets:
         λ of the original ridge model, λ_S of the distilled one, the full-data λ_I, θ* and the check of W_S.
       experiment, data_fingerprint: set by the CLI (the experiment file's settings; the data's fingerprint).

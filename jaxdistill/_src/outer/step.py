@@ -8,8 +8,8 @@ and the Q losses are summed (eq. 7) or averaged; ``jax.grad`` gives the meta-gra
 for other models trained by plain GD). A non-finite step is not taken: the state is kept and η̃ halved,
 and the same step is tried again; after ``MAX_BAD_STEPS`` in a row the run gives up (``failed``).
 
-:class:`BilevelSolver` is an immutable pytree: equal settings (config, inner solver, optimizer by its
-hyper-parameters) give equal tree structures, so every run with them shares one compilation.
+[`BilevelSolver`][jaxdistill.BilevelSolver] is an immutable pytree: equal settings (config, inner solver, optimizer by
+its hyper-parameters) give equal tree structures, so every run with them shares one compilation.
 """
 
 from __future__ import annotations
@@ -91,11 +91,11 @@ def _check_transformations(optimizer, parts) -> None:
 def outer_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, optimizer_y=None, optimizer_eta=None):
     """(transformation, learning rates) for a run: the learning rates of the parts built from ``config``
     (``lr_x``, ``lr_y``, ``lr_eta``) are factored out of the transformation as an array (3,), which the
-    :class:`BilevelSolver` applies to the updates as a traced value — so runs that differ only in them share
-    one compiled step. ``None`` for the rates when a whole ``optimizer`` (or L-BFGS) is used as given.
+    [`BilevelSolver`][jaxdistill.BilevelSolver] applies to the updates as a traced value — so runs that differ only in
+    them share one compiled step. ``None`` for the rates when a whole ``optimizer`` (or L-BFGS) is used as given.
 
-    The result equals :func:`make_optimizer`'s to the last bit: ``optax.adam(lr)`` ends in ``scale(-lr)``,
-    here ``scale(-1)`` and then a product with lr; negation is exact, so the products are equal.
+    The result equals [`make_optimizer`][jaxdistill.make_optimizer]'s to the last bit: ``optax.adam(lr)`` ends in
+    ``scale(-lr)``, here ``scale(-1)`` and then a product with lr; negation is exact, so the products are equal.
     """
     parts = (optimizer_x, optimizer_y, optimizer_eta)
     _check_transformations(optimizer, parts)
@@ -119,11 +119,12 @@ def outer_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, opt
 
 def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, optimizer_y=None,
                    optimizer_eta=None) -> optax.GradientTransformation:
-    """One transformation over :class:`DistillParams`: ``optimizer`` itself, or ``optax.partition`` of
+    """One transformation over [`DistillParams`][jaxdistill.DistillParams]: ``optimizer`` itself, or ``optax.partition``
+    of
     the three per-part transformations (defaults: ``config.outer_optimizer`` — Adam, or eq. 7's plain
     gradient descent — with lr_x on X̃ and lr_y on Ỹ; gradient descent with lr_eta on η̃).
 
-    :func:`distill` uses :func:`outer_optimizer` instead, which keeps the learning rates out of the
+    [`distill`][jaxdistill.distill] uses `outer_optimizer` instead, which keeps the learning rates out of the
     compiled program; this function gives the same updates as one self-contained transformation."""
     parts = (optimizer_x, optimizer_y, optimizer_eta)
     _check_transformations(optimizer, parts)
@@ -143,12 +144,13 @@ class BilevelSolver(Component):
     """Algorithm 1's outer loop: settings, inner solver and outer optimizer.
 
     Args:
-      config: a :class:`DistillConfig`.
-      inner_solver: how θ_T is computed (:class:`ExactLinearGD`, :class:`UnrolledGD`, :class:`KernelRidge`).
-      optimizer: one ``optax.GradientTransformation`` over :class:`DistillParams`
-        (see :func:`make_optimizer` for the per-part shorthands).
+      config: a [`DistillConfig`][jaxdistill.DistillConfig].
+      inner_solver: how θ_T is computed ([`ExactLinearGD`][jaxdistill.ExactLinearGD],
+        [`UnrolledGD`][jaxdistill.UnrolledGD], [`KernelRidge`][jaxdistill.KernelRidge]).
+      optimizer: one ``optax.GradientTransformation`` over [`DistillParams`][jaxdistill.DistillParams]
+        (see [`make_optimizer`][jaxdistill.make_optimizer] for the per-part shorthands).
       learning_rates: optional (lr_x, lr_y, lr_eta) multiplying the transformation's updates of X̃, Ỹ, η̃
-        (:func:`outer_optimizer` builds the transformation with unit rates and these): traced, so runs that
+        (`outer_optimizer` builds the transformation with unit rates and these): traced, so runs that
         differ only in them share one compilation.
     """
 
@@ -192,7 +194,7 @@ class BilevelSolver(Component):
     def bound_state(self, problem: Problem, x, y, vec=None, step=None):
         """(stability bound, tracking vector) for X̃ = x. Exact where the bound is not tracked (vector of
         shape (0,)); where it is, exact at the start and every ``exact_bound_every`` steps, else tracked from
-        ``vec`` by :func:`gram_top_tracked` (an upper estimate of σ²_max, so a bound at or below the exact one
+        ``vec`` by `gram_top_tracked` (an upper estimate of σ²_max, so a bound at or below the exact one
         while the tracking holds; ``benchmarks/results/bound_tracking.md`` measures how close)."""
         if not self.tracks_bound(problem, x):
             return self.bound(problem, x, y), jnp.zeros((0,), x.dtype)
@@ -267,7 +269,7 @@ class BilevelSolver(Component):
         training objective that of an objective carrying its data, e.g. ``FullDataLoss``, or for objectives
         that need a batch the row objective's data term on fixed training rows (Xm, Ym) (``None`` when they
         are not given). With the θ₀ draws and rows fixed, both are deterministic functions of the distilled set.
-        One compilation serves both. With a ``mesh`` (see :mod:`~jaxdistill._src.core.sharding`) the θ₀ draws
+        One compilation serves both. With a ``mesh`` (see `sharding`) the θ₀ draws
         are split over its ``"q"`` axis.
         """
         model = problem.model

@@ -1,12 +1,13 @@
 """Immutable settings of a distillation run, validated on construction.
 
-:class:`DistillConfig` holds every hyper-parameter of Algorithm 1 (regression paper, appendix A.3)
+[`DistillConfig`][jaxdistill.DistillConfig] holds every hyper-parameter of Algorithm 1 (regression paper, appendix A.3)
 and of its appendix-A.7 refinements. It is a frozen ``flax.struct`` dataclass whose fields are all
 static (``pytree_node=False``): they fix shapes (m, T, Q, b) or are constants closed over by the
 compiled step, so one run compiles once. Configs round-trip through plain dicts
-(:meth:`DistillConfig.to_dict` / :meth:`DistillConfig.from_dict`) for files and the CLI.
+([`DistillConfig.to_dict`][jaxdistill.DistillConfig.to_dict] /
+[`DistillConfig.from_dict`][jaxdistill.DistillConfig.from_dict]) for files and the CLI.
 
-Named configs: :func:`paper_a7` reproduces the regression paper's experiment; the class defaults
+Named configs: [`paper_a7`][jaxdistill.paper_a7] reproduces the regression paper's experiment; the class defaults
 are chosen for users (see the README's "Settings" section for what differs and why).
 """
 
@@ -141,7 +142,7 @@ class DistillConfig:
       reduction: ``"sum"`` takes the meta-gradient of Σ_q L^(q) as in eq. (7); ``"mean"`` of its
         mean, which keeps step sizes independent of Q.
       q_schedule, t_schedule: the appendix A.7 refinements, or ``None``.
-      model_pool: a :class:`ModelPool` (or a dict of its entries): start the inner runs from a pool of
+      model_pool: a [`ModelPool`][jaxdistill.ModelPool] (or a dict of its entries): start the inner runs from a pool of
         partially trained models instead of fresh θ₀ draws (FRePo); ``None`` (default): fresh draws.
       eta_floor: η̃ is kept ≥ eta_floor · η̃₀ so it stays positive.
       exact_bound_every: where the stability bound of Lemma 2.4 is costly (models linear in θ with
@@ -309,9 +310,9 @@ class DistillConfig:
 #: λ_I used by ``lambda_inner="auto"`` where it cannot choose (models not linear in θ, sampled objectives)
 FALLBACK_LAMBDA_INNER = 1e-3
 
-#: the fields of :class:`DistillConfig` that the compiled outer step reads: they fix its program (shapes, loop
-#: lengths, branches). Every other field is read on the host only (data preparation, the driver, the stopping
-#: rule, checkpoints) or enters the compiled step as a traced value (the learning rates), so changing it
+#: the fields of [`DistillConfig`][jaxdistill.DistillConfig] that the compiled outer step reads: they fix its program
+#: (shapes, loop lengths, branches). Every other field is read on the host only (data preparation, the driver, the
+#: stopping rule, checkpoints) or enters the compiled step as a traced value (the learning rates), so changing it
 #: compiles nothing.
 STEP_FIELDS = ("T", "Q", "reduction", "q_schedule", "t_schedule", "model_pool", "eta_floor", "eta_cap",
                "exact_bound_every")
@@ -323,12 +324,12 @@ def _DEFAULT(name: str):  # noqa: N802 - reads as a constant in the field list b
 
 @struct.dataclass
 class StepConfig:
-    """What fixes the compiled outer step: the subset :data:`STEP_FIELDS` of a :class:`DistillConfig`.
+    """What fixes the compiled outer step: the subset `STEP_FIELDS` of a [`DistillConfig`][jaxdistill.DistillConfig].
 
-    :class:`~jaxdistill.BilevelSolver` carries this, not the whole config, so runs that differ only in
+    [`BilevelSolver`][jaxdistill.BilevelSolver] carries this, not the whole config, so runs that differ only in
     host-side settings (``steps``, ``patience``, ``min_improvement``, ``divergence_factor``,
     ``restore_best``, ``eval_every``, a checkpoint, …) or in the outer learning rates (traced values) share
-    one compiled program. Build it with :meth:`of`.
+    one compiled program. Build it with `of`.
     """
 
     # DistillConfig's own defaults (one source of truth)
@@ -344,7 +345,8 @@ class StepConfig:
 
     @classmethod
     def of(cls, config: DistillConfig | StepConfig) -> StepConfig:
-        """The step's part of ``config`` (a :class:`DistillConfig`, or a ``StepConfig`` returned as is)."""
+        """The step's part of ``config`` (a [`DistillConfig`][jaxdistill.DistillConfig], or a ``StepConfig`` returned as
+        is)."""
         if isinstance(config, StepConfig):
             return config
         return cls(**{name: getattr(config, name) for name in STEP_FIELDS})

@@ -45,7 +45,7 @@ def linear_sufficient_stats(model, data, chunk_rows: int = CHUNK_ROWS):
     """(G, C, s, n) over the standardised training rows of ``data`` in one pass (float64 sums).
 
     With several processes (``jax.distributed``) process i reads only chunks i, i + P, i + 2P, … of the
-    rows and the float64 sums are added across processes (:func:`~jaxdistill._src.core.sharding.sum_over_processes`):
+    rows and the float64 sums are added across processes (`sum_over_processes`):
     each row is read once in the whole job."""
     n = data.n_train
     chunk = int(min(chunk_rows, n))
@@ -83,14 +83,14 @@ def compress(G: np.ndarray, C: np.ndarray, s: float):
 class FullDataLoss(Objective):
     """Def. 2.5's data term over **all** training rows, exact, at a per-step cost independent of n.
 
-    Needs a model linear in θ (any fixed feature map). :func:`jaxdistill.distill` computes the
-    statistics from its (standardised) training rows; :meth:`from_data` builds a bound objective
-    directly. Held-out losses are computed on the held-out rows with :class:`BatchLoss`
-    (:class:`ExpectedBatchLoss` when ``expectation=True``).
+    Needs a model linear in θ (any fixed feature map). [`distill`][jaxdistill.distill] computes the
+    statistics from its (standardised) training rows; `from_data` builds a bound objective
+    directly. Held-out losses are computed on the held-out rows with [`BatchLoss`][jaxdistill.BatchLoss]
+    ([`ExpectedBatchLoss`][jaxdistill.ExpectedBatchLoss] when ``expectation=True``).
 
     Args:
       expectation: take the exact expectation over θ₀ ~ N(0, σ²I) (needs ``ExactLinearGD``), as
-        :class:`ExpectedBatchLoss` does for a batch.
+        [`ExpectedBatchLoss`][jaxdistill.ExpectedBatchLoss] does for a batch.
       ridge: λ ≥ 0 of a ridge term λ/2‖θ_T‖² on the trained model (module docs): the target becomes the ridge
         model over all rows. 0 (default): the data term of Def. 2.5 alone, as in the paper.
     """
@@ -116,7 +116,7 @@ class FullDataLoss(Objective):
             ExpectedBatchLoss().check(model, inner_solver)
 
     def bind(self, model, data) -> FullDataLoss:
-        """This objective with the statistics of ``data``'s training rows (a :class:`TrainData`)."""
+        """This objective with the statistics of ``data``'s training rows (a `TrainData`)."""
         G, C, s, n = linear_sufficient_stats(model, data)
         return self.with_statistics(G, C, s, n, data.dtype)
 
@@ -132,10 +132,11 @@ class FullDataLoss(Objective):
 
     @classmethod
     def from_source(cls, model, source, expectation: bool = False, block_rows: int | None = None) -> FullDataLoss:
-        """The objective for all rows of a :class:`RowSource` as given (e.g. ``NpySource`` over files larger
+        """The objective for all rows of a [`RowSource`][jaxdistill.RowSource] as given (e.g. ``NpySource`` over files
+        larger
         than memory): one streaming pass (two for a feature map other than the identity), memory bounded by
         the block size. With several processes each reads its share of the rows
-        (see :func:`~jaxdistill.sufficient_statistics`)."""
+        (see [`sufficient_statistics`][jaxdistill.sufficient_statistics])."""
         cls().check(model, None)                   # a model linear in θ
         fmap = getattr(model, "feature_map", None)
         st = sufficient_statistics(source, fmap, standardize=False, block_rows=block_rows or BLOCK_ROWS)

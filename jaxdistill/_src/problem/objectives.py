@@ -2,10 +2,10 @@
 
 The data term is written once here; the λ_O penalty and the reduction over the Q initialisations
 are applied once, in the outer step. A new objective is a subclass with one method,
-:meth:`Objective.data_losses`; inner solvers are untouched.
+[`Objective.data_losses`][jaxdistill.Objective.data_losses]; inner solvers are untouched.
 
-* :class:`BatchLoss` — Def. 2.5 on a sampled batch: 1/(2b)‖f_{θ_T}(X_B) − Y_B‖² for each θ₀;
-* :class:`ExpectedBatchLoss` — its exact expectation over θ₀ ~ N(0, σ²I) for affine solutions
+* [`BatchLoss`][jaxdistill.BatchLoss] — Def. 2.5 on a sampled batch: 1/(2b)‖f_{θ_T}(X_B) − Y_B‖² for each θ₀;
+* [`ExpectedBatchLoss`][jaxdistill.ExpectedBatchLoss] — its exact expectation over θ₀ ~ N(0, σ²I) for affine solutions
   (linear models, gradient descent): E‖X_Bθ_T − Y_B‖² = ‖X_B D_T − Y_B‖² + σ² d_out ‖X_B M^T‖_F²
   (``shared/papers/README.md``); Q → ∞ with no sampling noise.
 """
@@ -26,8 +26,8 @@ from jaxdistill._src.inner.exact_linear import ExactLinearGD
 class Objective(Component):
     """Maps a solution and real data to the per-initialisation outer data losses, shape (Q,).
 
-    ``needs_batch``: whether :meth:`data_losses` reads the sampled batch (False for objectives that
-    carry their data, e.g. :class:`FullDataLoss`; the driver then sends none).
+    ``needs_batch``: whether `data_losses` reads the sampled batch (False for objectives that
+    carry their data, e.g. [`FullDataLoss`][jaxdistill.FullDataLoss]; the driver then sends none).
     """
 
     needs_batch = True
@@ -58,7 +58,8 @@ class BatchLoss(Objective):
 
 
 class ExpectedBatchLoss(Objective):
-    """Exact E over θ₀ ~ N(0, σ²I) of :class:`BatchLoss` for affine solutions (every entry the same)."""
+    """Exact E over θ₀ ~ N(0, σ²I) of [`BatchLoss`][jaxdistill.BatchLoss] for affine solutions (every entry the
+    same)."""
 
     def check(self, model, inner_solver):
         if not model.linear_in_params or not hasattr(model, "init_scale"):

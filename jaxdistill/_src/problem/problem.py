@@ -1,7 +1,7 @@
 """The problem: what is distilled — the inner model, λ_I, λ_O and the outer objective.
 
-A :class:`Problem` is an immutable pytree (its model's weights are leaves), passed to the compiled
-outer step; the real data it is posed on come separately as a :class:`TrainData` (host side, so the
+A [`Problem`][jaxdistill.Problem] is an immutable pytree (its model's weights are leaves), passed to the compiled
+outer step; the real data it is posed on come separately as a `TrainData` (host side, so the
 data may be larger than device memory; batches are sent per compiled chunk).
 """
 
@@ -17,10 +17,10 @@ class Problem(Component):
     """Inner model f_θ, inner and outer ridge penalties, and the outer objective.
 
     Args:
-      model: the inner model (default :class:`LinearModel`, identity features).
+      model: the inner model (default [`LinearModel`][jaxdistill.LinearModel], identity features).
       lambda_inner: λ_I of the inner loss (Def. 2.1).
       lambda_outer: λ_O of the outer loss (Def. 2.5).
-      objective: the outer objective (default :class:`BatchLoss`, Def. 2.5 on sampled batches).
+      objective: the outer objective (default [`BatchLoss`][jaxdistill.BatchLoss], Def. 2.5 on sampled batches).
     """
 
     def __init__(self, model: InnerModel | None = None, lambda_inner: float = 1e-3, lambda_outer: float = 1e-3,

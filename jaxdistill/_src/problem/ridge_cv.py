@@ -84,14 +84,17 @@ def gcv_scores(G: np.ndarray, C: np.ndarray, s: float, n: int, lams: np.ndarray,
 
 
 def choose_ridge(G: np.ndarray, C: np.ndarray, s: float, n: int, centred: bool = True) -> RidgeChoice:
-    """The λ of the grid (:func:`gcv_grid`) with the lowest GCV score (ties: the larger λ, the simpler model).
+    """The λ of the grid (`gcv_grid`) with the lowest GCV score (ties: the larger λ, the simpler model).
 
     Args:
-      G, C, s, n: sufficient statistics of the training rows (features and targets standardised or not).
+      G: ΦᵀΦ of the training rows (p, p) (features standardised or not).
+      C: ΦᵀY (p, k).
+      s: ‖Y‖²_F.
+      n: the number of training rows.
       centred: whether the rows were centred (counts one more degree of freedom for the removed mean).
 
     Returns:
-      A :class:`RidgeChoice`.
+      A [`RidgeChoice`][jaxdistill.RidgeChoice].
 
     Example:
       >>> import numpy as np

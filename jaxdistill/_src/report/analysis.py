@@ -1,7 +1,8 @@
 """Convergence analysis of a distillation run (regression paper, Theorem 2.9 and §2.3).
 
 Theorem 2.9 predicts that during the main run, log L_s is linear in the outer step s with slope
-log(1 − α_x μ_T). :func:`fit_log_linear` fits that line and returns μ_T = (1 − e^slope)/α_x.
+log(1 − α_x μ_T). [`fit_log_linear`][jaxdistill.analysis.fit_log_linear] fits that line and returns μ_T = (1 −
+e^slope)/α_x.
 
 Main-run rule (fixed in code, never tuned per run): candidate windows [a, b) have edges on a grid
 of 5 % of the run and span at least ``min_span`` (default 20 %) of it. A window is *linear* when
@@ -70,7 +71,7 @@ def fit_log_linear(loss, alpha_x: float, r2_min: float = 0.9, half_tol: float = 
       min_span: shortest window, as a fraction of the run.
 
     Returns:
-      A :class:`LogLinearFit`; ``mu_se`` propagates the slope's standard error
+      A [`LogLinearFit`][jaxdistill.analysis.LogLinearFit]; ``mu_se`` propagates the slope's standard error
       (|dμ/dslope| = e^slope/α_x). The OLS standard error ignores autocorrelation of the loss
       noise, so the spread across seeds is the more honest ± (the reproduction reports both).
     """

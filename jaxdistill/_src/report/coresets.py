@@ -3,13 +3,16 @@ practitioner deciding between distilling and keeping m real rows would try. Host
 standardised rows; each returns ``(X_set, Y_set)`` of m rows, trained afterwards by the same procedure as the
 distilled set (``evaluate``).
 
-* :func:`leverage_rows` — ridge leverage-score sampling, the classical coreset for least squares (Drineas,
+* [`leverage_rows`][jaxdistill.coresets.leverage_rows] — ridge leverage-score sampling, the classical coreset for least
+squares (Drineas,
   Mahoney & Muthukrishnan, *SODA* 2006; Alaoui & Mahoney, *NeurIPS* 2015): rows drawn without replacement
   with probability ∝ hᵢ = φᵢᵀ(ΦᵀΦ + nλI)⁻¹φᵢ, then trained **without** importance weights (the inner
   procedure has none; a reweighted sample of m ≪ n rows is also far noisier);
-* :func:`kmeans_centroids` — Lloyd's k-means (k-means++ seeding, Arthur & Vassilvitskii, *SODA* 2007) on the
+* [`kmeans_centroids`][jaxdistill.coresets.kmeans_centroids] — Lloyd's k-means (k-means++ seeding, Arthur &
+Vassilvitskii, *SODA* 2007) on the
   inputs, each centroid with the mean target of its cluster (synthetic points, like a distilled set);
-* :func:`kcenter_rows` — greedy k-center (Gonzalez 1985; the "core-set" of Sener & Savarese, *ICLR* 2018):
+* [`kcenter_rows`][jaxdistill.coresets.kcenter_rows] — greedy k-center (Gonzalez 1985; the "core-set" of Sener &
+Savarese, *ICLR* 2018):
   from a random row, repeatedly the row farthest from those chosen.
 """
 
@@ -20,7 +23,8 @@ import numpy as np
 #: the coresets ``evaluate`` can add, by row id
 CORESETS = ("leverage", "kmeans", "kcenter")
 LABELS = {"leverage": "leverage-score sample", "kmeans": "k-means centroids", "kcenter": "k-center rows"}
-#: Lloyd iterations of :func:`kmeans_centroids` (stops earlier when the assignment no longer changes)
+#: Lloyd iterations of [`kmeans_centroids`][jaxdistill.coresets.kmeans_centroids] (stops earlier when the assignment no
+#: longer changes)
 KMEANS_ITERS = 50
 
 
@@ -92,7 +96,8 @@ def kcenter_rows(X, m: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def coreset(kind: str, X, Y, F, m: int, lam: float, seed: int):
-    """The coreset ``kind`` (one of :data:`CORESETS`) of m points for standardised rows (X, Y), features F."""
+    """The coreset ``kind`` (one of [`CORESETS`][jaxdistill.coresets.CORESETS]) of m points for standardised rows (X,
+    Y), features F."""
     rng = np.random.default_rng(seed)
     if kind == "leverage":
         idx = leverage_rows(F, m, lam, rng)

@@ -2,7 +2,8 @@
 
 Every model is fitted in the standardised space of the result and scored on held-out data in
 original units (MSE and R²). Each row names the training procedure it used. For a result trained by
-T steps of gradient descent (``distill`` with :class:`ExactLinearGD` / :class:`UnrolledGD`):
+T steps of gradient descent (``distill`` with [`ExactLinearGD`][jaxdistill.ExactLinearGD] /
+[`UnrolledGD`][jaxdistill.UnrolledGD]):
 
 * ``distilled, T-step GD`` — T inner steps with the learned η̃ from fresh θ₀ ~ p(θ₀) (mean ± std
   over ``n_inits`` draws);
@@ -26,7 +27,7 @@ T steps of gradient descent (``distill`` with :class:`ExactLinearGD` / :class:`U
 * ``naive: last value`` (with ``last_value_column``, for autoregressive windows) — the forecast
   "next value = the last observed one", read from that input column.
 
-For exact procedures (a :class:`KernelRidge` run, an analytic set) the rows are ``distilled``,
+For exact procedures (a [`KernelRidge`][jaxdistill.KernelRidge] run, an analytic set) the rows are ``distilled``,
 ``random subset`` and ``full data`` with that procedure (for analytic sets the full-data row is the
 original ridge model with its own λ).
 """
@@ -58,7 +59,7 @@ ROW_IDS = ("distilled", "distilled_ridge", "subset", "subset_ridge", "leverage",
 
 @dataclasses.dataclass(frozen=True)
 class EvalReport:
-    """Rows on held-out data, in original units: each a dict with ``id`` (stable, one of :data:`ROW_IDS`),
+    """Rows on held-out data, in original units: each a dict with ``id`` (stable, one of `ROW_IDS`),
     ``method`` (a label for readers), ``points``, ``procedure``, ``mse`` / ``mse_std``, ``r2`` / ``r2_std`` and
     ``loss`` (½ MSE in standardised units, the run's held-out curve). ``notes``: how λ_I was set, and what was
     left out."""
@@ -68,6 +69,9 @@ class EvalReport:
     n_train: int
     n_test: int
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: row id → the row's held-out predictions in original units, (n_test, k), averaged over its draws: what
+    #: [`plot_predictions`][jaxdistill.plots.plot_predictions] draws as baselines (not part of ``to_dict``)
+    predictions: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def row(self, row_id: str) -> dict:
         """The row with this id (``"distilled"``, ``"subset"``, ``"full"``, ``"mean"``, …)."""
@@ -125,11 +129,13 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     """Compare the distilled set with a random real subset of the same size and the full data.
 
     Args:
-      out: a :class:`DistillOutput` (from :func:`distill` or :func:`distill_analytic`): its model,
-        inner solver and training procedure are used.
-      X_test, Y_test: held-out data in original units (never seen by distillation), at least 2 rows.
-      X_train, Y_train: the training data in original units, for the baselines (optional: without
-        them only the distilled rows are reported).
+      out: a [`DistillOutput`][jaxdistill.DistillOutput] (from [`distill`][jaxdistill.distill] or
+        [`distill_analytic`][jaxdistill.distill_analytic]): its model, inner solver and training procedure are used.
+      X_test: held-out inputs in original units (never seen by distillation), at least 2 rows.
+      Y_test: held-out targets matching ``X_test``.
+      X_train: the training inputs in original units, for the baselines (optional: without them only the
+        distilled rows are reported).
+      Y_train: the training targets matching ``X_train``.
       key: key or seed for θ₀ draws and subset draws.
       n_inits: θ₀ draws per T-step-GD evaluation.
       n_subsets: random subsets drawn for the baseline.
@@ -140,7 +146,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
       n_coreset_draws: seeds per coreset (each row is the mean ± std over them).
 
     Returns:
-      An :class:`EvalReport`; ``print(report)`` shows a markdown table.
+      An [`EvalReport`][jaxdistill.EvalReport]; ``print(report)`` shows a markdown table.
     """
     if not isinstance(out, DistillOutput):
         raise ValueError(f"evaluate needs a DistillOutput (from distill, distill_analytic or jaxdistill.load), got "
@@ -186,10 +192,12 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     check_squarable((("X_test", Xte_s), ("Y_test", Yte_s)), dt, "test", "its loss and R² would be inf or NaN",
                     "drop it from the test set")
     Fte = mdl.featurize(on_device(Xte_s, dt))
-    rows = []
+    rows, predictions = [], {}
 
     def add(row_id, method, points, procedure, preds):
-        s = np.array([_scores(std.y_inverse(np.asarray(p, np.float64)), Yte) for p in preds])
+        orig = [std.y_inverse(np.asarray(p, np.float64)) for p in preds]
+        s = np.array([_scores(p, Yte) for p in orig])
+        predictions[row_id] = np.mean(orig, axis=0)
         # the loss the run's held-out curve shows: ½ mean squared error per row, standardised units
         half = float(np.mean([0.5 * np.sum((np.asarray(p, np.float64) - Yte_s) ** 2) / Yte.shape[0] for p in preds]))
         rows.append({"id": row_id, "method": method, "points": points, "procedure": procedure,
@@ -217,7 +225,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         add("distilled", "distilled", out.m, out.procedure(), [out.predict_standardized(Fte)])
     notes = _lambda_notes(out)
     if X_train is None:
-        return EvalReport(rows=rows, m=out.m, n_train=0, n_test=Xte.shape[0], notes=notes)
+        return EvalReport(rows=rows, m=out.m, n_train=0, n_test=Xte.shape[0], notes=notes, predictions=predictions)
 
     Xtr_s, Ytr_s = std.x(Xtr), std.y(Ytr)
     check_squarable((("X_train", Xtr_s), ("Y_train", Ytr_s)), dt, "training", "the baselines would be inf or NaN",
@@ -271,7 +279,8 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     if last_value_column is not None:
         col = Xte[:, [last_value_column] * d_out]                   # original units → standardised for add()
         add("naive", "naive: last value", 0, f"y_t = input column {last_value_column} (no training)", [std.y(col)])
-    return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0], notes=notes)
+    return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0], notes=notes,
+                      predictions=predictions)
 
 
 def _lambda_notes(out: DistillOutput) -> list[str]:
@@ -325,7 +334,7 @@ def _linear_gd_sets(model, solver, Xsets, Ysets, Fte, key, *, n_draws: int, T: i
 def _linear_gd_baselines(model, solver, Ftr, Ytr, Fte, key, *, n_subsets: int, m: int, n_draws: int, T: int,
                          lam: float):
     """The random-subset baselines of a linear model trained by T-step GD, all in one compiled program: for each
-    of ``n_subsets`` subsets of m training rows (drawn as :func:`_subsets` draws them), the predictions on Fte
+    of ``n_subsets`` subsets of m training rows (drawn as `_subsets` draws them), the predictions on Fte
     after T GD steps at half its Lemma 2.4 bound from ``n_draws`` θ₀, and of its ridge limit; and the full
     data's ridge predictions. (One program per shape instead of a few dozen eager ones.)"""
     d_out = Ytr.shape[1]

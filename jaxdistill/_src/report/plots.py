@@ -19,24 +19,62 @@ def _plt():
     return plt
 
 
-def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | None = None):
-    """The run against the outer step: the outer data loss, the held-out loss, the loss the stopping
-    rule monitored, the returned step (dashed) and, on the right axis, η̃ / the stability bound.
+def _dataset(out: DistillOutput) -> str:
+    """The data set's name where the result records it (``jaxdistill run`` / ``demo``), else ``""``."""
+    exp = out.meta.experiment or {}
+    return str((exp.get("dataset") or {}).get("name") or "")
 
-    ``references``: label → loss of a baseline in the same units (½ MSE per row, standardised), drawn as
-    dotted horizontal lines — e.g. ``{r["method"]: r["loss"] for r in evaluate(...).rows}`` (test rows)."""
+
+def _prefix(out: DistillOutput, title: str | None) -> str:
+    name = title if title is not None else _dataset(out)
+    return f"{name}: " if name else ""
+
+
+def _legend_outside(ax, **kw):
+    """A legend to the right of the axes, never over the data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7, **kw)
+
+
+def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | None = None, title: str | None = None):
+    """The run against the outer step, for a reader.
+
+    The top panel shows the outer data loss, the held-out loss, the loss the stopping rule monitored, the
+    returned step (dashed) and each baseline in ``references`` as a dotted line, on a log scale with the
+    legend outside the data. Below it, on its own panel, the inner learning rate η̃ and (where one applies)
+    the stability bound of Lemma 2.4 it is capped by, on a log scale so that both stay visible.
+
+    Args:
+      out: a [`DistillOutput`][jaxdistill.DistillOutput] with an optimisation history.
+      ax: draw the loss panel into these axes (then without the η̃ panel); default: a new two-panel figure.
+      references: label → loss of a baseline in the same units (½ MSE per row, standardised), e.g.
+        ``{r["method"]: r["loss"] for r in evaluate(...).rows}`` (test rows). Every entry is drawn.
+      title: the data set's name for the title (default: the one the result records, if any).
+
+    Returns:
+      The loss panel's matplotlib axes (``ax.figure`` is the figure).
+    """
     plt = _plt()
-    ax = ax or plt.subplots(figsize=(7, 4))[1]
     h = out.history
+    eta, ratio = h.get("eta"), h.get("stability_ratio")
+    has_eta = eta is not None and eta.size > 0 and bool(np.isfinite(eta).any())
+    ax_eta = None
+    if ax is None:
+        if has_eta:
+            fig, (ax, ax_eta) = plt.subplots(2, 1, figsize=(9, 5.2), sharex=True,
+                                             gridspec_kw={"height_ratios": [3, 1.3]}, layout="constrained")
+        else:
+            fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
     if h.get("loss") is None or not h["loss"].size:
         ax.text(0.5, 0.5, "no optimisation history (analytic or exact result)", ha="center", va="center")
         ax.set_axis_off()
+        if ax_eta is not None:
+            ax_eta.set_axis_off()
         return ax
     s = np.arange(1, h["loss"].size + 1)
     objective = str(out.meta.objective or "").split("(")[0] or "outer objective"
     where = "all training rows" if objective == "FullDataLoss" else "the sampled batch"
     if "data_loss" in h and h["data_loss"].size:
-        ax.semilogy(s, h["data_loss"], lw=0.7, alpha=0.8, label=f"outer data loss, {objective} on {where}")
+        ax.semilogy(s, h["data_loss"], lw=0.7, alpha=0.8, label=f"outer data loss\n({objective} on {where})")
     if h["val_loss"].size:
         ax.semilogy(h["eval_step"][:h["val_loss"].size], h["val_loss"], "o-", ms=3, label="held-out loss")
     monitor = out.meta.monitor
@@ -49,22 +87,51 @@ def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | Non
     for i, (label, value) in enumerate((references or {}).items()):   # every reference drawn, none dropped
         colour = colours[i % len(colours)]
         if np.isfinite(value) and value > 0:
-            ax.axhline(value, color=colour, ls=":", lw=1.0, label=f"{label} (test rows)")
-    ax.set_xlabel("outer step")
-    ax.set_ylabel("½ mean squared error per row (standardised units)")
-    ax.set_title(f"distillation of m = {out.m} points: status {out.status}", fontsize=10)
+            ax.axhline(value, color=colour, ls=":", lw=1.2, label=f"{label} (test rows)")
+    ax.set_ylabel("½ MSE per row\n(standardised targets)")
+    ax.set_title(f"{_prefix(out, title)}distilling into m = {out.m} points ({out.procedure()}); "
+                 f"status {out.status}", fontsize=9)
+    ax.grid(alpha=0.3, which="both", lw=0.4)
+    _legend_outside(ax)
+    if ax_eta is None:
+        ax.set_xlabel("outer step")
+        return ax
+    ax_eta.plot(s, eta, color="tab:blue", lw=1.0, label="η̃ (learned)")
+    if ratio is not None and ratio.size == eta.size and np.isfinite(ratio).any():
+        bound = eta / ratio
+        ax_eta.plot(s, bound, color="tab:orange", ls="--", lw=1.0, label="stability bound (Lemma 2.4)")
+        ax_eta.set_ylabel("η̃ and its bound")
+        finite = np.concatenate([eta[np.isfinite(eta)], bound[np.isfinite(bound)]])
+        if finite.size and finite.min() > 0 and finite.max() / finite.min() > 10:
+            ax_eta.set_yscale("log")
+    else:
+        ax_eta.set_ylabel("η̃")
+    if out.meta.returned_step is not None:
+        ax_eta.axvline(out.meta.returned_step, color="k", ls="--", lw=0.8)
+    ax_eta.set_xlabel("outer step")
+    ax_eta.grid(alpha=0.3, lw=0.4)
+    _legend_outside(ax_eta)
+    return ax
+
+
+def plot_inner_lr(out: DistillOutput, ax=None):
+    """η̃ and its stability bound against the outer step on their own axes (the lower panel of
+    [`plot_history`][jaxdistill.plots.plot_history]); returns the axes."""
+    plt = _plt()
+    ax = ax or plt.subplots(figsize=(7, 2.5), layout="constrained")[1]
+    h = out.history
     eta, ratio = h.get("eta"), h.get("stability_ratio")
-    if eta is not None and eta.size and np.isfinite(eta).any():
-        # η̃ itself and, where one applies, the stability bound it is capped by (η̃ / ratio), in η units
-        ax2 = ax.twinx()
-        ax2.plot(s, eta, color="tab:gray", lw=0.9, label="η̃")
-        if ratio is not None and ratio.size == eta.size and np.isfinite(ratio).any():
-            ax2.plot(s, eta / ratio, color="tab:gray", ls="--", lw=0.7, label="stability bound")
-            ax2.set_ylabel("inner learning rate: η̃ (grey), its stability bound (grey dashed)", fontsize=8)
-        else:
-            ax2.set_ylabel("inner learning rate η̃ (grey)", fontsize=8)
-        ax2.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="upper right")
+    if eta is None or not eta.size:
+        ax.text(0.5, 0.5, "no η̃ history", ha="center", va="center")
+        ax.set_axis_off()
+        return ax
+    s = np.arange(1, eta.size + 1)
+    ax.plot(s, eta, color="tab:blue", lw=1.0, label="η̃ (learned)")
+    if ratio is not None and ratio.size == eta.size:
+        ax.plot(s, eta / ratio, color="tab:orange", ls="--", lw=1.0, label="stability bound (Lemma 2.4)")
+    ax.set_xlabel("outer step")
+    ax.set_ylabel("η̃ and its bound")
+    _legend_outside(ax)
     return ax
 
 
@@ -140,7 +207,7 @@ def plot_images(out: DistillOutput, X_train=None, max_images: int = 20, title: s
 
 
 def plot_digits(out: DistillOutput, max_images: int = 20):
-    """Distilled inputs as images (kept from 0.2; see :func:`plot_images`)."""
+    """Distilled inputs as images (kept from 0.2; see [`plot_images`][jaxdistill.plots.plot_images])."""
     return plot_images(out, max_images=max_images)
 
 
@@ -150,70 +217,213 @@ def _as_columns(pred) -> np.ndarray:
     return pred[:, None] if pred.ndim == 1 else pred
 
 
+def _r2(pred, y) -> float:
+    sst = np.sum((y - y.mean()) ** 2)
+    return float(1 - np.sum((pred - y) ** 2) / sst) if sst > 0 else float("nan")
+
+
+def _target_label(out: DistillOutput, output: int, units: str | None) -> str:
+    names = out.schema.target_names if out.schema is not None else None
+    name = str(names[output]) if names and output < len(names) else (
+        f"target {output}" if out.y.shape[1] > 1 else "target")
+    return f"{name} ({units})" if units else f"{name} (original units)"
+
+
+def _baseline(report, row_id: str | None, n: int, output: int):
+    """(label, predictions of one output) of a report row, or None."""
+    if report is None or not row_id or row_id not in getattr(report, "predictions", {}):
+        return None
+    pred = _as_columns(report.predictions[row_id])
+    if pred.shape[0] != n:
+        raise ValueError(f"The report's predictions have {pred.shape[0]} rows but X_test has {n}: pass the report "
+                         "evaluate() gave on these test rows.")
+    return report.row(row_id)["method"], pred[:, output]
+
+
 def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: bool = False, output: int = 0,
-                     pred=None):
-    """Predictions of the model trained on the distilled set by its own procedure (named in the title)
-    against the truth on held-out data, output ``output``, in original units. ``pred``: the predictions
-    of all outputs if already computed."""
+                     pred=None, report=None, baseline: str | None = "full", units: str | None = None,
+                     title: str | None = None):
+    """Held-out predictions of the model trained on the distilled set, against the truth and a baseline.
+
+    Scatter (default): prediction against truth with the y = x line, the distilled model's points filled and
+    the baseline's hollow, each with its R² in the legend. ``time_series=True``: truth and predictions against
+    the held-out step, and below them (on a new figure) the residuals, prediction − truth, so that lines that
+    overlap stay readable; into a given ``ax``, the gap between truth and prediction is shaded instead.
+
+    Args:
+      out: a [`DistillOutput`][jaxdistill.DistillOutput].
+      X_test: held-out inputs in original units.
+      Y_test: held-out targets in original units.
+      ax: axes to draw into (default: a new figure).
+      time_series: draw against the held-out step (rows in time order).
+      output: which output to draw (multi-output targets).
+      pred: the distilled model's predictions of all outputs, if already computed.
+      report: an [`EvalReport`][jaxdistill.EvalReport] of ``evaluate(out, X_test, Y_test, ...)``: its
+        ``baseline`` row's predictions are drawn for comparison.
+      baseline: the report row drawn (default ``"full"``: the model the distilled set targets; ``"naive"``,
+        ``"subset"``, …; None: none).
+      units: the target's units for the axis labels (default: "original units").
+      title: the data set's name for the title (default: the one the result records, if any).
+
+    Returns:
+      The (upper) matplotlib axes.
+    """
     plt = _plt()
-    ax = ax or plt.subplots(figsize=(6, 4))[1]
     pred = _as_columns(out.predict(X_test) if pred is None else pred)[:, output]
     y = np.asarray(Y_test, np.float64).reshape(len(pred), -1)[:, output]
+    base = _baseline(report, baseline, len(pred), output)
+    label = _target_label(out, output, units)
+    r2 = _r2(pred, y)
+    ax_res = None
+    if ax is None:
+        if time_series:
+            fig, (ax, ax_res) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True, layout="constrained",
+                                             gridspec_kw={"height_ratios": [2, 1]})
+        else:
+            fig, ax = plt.subplots(figsize=(7.5, 5), layout="constrained")
+    mine = f"distilled set (m = {out.m}), R² {r2:.3f}"
     if time_series:
-        ax.plot(y, lw=1, label="truth")
-        ax.plot(pred, lw=1, label="model trained on distilled set")
-        ax.set_xlabel("held-out time step")
+        t = np.arange(len(y))
+        ax.plot(t, y, color="k", lw=1.2, label="truth")
+        ax.plot(t, pred, color="tab:blue", lw=1.0, label=mine)
+        if base is not None:
+            ax.plot(t, base[1], color="tab:orange", lw=1.0, ls="--", label=f"{base[0]}, R² {_r2(base[1], y):.3f}")
+        if ax_res is None:
+            ax.fill_between(t, y, pred, color="tab:blue", alpha=0.2, lw=0, label="error of the distilled model")
+            ax.set_xlabel("held-out time step")
+        else:
+            ax_res.axhline(0, color="k", lw=0.8)
+            ax_res.plot(t, pred - y, color="tab:blue", lw=1.0, label="distilled set")
+            if base is not None:
+                ax_res.plot(t, base[1] - y, color="tab:orange", lw=1.0, ls="--", label=base[0])
+            ax_res.set_ylabel("residual\n(prediction − truth)")
+            ax_res.set_xlabel("held-out time step")
+            ax_res.grid(alpha=0.3, lw=0.4)
+            _legend_outside(ax_res)
+        ax.set_ylabel(label)
     else:
-        ax.scatter(y, pred, s=8, alpha=0.6)
-        lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
-        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-        ax.set_xlabel("truth")
-        ax.set_ylabel("prediction")
-    r2 = 1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean()) ** 2)
+        if base is not None:
+            ax.scatter(y, base[1], s=14, facecolors="none", edgecolors="tab:orange", lw=0.8,
+                       label=f"{base[0]}, R² {_r2(base[1], y):.3f}")
+        ax.scatter(y, pred, s=10, alpha=0.7, color="tab:blue", label=mine)
+        both = np.concatenate([y, pred] + ([base[1]] if base is not None else []))
+        lo, hi = float(both.min()), float(both.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="prediction = truth")
+        ax.set_xlabel(f"true {label}")
+        ax.set_ylabel(f"predicted {label}")
+        ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(alpha=0.3, lw=0.4)
+    _legend_outside(ax)
     which = f"output {output}, " if out.y.shape[1] > 1 else ""
-    ax.set_title(f"held-out predictions ({which}R² {r2:.3f}) of the model trained on the distilled set:\n"
-                 f"{out.procedure()}", fontsize=8)
-    if time_series:
-        ax.legend(fontsize=8)
+    ax.set_title(f"{_prefix(out, title)}held-out predictions ({which}R² {r2:.3f}) of the model trained on the "
+                 f"distilled set:\n{out.procedure()}", fontsize=8)
+    return ax
+
+
+def is_one_hot(Y) -> bool:
+    """Whether targets are one-hot class indicators (k ≥ 2 columns of 0/1 with one 1 per row)."""
+    Y = np.asarray(Y, np.float64)
+    return Y.ndim == 2 and Y.shape[1] >= 2 and bool(np.isin(Y, (0.0, 1.0)).all()) and bool((Y.sum(1) == 1).all())
+
+
+def plot_confusion(out: DistillOutput, X_test, Y_test, ax=None, pred=None, report=None, title: str | None = None):
+    """Classification by one-hot regression targets: the confusion matrix of the model trained on the
+    distilled set (rows: true class, share of each class's test rows; the predicted class is the arg-max
+    output), with its accuracy and, from an [`EvalReport`][jaxdistill.EvalReport], the full-data and random-
+    subset accuracies in the title.
+
+    Returns:
+      The matplotlib axes.
+    """
+    plt = _plt()
+    Y = np.asarray(Y_test, np.float64)
+    if not is_one_hot(Y):
+        raise ValueError("plot_confusion needs one-hot targets (k ≥ 2 columns of 0/1, one 1 per row); use "
+                         "plot_predictions for real-valued targets.")
+    pred = _as_columns(out.predict(X_test) if pred is None else pred)
+    k = Y.shape[1]
+    truth, guess = Y.argmax(1), pred.argmax(1)
+    counts = np.zeros((k, k))
+    np.add.at(counts, (truth, guess), 1)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax = ax or plt.subplots(figsize=(6.2, 5.2), layout="constrained")[1]
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if counts[i, j]:
+                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xlabel("predicted class (arg-max output)")
+    ax.set_ylabel("true class")
+    ax.figure.colorbar(im, ax=ax, label="share of the true class's test rows")
+    acc = float(np.mean(truth == guess))
+    extra = []
+    for row_id in ("full", "subset"):
+        if report is not None and row_id in report.predictions:
+            other = np.mean(_as_columns(report.predictions[row_id]).argmax(1) == truth)
+            extra.append(f"{report.row(row_id)['method']} {100 * other:.1f} %")
+    ax.set_title(f"{_prefix(out, title)}model trained on the distilled set (m = {out.m}): accuracy "
+                 f"{100 * acc:.1f} %" + (f"\n(vs {'; '.join(extra)})" if extra else ""), fontsize=8)
     return ax
 
 
 def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None, time_series=False,
-             images: bool = False, references: dict[str, float] | None = None, Y_train=None) -> list[str]:
-    """Write every applicable figure as PNG into ``outdir``; returns the paths. ``images=True``: the inputs
-    are square grayscale images (``images.png``; the CLI sets it for digits and mnist5k); ``references``:
-    baseline losses for the loss plot (see :func:`plot_history`)."""
+             images: bool = False, references: dict[str, float] | None = None, Y_train=None, report=None,
+             title: str | None = None) -> list[str]:
+    """Write every applicable figure as PNG into ``outdir``; returns the paths.
+
+    ``loss.png`` always; ``projection.png`` with ``X_train``; with ``X_test`` and ``Y_test``
+    ``predictions.png`` (one panel per output, up to 10) or, for one-hot targets, ``confusion.png``;
+    ``images.png`` with ``images=True`` (square grayscale inputs; the CLI sets it for digits and mnist5k).
+
+    Args:
+      references: baseline losses for the loss plot (see [`plot_history`][jaxdistill.plots.plot_history]);
+        default: taken from ``report``.
+      report: an [`EvalReport`][jaxdistill.EvalReport] on ``X_test``, ``Y_test``: baselines drawn in the loss
+        and prediction figures.
+      title: the data set's name for the titles (default: the one the result records, if any).
+    """
     plt = _plt()
     os.makedirs(outdir, exist_ok=True)
     paths = []
+    if references is None and report is not None:
+        references = {r["method"]: r["loss"] for r in report.rows if not r["id"].startswith("distilled")}
 
     def save(fig, name):
         p = os.path.join(outdir, name)
-        fig.tight_layout()
-        fig.savefig(p, dpi=100)
+        fig.savefig(p, dpi=110, bbox_inches="tight")
         plt.close(fig)
         paths.append(p)
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    plot_history(out, ax, references)
-    save(fig, "loss.png")
+    save(plot_history(out, references=references, title=title).figure, "loss.png")
     if X_train is not None:
-        fig, ax = plt.subplots(figsize=(5, 5))
+        fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
         plot_projection(out, X_train, ax, Y_train)
         save(fig, "projection.png")
     if X_test is not None and Y_test is not None:
-        k = out.y.shape[1]                       # one panel per output (up to 10)
-        shown = min(k, 10)
-        cols = min(shown, 5)
-        rows = -(-shown // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=((7 if time_series else 5) * cols, 4 * rows), squeeze=False)
         pred = _as_columns(out.predict(X_test))
-        for j, ax in enumerate(axes.flat):
-            if j < shown:
-                plot_predictions(out, X_test, Y_test, ax, time_series=time_series, output=j, pred=pred)
-            else:
-                ax.set_axis_off()
-        save(fig, "predictions.png")
+        if is_one_hot(Y_test):
+            save(plot_confusion(out, X_test, Y_test, pred=pred, report=report, title=title).figure, "confusion.png")
+        elif out.y.shape[1] == 1:
+            save(plot_predictions(out, X_test, Y_test, time_series=time_series, pred=pred, report=report,
+                                  baseline="naive" if time_series and report is not None and "naive" in
+                                  report.predictions else "full", title=title).figure, "predictions.png")
+        else:
+            k = out.y.shape[1]                       # one panel per output (up to 10)
+            shown = min(k, 10)
+            cols = min(shown, 3)
+            rows = -(-shown // cols)
+            fig, axes = plt.subplots(rows, cols, figsize=((8 if time_series else 6) * cols, 4 * rows), squeeze=False,
+                                     layout="constrained")
+            for j, ax in enumerate(axes.flat):
+                if j < shown:
+                    plot_predictions(out, X_test, Y_test, ax, time_series=time_series, output=j, pred=pred,
+                                     report=report, title=title)
+                else:
+                    ax.set_axis_off()
+            save(fig, "predictions.png")
     if images:
-        save(plot_images(out, X_train), "images.png")
+        save(plot_images(out, X_train, title=f"{_prefix(out, title)}distilled inputs (m = {out.m})"), "images.png")
     return paths

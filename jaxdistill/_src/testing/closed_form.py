@@ -2,11 +2,12 @@
 
 Notation (``shared/papers/README.md``): A = X̃ᵀX̃, B = X̃ᵀỸ, β = 1 − η̃λ_I, γ = η̃/m,
 M = βI − γA. These functions use explicit matrix powers and sums — deliberately *not* the scan
-or autodiff — so that tests comparing them with :class:`jaxdistill.UnrolledGD` and ``jax.grad``
+or autodiff — so that tests comparing them with [`UnrolledGD`][jaxdistill.UnrolledGD] and ``jax.grad``
 compare two independent computations.
 
 Errata: eq. (4) of the regression paper (and the last line of A.4) is wrong; it is kept here as
-:func:`theta_T_eq4_as_printed` only so a test can record that it disagrees with the scan.
+[`theta_T_eq4_as_printed`][jaxdistill.closed_form.theta_T_eq4_as_printed] only so a test can record that it disagrees
+with the scan.
 """
 
 from __future__ import annotations
