@@ -118,8 +118,8 @@ def main():
         _results.save("baselines", env, rows, table(rows, env))
         return
     env = _results.environment(f"jaxdistill {jd.__version__}")
-    rows = []
     for name in a.sets.split(","):
+        rows = []
         Xtr, Ytr, Xte, Yte = data(name)
         for m in MS:
             if m >= len(Ytr):
@@ -130,7 +130,15 @@ def main():
                 print(f"{name:10s} m={m:3d} seed={seed}: auto {r['auto']:.3f} fixed {r['fixed']:.3f} "
                       f"cv {r['full_cv']:.3f} subset {r['subset']:.3f} lev {r['leverage']:.3f} "
                       f"km {r['kmeans']:.3f} kc {r['kcenter']:.3f}", flush=True)
-    _results.save("baselines", env, rows, table(rows, env))
+        # One set at a time, merged into the committed rows of the other sets: a long run that dies keeps
+        # what it finished, and `--sets NAME` refreshes one set (one process per set also keeps XLA's
+        # per-process compiled-code memory bounded; 150 runs in one process ran out of it).
+        try:
+            kept = [r for r in _results.load("baselines")[0] if r["data"] != name]
+        except FileNotFoundError:
+            kept = []
+        merged = kept + rows
+        _results.save("baselines", env, merged, table(merged, env))
 
 
 if __name__ == "__main__":
