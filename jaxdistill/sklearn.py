@@ -52,6 +52,14 @@ class DistillRegressor(RegressorMixin, BaseEstimator):
       inner_lr_: the learned inner learning rate η̃.
       lambda_inner_: the λ_I used (the chosen one with ``lambda_inner="auto"``).
       n_features_in_, feature_names_in_: as for every scikit-learn estimator.
+
+    Examples:
+      >>> from jaxdistill import datasets
+      >>> from jaxdistill.sklearn import DistillRegressor
+      >>> X, Y = datasets.load("diabetes")
+      >>> est = DistillRegressor(m=10, steps=100).fit(X, Y.ravel())
+      >>> est.predict(X[:3]).shape, est.distilled_X_.shape
+      ((3,), (10, 10))
     """
 
     def __init__(self, m: int = 10, *, steps: int = 5000, T: int = 50, Q: int = 8, lambda_inner: float | str = "auto",

@@ -72,18 +72,32 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
         split too). The result equals the one-device run to floating-point tolerance; Q (and
         ``batch_size``) must divide evenly. Across processes (after ``jax.distributed.initialize``)
         every process calls ``distill`` with the same arguments; only process 0 writes the checkpoint.
-        See README "Scaling out".
+        See the docs, "Many devices and hosts".
       callbacks: more [`Callback`][jaxdistill.Callback] objects (e.g. ``MetricsLogger("metrics.csv")``), run after the
         checkpoint and before the progress display. ``Distiller(...).fit(...)`` is the same run as an object.
 
     Returns:
       A [`DistillOutput`][jaxdistill.DistillOutput] holding the distilled set, its model and training procedure.
 
-    Example:
-      >>> from sklearn.datasets import load_diabetes
-      >>> X, y = load_diabetes(return_X_y=True)
-      >>> out = jaxdistill.distill(X, y, m=20)        # doctest: +SKIP
-      >>> out.predict(X[:3])                           # doctest: +SKIP
+    Raises:
+      ValueError: bad input — NaN or inf, wrong shapes, an unknown or out-of-range setting, a learning rate
+        beyond the stability bound — with what to change; nothing is computed.
+      FloatingPointError: with ``raise_on_failure=True``, a run that met a non-finite value.
+      RuntimeError: with ``raise_on_failure=True``, a run that diverged, made no progress or was unstable.
+
+    Examples:
+      >>> import jaxdistill as jd
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> out = jd.distill(X, Y, m=20, key=0, steps=200, progress=False)
+      >>> out.X.shape, out.Y.shape, out.ok
+      ((20, 10), (20, 1), True)
+      >>> out.predict(X[:2]).shape
+      (2, 1)
+
+    References:
+      J. Mahowald, R. Srinivasan, A. Wang. *Toward Dataset Distillation for Regression Problems*. The
+        University of Texas at Austin, preprint. Algorithm 1 (appendix A.3), eqs. (3) and (7), Def. 2.5.
     """
     callbacks = list(callbacks)
     if checkpoint is not None:

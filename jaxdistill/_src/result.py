@@ -56,6 +56,16 @@ class DistillOutput:
       meta: a [`RunInfo`][jaxdistill.RunInfo] (objective, optimizer, timings, compilations, versions, ...).
       schema: the `InputSchema` of the data it was distilled from (feature names, target shape,
         constant columns); ``predict`` and ``evaluate`` match later inputs to it.
+
+    Examples:
+      >>> import jaxdistill as jd
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> out = jd.distill(X, Y, m=5, key=0, steps=100, progress=False)
+      >>> out.save("d.npz")
+      >>> again = jd.load("d.npz")
+      >>> bool((again.predict(X[:4]) == out.predict(X[:4])).all()), again.status == out.status
+      (True, True)
     """
 
     x: np.ndarray
@@ -252,7 +262,29 @@ class DistillOutput:
 
 def load(path, *, model=None, inner_solver=None) -> DistillOutput:
     """Load a result saved by [`DistillOutput.save`][jaxdistill.DistillOutput.save] (see
-    [`DistillOutput.load`][jaxdistill.DistillOutput.load])."""
+    [`DistillOutput.load`][jaxdistill.DistillOutput.load]).
+
+    Args:
+      path: the ``.npz`` file.
+      model: the inner model, for a result made with your own feature map or flax module (checked to be the
+        same one: class, settings and weights); shipped components are rebuilt from the file.
+      inner_solver: likewise, for your own inner solver.
+
+    Returns:
+      The [`DistillOutput`][jaxdistill.DistillOutput] as saved: its predictions equal the original's.
+
+    Raises:
+      ValueError: a file that is not a jaxdistill result, is truncated or corrupt (checksums), or needs a
+        ``model=`` it was not given; the message says which.
+
+    Examples:
+      >>> import jaxdistill as jd
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> jd.distill(X, Y, m=5, key=0, steps=50, progress=False).save("run.npz")
+      >>> jd.load("run.npz").m
+      5
+    """
     return DistillOutput.load(path, model=model, inner_solver=inner_solver)
 
 

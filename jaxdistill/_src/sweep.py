@@ -94,8 +94,34 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
                last_value_column: int | None = None, progress=None, **distill_kwargs) -> SweepResult:
     """Distil for every m in ``ms`` and seed in ``seeds``; score each on (X_test, Y_test).
 
-    ``distill_kwargs`` go to [`distill`][jaxdistill.distill] (``config=``, ``model=``, settings...).
-    ``progress(text)`` (e.g. ``print``) is called after every run.
+    Args:
+      X_train: training inputs in original units.
+      Y_train: training targets.
+      X_test: held-out inputs.
+      Y_test: held-out targets.
+      ms: the m values, each smaller than the number of training rows.
+      seeds: the distillation keys (and the baselines' draws) per m.
+      n_subsets: random subsets drawn per run for the baseline.
+      last_value_column: for autoregressive windows, the input column holding y_{t−1} (adds the naive
+        forecast).
+      progress: called with a line of text after every run (e.g. ``print``).
+      **distill_kwargs: passed to [`distill`][jaxdistill.distill] (``config=``, ``model=``, settings…).
+
+    Returns:
+      A [`SweepResult`][jaxdistill.SweepResult]: a row per (m, seed) with the distilled, best-coreset, subset
+      and full-data scores, ``to_markdown()``, ``summary()`` and a figure.
+
+    Raises:
+      ValueError: an empty ``ms`` or an m not below the number of training rows.
+
+    Examples:
+      >>> import jaxdistill as jd
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)
+      >>> sweep = jd.error_vs_m(Xtr, Ytr, Xte, Yte, [2, 5], seeds=[0], n_subsets=2, steps=50)
+      >>> [row["m"] for row in sweep.rows]
+      [2, 5]
     """
     ms = [check_int("m", m, 1) for m in ms]
     if not ms:

@@ -153,7 +153,7 @@ class FlaxModel(InnerModel):
       module: a ``flax.linen.Module`` mapping inputs ``(n, d)`` to outputs ``(n, d_out)``.
       init_fn: optional ``init_fn(key, x) -> params`` replacing ``module.init``.
 
-    Example:
+    Examples:
       >>> import flax.linen as nn
       >>> class MLP(nn.Module):
       ...     @nn.compact

@@ -70,6 +70,24 @@ def load(name: str, **kwargs):
     Use [`split`][jaxdistill.datasets.split] for each data set's documented train/test split (time series keep their
     order; mnist5k has a fixed per-class split).
     An option a data set does not have is an error (a typo such as ``lag=8`` is never ignored).
+
+    Args:
+      name: one of [`NAMES`][jaxdistill.datasets.NAMES].
+      **kwargs: the data set's options (``lags`` for time series; ``n``, ``d``, ``noise``, ``key`` for
+        ``synthetic``).
+
+    Returns:
+      ``(X, Y)``: float64 arrays (n, d) and (n, k).
+
+    Raises:
+      ValueError: an unknown name or option.
+      ImportError: the package that ships the data set is missing (``pip install "jaxdistill[data]"``).
+
+    Examples:
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> X.shape, Y.shape
+      ((442, 10), (442, 1))
     """
     if name not in NAMES:
         raise ValueError(f"Unknown data set {name!r}; available: {', '.join(NAMES)}.")

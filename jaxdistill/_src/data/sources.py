@@ -327,6 +327,28 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
     processes (``jax.distributed``) each reads only its contiguous share of a source of known length (a
     shared file), or its own stream (a ``BlockSource`` without ``n_rows``), and every process gets the
     statistics of all rows.
+
+    Args:
+      source: a [`RowSource`][jaxdistill.RowSource] ([`NpySource`][jaxdistill.NpySource] over files,
+        [`ArraySource`][jaxdistill.ArraySource], [`BlockSource`][jaxdistill.BlockSource] over a generator).
+      feature_map: a [`FeatureMap`][jaxdistill.FeatureMap] (default: the identity).
+      standardize: centre and scale with the rows' own statistics (as ``distill`` does).
+      block_rows: rows read per block (bounds the memory).
+      dtype: the device dtype for featurising (default: JAX's float).
+
+    Returns:
+      A [`SufficientStats`][jaxdistill.SufficientStats]: ``n``, the standardiser, ``FtF``, ``FtY`` and ``YtY``.
+
+    Raises:
+      ValueError: a source or feature map of the wrong kind, or non-finite rows (the message names the block).
+
+    Examples:
+      >>> import numpy as np, jaxdistill as jd
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> stats = jd.sufficient_statistics(jd.ArraySource(X, Y))
+      >>> stats.n, stats.FtF.shape
+      (442, (10, 10))
     """
     fmap = Identity() if feature_map is None else feature_map
     if not isinstance(fmap, FeatureMap):

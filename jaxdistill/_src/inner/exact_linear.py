@@ -1,7 +1,7 @@
 """Exact, T-independent inner solver for models linear in θ with a fixed feature map.
 
 With F = Φ(X̃) (m, p), A = FᵀF, B = FᵀỸ, β = 1 − η̃λ_I, γ = η̃/m, M = βI_p − γA, T inner steps of
-gradient descent give exactly (corrected eq. 4, ``shared/papers/README.md``)
+gradient descent give exactly (corrected eq. 4, the errata on the docs' papers page)
 
     θ_T = M^T θ₀ + γ Σ_{k<T} M^k B.                                            (p-form)
 

@@ -8,7 +8,7 @@ compiled step, so one run compiles once. Configs round-trip through plain dicts
 [`DistillConfig.from_dict`][jaxdistill.DistillConfig.from_dict]) for files and the CLI.
 
 Named configs: [`paper_a7`][jaxdistill.paper_a7] reproduces the regression paper's experiment; the class defaults
-are chosen for users (see the README's "Settings" section for what differs and why).
+are chosen for users (see the docs' "Settings" page for what differs and why).
 """
 
 from __future__ import annotations
@@ -181,6 +181,18 @@ class DistillConfig:
       restore_best: return the state with the best monitored loss (``False``: the last state).
       theta0_scale: σ of p(θ₀) = N(0, σ²I) for the default model (``LinearModel``) when no ``model`` is
         passed; ``None`` keeps the model's default, θ₀ = 0. ``paper_a7()`` sets 1 (the paper's N(0, I)).
+
+    Examples:
+      >>> import jaxdistill as jd
+      >>> config = jd.DistillConfig(m=10, T=20)
+      >>> config.replace(m=30).m, jd.DistillConfig.from_dict(config.to_dict()) == config
+      (30, True)
+      >>> jd.paper_a7().lambda_inner      # the regression paper's settings, as a named config
+      0.001
+
+    References:
+      J. Mahowald, R. Srinivasan, A. Wang. *Toward Dataset Distillation for Regression Problems*. The
+        University of Texas at Austin, preprint. Algorithm 1 and appendix A.7.
     """
 
     m: int = _static(10)

@@ -7,7 +7,7 @@ are applied once, in the outer step. A new objective is a subclass with one meth
 * [`BatchLoss`][jaxdistill.BatchLoss] — Def. 2.5 on a sampled batch: 1/(2b)‖f_{θ_T}(X_B) − Y_B‖² for each θ₀;
 * [`ExpectedBatchLoss`][jaxdistill.ExpectedBatchLoss] — its exact expectation over θ₀ ~ N(0, σ²I) for affine solutions
   (linear models, gradient descent): E‖X_Bθ_T − Y_B‖² = ‖X_B D_T − Y_B‖² + σ² d_out ‖X_B M^T‖_F²
-  (``shared/papers/README.md``); Q → ∞ with no sampling noise.
+  (the errata on the docs' papers page); Q → ∞ with no sampling noise.
 """
 
 from __future__ import annotations

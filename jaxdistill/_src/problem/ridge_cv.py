@@ -96,12 +96,18 @@ def choose_ridge(G: np.ndarray, C: np.ndarray, s: float, n: int, centred: bool =
     Returns:
       A [`RidgeChoice`][jaxdistill.RidgeChoice].
 
-    Example:
-      >>> import numpy as np
-      >>> X = np.random.default_rng(0).normal(size=(50, 3)); Y = X @ np.ones((3, 1))
-      >>> choice = choose_ridge(X.T @ X / 50, X.T @ Y / 50, float(np.sum(Y ** 2)) / 50, 50, centred=False)
-      >>> bool(choice.lam < 1e-3)   # noise-free targets: almost no penalty
-      True
+    Examples:
+      >>> import numpy as np, jaxdistill as jd
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> Xs, ys = (X - X.mean(0)) / X.std(0), Y - Y.mean(0)
+      >>> choice = jd.choose_ridge(Xs.T @ Xs, Xs.T @ ys, float((ys ** 2).sum()), len(ys))
+      >>> bool(1e-6 <= choice.lam <= 1e3), bool(0 < choice.df < 10)
+      (True, True)
+
+    References:
+      G. H. Golub, M. Heath, G. Wahba. *Generalized Cross-Validation as a Method for Choosing a Good Ridge
+        Parameter*. Technometrics 21(2), 1979.
     """
     grid = gcv_grid(G)
     scores, df = gcv_scores(G, C, s, n, grid, centred)

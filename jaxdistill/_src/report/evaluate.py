@@ -147,6 +147,22 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
 
     Returns:
       An [`EvalReport`][jaxdistill.EvalReport]; ``print(report)`` shows a markdown table.
+
+    Raises:
+      ValueError: test or training rows that do not match the inputs the set was distilled from (columns,
+        names, target shape), or non-finite values; the message names them.
+
+    Examples:
+      >>> import jaxdistill as jd
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)
+      >>> out = jd.distill(Xtr, Ytr, m=10, key=0, steps=200, progress=False)
+      >>> report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=3, coresets=("kmeans",))
+      >>> report.ids
+      ['distilled', 'distilled_ridge', 'subset', 'subset_ridge', 'kmeans', 'full', 'full_cv', 'mean']
+      >>> report.row("distilled")["r2"] > report.row("mean")["r2"]
+      True
     """
     if not isinstance(out, DistillOutput):
         raise ValueError(f"evaluate needs a DistillOutput (from distill, distill_analytic or jaxdistill.load), got "

@@ -89,8 +89,8 @@ def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | Non
         if np.isfinite(value) and value > 0:
             ax.axhline(value, color=colour, ls=":", lw=1.2, label=f"{label} (test rows)")
     ax.set_ylabel("½ MSE per row\n(standardised targets)")
-    ax.set_title(f"{_prefix(out, title)}distilling into m = {out.m} points ({out.procedure()}); "
-                 f"status {out.status}", fontsize=9)
+    ax.set_title(f"{_prefix(out, title)}distilling into m = {out.m} points, status {out.status}\n"
+                 f"trained by: {out.procedure()}", fontsize=9, loc="left")
     ax.grid(alpha=0.3, which="both", lw=0.4)
     _legend_outside(ax)
     if ax_eta is None:

@@ -1,7 +1,7 @@
 """Exact closed forms for the linear inner model (Φ = identity), used as independent checks.
 
-Notation (``shared/papers/README.md``): A = X̃ᵀX̃, B = X̃ᵀỸ, β = 1 − η̃λ_I, γ = η̃/m,
-M = βI − γA. These functions use explicit matrix powers and sums — deliberately *not* the scan
+Notation (as in the regression paper's errata, listed on the docs' papers page): A = X̃ᵀX̃, B = X̃ᵀỸ,
+β = 1 − η̃λ_I, γ = η̃/m, M = βI − γA. These functions use explicit matrix powers and sums — deliberately *not* the scan
 or autodiff — so that tests comparing them with [`UnrolledGD`][jaxdistill.UnrolledGD] and ``jax.grad``
 compare two independent computations.
 
@@ -93,7 +93,7 @@ def meta_grad(Xt, Yt, eta, lambda_inner, T, theta0, XB, YB):
     With θ_t from the closed form, g = X_Bᵀ(X_Bθ_T − Y_B)/n and a_{t+1} = M^{T−1−t} g:
 
       ∇_X̃ L = γ Σ_{t<T} [ (Ỹ − X̃θ_t) a_{t+1}ᵀ − X̃ a_{t+1} θ_tᵀ ]
-      ∇_Ỹ L = γ X̃ Σ_{k<T} M^k g                     (README erratum 4: ∂θ_T/∂Ỹ = γ Σ M^k X̃ᵀ)
+      ∇_Ỹ L = γ X̃ Σ_{k<T} M^k g                     (erratum 4: ∂θ_T/∂Ỹ = γ Σ M^k X̃ᵀ)
       ∂L/∂η̃ = Σ_{t<T} ⟨a_{t+1}, −(λ_I I + A/m) θ_t + B/m⟩
 
     Returns (grad_X, grad_Y, grad_eta) of the data term L = 1/(2n)‖X_Bθ_T − Y_B‖².

@@ -1,0 +1,161 @@
+"""The documentation cannot rot: every ```python block of the README and the docs pages runs, every example
+script runs on small settings, every public name has an API-reference entry, and the docstring examples pass.
+
+A page's blocks run in order in one namespace (a reader runs them in order), in a fresh folder holding the
+files the pages name: ``my_data.csv`` (the diabetes table with its target named ``price``), ``X.npy`` and
+``Y.npy``. The names every page may take as given — ``np``, ``jd``, ``datasets``, ``X``/``Y`` (diabetes) and
+its split ``Xtr``/``Ytr``/``Xte``/``Yte`` — come from a short preamble, stated on the Getting-started page. A
+block that cannot run here (several hosts, a GPU) is marked ``<!-- no-test: reason -->`` on the line above it
+and must give the reason.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import inspect
+import pathlib
+import re
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import jaxdistill as jd
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PAGES = ["README.md"] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")
+                               if "snippets" not in p.parts)
+BLOCK = re.compile(r"(?:<!--\s*no-test:(?P<why>[^>]*)-->\s*\n)?```python[^\n]*\n(?P<code>.*?)```", re.S)
+PREAMBLE = """
+import numpy as np
+import jaxdistill as jd
+from jaxdistill import datasets
+X, Y = datasets.load("diabetes")
+Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)
+"""
+EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
+
+
+def blocks(page: str) -> list[tuple[str | None, str]]:
+    """(reason it is not run or None, code) of every python block of a page; snippet includes are skipped
+    (they include files tested on their own: the examples)."""
+    text = (ROOT / page).read_text()
+    return [(m["why"], m["code"]) for m in BLOCK.finditer(text) if not m["code"].lstrip().startswith("--8<--")]
+
+
+def test_the_pages_have_code_and_every_skip_gives_its_reason():
+    counted = {page: blocks(page) for page in PAGES}
+    assert sum(len(b) for b in counted.values()) >= 15
+    for page, bs in counted.items():
+        for why, code in bs:
+            assert why is None or len(why.strip()) > 10, f"{page}: a no-test block must say why: {code[:60]!r}"
+
+
+@pytest.fixture
+def page_folder(tmp_path, monkeypatch):
+    from sklearn.datasets import load_diabetes
+    frame = load_diabetes(as_frame=True).frame.rename(columns={"target": "price"})
+    frame.to_csv(tmp_path / "my_data.csv", index=False)
+    np.save(tmp_path / "X.npy", frame.drop(columns="price").to_numpy())
+    np.save(tmp_path / "Y.npy", frame[["price"]].to_numpy())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if any(why is None for why, _ in blocks(p))])
+def test_every_code_block_of_the_page_runs(page, page_folder):
+    namespace: dict = {"__name__": "__docs__"}
+    exec(compile(PREAMBLE, "<preamble>", "exec"), namespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                      # pages show results; warnings are tested elsewhere
+        for i, (why, code) in enumerate(blocks(page)):
+            if why is not None:
+                continue
+            try:
+                exec(compile(code, f"{page}, block {i + 1}", "exec"), namespace)
+            except Exception as e:
+                raise AssertionError(f"{page}, python block {i + 1} fails: {type(e).__name__}: {e}\n{code}") from e
+
+
+def test_the_getting_started_page_states_the_preamble():
+    text = (ROOT / "docs" / "index.md").read_text()
+    for line in ("from jaxdistill import datasets", 'X, Y = datasets.load("diabetes")',
+                 "Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)"):
+        assert line in text
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_runs_on_small_settings(name, tmp_path, monkeypatch, capsys):
+    """Run in this process (as ``python examples/NAME.py`` would, from its folder): a fresh interpreter per
+    example would add JAX's and matplotlib's start-up to each."""
+    import runpy
+    monkeypatch.setenv("JAXDISTILL_EXAMPLES_SMALL", "1")
+    monkeypatch.setenv("JAXDISTILL_EXAMPLES_OUT", str(tmp_path))
+    monkeypatch.chdir(ROOT / "examples")
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    monkeypatch.delitem(sys.modules, "_common", raising=False)       # re-read the settings above
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runpy.run_path(str(ROOT / "examples" / f"{name}.py"), run_name="__main__")
+    import matplotlib.pyplot as plt
+    plt.close("all")
+    assert capsys.readouterr().out.strip(), "every example prints its result"
+    assert (tmp_path / f"{name}.png").exists(), "every example writes the figure the gallery shows"
+    gallery = (ROOT / "docs" / "examples.md").read_text()
+    assert f'--8<-- "examples/{name}.py"' in gallery and f"examples/figures/{name}.png" in gallery
+
+
+def _public_names() -> set[str]:
+    """Every public name: jaxdistill's own (not its re-exported modules) and those of its public modules
+    (functions and classes defined in jaxdistill, and upper-case constants)."""
+    names = {f"jaxdistill.{n}" for n, v in vars(jd).items() if not n.startswith("_") and not inspect.ismodule(v)}
+    for module in ("datasets", "coresets", "sklearn", "plots", "analysis", "closed_form"):
+        mod = importlib.import_module(f"jaxdistill.{module}")
+        for n, v in vars(mod).items():
+            ours = (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__.startswith("jaxdistill")
+            reexport = getattr(jd, n, None) is v                 # documented under its top-level name
+            if not n.startswith("_") and not reexport and (ours or (n.isupper() and not inspect.ismodule(v))):
+                names.add(f"jaxdistill.{module}.{n}")
+    return names
+
+
+def test_every_public_name_has_an_api_reference_entry():
+    api = (ROOT / "docs" / "reference" / "api.md").read_text()
+    documented = set(re.findall(r"^::: ([\w.]+)", api, re.M))
+    missing = sorted(_public_names() - documented)
+    assert not missing, f"add these to docs/reference/api.md: {missing}"
+
+
+def _entry_points():
+    return [jd.distill, jd.distill_analytic, jd.evaluate, jd.Distiller, jd.DistillConfig, jd.DistillOutput,
+            jd.load, jd.choose_ridge, jd.error_vs_m, jd.sufficient_statistics,
+            importlib.import_module("jaxdistill.datasets").load,
+            importlib.import_module("jaxdistill.sklearn").DistillRegressor]
+
+
+@pytest.mark.parametrize("obj", _entry_points(), ids=lambda o: o.__name__)
+def test_entry_points_document_args_returns_and_a_runnable_example(obj, tmp_path, monkeypatch):
+    doc = inspect.getdoc(obj) or ""
+    assert ("Args:" in doc or "Attributes:" in doc) and ("Returns:" in doc or inspect.isclass(obj)), obj.__name__
+    assert ">>>" in doc and ("References:" in doc or "Raises:" in doc or inspect.isclass(obj)), obj.__name__
+    monkeypatch.chdir(tmp_path)
+    finder, runner = doctest.DocTestFinder(recurse=False), doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for test in finder.find(obj, obj.__name__, globs={"jd": jd, "np": np}):
+            runner.run(test)
+    assert runner.failures == 0 and runner.tries > 0
+
+
+def test_ci_runs_exactly_the_readme_test_command_and_the_readme_stays_short():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
+    assert len(commands) >= 2 and "jaxdistill demo" in commands[0] and "pytest" in commands[1]
+    assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert "mkdocs build --strict" in commands[1]
+    assert len(readme.splitlines()) <= 150
+    for name in ("LICENSE", "CHANGELOG.md", "CITATION.cff", "jaxdistill/py.typed"):
+        assert (ROOT / name).is_file(), name
