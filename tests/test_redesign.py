@@ -52,6 +52,19 @@ def test_second_distill_with_equal_settings_compiles_nothing(rng):
     assert len(BACKEND_COMPILES) > before
 
 
+def test_a_new_lambda_chosen_on_other_rows_compiles_nothing(rng):
+    """lambda_inner="auto" picks λ_I from the data: other rows of the same shape give another λ, not another
+    program (0.8 with "auto" recompiled the step and its evaluation for every new λ)."""
+    X, Y = regression(rng, n=200)
+    kw = dict(KW, m=6)
+    first = jd.distill(X[:160], Y[:160], **kw)
+    before = len(BACKEND_COMPILES)
+    second = jd.distill(X[40:], Y[40:] + 0.5 * rng.normal(size=(160, 1)), **kw)
+    assert second.lambda_inner != first.lambda_inner
+    assert len(BACKEND_COMPILES) == before, BACKEND_COMPILES[before:]
+    assert second.meta.compilations["programs"] == 0
+
+
 def test_components_are_immutable_pytrees():
     fm = jd.RandomFourierFeatures(jax.random.PRNGKey(0), 3, 5)
     leaves = jax.tree_util.tree_leaves(jd.LinearModel(fm))

@@ -28,8 +28,8 @@ class Support(NamedTuple):
       F: featurized distilled inputs Φ(X̃), shape (m, p).
       Y: distilled targets Ỹ, shape (m, d_out).
       eta: the inner learning rate η̃ (scalar; ignored by exact solves such as [`KernelRidge`][jaxdistill.KernelRidge]).
-      lambda_inner: λ_I of the inner loss (Def. 2.1), a Python float (it selects the solve's path: λ_I = 0
-        takes the pseudo-inverse).
+      lambda_inner: λ_I of the inner loss (Def. 2.1): a float leaf when > 0; an exact 0 is a static Python
+        float (it selects the solve's path: λ_I = 0 takes the pseudo-inverse).
     """
 
     F: jax.Array

@@ -7,6 +7,8 @@ data may be larger than device memory; batches are sent per compiled chunk).
 
 from __future__ import annotations
 
+import numpy as np
+
 from jaxdistill._src.components.models import InnerModel, LinearModel
 from jaxdistill._src.core.component import Component
 from jaxdistill._src.core.validate import check_float
@@ -32,5 +34,8 @@ class Problem(Component):
         self.objective = BatchLoss() if objective is None else objective
         if not isinstance(self.objective, Objective):
             raise ValueError(f"objective must be a jaxdistill Objective, got {type(objective).__name__}.")
-        self.lambda_inner = check_float("lambda_inner", lambda_inner, lo=0.0)
+        lam = check_float("lambda_inner", lambda_inner, lo=0.0)
+        # λ_I > 0 is a leaf (a new value, e.g. one chosen by lambda_inner="auto" on other rows, reuses the compiled
+        # step); exactly 0 stays a static setting because it selects another solve (the pseudo-inverse)
+        self.lambda_inner = np.float64(lam) if lam > 0 else 0.0
         self.lambda_outer = check_float("lambda_outer", lambda_outer, lo=0.0)
