@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -29,7 +30,9 @@ jax.monitoring.register_event_duration_secs_listener(
     lambda e, d, **k: events.append((e.rsplit("/", 1)[-1], k.get("fun_name"), d)))
 import jaxdistill as jd
 from jaxdistill import datasets
-case = sys.argv[2]
+case, cache, min_s = sys.argv[2], sys.argv[3], float(sys.argv[4])
+if cache:
+    jd.enable_compilation_cache(cache, min_compile_time_s=min_s)
 
 def measure(fn):
     events.clear()
@@ -44,7 +47,10 @@ def measure(fn):
 X, Y = datasets.load("diabetes")
 Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)
 res = {}
-if case == "linear":
+if case == "linear-first":
+    out, res["first distill()"] = measure(lambda: jd.distill(Xtr, Ytr, m=20, key=0, progress=False))
+    _, res["first evaluate()"] = measure(lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0))
+elif case == "linear":
     out, res["first distill()"] = measure(lambda: jd.distill(Xtr, Ytr, m=20, key=0, progress=False))
     _, res["first evaluate()"] = measure(lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0))
     _, res["second distill(), other steps/patience/eval_every/lr_x"] = measure(lambda: jd.distill(
@@ -64,11 +70,20 @@ print("RESULT " + json.dumps(res))
 """
 
 
-def run_case(src: str, case: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("JAXDISTILL_CACHE",)}
+NOTE = ('"XLA_FLAGS=--xla_backend_optimization_level=0" compiles ~35 % less CPU but is not used outside the '
+        "tests: measured separately (benchmarks/bench_outer_step.py's timer, same session) the outer step ran"
+        ' ~4× slower (shape A scan 16.7 → 68.4 ms, shape D scan 171.8 → 680.7 ms, closed form 16.7 → 25.8 ms)'
+        ' and its results differ in the last float32 bits (1.3e-6 on X̃). Decision on the persistent cache: '
+        'see docs/concepts.md ("The persistent compilation cache").')
+
+
+def run_case(src: str, case: str, cache: str = "", min_s: float = 0.2, xla_flags: str = "") -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("JAXDISTILL_CACHE", "XLA_FLAGS")}
     env["JAX_PLATFORMS"] = "cpu"
-    res = subprocess.run([sys.executable, "-c", CHILD, src, case], capture_output=True, text=True, env=env,
-                         timeout=1800)
+    if xla_flags:
+        env["XLA_FLAGS"] = xla_flags
+    res = subprocess.run([sys.executable, "-c", CHILD, src, case, cache, str(min_s)], capture_output=True,
+                         text=True, env=env, timeout=1800)
     line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"{case} failed in {src}:\n{res.stderr[-3000:]}")
@@ -82,28 +97,47 @@ def main():
     args = ap.parse_args()
     here = os.path.dirname(HERE)
     versions = [("this checkout", here)] + ([("compared", os.path.abspath(args.compare))] if args.compare else [])
-    cases = ["linear"] + (["mlp"] if args.mlp else [])
     rows = []
-    for label, src in versions:
-        version = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {src!r}); "
-                                  "import jaxdistill; print(jaxdistill.__version__)"],
-                                 capture_output=True, text=True).stdout.strip()
-        for case in cases:
-            for what, r in run_case(src, case).items():
-                if what == "status":
-                    continue
-                rows.append({"version": version, "source": label, "what": what, **r})
-                print(f"{version:8s} {what:55s} {r['backend_compiles']:4d} compiles {r['compile_s']:6.2f} s "
-                      f"compiling, {r['cpu_s']:6.2f} s CPU, {r['wall_s']:6.2f} s wall", flush=True)
-    md = ["| version | call | backend compilations | seconds compiling | CPU s | wall s |",
-          "|---|---|---:|---:|---:|---:|"]
-    md += [f"| {r['version']} | {r['what']} | {r['backend_compiles']} | {r['compile_s']:.2f} | {r['cpu_s']:.2f} | "
-           f"{r['wall_s']:.2f} |" for r in rows]
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, src in versions:
+            version = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {src!r}); "
+                                      "import jaxdistill; print(jaxdistill.__version__)"],
+                                     capture_output=True, text=True).stdout.strip()
+            # (case, setting, run_case keywords); the cache rows and the optimisation-level row only for this
+            # checkout: they measure choices, not versions
+            cases = [("linear", "no persistent cache", {})]
+            if label == "this checkout":
+                for min_s in (0.2, 0.0):
+                    kw = dict(cache=os.path.join(tmp, f"cache{min_s}"), min_s=min_s)
+                    cases += [("linear-first", f"cache ≥ {min_s} s, empty (first run ever)", kw),
+                              ("linear-first", f"cache ≥ {min_s} s, warm (a later process)", kw)]
+                cases.append(("linear-first", "XLA_FLAGS=--xla_backend_optimization_level=0",
+                              dict(xla_flags="--xla_backend_optimization_level=0")))
+            if args.mlp:
+                d = os.path.join(tmp, "cache-mlp")
+                cases += [("mlp", "no persistent cache", {})]
+                if label == "this checkout":
+                    cases += [("mlp", "cache ≥ 0.2 s, empty (first run ever)", dict(cache=d)),
+                              ("mlp", "cache ≥ 0.2 s, warm (a later process)", dict(cache=d))]
+            for case, setting, kw in cases:
+                for what, r in run_case(src, case, **kw).items():
+                    if what == "status":
+                        continue
+                    rows.append({"version": version, "source": label, "setting": setting, "what": what, **r})
+                    print(f"{version:8s} {setting:45s} {what:55s} {r['backend_compiles']:4d} compiles "
+                          f"{r['compile_s']:6.2f} s compiling, {r['cpu_s']:6.2f} s CPU, {r['wall_s']:6.2f} s wall",
+                          flush=True)
+    md = ["| version | setting | call | backend compilations | seconds compiling | CPU s | wall s |",
+          "|---|---|---|---:|---:|---:|---:|"]
+    md += [f"| {r['version']} | {r['setting']} | {r['what']} | {r['backend_compiles']} | {r['compile_s']:.2f} | "
+           f"{r['cpu_s']:.2f} | {r['wall_s']:.2f} |" for r in rows]
     env = environment()
     save("compile", env, rows, [f"# Compilations before a first result ({env})", "",
-                                "Each case in a fresh process (no persistent cache); diabetes (353 training rows), "
-                                "m = 20, default settings unless named. Versions side by side in one run.", "",
-                                *md])
+                                "Each case in a fresh process; diabetes (353 training rows), m = 20, default settings "
+                                "unless named. Versions and settings side by side in one run. \"cache ≥ s\": "
+                                "`jd.enable_compilation_cache(dir, min_compile_time_s=s)` (only programs that took "
+                                "at least s to compile are stored); \"warm\": a fresh process after the \"empty\" "
+                                "one filled the folder.", "", *md, "", NOTE])
 
 
 if __name__ == "__main__":

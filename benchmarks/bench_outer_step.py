@@ -46,7 +46,7 @@ def jax_step_timer(d, m, T, solver, n=N, q=Q, reps=5, inner=3, b=B):
     s, problem = make_solver(d, m, T, solver, q=q)
     x0 = jax.random.normal(jax.random.PRNGKey(2), (m, d))
     y0 = jax.random.normal(jax.random.PRNGKey(3), (m, 1))
-    state = s.init(problem, jd.DistillParams(x0, y0, jnp.asarray(s.config.inner_lr)))
+    state = s.init(problem, jd.DistillParams(x0, y0, jnp.asarray(0.05 * m / 100)))
     XB, YB = X[:b], Y[:b]
     step = jax.jit(lambda st, XB, YB, k: s.step(problem, st, XB, YB, k))
     t0 = time.perf_counter()
@@ -138,10 +138,12 @@ def memory_vs_T(d, m, Ts):
         row = {"T": T}
         for name, solver in (("scan", jd.UnrolledGD()), ("scan+checkpoint", jd.UnrolledGD(checkpoint=True)),
                              ("fast", jd.ExactLinearGD())):
-            s = make_solver(d, m, T, solver)
-            state = s.init(jax.random.PRNGKey(2), X + jax.random.normal(key, X.shape), Y)
+            s, problem = make_solver(d, m, T, solver)
+            x0 = jax.random.normal(jax.random.PRNGKey(2), (m, d))
+            state = s.init(problem, jd.DistillParams(x0, x0[:, :1], jnp.asarray(0.05 * m / 100)))
+            XB, YB = X[:B], Y[:B]
             t0 = time.perf_counter()
-            c = jax.jit(s.step).lower(state, X, Y, key).compile()
+            c = jax.jit(lambda st, XB, YB, k: s.step(problem, st, XB, YB, k)).lower(state, XB, YB, key).compile()
             row[f"{name}_compile_s"] = time.perf_counter() - t0
             mem = c.memory_analysis()
             row[f"{name}_temp_MiB"] = (mem.temp_size_in_bytes / 2**20) if mem is not None else float("nan")

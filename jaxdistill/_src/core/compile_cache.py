@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 
-def enable_compilation_cache(path: str | os.PathLike | None = None, min_compile_time_s: float = 0.2) -> str:
+def enable_compilation_cache(path: str | os.PathLike | None = None, min_compile_time_s: float = 0.0) -> str:
     """Cache compiled programs on disk so that a fresh process reuses them (a repeat run skips compiling).
 
     Args:
