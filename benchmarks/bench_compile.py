@@ -47,17 +47,15 @@ def measure(fn):
 X, Y = datasets.load("diabetes")
 Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)
 res = {}
-if case == "linear-first":
+if case.startswith("linear"):        # "linear-first": only the first distill() and evaluate()
     out, res["first distill()"] = measure(lambda: jd.distill(Xtr, Ytr, m=20, key=0, progress=False))
     _, res["first evaluate()"] = measure(lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0))
-elif case == "linear":
-    out, res["first distill()"] = measure(lambda: jd.distill(Xtr, Ytr, m=20, key=0, progress=False))
-    _, res["first evaluate()"] = measure(lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0))
+if case == "linear":
     _, res["second distill(), other steps/patience/eval_every/lr_x"] = measure(lambda: jd.distill(
         Xtr, Ytr, m=20, key=1, progress=False, steps=800, patience=5, eval_every=25, lr_x=0.02, restore_best=False))
     _, res["distill() with m = 21"] = measure(lambda: jd.distill(Xtr, Ytr, m=21, key=0, progress=False))
     res["status"] = str(out.status)
-else:
+elif case == "mlp":
     import flax.linen as nn
     class MLP(nn.Module):
         @nn.compact

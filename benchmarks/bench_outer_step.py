@@ -31,8 +31,13 @@ Q, B, N, LAM = 30, 32, 1000, 1e-3
 OUT = os.path.join(os.path.dirname(__file__), "results")
 
 
+def inner_lr(m):
+    """The initial η̃ of every timed step (scaled with m so that T steps stay below the stability bound)."""
+    return 0.05 * m / 100
+
+
 def make_solver(d, m, T, solver, q=Q, b=B):
-    cfg = jd.DistillConfig(m=m, steps=1, T=T, Q=q, batch_size=b, inner_lr=0.05 * m / 100, lr_x=1e-3, lr_y=1e-3,
+    cfg = jd.DistillConfig(m=m, steps=1, T=T, Q=q, batch_size=b, inner_lr=inner_lr(m), lr_x=1e-3, lr_y=1e-3,
                            lr_eta=1e-5, lambda_inner=LAM, lambda_outer=LAM, init="random", reduction="sum")
     return jd.BilevelSolver(cfg, solver, jd.make_optimizer(cfg)), jd.Problem(jd.LinearModel(init_scale=1.0), LAM, LAM)
 
@@ -46,7 +51,7 @@ def jax_step_timer(d, m, T, solver, n=N, q=Q, reps=5, inner=3, b=B):
     s, problem = make_solver(d, m, T, solver, q=q)
     x0 = jax.random.normal(jax.random.PRNGKey(2), (m, d))
     y0 = jax.random.normal(jax.random.PRNGKey(3), (m, 1))
-    state = s.init(problem, jd.DistillParams(x0, y0, jnp.asarray(0.05 * m / 100)))
+    state = s.init(problem, jd.DistillParams(x0, y0, jnp.asarray(inner_lr(m))))
     XB, YB = X[:b], Y[:b]
     step = jax.jit(lambda st, XB, YB, k: s.step(problem, st, XB, YB, k))
     t0 = time.perf_counter()
@@ -72,7 +77,7 @@ def torch_step_timer(d, m, T, reps=5, inner=3, compile_=False):
     Y = X @ torch.randn(d, 1, generator=g)
     Xt = torch.randn(m, d, generator=g).requires_grad_()
     Yt = torch.randn(m, 1, generator=g).requires_grad_()
-    eta = torch.tensor(0.05 * m / 100, requires_grad=True)
+    eta = torch.tensor(inner_lr(m), requires_grad=True)
 
     def loss_fn(Xt, Yt, eta, XB, YB, theta):
         for _ in range(T):
@@ -140,7 +145,7 @@ def memory_vs_T(d, m, Ts):
                              ("fast", jd.ExactLinearGD())):
             s, problem = make_solver(d, m, T, solver)
             x0 = jax.random.normal(jax.random.PRNGKey(2), (m, d))
-            state = s.init(problem, jd.DistillParams(x0, x0[:, :1], jnp.asarray(0.05 * m / 100)))
+            state = s.init(problem, jd.DistillParams(x0, x0[:, :1], jnp.asarray(inner_lr(m))))
             XB, YB = X[:B], Y[:B]
             t0 = time.perf_counter()
             c = jax.jit(lambda st, XB, YB, k: s.step(problem, st, XB, YB, k)).lower(state, XB, YB, key).compile()

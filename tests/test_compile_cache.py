@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 CHILD = r"""
-import hashlib, json, os, sys
+import hashlib, json, sys
 import jax
 hits = []
 jax.monitoring.register_event_listener(lambda e, **k: hits.append(e) if e.endswith("cache_hits") else None)
