@@ -26,6 +26,13 @@ def as_key(key) -> jax.Array:
 # Each eager ``jax.random`` call compiles several tiny programs (split, unstack, iota, shuffle, slice, …) the
 # first time a process meets its shapes; these helpers make each use one program (same values, bit for bit).
 @jax.jit
+def split2(key: jax.Array):
+    """``jax.random.split(key)`` as two keys, one compiled program."""
+    k = jax.random.split(key)
+    return k[0], k[1]
+
+
+@jax.jit
 def split3(key: jax.Array):
     """``jax.random.split(key, 3)`` as three keys, one compiled program."""
     k = jax.random.split(key, 3)

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.components.models import draw_inits
-from jaxdistill._src.core.keys import as_key, fold_in, key_to_list
+from jaxdistill._src.core.keys import as_key, fold_in, key_to_list, split2
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
 from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.data.arrays import as_2d_float, check_squarable, on_device
@@ -226,7 +226,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         return predict_after_training(mdl, slv, F, Y, eta, lam, th0s, steps, Fte if F_eval is None else F_eval,
                                       steps)
 
-    k_gd, k_sub = jax.random.split(key)
+    k_gd, k_sub = split2(key)
     Fd, Yd = mdl.featurize(on_device(out.x, dt)), on_device(out.y, dt)
     no_theta0 = jnp.zeros((1, Fd.shape[1], d_out), dt)  # exact procedures ignore θ₀; same shape as predict's
     gd, linear = out.uses_gd, mdl.linear_in_params
@@ -253,7 +253,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         raise ValueError(f"The training data given has {n_tr} rows, fewer than the {out.m} distilled points.")
     k_core = fold_in(key, 7)                       # coresets' seeds: the subsets' draws stay as they were
     if gd and not linear:
-        _nonlinear_baselines(add, out, train_predict, Ftr, Ytr_s, k_sub, n_subsets, n_inits)
+        _nonlinear_baselines(add, out, Ftr, Ytr_s, Fte, k_sub, n_subsets, n_inits)
         if coresets:
             notes.append("Coreset rows are not computed for models not linear in θ (each would need its step size "
                          "tuned, as the random subsets do).")
@@ -380,55 +380,76 @@ STEP_GRID = (0.9, 0.45, 0.2, 0.1, 0.05, 0.02)
 CONVERGED_FACTOR = 10
 
 
-@jax.jit
-def _gd_bound(model, F, Y, lam):
-    return model.gd_stability_bound(F, Y, lam)
+def _grid_fit(model, solver, F, Y, Fv, Yv, Fte, th0s, steps, lam, etas, *, sequential=False):
+    """T-step GD on (F, Y) from ``th0s`` at each step size of ``etas``: (mean squared error on the selection rows
+    (Fv, Yv) — inf where the predictions are not finite —, predictions on Fte or None). ``sequential`` maps
+    over the step sizes one at a time (bounded memory on many rows) instead of vmapping them."""
+    def at(eta):
+        sol = solver.solve(model, Support(F, Y, eta, lam), th0s, steps, steps)
+        pv = sol.predict(Fv)
+        loss = jnp.where(jnp.all(jnp.isfinite(pv)), jnp.mean((pv - Yv[None]) ** 2), jnp.inf)
+        return loss, (None if Fte is None else sol.predict(Fte))
+
+    return jax.lax.map(at, etas) if sequential else jax.vmap(at)(etas)
 
 
-def _tuned_gd(train_predict, mdl, lam, F, Y, Fv, Yv, th0s, steps):
-    """The step size of the grid (fractions of the model's GD bound on (F, Y)) whose T-step model has
-    the lowest loss after ``steps`` on the selection rows (Fv, Yv) — never the test rows; returns
-    (η, its fraction of the bound)."""
-    bound = float(_gd_bound(mdl, F, Y, lam))
-    best = None
-    for frac in STEP_GRID:
-        pred = np.asarray(train_predict(F, Y, jnp.asarray(frac * bound, F.dtype), th0s, Fv, steps))
-        loss = float(np.mean((pred - np.asarray(Yv)[None]) ** 2)) if np.all(np.isfinite(pred)) else np.inf
-        if best is None or loss < best[0]:
-            best = (loss, frac)
-    return best[1] * bound, best[1]
+@partial(jax.jit, static_argnames=("m", "n_subsets", "n_draws", "n_val", "T", "long", "n_sel", "lam"))
+def _nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: int, n_draws: int, n_val: int,
+                       T: int, long: int, n_sel: int, lam: float):
+    """Every baseline of a nonlinear model trained by T-step GD in one compiled program.
 
-
-def _nonlinear_baselines(add, out, train_predict, Ftr, Ytr, key, n_subsets, n_inits):
-    """Baselines for a nonlinear model trained by T-step GD: each trained by the same procedure with its
-    own step size, chosen on training rows it did not fit (the test rows are never used to choose)."""
-    mdl, lam, T, d_out = out.model, out.lambda_inner, out.T, Ytr.shape[1]
-    n_tr = Ftr.shape[0]
-    Ftr, Ytr = np.asarray(Ftr), np.asarray(Ytr)          # rows picked on the host: no gather compiled per size
+    Random subsets (vmapped over subsets and the step-size grid): m rows, each trained at every step size
+    ``STEP_GRID`` × the subset's GD bound; the one with the lowest loss on ``n_val`` other training rows gives
+    the predictions on Fte (from ``n_draws`` θ₀). Full data: the fraction of the GD bound on all rows chosen
+    the same way on a split (``n_sel`` selection rows, the rest fitted; the grid mapped sequentially, bounded
+    memory), then T and ``long`` steps on all rows at it. Returns (subset predictions (n_subsets, n_draws,
+    n_te, d_out), the subsets' chosen grid indices, [(full predictions, chosen index) for T and long])."""
+    grid = jnp.asarray(STEP_GRID, Ftr.dtype)
+    n_tr, d_out = Ftr.shape[0], Ytr.shape[1]
     k_sub, k_full, k_sel = jax.random.split(key, 3)
-    n_draws = max(1, n_inits // 4)
-    preds, fracs = [], []
-    for k in jax.random.split(k_sub, n_subsets):
-        ks, kg, kv = jax.random.split(k, 3)
-        perm = np.asarray(jax.random.permutation(ks, n_tr))
-        idx, rest = perm[:out.m], perm[out.m:out.m + 1000]
-        th0s = draw_inits(mdl, kg, Ftr, d_out, n_draws)
-        eta, frac = _tuned_gd(train_predict, mdl, lam, Ftr[idx], Ytr[idx], Ftr[rest], Ytr[rest], th0s, T)
-        preds.append(np.asarray(train_predict(Ftr[idx], Ytr[idx], jnp.asarray(eta, Ftr.dtype), th0s, None, T)))
-        fracs.append(frac)
-    add("subset", "random subset, T-step GD", out.m, f"{T} GD steps, step size tuned per subset on other training rows "
-        f"(median {np.median(fracs):g} × its GD bound), {mdl.init_description}", np.concatenate(preds))
-    # the full data: step size chosen on a 20 % split of the training rows, then trained on all of them
-    perm = np.asarray(jax.random.permutation(k_sel, n_tr))
-    n_sel = max(1, n_tr // 5)
+
+    def subset(k):
+        ks, kg, _ = jax.random.split(k, 3)
+        perm = jax.random.permutation(ks, n_tr)
+        idx, rest = perm[:m], perm[m:m + n_val]
+        F, Y = Ftr[idx], Ytr[idx]
+        th0s = model.sample_init(kg, Ftr[:1], d_out, n_draws)
+        etas = grid * model.gd_stability_bound(F, Y, lam)
+        losses, preds = _grid_fit(model, solver, F, Y, Ftr[rest], Ytr[rest], Fte, th0s, T, lam, etas)
+        best = jnp.argmin(losses)
+        return preds[best], best
+
+    sub_preds, sub_best = jax.vmap(subset)(jax.random.split(k_sub, n_subsets))
+    perm = jax.random.permutation(k_sel, n_tr)
     fit, sel = perm[n_sel:], perm[:n_sel]
-    th0s = draw_inits(mdl, k_full, Ftr, d_out, n_draws)
-    long = CONVERGED_FACTOR * T
-    bound_all = float(_gd_bound(mdl, Ftr, Ytr, lam))      # the tuned step must also be stable on all rows
-    for row_id, steps, label in (("full", T, "full data, T-step GD"),
-                                 ("full_long", long, f"full data, {CONVERGED_FACTOR}·T-step GD")):
-        eta, frac = _tuned_gd(train_predict, mdl, lam, Ftr[fit], Ytr[fit], Ftr[sel], Ytr[sel], th0s, steps)
-        eta = min(eta, 0.9 * bound_all)
-        add(row_id, label, n_tr, f"{steps} GD steps, step size {frac:g} × its GD bound (chosen on a 20 % split of the "
-            f"training rows), {mdl.init_description}",
-            np.asarray(train_predict(Ftr, Ytr, jnp.asarray(eta, Ftr.dtype), th0s, None, steps)))
+    th0s = model.sample_init(k_full, Ftr[:1], d_out, n_draws)
+    etas = grid * model.gd_stability_bound(Ftr, Ytr, lam)   # fractions of the bound of the rows finally trained on
+    full = []
+    for steps in (T, long):
+        losses, _ = _grid_fit(model, solver, Ftr[fit], Ytr[fit], Ftr[sel], Ytr[sel], None, th0s, steps, lam, etas,
+                              sequential=True)
+        best = jnp.argmin(losses)
+        full.append((solver.solve(model, Support(Ftr, Ytr, etas[best], lam), th0s, steps, steps).predict(Fte), best))
+    return sub_preds, sub_best, full
+
+
+def _nonlinear_baselines(add, out, Ftr, Ytr, Fte, key, n_subsets, n_inits):
+    """Baselines for a nonlinear model trained by T-step GD: each trained by the same procedure with its
+    own step size, chosen on training rows it did not fit (the test rows are never used to choose); one
+    compiled program (`_nonlinear_program`)."""
+    mdl, T = out.model, out.T
+    n_tr = Ftr.shape[0]
+    n_sel = max(1, n_tr // 5)
+    sub_preds, sub_best, full = _nonlinear_program(
+        mdl, out.inner_solver, Ftr, Ytr, Fte, key, m=out.m, n_subsets=n_subsets, n_draws=max(1, n_inits // 4),
+        n_val=min(1000, n_tr - out.m), T=T, long=CONVERGED_FACTOR * T, n_sel=n_sel, lam=float(out.lambda_inner))
+    fracs = np.asarray(STEP_GRID)[np.asarray(sub_best)]
+    sub_preds = np.asarray(sub_preds)
+    add("subset", "random subset, T-step GD", out.m, f"{T} GD steps, step size tuned per subset on other training rows "
+        f"(median {np.median(fracs):g} × its GD bound), {mdl.init_description}",
+        sub_preds.reshape(-1, *sub_preds.shape[2:]))
+    rows = (("full", T, "full data, T-step GD"),
+            ("full_long", CONVERGED_FACTOR * T, f"full data, {CONVERGED_FACTOR}·T-step GD"))
+    for (row_id, steps, label), (pred, best) in zip(rows, full, strict=True):
+        add(row_id, label, n_tr, f"{steps} GD steps, step size {STEP_GRID[int(best)]:g} × its GD bound (chosen on a "
+            f"20 % split of the training rows), {mdl.init_description}", np.asarray(pred))
