@@ -165,6 +165,13 @@ def test_statistics_and_full_data_objective_from_a_source(rng, tmp_path):
     np.testing.assert_allclose(st.standardizer.x_scale, X.std(0), rtol=1e-12)
     for got, want in ((st.FtF, Xs.T @ Xs), (st.FtY, Xs.T @ Ys), (st.YtY, Ys.T @ Ys)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-9)
+    # float32 rows (read as they are, centred into float64): numpy's float64 statistics of the same values
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    st32 = jd.sufficient_statistics(jd.ArraySource(X32, Y32), block_rows=37)
+    X64, Y64 = X32.astype(np.float64), Y32.astype(np.float64)
+    Xs, Ys = (X64 - X64.mean(0)) / X64.std(0), (Y64 - Y64.mean(0)) / Y64.std(0)
+    for got, want in ((st32.FtF, Xs.T @ Xs), (st32.FtY, Xs.T @ Ys), (st32.YtY, Ys.T @ Ys)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-9)
     model = jd.LinearModel(jd.Polynomial(2))
     np.save(tmp_path / "x.npy", Xs)
     np.save(tmp_path / "y.npy", Ys)
@@ -197,3 +204,7 @@ def test_bad_files_are_refused_clearly(tmp_path):
     X[7, 1] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         jd.sufficient_statistics(jd.ArraySource(X, np.zeros(10)))
+    Y = np.zeros(10, np.float32)
+    Y[8] = np.inf                                   # the second block of 5 rows, its row 3
+    with pytest.raises(ValueError, match="Y block has 1 non-finite values .* first at row 3"):
+        jd.sufficient_statistics(jd.ArraySource(np.ones((10, 3), np.float32), Y), block_rows=5)

@@ -33,11 +33,12 @@ def on_device(a, dtype) -> jax.Array:
     return jax.device_put(np.asarray(a, dtype=np.dtype(dtype)))
 
 
-def as_2d_float(name: str, a, *, allow_1d: bool) -> np.ndarray:
+def as_2d_float(name: str, a, *, allow_1d: bool, check_finite: bool = True) -> np.ndarray:
     """Check that ``a`` is a finite real numeric array of rank 2 (or 1 if allowed) and return it 2-D.
 
     Float arrays (memory maps included) are returned without a copy. Raises ``ValueError`` naming the
-    array, what is wrong and what to change.
+    array, what is wrong and what to change. ``check_finite=False`` skips the scan for NaN/inf (for a caller
+    that detects them from its own sums and calls again to name the rows).
     """
     refuse_masked(name, a)
     try:
@@ -59,6 +60,8 @@ def as_2d_float(name: str, a, *, allow_1d: bool) -> np.ndarray:
         arr = arr.astype(np.float64)
     elif arr.dtype == np.float16:
         arr = arr.astype(np.float32)
+    if not check_finite:
+        return arr
     bad_rows, n_bad = [], 0
     for i in range(0, arr.shape[0], _BLOCK):
         bad = ~np.isfinite(arr[i:i + _BLOCK])
