@@ -225,11 +225,49 @@ def scaling(quick):
     return out
 
 
+PINNED_CHILD = r"""
+import json, statistics, sys
+sys.path.insert(0, sys.argv[1])
+import bench_outer_step as B
+import jaxdistill as jd
+out = {}
+for _ in range(int(sys.argv[2])):
+    for name, (d, m, T) in B.SHAPES.items():
+        s = B.jax_step_timer(d, m, T, jd.UnrolledGD(), reps=5)[0]
+        r = B.reference_step_timer(d, m, T, reps=5)[0]
+        out.setdefault(name, []).append((s, r))
+print("RESULT " + json.dumps(out))
+"""
+
+
+def pinned_ratios(repeats=5):
+    """Scan step over the hand-written JAX step at each shape, both timed alternately in one process pinned to
+    one core (``taskset -c 0``): on this shared 2-core machine the two-core times move by ±10 % between runs."""
+    import subprocess
+    p = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", PINNED_CHILD, os.path.dirname(__file__),
+                        str(repeats)], capture_output=True, text=True)
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if not line:
+        raise RuntimeError(p.stderr[-3000:])
+    pairs = json.loads(line[0][7:])
+    return {name: {"scan_s": statistics.median(s for s, _ in v), "reference_s": statistics.median(r for _, r in v),
+                   "ratio": statistics.median(s / r for s, r in v), "ratios": [s / r for s, r in v]}
+            for name, v in pairs.items()}
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--pinned-only", action="store_true",
+                    help="re-measure only the one-core scan vs hand-written section (the rest from outer_step.json)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile (slow to compile)")
     args = ap.parse_args()
+    if args.pinned_only:
+        with open(os.path.join(OUT, "outer_step.json")) as f:
+            results = json.load(f)
+        results["pinned"] = pinned_ratios()
+        write(results, "torch" in results["machine"])
+        return
     reps = 3 if args.quick else 7
     try:
         import torch
@@ -266,6 +304,7 @@ def main():
     for r in results["memory"]:
         print("  memory", {k: round(v, 3) for k, v in r.items()}, flush=True)
     results["scaling"] = scaling(args.quick)
+    results["pinned"] = pinned_ratios(3 if args.quick else 5)
     write(results, have_torch)
 
 
@@ -305,6 +344,16 @@ def write(res, have_torch):
         L.append(f"| {r['T']} | {r['scan_temp_MiB']:.1f} | {r['scan+checkpoint_temp_MiB']:.1f} | "
                  f"{r['fast_temp_MiB']:.2f} | {r['scan_compile_s']:.2f} | {r['scan+checkpoint_compile_s']:.2f} | "
                  f"{r['fast_compile_s']:.2f} |")
+    if "pinned" in res:
+        L += ["\n## Scan vs the hand-written JAX step on one pinned core\n",
+              "Both steps timed alternately in one process pinned to one core (`taskset -c 0`), median of "
+              f"{len(next(iter(res['pinned'].values()))['ratios'])} pairs (a separate run from the table above: on "
+              "this shared 2-core machine two-core ratios move by about ±10 % between runs).\n",
+              "| shape | scan ms/step | hand-written JAX ms/step | scan / hand-written (median) | range |",
+              "|---|---:|---:|---:|---|"]
+        for name, r in res["pinned"].items():
+            L.append(f"| {name} | {r['scan_s'] * 1e3:.1f} | {r['reference_s'] * 1e3:.1f} | {r['ratio']:.3f} | "
+                     f"{min(r['ratios']):.3f} – {max(r['ratios']):.3f} |")
     L.append("\n## Scaling (ms per step around shape C; see outer_step.png)\n")
     for var, rows in res["scaling"].items():
         L.append(f"- {var}: " + ", ".join(f"{r[var]}: scan {r['scan'] * 1e3:.1f} / fast {r['fast'] * 1e3:.2f}"

@@ -211,6 +211,8 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     rows, predictions = [], {}
 
     def add(row_id, method, points, procedure, preds):
+        if isinstance(preds, jax.Array):            # to the host first: iterating a device array compiles `unstack`
+            preds = np.asarray(preds)
         orig = [std.y_inverse(np.asarray(p, np.float64)) for p in preds]
         s = np.array([_scores(p, Yte) for p in orig])
         predictions[row_id] = np.mean(orig, axis=0)
