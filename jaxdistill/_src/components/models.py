@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.core.component import Component
+from jaxdistill._src.core.jit import jit_once
 from jaxdistill._src.core.linalg import hessian_top_eigenvalue, sq_norm, stability_bound
 from jaxdistill._src.core.validate import check_float
 
@@ -90,7 +91,7 @@ class InnerModel(Component):
         return "θ₀ from the model's initialiser"
 
 
-@functools.partial(jax.jit, static_argnames=("d_out", "num"))
+@functools.partial(jit_once, static_argnames=("d_out", "num"))
 def _draw(model, key, first_row, d_out, num):
     return model.sample_init(key, first_row, d_out, num)
 

@@ -7,6 +7,8 @@ from functools import partial
 import jax
 import numpy as np
 
+from jaxdistill._src.core.jit import jit_once
+
 
 def as_key(key) -> jax.Array:
     """A ``jax.random`` key from an integer seed or a key (raw ``uint32[2]`` or typed); ``None`` is seed 0."""
@@ -25,33 +27,33 @@ def as_key(key) -> jax.Array:
 
 # Each eager ``jax.random`` call compiles several tiny programs (split, unstack, iota, shuffle, slice, …) the
 # first time a process meets its shapes; these helpers make each use one program (same values, bit for bit).
-@jax.jit
+@jit_once
 def split2(key: jax.Array):
     """``jax.random.split(key)`` as two keys, one compiled program."""
     k = jax.random.split(key)
     return k[0], k[1]
 
 
-@jax.jit
+@jit_once
 def split3(key: jax.Array):
     """``jax.random.split(key, 3)`` as three keys, one compiled program."""
     k = jax.random.split(key, 3)
     return k[0], k[1], k[2]
 
 
-@jax.jit
+@jit_once
 def fold_in(key: jax.Array, data) -> jax.Array:
     """``jax.random.fold_in`` as one compiled program."""
     return jax.random.fold_in(key, data)
 
 
-@partial(jax.jit, static_argnums=1)
+@partial(jit_once, static_argnums=1)
 def permutation(key: jax.Array, n: int) -> jax.Array:
     """``jax.random.permutation(key, n)``, one compiled program per n."""
     return jax.random.permutation(key, n)
 
 
-@partial(jax.jit, static_argnums=(1, 2))
+@partial(jit_once, static_argnums=(1, 2))
 def first_of_split_choice(key: jax.Array, n: int, m: int) -> jax.Array:
     """``jax.random.choice(jax.random.split(key)[0], n, (m,), replace=False)``, one compiled program per (n, m)."""
     return jax.random.choice(jax.random.split(key)[0], n, (m,), replace=False)
