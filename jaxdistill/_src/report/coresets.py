@@ -10,7 +10,8 @@ squares (Drineas,
   procedure has none; a reweighted sample of m ≪ n rows is also far noisier);
 * [`kmeans_centroids`][jaxdistill.coresets.kmeans_centroids] — Lloyd's k-means (k-means++ seeding, Arthur &
 Vassilvitskii, *SODA* 2007) on the
-  inputs, each centroid with the mean target of its cluster (synthetic points, like a distilled set);
+  inputs, each centroid with the mean target of its cluster (synthetic points, like a distilled set); beyond
+  20,000 rows the centroids are fitted on 20,000 rows drawn at random and every row is assigned to them;
 * [`kcenter_rows`][jaxdistill.coresets.kcenter_rows] — greedy k-center (Gonzalez 1985; the "core-set" of Sener &
 Savarese, *ICLR* 2018):
   from a random row, repeatedly the row farthest from those chosen.
