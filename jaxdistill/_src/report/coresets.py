@@ -38,18 +38,41 @@ def _sq_dists(X, C, xx=None):
     return np.maximum(xx[:, None] - 2 * X @ C.T + (C ** 2).sum(1)[None], 0.0)
 
 
+#: rows per block of the passes over all training rows (float64 temporaries of a few tens of MiB)
+BLOCK = 65536
+
+
+def _blocks(A, block: int = BLOCK):
+    """Row blocks of A converted to float64 (the whole array is never copied)."""
+    for i in range(0, A.shape[0], block):
+        yield np.asarray(A[i:i + block], np.float64)
+
+
+def cross_products(F, Y=None, block: int = BLOCK):
+    """FᵀF (and FᵀY) in float64, summed over row blocks of F (any float dtype): memory O(block · p)."""
+    p = F.shape[1]
+    G = np.zeros((p, p))
+    C = None if Y is None else np.zeros((p, Y.shape[1]))
+    for i, Fb in enumerate(_blocks(F, block)):
+        G += Fb.T @ Fb
+        if Y is not None:
+            C += Fb.T @ np.asarray(Y[i * block:(i + 1) * block], np.float64)
+    return G, C
+
+
 def leverage_scores(F: np.ndarray, lam: float) -> np.ndarray:
     """Ridge leverage scores hᵢ = φᵢᵀ(ΦᵀΦ + nλI)⁺φᵢ of the rows of F (n, p); λ = 0: statistical leverage.
 
     From one eigendecomposition G = ΦᵀΦ + nλI = U diag(g) Uᵀ (pseudo-inverse: eigenvalues at or below
-    max(p, p)·ε·g_max, numpy's ``lstsq`` cut-off, are dropped): hᵢ = Σ_j (φᵢᵀu_j)² / g_j — O(np²), one matrix
-    product over the rows."""
-    F = np.asarray(F, np.float64)
+    p·ε·g_max, numpy's ``lstsq`` cut-off, are dropped): hᵢ = Σ_j (φᵢᵀu_j)² / g_j — O(np²), in float64 over row
+    blocks (F in any float dtype is never copied whole)."""
     n, p = F.shape
-    g, U = np.linalg.eigh(F.T @ F + n * max(lam, 0.0) * np.eye(p))
+    G, _ = cross_products(F)
+    g, U = np.linalg.eigh(G + n * max(lam, 0.0) * np.eye(p))
     keep = g > p * np.finfo(np.float64).eps * max(float(g.max(initial=0.0)), 0.0)
-    FU = F @ U[:, keep]
-    return np.maximum(np.einsum("ij,ij->i", FU, FU / g[keep]), 0.0)
+    U, g = U[:, keep], g[keep]
+    h = np.concatenate([np.einsum("ij,ij->i", FU, FU / g) for FU in (Fb @ U for Fb in _blocks(F))])
+    return np.maximum(h, 0.0)
 
 
 def leverage_rows(F, m: int, lam: float, rng: np.random.Generator, scores: np.ndarray | None = None) -> np.ndarray:

@@ -50,7 +50,7 @@ from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.data.arrays import as_2d_float, check_squarable, on_device
 from jaxdistill._src.inner.base import Support, predict_after_training
 from jaxdistill._src.problem.ridge_cv import choose_ridge
-from jaxdistill._src.report.coresets import CORESETS, LABELS, coreset, leverage_scores
+from jaxdistill._src.report.coresets import CORESETS, LABELS, coreset, cross_products, leverage_scores
 from jaxdistill._src.result import DistillOutput
 
 #: stable ids of the rows (what code should address rows by; the ``method`` labels are for readers)
@@ -316,8 +316,9 @@ def _lambda_notes(out: DistillOutput) -> list[str]:
 
 def _ridge_cv_row(add, Ftr, Ytr, Fte, n_tr, std):
     """The ``full_cv`` row: ridge on all training rows with λ chosen by GCV on their statistics."""
-    F, Y = np.asarray(Ftr, np.float64), np.asarray(Ytr, np.float64)
-    G, C = F.T @ F / n_tr, F.T @ Y / n_tr
+    Y = np.asarray(Ytr, np.float64)
+    G, C = cross_products(np.asarray(Ftr), Y)              # over row blocks: F is never copied to float64 whole
+    G, C = G / n_tr, C / n_tr
     choice = choose_ridge(G, C, float(np.sum(Y ** 2)) / n_tr, n_tr, centred=bool(np.any(std.y_mean != 0)))
     theta = np.linalg.solve(G + choice.lam * np.eye(G.shape[0]), C)
     add("full_cv", "full data, ridge-CV", n_tr, f"exact ridge, λ = {choice.lam:.3g} by GCV on these rows",
@@ -328,7 +329,7 @@ def _coreset_sets(kinds, Xtr, Ytr, Ftr, m, lam, key, draws):
     """For each coreset kind, ``draws`` sets of m points as stacked arrays (draws, m, d), (draws, m, d_out)."""
     if not kinds:
         return
-    X, Y, F = np.asarray(Xtr, np.float64), np.asarray(Ytr, np.float64), np.asarray(Ftr, np.float64)
+    X, Y, F = np.asarray(Xtr, np.float64), np.asarray(Ytr, np.float64), np.asarray(Ftr)   # F: read in blocks
     seeds = np.random.SeedSequence(key_to_list(key)).generate_state(draws)
     for kind in kinds:
         scores = leverage_scores(F, lam) if kind == "leverage" else None     # the same for every draw
