@@ -8,7 +8,8 @@ n = 10⁶ rows, d = 100, one target, float32 data in memory (385 MiB) and the sa
 in the same blocks, converted to float64 and multiplied ``Z.T @ Z`` — the least any exact float64 pass does.
 "jaxdistill": ``jd.sufficient_statistics(jd.ArraySource(X, Y))`` (mean, centred cross-products, column range,
 non-finite check). Memory: the peak resident size over the resident size just before the pass (the data
-already loaded, or mapped and not yet read), in MiB, and as a multiple of the data.
+already loaded, or mapped and not yet read), in MiB, and as a multiple of the data. Then the peak memory of a
+whole ``distill()`` and ``evaluate()`` on the same rows.
 """
 
 from __future__ import annotations
@@ -43,10 +44,21 @@ Xa, Ya = np.load(path + "_x.npy", mmap_mode="r"), np.load(path + "_y.npy", mmap_
 if where == "memory":
     Xa, Ya = np.array(Xa), np.array(Ya)
 n, d = Xa.shape
+kw = dict(m=20, steps=200, progress=False)
+if what in ("distill", "evaluate"):   # compile what does not depend on n first: the peak is the data path's
+    small = (Xa[:2000], Ya[:2000])
+    out = jd.distill(*small, **kw)
+    if what == "evaluate":
+        jd.evaluate(out, small[0][:500], small[1][:500], *small)
+        out = jd.distill(Xa, Ya, **kw)
 reset_peak()
 base = status("VmRSS:")
 t0 = time.perf_counter()
-if what == "numpy":
+if what == "distill":
+    jd.distill(Xa, Ya, **kw)
+elif what == "evaluate":
+    jd.evaluate(out, Xa[:10000], Ya[:10000], Xa, Ya)
+elif what == "numpy":
     acc = np.zeros((d + 1, d + 1))
     for i in range(0, n, BLOCK_ROWS):
         Z = np.concatenate([Xa[i:i + BLOCK_ROWS], Ya[i:i + BLOCK_ROWS]], axis=1).astype(np.float64)
@@ -74,6 +86,7 @@ def main():
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--d", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-calls", action="store_true", help="only the statistics pass, not distill()/evaluate()")
     args = ap.parse_args()
     import numpy as np
     srcs = [("this checkout", os.path.dirname(HERE))] + ([(args.compare_label, os.path.abspath(args.compare))]
@@ -98,6 +111,15 @@ def main():
                 r = run(c[1], c[2], c[3], path)
                 results[c].append(r)
                 print(c[0], c[2], c[3], f"{r['wall_s']:.3f} s, peak +{r['peak_over_base'] / 2**20:.0f} MiB", flush=True)
+        calls = []                       # one run each: evaluate on 10⁶ training rows takes about a minute
+        if not args.skip_calls:
+            for label, src in srcs:
+                for what in ("distill", "evaluate"):
+                    r = run(src, what, "memory", path)
+                    calls.append({"version": r["version"], "source": label, "what": what, "wall_s": r["wall_s"],
+                                  "peak_over_base_MiB": r["peak_over_base"] / 2**20,
+                                  "data_MiB": r["data_bytes"] / 2**20})
+                    print(label, what, f"{r['wall_s']:.1f} s, peak +{r['peak_over_base'] / 2**20:.0f} MiB", flush=True)
     rows = []
     for (label, _, what, where), rs in results.items():
         wall = statistics.median(r["wall_s"] for r in rs)
@@ -120,7 +142,16 @@ def main():
         f"n = {args.n:,} rows, d = {args.d}, one target, float32 ({rows[0]['data_MiB']:.0f} MiB). Each cell a "
         f"fresh process, cells interleaved, median of {args.repeats}. Memory: peak resident size over the "
         "resident size just before the pass (in memory: the data already loaded; memmap: mapped, not yet read — "
-        "pages read from the map count as resident, so the memmap rows include the data themselves).", "", *md])
+        "pages read from the map count as resident, so the memmap rows include the data themselves).", "", *md,
+        *(["", "## Peak memory of a whole call on these rows (in memory)", "",
+            "`jd.distill(X, Y, m=20, steps=200)` and `jd.evaluate(out, X[:10000], Y[:10000], X, Y)` (all baselines "
+            "and coresets), each after the same calls on 2,000 rows compiled what does not depend on n; one run "
+            "each. Peak resident size over the resident size before the call (the data already loaded).", "",
+            "| version | call | wall s | peak over the resident size before, MiB | × data |",
+            "|---|---|---:|---:|---:|",
+            *[f"| {c['version']} ({c['source']}) | {c['what']} | {c['wall_s']:.1f} | {c['peak_over_base_MiB']:.0f} | "
+              f"{c['peak_over_base_MiB'] / c['data_MiB']:.2f} |" for c in calls]] if calls else [])],
+         calls=calls)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core import keys, sharding
-from jaxdistill._src.core.jit import jit_once
 from jaxdistill._src.data.arrays import TrainData, on_device, standardize_on_device
 from jaxdistill._src.outer.callbacks import RunView, StoppingRule
 from jaxdistill._src.outer.records import EVAL_FIELDS, History, Status
@@ -69,7 +68,7 @@ def _draw_indices(run_key, start, n_train, chunk: int, b: int):
     return jax.vmap(one)(start + 1 + jnp.arange(chunk))
 
 
-@partial(jit_once, static_argnames=("mesh",))
+@partial(jax.jit, static_argnames=("mesh",))
 def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0, key, mesh=None):
     """Initial state; where ``eta0`` is negative (``inner_lr=None``) η̃₀ = half the stability bound, or
     ``DEFAULT_ETA`` where no bound applies (inner optimizers other than GD)."""
