@@ -85,10 +85,12 @@ def check_xy(X, Y, names: tuple[str, str] = ("X", "Y")) -> tuple[np.ndarray, np.
     return X, Y
 
 
-def _blocks(A, rows):
+def row_blocks(A, rows=None, block: int = _BLOCK):
+    """Row blocks of A (the rows ``rows``, in sorted order within each block) converted to float64: a pass over
+    an array or memory map that never copies it whole."""
     n = A.shape[0] if rows is None else rows.size
-    for i in range(0, n, _BLOCK):
-        sl = slice(i, i + _BLOCK)
+    for i in range(0, n, block):
+        sl = slice(i, i + block)
         yield np.asarray(A[sl] if rows is None else A[np.sort(rows[sl])], np.float64)
 
 
@@ -101,14 +103,14 @@ def column_stats(A, rows=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     n = A.shape[0] if rows is None else rows.size
     total = np.zeros(A.shape[1])
     lo, hi = np.full(A.shape[1], np.inf), np.full(A.shape[1], -np.inf)
-    for b in _blocks(A, rows):
+    for b in row_blocks(A, rows):
         total += b.sum(0)
         lo, hi = np.minimum(lo, b.min(0)), np.maximum(hi, b.max(0))
     mean = total / n
     c = np.maximum(np.abs(lo), np.abs(hi))
     c = np.where(c > 0, 2 * c, 1.0)     # ≥ max |a − μ|
     ss = np.zeros(A.shape[1])
-    for b in _blocks(A, rows):
+    for b in row_blocks(A, rows):
         ss += np.sum(((b - mean) / c) ** 2, axis=0)
     return mean, c * np.sqrt(ss / n), lo, hi
 

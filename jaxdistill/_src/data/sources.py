@@ -253,10 +253,6 @@ class Moments(NamedTuple):
     hi: np.ndarray
 
     @classmethod
-    def of(cls, Z: np.ndarray) -> Moments:
-        return cls.of_block(Z, Z[:, :0])
-
-    @classmethod
     def of_block(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
         """Moments of the rows z = [x, y] of one block, X and Y in their own float dtype: the means taken in
         float64 straight from them, the centred rows written once into one float64 buffer (conversion and

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxdistill._src.data.arrays import row_blocks
+
 #: the coresets ``evaluate`` can add, by row id
 CORESETS = ("leverage", "kmeans", "kcenter")
 LABELS = {"leverage": "leverage-score sample", "kmeans": "k-means centroids", "kcenter": "k-center rows"}
@@ -42,18 +44,12 @@ def _sq_dists(X, C, xx=None):
 BLOCK = 65536
 
 
-def _blocks(A, block: int = BLOCK):
-    """Row blocks of A converted to float64 (the whole array is never copied)."""
-    for i in range(0, A.shape[0], block):
-        yield np.asarray(A[i:i + block], np.float64)
-
-
 def cross_products(F, Y=None, block: int = BLOCK):
     """FᵀF (and FᵀY) in float64, summed over row blocks of F (any float dtype): memory O(block · p)."""
     p = F.shape[1]
     G = np.zeros((p, p))
     C = None if Y is None else np.zeros((p, Y.shape[1]))
-    for i, Fb in enumerate(_blocks(F, block)):
+    for i, Fb in enumerate(row_blocks(F, block=block)):
         G += Fb.T @ Fb
         if Y is not None:
             C += Fb.T @ np.asarray(Y[i * block:(i + 1) * block], np.float64)
@@ -71,7 +67,7 @@ def leverage_scores(F: np.ndarray, lam: float) -> np.ndarray:
     g, U = np.linalg.eigh(G + n * max(lam, 0.0) * np.eye(p))
     keep = g > p * np.finfo(np.float64).eps * max(float(g.max(initial=0.0)), 0.0)
     U, g = U[:, keep], g[keep]
-    h = np.concatenate([np.einsum("ij,ij->i", FU, FU / g) for FU in (Fb @ U for Fb in _blocks(F))])
+    h = np.concatenate([np.einsum("ij,ij->i", FU, FU / g) for FU in (Fb @ U for Fb in row_blocks(F, block=BLOCK))])
     return np.maximum(h, 0.0)
 
 
@@ -90,29 +86,15 @@ def _cluster_means(X, assign, m: int) -> np.ndarray:
                      for k in range(m)])
 
 
-def _nearest(X, C, block: int = 65536) -> np.ndarray:
-    """Index of the nearest row of C for each row of X, in row blocks (memory O(block · k))."""
-    cc = (C ** 2).sum(1)
-    return np.concatenate([np.argmin((Xb ** 2).sum(1)[:, None] - 2 * Xb @ C.T + cc[None], axis=1)
-                           for Xb in (X[i:i + block] for i in range(0, X.shape[0], block))])
+def _nearest(X, C) -> np.ndarray:
+    """Index of the nearest row of C for each row of X, over row blocks (memory O(block · k))."""
+    return np.concatenate([_sq_dists(Xb, C).argmin(1) for Xb in row_blocks(X, block=BLOCK)])
 
 
-def kmeans_centroids(X, Y, m: int, rng: np.random.Generator, iters: int = KMEANS_ITERS):
-    """m centroids of the rows of X (k-means++ seeding, Lloyd's iterations) and the mean Y of each cluster.
-
-    A cluster that empties is re-seeded at the row farthest from its centroid, so m clusters always remain.
-    Beyond `KMEANS_MAX_ROWS` rows the centroids are fitted on that many rows drawn at random (each Lloyd
-    iteration costs O(n·m·d): 200,000 rows took ~6 s per draw on 2 cores), and every row is then assigned to its
-    nearest centroid for the cluster means of Y."""
-    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
-    n_all = X.shape[0]
-    if n_all > KMEANS_MAX_ROWS:
-        fit = np.sort(rng.choice(n_all, KMEANS_MAX_ROWS, replace=False))
-        C, _ = kmeans_centroids(X[fit], Y[fit], m, rng, iters)
-        assign = _nearest(X, C)
-        counts = np.bincount(assign, minlength=m)
-        return C, np.where((counts > 0)[:, None], _cluster_means(Y, assign, m), Y.mean(0))
-    n = n_all
+def _lloyd(X, m: int, rng: np.random.Generator, iters: int) -> np.ndarray:
+    """m centroids of the rows of X (float64): k-means++ seeding, then Lloyd's iterations until the assignment
+    stops changing (at most ``iters``); a cluster that empties is re-seeded at the row farthest from its centroid."""
+    n = X.shape[0]
     xx = (X ** 2).sum(1)
     centres = [X[rng.integers(n)]]
     d2 = _sq_dists(X, np.asarray(centres), xx)[:, 0]
@@ -135,7 +117,21 @@ def kmeans_centroids(X, Y, m: int, rng: np.random.Generator, iters: int = KMEANS
             assign[far] = k
             counts = np.bincount(assign, minlength=m)
         C = _cluster_means(X, assign, m)
-    assign = _sq_dists(X, C, xx).argmin(1)
+    return C
+
+
+def kmeans_centroids(X, Y, m: int, rng: np.random.Generator, iters: int = KMEANS_ITERS):
+    """m centroids of the rows of X (k-means++ seeding, Lloyd's iterations) and the mean Y of each cluster.
+
+    A cluster that empties is re-seeded at the row farthest from its centroid, so m clusters always remain.
+    Beyond `KMEANS_MAX_ROWS` rows the centroids are fitted on that many rows drawn at random (each Lloyd
+    iteration costs O(n·m·d): 200,000 rows took ~6 s per draw on 2 cores); every row is then assigned to its
+    nearest centroid for the cluster means of Y (the training mean for a cluster left empty)."""
+    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    n = X.shape[0]
+    fit = np.sort(rng.choice(n, KMEANS_MAX_ROWS, replace=False)) if n > KMEANS_MAX_ROWS else slice(None)
+    C = _lloyd(X[fit], m, rng, iters)
+    assign = _nearest(X, C)
     counts = np.bincount(assign, minlength=m)
     return C, np.where((counts > 0)[:, None], _cluster_means(Y, assign, m), Y.mean(0))
 
