@@ -2,10 +2,11 @@
 first ``evaluate()`` on diabetes, and of a second ``distill()`` that changes only host-side settings.
 
 Each case runs in a fresh Python process (no persistent compilation cache, nothing compiled before), counting
-JAX's own ``jax.monitoring`` compile events. ``--src DIR`` imports jaxdistill from another checkout, so an
-earlier release can be measured side by side with this one in one run (``--compare DIR``).
+JAX's own ``jax.monitoring`` compile events. ``--compare DIR`` (repeatable) imports jaxdistill from another
+checkout, so earlier versions are measured side by side with this one in one run; rows name each checkout's
+version and commit.
 
-    python benchmarks/bench_compile.py --compare /path/to/jaxdistill-0.7   # → results/compile.{md,json}
+    python benchmarks/bench_compile.py --compare /path/to/jaxdistill-0.7 --mlp  # → results/compile.{md,json}
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, HERE)
 from _results import environment, save  # noqa: E402
 
 CHILD = r"""
-import collections, json, sys, time
+import collections, json, os, sys, time
 sys.path.insert(0, sys.argv[1])
 import jax
 events = []
@@ -33,6 +34,8 @@ from jaxdistill import datasets
 case, cache, min_s = sys.argv[2], sys.argv[3], float(sys.argv[4])
 if cache:
     jd.enable_compilation_cache(cache, min_compile_time_s=min_s)
+if os.environ.get("BENCH_XLA_DEFAULTS"):
+    jd.set_cpu_compile_options(None, None)
 
 def measure(fn):
     events.clear()
@@ -68,16 +71,19 @@ print("RESULT " + json.dumps(res))
 """
 
 
-NOTE = ('"XLA_FLAGS=--xla_backend_optimization_level=0" compiles ~35 % less CPU but is not used outside the '
-        "tests: measured separately (benchmarks/bench_outer_step.py's timer, same session) the outer step ran"
-        ' ~4× slower (shape A scan 16.7 → 68.4 ms, shape D scan 171.8 → 680.7 ms, closed form 16.7 → 25.8 ms)'
-        ' and its results differ in the last float32 bits (1.3e-6 on X̃). Decision on the persistent cache: '
-        'see docs/concepts.md ("The persistent compilation cache").')
+XLA_DEFAULTS = "XLA's default options (jd.set_cpu_compile_options(None, None))"
+NOTE = ("Since this version the library compiles its CPU programs with XLA's classic loop emitters and LLVM at "
+        "level 1 (`jd.set_cpu_compile_options`; the row \"XLA's default options\" turns that off in the same "
+        "run); what it costs and saves per program, side by side on one core: results/compile_options.md. "
+        "Decision on the persistent cache: see docs/concepts.md (\"The persistent compilation cache\").")
 
 
-def run_case(src: str, case: str, cache: str = "", min_s: float = 0.2, xla_flags: str = "") -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("JAXDISTILL_CACHE", "XLA_FLAGS")}
+def run_case(src: str, case: str, cache: str = "", min_s: float = 0.2, xla_flags: str = "",
+             xla_defaults: bool = False) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("JAXDISTILL_CACHE", "XLA_FLAGS", "BENCH_XLA_DEFAULTS")}
     env["JAX_PLATFORMS"] = "cpu"
+    if xla_defaults:
+        env["BENCH_XLA_DEFAULTS"] = "1"
     if xla_flags:
         env["XLA_FLAGS"] = xla_flags
     res = subprocess.run([sys.executable, "-c", CHILD, src, case, cache, str(min_s)], capture_output=True,
@@ -90,17 +96,23 @@ def run_case(src: str, case: str, cache: str = "", min_s: float = 0.2, xla_flags
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--compare", default=None, help="another checkout (an earlier release) to measure beside this")
+    ap.add_argument("--compare", action="append", default=[],
+                    help="another checkout (an earlier version) to measure beside this; repeatable")
     ap.add_argument("--mlp", action="store_true", help="also the MLP case (minutes on 2 cores)")
     args = ap.parse_args()
     here = os.path.dirname(HERE)
-    versions = [("this checkout", here)] + ([("compared", os.path.abspath(args.compare))] if args.compare else [])
+    versions = [("this checkout", here)] + [("compared", os.path.abspath(c)) for c in args.compare]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, src in versions:
             version = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {src!r}); "
                                       "import jaxdistill; print(jaxdistill.__version__)"],
                                      capture_output=True, text=True).stdout.strip()
+            commit = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                    text=True).stdout.strip()
+            dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True).stdout.strip()
+            version = f"{version} ({commit}{' + uncommitted changes' if dirty else ''})" if commit else version
             # (case, setting, run_case keywords); the cache rows and the optimisation-level row only for this
             # checkout: they measure choices, not versions
             cases = [("linear", "no persistent cache", {})]
@@ -109,13 +121,13 @@ def main():
                     kw = dict(cache=os.path.join(tmp, f"cache{min_s}"), min_s=min_s)
                     cases += [("linear-first", f"cache ≥ {min_s} s, empty (first run ever)", kw),
                               ("linear-first", f"cache ≥ {min_s} s, warm (a later process)", kw)]
-                cases.append(("linear-first", "XLA_FLAGS=--xla_backend_optimization_level=0",
-                              dict(xla_flags="--xla_backend_optimization_level=0")))
+                cases.append(("linear-first", XLA_DEFAULTS, dict(xla_defaults=True)))
             if args.mlp:
                 d = os.path.join(tmp, "cache-mlp")
                 cases += [("mlp", "no persistent cache", {})]
                 if label == "this checkout":
-                    cases += [("mlp", "cache ≥ 0.2 s, empty (first run ever)", dict(cache=d)),
+                    cases += [("mlp", XLA_DEFAULTS, dict(xla_defaults=True)),
+                              ("mlp", "cache ≥ 0.2 s, empty (first run ever)", dict(cache=d)),
                               ("mlp", "cache ≥ 0.2 s, warm (a later process)", dict(cache=d))]
             for case, setting, kw in cases:
                 for what, r in run_case(src, case, **kw).items():

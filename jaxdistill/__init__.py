@@ -23,6 +23,7 @@ from jaxdistill._src.components.models import InnerModel as InnerModel
 from jaxdistill._src.components.models import LinearModel as LinearModel
 from jaxdistill._src.core.compile_cache import enable_compilation_cache as enable_compilation_cache
 from jaxdistill._src.core.component import Component as Component
+from jaxdistill._src.core.jit import set_cpu_compile_options as set_cpu_compile_options
 from jaxdistill._src.core.linalg import stability_bound as stability_bound
 from jaxdistill._src.data.sources import ArraySource as ArraySource
 from jaxdistill._src.data.sources import BlockSource as BlockSource

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.components.models import InnerModel, LinearModel, draw_inits
+from jaxdistill._src.core.jit import jit
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import ridge
 from jaxdistill._src.data.arrays import Standardizer, as_2d_float, on_device
@@ -27,7 +28,7 @@ from jaxdistill._src.outer.records import History, RunInfo, Status
 from jaxdistill._src.problem.config import DistillConfig
 
 
-@partial(jax.jit, static_argnames="lam")
+@partial(jit, static_argnames="lam")
 def _ridge_predict(F, Y, Ftest, lam: float):
     """Ftest @ ridge(F, Y, λ): the T → ∞ limit's predictions, one compiled program per shape."""
     return Ftest @ ridge(F, Y, lam)

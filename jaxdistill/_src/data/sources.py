@@ -33,13 +33,14 @@ import numpy as np
 from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core import sharding
+from jaxdistill._src.core.jit import jit
 from jaxdistill._src.data.arrays import Standardizer, as_2d_float, centre_and_scale, on_device, warn_constant
 
 #: rows per block of a statistics pass (float32 d = 64: 17 MiB; float64 temporaries about 3× that)
 BLOCK_ROWS = 65536
 
 
-@jax.jit
+@jit
 def chunk_stats(model, X, Y, w):
     """(ΦᵀWΦ, ΦᵀWY, Σ w‖y‖²) of one chunk; w masks padding rows (one compilation for every chunk)."""
     F = model.featurize(X) * w[:, None]

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from jaxdistill._src.components.models import InnerModel
 from jaxdistill._src.core.component import Component
+from jaxdistill._src.core.jit import jit
 
 PyTree = Any
 
@@ -145,7 +146,7 @@ def _static_lambda(f):
     """λ_I as a Python float: solvers then see a concrete number, and λ = 0 takes the pseudo-inverse
     path of ``psd_solve`` (a traced 0 went through a Cholesky factorisation of a singular Gram matrix
     and returned NaN for a rank-deficient distilled set)."""
-    jitted = jax.jit(f, static_argnames=("max_steps", "lambda_inner"))
+    jitted = jit(f, static_argnames=("max_steps", "lambda_inner"))
 
     def call(model, solver, F, Y, eta, lambda_inner, theta0s, num_steps, Ftest, max_steps):
         return jitted(model, solver, F, Y, eta, float(lambda_inner), theta0s, num_steps, Ftest, max_steps)

@@ -1,8 +1,9 @@
 """The driver: runs the pure outer step in compiled chunks, with held-out evaluation, progress,
 checkpoint hooks and a status. Everything that touches the host lives here, not in the step.
 
-Compiled functions are module-level ``jax.jit``s whose arguments are the solver and problem pytrees,
-so every run with equal settings and shapes reuses them (a second ``distill()`` compiles nothing).
+Compiled functions are module-level ``jit``s (``core.jit``: ``jax.jit`` with the library's CPU options) whose
+arguments are the solver and problem pytrees, so every run with equal settings and shapes reuses them (a second
+``distill()`` compiles nothing).
 A compiled call executes ``CHUNK_STEPS`` steps in one ``lax.scan``; steps past the next evaluation are
 no-ops, so neither ``eval_every`` nor ``steps`` is part of the compiled program (one compilation per
 settings and shapes, schedules included). Only the solver's [`StepConfig`][jaxdistill.StepConfig] is static; the
@@ -26,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core import keys, sharding
+from jaxdistill._src.core.jit import jit
 from jaxdistill._src.data.arrays import TrainData, on_device, standardize_on_device
 from jaxdistill._src.outer.callbacks import RunView, StoppingRule
 from jaxdistill._src.outer.records import EVAL_FIELDS, History, Status
@@ -38,7 +40,7 @@ DEFAULT_ETA = 0.01
 CHUNK_STEPS = 50
 
 
-@partial(jax.jit, static_argnames=("full_batch", "mesh"))
+@partial(jit, static_argnames=("full_batch", "mesh"))
 def _run_chunk(solver: BilevelSolver, problem: Problem, state: DistillState, XB, YB, stats, run_key, valid,
                full_batch: bool, mesh=None):
     """``len(valid)`` outer steps in one ``lax.scan``; steps with valid=False are no-ops. Batches (chunk, b, ·)
@@ -59,7 +61,7 @@ def _run_chunk(solver: BilevelSolver, problem: Problem, state: DistillState, XB,
     return sharding.replicated(jax.lax.scan(body, state, valid if full_batch else (valid, XB, YB)), mesh)
 
 
-@partial(jax.jit, static_argnames=("chunk", "b"))
+@partial(jit, static_argnames=("chunk", "b"))
 def _draw_indices(run_key, start, n_train, chunk: int, b: int):
     """Batch row indices (chunk, b) for steps start+1 … start+chunk: uniform, with replacement."""
     def one(s):
@@ -68,7 +70,7 @@ def _draw_indices(run_key, start, n_train, chunk: int, b: int):
     return jax.vmap(one)(start + 1 + jnp.arange(chunk))
 
 
-@partial(jax.jit, static_argnames=("mesh",))
+@partial(jit, static_argnames=("mesh",))
 def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0, key, mesh=None):
     """Initial state; where ``eta0`` is negative (``inner_lr=None``) η̃₀ = half the stability bound, or
     ``DEFAULT_ETA`` where no bound applies (inner optimizers other than GD)."""
@@ -77,7 +79,7 @@ def _init(solver: BilevelSolver, problem: Problem, x0, y0, eta0, key, mesh=None)
     return sharding.replicated((solver.init(problem, DistillParams(x0, y0, eta), key), bound), mesh)
 
 
-@partial(jax.jit, static_argnames=("mesh",))
+@partial(jit, static_argnames=("mesh",))
 def _evaluate(solver, problem, params, Xv, Yv, key, num_steps, mesh=None, Xm=None, Ym=None):
     return sharding.replicated(
         solver.evaluation_losses(problem, params, Xv, Yv, key, num_steps, mesh, Xm, Ym), mesh)

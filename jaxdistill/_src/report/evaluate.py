@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.components.models import draw_inits
+from jaxdistill._src.core.jit import jit
 from jaxdistill._src.core.keys import as_key, fold_in, key_to_list, split2
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
 from jaxdistill._src.core.validate import check_int
@@ -336,7 +337,7 @@ def _coreset_sets(kinds, Xtr, Ytr, Ftr, m, lam, key, draws):
         yield kind, (np.stack([a for a, _ in sets]), np.stack([b for _, b in sets]))
 
 
-@partial(jax.jit, static_argnames=("n_draws", "T", "lam"))
+@partial(jit, static_argnames=("n_draws", "T", "lam"))
 def _linear_gd_sets(model, solver, Xsets, Ysets, Fte, key, *, n_draws: int, T: int, lam: float):
     """Predictions on Fte after T GD steps at half its Lemma 2.4 bound, from ``n_draws`` θ₀, for each of the
     stacked training sets (k, m, d) (inputs, featurised here) — the same procedure as the random subsets."""
@@ -350,7 +351,7 @@ def _linear_gd_sets(model, solver, Xsets, Ysets, Fte, key, *, n_draws: int, T: i
     return jax.vmap(one)(Xsets, Ysets, jax.random.split(key, Xsets.shape[0]))
 
 
-@partial(jax.jit, static_argnames=("n_subsets", "m", "n_draws", "T", "lam"))
+@partial(jit, static_argnames=("n_subsets", "m", "n_draws", "T", "lam"))
 def _linear_gd_baselines(model, solver, Ftr, Ytr, Fte, key, *, n_subsets: int, m: int, n_draws: int, T: int,
                          lam: float):
     """The random-subset baselines of a linear model trained by T-step GD, all in one compiled program: for each
@@ -397,7 +398,7 @@ def _grid_fit(model, solver, F, Y, Fv, Yv, Fte, th0s, steps, lam, etas, *, seque
     return jax.lax.map(at, etas) if sequential else jax.vmap(at)(etas)
 
 
-@partial(jax.jit, static_argnames=("m", "n_subsets", "n_draws", "n_val", "T", "long", "n_sel", "lam"))
+@partial(jit, static_argnames=("m", "n_subsets", "n_draws", "n_val", "T", "long", "n_sel", "lam"))
 def _nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: int, n_draws: int, n_val: int,
                        T: int, long: int, n_sel: int, lam: float):
     """Every baseline of a nonlinear model trained by T-step GD in one compiled program.

@@ -1,0 +1,203 @@
+"""The library's CPU compile options (``jaxdistill._src.core.jit.CPU_OPTIONS``: XLA's classic loop emitters, LLVM
+at level 1) against XLA's defaults: compile time and run time of the programs a user runs, side by side.
+
+Everything runs in one process pinned to one core (``taskset -c 0``; this machine is shared and two-core times
+move by ±10 % between runs), the two option sets alternating pair by pair; each row is the median of the pairs
+and the ratio is the median of the per-pair ratios (options / defaults: below 1 is faster with the options).
+
+- outer steps: one jitted outer step (the benchmark of ``bench_outer_step.py``) at its shapes A–D with the scan,
+  C and D with the exact fast path, and a flax MLP (d 10, m 20, T 100, Q 30);
+- whole calls, warm (each option set compiled before timing): ``evaluate()`` of a linear result at m = 200,
+  T = 200 (the case that level 0 made 250× slower) and of an MLP result on diabetes; ``distill()`` of the MLP.
+
+    python benchmarks/bench_compile_options.py            # → results/compile_options.{md,json}
+    python benchmarks/bench_compile_options.py --quick    # fewer pairs, smaller shapes (a smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+from _results import environment, save  # noqa: E402
+
+
+def _step_case(d, m, T, solver_name, model=None):
+    """(compile for options, run for options): one jitted outer step as in ``bench_outer_step.jax_step_timer``."""
+    import bench_outer_step as BO
+    import jax
+    import jax.numpy as jnp
+
+    import jaxdistill as jd
+    solver = {"scan": jd.UnrolledGD(), "fast": jd.ExactLinearGD()}[solver_name]
+    X = jax.random.normal(jax.random.PRNGKey(0), (BO.N, d))
+    Y = X @ jax.random.normal(jax.random.PRNGKey(1), (d, 1))
+    s, problem = BO.make_solver(d, m, T, solver)
+    if model is not None:
+        problem = jd.Problem(model, BO.LAM, BO.LAM)
+    params = jd.DistillParams(jax.random.normal(jax.random.PRNGKey(2), (m, d)),
+                              jax.random.normal(jax.random.PRNGKey(3), (m, 1)), jnp.asarray(BO.inner_lr(m)))
+    state0 = s.init(problem, params)
+    XB, YB, key = X[:BO.B], Y[:BO.B], jax.random.PRNGKey(0)
+
+    def compile_(opts):
+        step = jax.jit(lambda st, XB, YB, k: s.step(problem, st, XB, YB, k), compiler_options=opts)
+        t0 = time.perf_counter()
+        c = step.lower(state0, XB, YB, key).compile()
+        cs = time.perf_counter() - t0
+        jax.block_until_ready(c(state0, XB, YB, key))
+        return c, cs
+
+    def run(c, inner=3):
+        st = state0
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            st, _ = c(st, XB, YB, key)
+        jax.block_until_ready(st)
+        return (time.perf_counter() - t0) / inner
+    return compile_, run
+
+
+def _api_case(which, quick):
+    """(compile for options, run for options) of a warm whole call; options are set with
+    ``set_cpu_compile_options`` (each option set is its own compiled program)."""
+    import flax.linen as nn
+    import numpy as np
+
+    import jaxdistill as jd
+    from jaxdistill import datasets
+    from jaxdistill._src.core import jit as J
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(1)(nn.tanh(nn.Dense(16)(x)))
+
+    if which == "evaluate linear m=200 T=200":
+        rng = np.random.default_rng(0)
+        n, d = (1000, 10) if quick else (4000, 20)
+        X = rng.normal(size=(n, d)).astype(np.float32)
+        Y = X @ rng.normal(size=(d, 1)).astype(np.float32) + 0.1 * rng.normal(size=(n, 1)).astype(np.float32)
+        out = jd.distill(X[: n // 2], Y[: n // 2], m=200, T=200, steps=20, eval_every=20, key=0, progress=False)
+        call = lambda: jd.evaluate(out, X[n // 2:], Y[n // 2:], X[: n // 2], Y[: n // 2], key=0)  # noqa: E731
+    else:
+        X, Y = datasets.load("diabetes")
+        Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)
+        steps = 30 if quick else 300
+        fit = lambda: jd.distill(Xtr, Ytr, m=20, key=0, progress=False, model=jd.FlaxModel(MLP()),  # noqa: E731
+                                 steps=steps)
+        if which == "distill MLP":
+            call = fit
+        else:
+            out = fit()
+            call = lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0)  # noqa: E731
+
+    def compile_(opts):
+        J.set_cpu_compile_options(opts, J.RUN_ONCE if opts else None)
+        t0 = time.process_time()
+        call()
+        return opts, time.process_time() - t0
+
+    def run(opts):
+        J.set_cpu_compile_options(opts, J.RUN_ONCE if opts else None)
+        t0 = time.perf_counter()
+        call()
+        return time.perf_counter() - t0
+    return compile_, run
+
+
+def child(quick: bool, pairs: int):
+    import jax
+
+    import jaxdistill as jd
+    from jaxdistill._src.core import jit as J
+    jax.config.update("jax_platforms", "cpu")
+
+    import flax.linen as nn
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(1)(nn.tanh(nn.Dense(16)(x)))
+    shapes = {"A": (100, 99, 100), "B": (100, 99, 175), "C": (1000, 100, 100), "D": (1000, 100, 175)}
+    if quick:
+        shapes = {"A": (20, 20, 20)}
+    cases = [(f"outer step {k} (d {d}, m {m}, T {T}), scan", lambda d=d, m=m, T=T: _step_case(d, m, T, "scan"))
+             for k, (d, m, T) in shapes.items()]
+    cases += [(f"outer step {k} (d {d}, m {m}, T {T}), fast path", lambda d=d, m=m, T=T: _step_case(d, m, T, "fast"))
+              for k, (d, m, T) in shapes.items() if k in ("C", "D") or quick]
+    cases.append(("outer step, flax MLP (d 10, m 20, T 100)",
+                  lambda: _step_case(10, 20, 100, "scan", model=jd.FlaxModel(Net()))))
+    cases += [(w, lambda w=w: _api_case(w, quick))
+              for w in ("evaluate linear m=200 T=200", "distill MLP", "evaluate MLP")]
+    rows = []
+    for name, make in cases:
+        compile_, run = make()
+        opts = {"XLA defaults": None, "library options": J.CPU_OPTIONS}
+        compiled = {k: compile_(o) for k, o in opts.items()}
+        times = {k: [] for k in opts}
+        for _ in range(pairs):
+            for k in opts:
+                times[k].append(run(compiled[k][0]))
+        ratios = [a / b for a, b in zip(times["library options"], times["XLA defaults"], strict=True)]
+        row = {"case": name, "pairs": pairs,
+               "compile_defaults_s": compiled["XLA defaults"][1], "compile_options_s": compiled["library options"][1],
+               "run_defaults_s": statistics.median(times["XLA defaults"]),
+               "run_options_s": statistics.median(times["library options"]),
+               "ratio": statistics.median(ratios), "ratios": ratios}
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    print("RESULT " + json.dumps(rows))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--pairs", type=int, default=7)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.quick, args.pairs)
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--pairs", str(args.pairs)] + (
+        ["--quick"] if args.quick else [])
+    if not args.quick:
+        cmd = ["taskset", "-c", "0"] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if not line:
+        raise RuntimeError(p.stderr[-4000:])
+    rows = json.loads(line[0][7:])
+    md = ["| case | compile, XLA defaults (s) | compile, library options (s) | run, XLA defaults | "
+          "run, library options | run ratio (options / defaults) | per-pair ratios |",
+          "|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        unit, f = ("ms", 1e3) if r["run_defaults_s"] < 1 else ("s", 1)
+        md.append(f"| {r['case']} | {r['compile_defaults_s']:.2f} | {r['compile_options_s']:.2f} | "
+                  f"{r['run_defaults_s'] * f:.3g} {unit} | {r['run_options_s'] * f:.3g} {unit} | {r['ratio']:.2f} | "
+                  + ", ".join(f"{x:.2f}" for x in r["ratios"]) + " |")
+    if args.quick:
+        print("\n".join(md))
+        return
+    envs = environment("one pinned core")
+    save("compile_options", envs, rows, [
+        f"# The library's CPU compile options against XLA's defaults ({envs})", "",
+        "Library options: `xla_cpu_use_fusion_emitters=False`, `xla_backend_optimization_level=1` (per program, "
+        "CPU only; `jaxdistill/_src/core/jit.py`). One process pinned to one core, the two option sets "
+        f"alternating, {args.pairs} pairs; run = median time of one call (outer steps: one step; whole calls: "
+        "warm, i.e. compiled before timing). Compile: seconds to compile the step (outer steps) or CPU seconds of "
+        "the first call including compilation (whole calls; the first option set measured also pays one-off "
+        "costs such as tracing).", "", *md])
+
+
+if __name__ == "__main__":
+    main()
