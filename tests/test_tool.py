@@ -42,6 +42,21 @@ def test_bundled_datasets_load_finite(name, shape):
     assert X.shape == shape and Y.shape[0] == shape[0] and np.isfinite(X).all() and np.isfinite(Y).all()
 
 
+def test_diabetes_equals_scikit_learns_value_for_value_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_diabetes
+    X, Y = datasets.load("diabetes")
+    Xs, ys = load_diabetes(return_X_y=True)
+    np.testing.assert_array_equal(X, Xs)                  # bit for bit: the same steps, the same files
+    np.testing.assert_array_equal(Y[:, 0], ys)
+    code = ("import sys; from jaxdistill import datasets; datasets.load('diabetes'); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
 def test_unknown_dataset_and_csv(tmp_path):
     with pytest.raises(ValueError, match="available"):
         datasets.load("mnist")
