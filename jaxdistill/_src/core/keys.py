@@ -26,25 +26,91 @@ def as_key(key) -> jax.Array:
 
 
 # Each eager ``jax.random`` call compiles several tiny programs (split, unstack, iota, shuffle, slice, …) the
-# first time a process meets its shapes; these helpers make each use one program (same values, bit for bit).
+# first time a process meets its shapes. Splits and fold-ins of a raw threefry key are computed here on the host
+# with numpy (the Threefry-2x32 hash of JAX's default PRNG, Salmon et al. 2011, as JAX computes it: bit for bit
+# equal, tested against ``jax.random`` in both settings of ``jax_threefry_partitionable``): no program at all.
+# Any other key (typed keys, another PRNG implementation) goes through ``jax.random`` in one compiled program.
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def _threefry2x32(k1, k2, x1, x2):
+    """Threefry-2x32 (20 rounds) of the counter words (x1, x2) under key (k1, k2); numpy uint32 in and out."""
+    u = np.uint32
+    ks = (u(k1), u(k2), u(k1) ^ u(k2) ^ u(0x1BD11BDA))
+    x1, x2 = x1 + ks[0], x2 + ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x1 = x1 + x2
+            x2 = (x2 << u(r)) | (x2 >> u(32 - r))
+            x2 = x1 ^ x2
+        x1 = x1 + ks[(i + 1) % 3]
+        x2 = x2 + ks[(i + 2) % 3] + u(i + 1)
+    return x1, x2
+
+
+def _host_key(key):
+    """The raw threefry key as numpy uint32[2] when the host computation applies, else None."""
+    if jax.config.jax_default_prng_impl != "threefry2x32":
+        return None
+    if not isinstance(key, (np.ndarray, jax.Array)) or key.shape != (2,) or key.dtype != np.uint32:
+        return None             # typed keys (jax.random.key) and anything else: jax.random
+    return np.asarray(key)
+
+
+def _host_split(key, num: int):
+    """``jax.random.split(key, num)`` on the host (numpy uint32 (num, 2)), or None where it does not apply."""
+    k = _host_key(key)
+    if k is None:
+        return None
+    with np.errstate(over="ignore"):
+        if jax.config.jax_threefry_partitionable:        # counters: the 64-bit iota as (high, low) words
+            b1, b2 = _threefry2x32(k[0], k[1], np.zeros(num, np.uint32), np.arange(num, dtype=np.uint32))
+            return np.stack([b1, b2], axis=1)
+        counts = np.arange(2 * num, dtype=np.uint32)     # the original split: one iota, halves as the words
+        b1, b2 = _threefry2x32(k[0], k[1], counts[:num], counts[num:])
+        return np.concatenate([b1, b2]).reshape(num, 2)
+
+
 @jit_once
-def split2(key: jax.Array):
-    """``jax.random.split(key)`` as two keys, one compiled program."""
+def _split2(key: jax.Array):
     k = jax.random.split(key)
     return k[0], k[1]
 
 
 @jit_once
-def split3(key: jax.Array):
-    """``jax.random.split(key, 3)`` as three keys, one compiled program."""
+def _split3(key: jax.Array):
     k = jax.random.split(key, 3)
     return k[0], k[1], k[2]
 
 
 @jit_once
-def fold_in(key: jax.Array, data) -> jax.Array:
-    """``jax.random.fold_in`` as one compiled program."""
+def _fold_in(key: jax.Array, data) -> jax.Array:
     return jax.random.fold_in(key, data)
+
+
+def split2(key: jax.Array):
+    """``jax.random.split(key)`` as two keys (on the host for a raw threefry key, else one compiled program)."""
+    k = _host_split(key, 2)
+    return (k[0], k[1]) if k is not None else _split2(key)
+
+
+def split3(key: jax.Array):
+    """``jax.random.split(key, 3)`` as three keys (on the host for a raw threefry key, else one compiled
+    program)."""
+    k = _host_split(key, 3)
+    return (k[0], k[1], k[2]) if k is not None else _split3(key)
+
+
+def fold_in(key: jax.Array, data: int) -> jax.Array:
+    """``jax.random.fold_in(key, data)`` for a Python integer ``data`` (on the host for a raw threefry key,
+    else one compiled program)."""
+    k = _host_key(key)
+    if k is None or not isinstance(data, (int, np.integer)) or isinstance(data, bool):
+        return _fold_in(key, data)
+    with np.errstate(over="ignore"):       # the data as a key: 64-bit seed → (high, low) words, as uint32
+        b1, b2 = _threefry2x32(k[0], k[1], np.zeros(1, np.uint32), np.asarray([data], np.int64).astype(np.uint32))
+    return np.array([b1[0], b2[0]], np.uint32)
 
 
 @partial(jit_once, static_argnums=1)

@@ -1,0 +1,46 @@
+"""Key derivations computed on the host (numpy Threefry-2x32) equal ``jax.random``'s, bit for bit, in both
+settings of ``jax_threefry_partitionable``; keys they do not apply to go through ``jax.random``."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxdistill._src.core import keys
+
+
+@pytest.fixture(params=[True, False], ids=["partitionable", "original"])
+def partitionable(request):
+    old = jax.config.jax_threefry_partitionable
+    jax.config.update("jax_threefry_partitionable", request.param)
+    yield request.param
+    jax.config.update("jax_threefry_partitionable", old)
+
+
+def _random_keys(n=25):
+    rng = np.random.default_rng(0)
+    raw = [jax.random.PRNGKey(s) for s in (0, 1, 7, 2**31 - 1)]
+    raw += [np.asarray(k, np.uint32) for k in rng.integers(0, 2**32, size=(n, 2), dtype=np.uint64)]
+    return raw + [np.array([0xFFFFFFFF, 0xFFFFFFFF], np.uint32)]
+
+
+def test_host_split_and_fold_in_equal_jax_random(partitionable):
+    for key in _random_keys():
+        want2, want3 = np.asarray(jax.random.split(key)), np.asarray(jax.random.split(key, 3))
+        got = keys.split2(key)
+        assert all(type(k) is np.ndarray for k in got)               # computed on the host, not by a program
+        np.testing.assert_array_equal(np.stack(got), want2)
+        np.testing.assert_array_equal(np.stack(keys.split3(key)), want3)
+        for data in (0, 1, 7, 123456, 2**32 - 1):
+            got = keys.fold_in(key, data)
+            assert type(got) is np.ndarray
+            np.testing.assert_array_equal(got, np.asarray(jax.random.fold_in(key, data)))
+
+
+def test_typed_keys_still_go_through_jax_random():
+    key = jax.random.key(3)
+    a, b = keys.split2(key)
+    want = jax.random.split(key)
+    assert jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
+    np.testing.assert_array_equal(jax.random.key_data(a), jax.random.key_data(want[0]))
+    np.testing.assert_array_equal(jax.random.key_data(keys.fold_in(key, 5)),
+                                  jax.random.key_data(jax.random.fold_in(key, 5)))
