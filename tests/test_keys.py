@@ -44,3 +44,22 @@ def test_typed_keys_still_go_through_jax_random():
     np.testing.assert_array_equal(jax.random.key_data(a), jax.random.key_data(want[0]))
     np.testing.assert_array_equal(jax.random.key_data(keys.fold_in(key, 5)),
                                   jax.random.key_data(jax.random.fold_in(key, 5)))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 10, 354, 1625, 1626, 5000, (1 << 16) + 1, 300_000])
+def test_host_permutation_and_choice_equal_jax_random(n):
+    for key in _random_keys(4):
+        got = keys.permutation(key, n)
+        assert type(got) is np.ndarray
+        np.testing.assert_array_equal(got, np.asarray(jax.random.permutation(key, n)))
+        if n:
+            m = min(n, 7)
+            want = jax.random.choice(jax.random.split(key)[0], n, (m,), replace=False)
+            np.testing.assert_array_equal(keys.first_of_split_choice(key, n, m), np.asarray(want))
+
+
+def test_permutation_with_unpartitionable_keys_uses_jax_random(partitionable):
+    key = jax.random.PRNGKey(5)
+    got = keys.permutation(key, 300)
+    assert isinstance(got, np.ndarray if partitionable else jax.Array)
+    np.testing.assert_array_equal(got, jax.random.permutation(key, 300))

@@ -92,14 +92,14 @@ class InnerModel(Component):
 
 
 @functools.partial(jit_once, static_argnames=("d_out", "num"))
-def _draw(model, key, first_row, d_out, num):
-    return model.sample_init(key, first_row, d_out, num)
+def _draw(model, key, features, d_out, num):
+    return model.sample_init(key, features[:1], d_out, num)     # sliced here: an eager slice is a program too
 
 
 def draw_inits(model: InnerModel, key: jax.Array, features: jax.Array, d_out: int, num: int) -> PyTree:
     """``model.sample_init`` compiled: one program per model and shape. Called outside a jitted function
     (evaluation, prediction), a flax initialiser would otherwise compile each of its primitives eagerly."""
-    return _draw(model, key, features[:1], int(d_out), int(num))
+    return _draw(model, key, features, int(d_out), int(num))
 
 
 class LinearModel(InnerModel):

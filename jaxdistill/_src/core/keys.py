@@ -89,6 +89,12 @@ def _fold_in(key: jax.Array, data) -> jax.Array:
     return jax.random.fold_in(key, data)
 
 
+def split(key: jax.Array, num: int):
+    """``jax.random.split(key, num)`` (on the host for a raw threefry key, else through ``jax.random``)."""
+    k = _host_split(key, num)
+    return k if k is not None else jax.random.split(key, num)
+
+
 def split2(key: jax.Array):
     """``jax.random.split(key)`` as two keys (on the host for a raw threefry key, else one compiled program)."""
     k = _host_split(key, 2)
@@ -113,16 +119,54 @@ def fold_in(key: jax.Array, data: int) -> jax.Array:
     return np.array([b1[0], b2[0]], np.uint32)
 
 
+#: on an accelerator, above this many rows a permutation is computed by one compiled program there (its sort is
+#: far faster than numpy's); at or below it, and at any size when JAX runs on the CPU, on the host (measured on 2
+#: cores: 0.3 s at 10⁶ rows against 0.65 s for the compiled program, before its compilation)
+HOST_PERMUTATION_MAX = 1 << 16
+
+
+def _host_permutation(key, n: int):
+    """``jax.random.permutation(key, n)`` on the host, or None where it does not apply: JAX's ``_shuffle``
+    (rounds of a stable sort of ``arange(n)`` by 32 random bits per element, the bits being the two Threefry words
+    XOR-ed, counters the 64-bit iota), for a raw threefry key with ``jax_threefry_partitionable`` on."""
+    k = _host_key(key)
+    if k is None or not jax.config.jax_threefry_partitionable:
+        return None
+    if n > HOST_PERMUTATION_MAX and jax.default_backend() != "cpu":
+        return None
+    x = np.arange(n, dtype=np.int64 if jax.config.jax_enable_x64 else np.int32)
+    rounds = int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
+    with np.errstate(over="ignore"):
+        for _ in range(rounds):
+            k, sub = _host_split(k, 2)
+            b1, b2 = _threefry2x32(sub[0], sub[1], np.zeros(n, np.uint32), np.arange(n, dtype=np.uint32))
+            x = x[np.argsort(b1 ^ b2, kind="stable")]
+    return x
+
+
 @partial(jit_once, static_argnums=1)
-def permutation(key: jax.Array, n: int) -> jax.Array:
-    """``jax.random.permutation(key, n)``, one compiled program per n."""
+def _permutation(key: jax.Array, n: int) -> jax.Array:
     return jax.random.permutation(key, n)
 
 
 @partial(jit_once, static_argnums=(1, 2))
-def first_of_split_choice(key: jax.Array, n: int, m: int) -> jax.Array:
-    """``jax.random.choice(jax.random.split(key)[0], n, (m,), replace=False)``, one compiled program per (n, m)."""
+def _first_of_split_choice(key: jax.Array, n: int, m: int) -> jax.Array:
     return jax.random.choice(jax.random.split(key)[0], n, (m,), replace=False)
+
+
+def permutation(key: jax.Array, n: int):
+    """``jax.random.permutation(key, n)``: on the host for a raw threefry key (on an accelerator only up to
+    `HOST_PERMUTATION_MAX` rows), else one compiled program per n."""
+    p = _host_permutation(key, n)
+    return p if p is not None else _permutation(key, n)
+
+
+def first_of_split_choice(key: jax.Array, n: int, m: int):
+    """``jax.random.choice(jax.random.split(key)[0], n, (m,), replace=False)`` (the first m of a permutation): on
+    the host where `permutation` is, else one compiled program per (n, m)."""
+    k = _host_split(key, 2)
+    p = None if k is None else _host_permutation(k[0], n)
+    return p[:m] if p is not None else _first_of_split_choice(key, n, m)
 
 
 def seed_of(key) -> int | None:

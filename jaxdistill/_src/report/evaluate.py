@@ -44,7 +44,7 @@ import numpy as np
 
 from jaxdistill._src.components.models import draw_inits
 from jaxdistill._src.core.jit import jit
-from jaxdistill._src.core.keys import as_key, fold_in, key_to_list, split2
+from jaxdistill._src.core.keys import as_key, fold_in, key_to_list, permutation, split, split2
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
 from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.data.arrays import as_2d_float, check_squarable, on_device
@@ -231,7 +231,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
 
     k_gd, k_sub = split2(key)
     Fd, Yd = mdl.featurize(on_device(out.x, dt)), on_device(out.y, dt)
-    no_theta0 = jnp.zeros((1, Fd.shape[1], d_out), dt)  # exact procedures ignore θ₀; same shape as predict's
+    no_theta0 = np.zeros((1, Fd.shape[1], d_out), dt)   # exact procedures ignore θ₀; same shape as predict's
     gd, linear = out.uses_gd, mdl.linear_in_params
     if gd:
         eta = on_device(out.inner_lr, dt)
@@ -261,9 +261,10 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
             notes.append("Coreset rows are not computed for models not linear in θ (each would need its step size "
                          "tuned, as the random subsets do).")
     elif gd:
+        idx, kgs = zip(*_subsets(k_sub, n_subsets, n_tr, out.m), strict=True)
         gd_preds, ridge_preds, full_pred = _linear_gd_baselines(
-            mdl, slv, Ftr, Ytr_s, Fte, k_sub, n_subsets=n_subsets, m=out.m, n_draws=max(1, n_inits // 4),
-            T=out.T, lam=float(lam))
+            mdl, slv, Ftr, Ytr_s, Fte, np.stack(idx), np.stack(kgs), n_draws=max(1, n_inits // 4), T=out.T,
+            lam=float(lam))
         sub_proc = f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for that set, {mdl.init_description}"
         add("subset", "random subset, T-step GD", out.m, sub_proc, np.asarray(gd_preds).reshape(-1, *Fte.shape[:1],
                                                                                                d_out))
@@ -351,32 +352,31 @@ def _linear_gd_sets(model, solver, Xsets, Ysets, Fte, key, *, n_draws: int, T: i
     return jax.vmap(one)(Xsets, Ysets, jax.random.split(key, Xsets.shape[0]))
 
 
-@partial(jit, static_argnames=("n_subsets", "m", "n_draws", "T", "lam"))
-def _linear_gd_baselines(model, solver, Ftr, Ytr, Fte, key, *, n_subsets: int, m: int, n_draws: int, T: int,
-                         lam: float):
+@partial(jit, static_argnames=("n_draws", "T", "lam"))
+def _linear_gd_baselines(model, solver, Ftr, Ytr, Fte, idx, kgs, *, n_draws: int, T: int, lam: float):
     """The random-subset baselines of a linear model trained by T-step GD, all in one compiled program: for each
-    of ``n_subsets`` subsets of m training rows (drawn as `_subsets` draws them), the predictions on Fte
-    after T GD steps at half its Lemma 2.4 bound from ``n_draws`` θ₀, and of its ridge limit; and the full
-    data's ridge predictions. (One program per shape instead of a few dozen eager ones.)"""
+    subset of training rows ``idx`` (k, m) (drawn by `_subsets`) and its θ₀ key, the predictions on Fte after T
+    GD steps at half its Lemma 2.4 bound from ``n_draws`` θ₀, and of its ridge limit; and the full data's ridge
+    predictions. (One program per shape instead of a few dozen eager ones.)"""
     d_out = Ytr.shape[1]
 
-    def one(k):
-        ks, kg = jax.random.split(k)
-        idx = jax.random.choice(ks, Ftr.shape[0], (m,), replace=False)
-        Fs, Ys = Ftr[idx], Ytr[idx]
+    def one(i, kg):
+        Fs, Ys = Ftr[i], Ytr[i]
         th0 = model.sample_init(kg, Fs[:1], d_out, n_draws)
         sol = solver.solve(model, Support(Fs, Ys, default_inner_lr(Fs, lam), lam), th0, T, T)
         return sol.predict(Fte), Fte @ ridge(Fs, Ys, lam)
 
-    gd, rd = jax.vmap(one)(jax.random.split(key, n_subsets))
+    gd, rd = jax.vmap(one)(idx, kgs)
     return gd, rd, Fte @ ridge(Ftr, Ytr, lam)
 
 
 def _subsets(key, num, n, m):
-    """``num`` random subsets of m of n rows without replacement: (row indices, a key for their θ₀ draws)."""
-    for k in jax.random.split(key, num):
-        ks, kg = jax.random.split(k)
-        yield np.asarray(jax.random.choice(ks, n, (m,), replace=False)), kg
+    """``num`` random subsets of m of n rows without replacement: (row indices, a key for their θ₀ draws) —
+    ``jax.random.choice(ks, n, (m,), replace=False)`` with ``ks, kg = split(k)`` for each k of ``split(key, num)``,
+    computed on the host where `keys.permutation` is."""
+    for k in split(key, num):
+        ks, kg = split2(k)
+        yield np.asarray(permutation(ks, n))[:m], kg
 
 
 #: step sizes tried for a baseline trained by plain GD on a nonlinear model, as fractions of its bound
