@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,57 +95,77 @@ def run_case(src: str, case: str, cache: str = "", min_s: float = 0.2, xla_flags
     return json.loads(line[7:])
 
 
+def _label(src: str) -> str:
+    """The checkout's version and commit (and whether it has uncommitted changes)."""
+    version = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {src!r}); "
+                              "import jaxdistill; print(jaxdistill.__version__)"],
+                             capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return f"{version} ({commit}{' + uncommitted changes' if dirty else ''})" if commit else version
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compare", action="append", default=[],
                     help="another checkout (an earlier version) to measure beside this; repeatable")
     ap.add_argument("--mlp", action="store_true", help="also the MLP case (minutes on 2 cores)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="rounds of every case (versions interleaved in each round); the table shows medians")
     args = ap.parse_args()
     here = os.path.dirname(HERE)
     versions = [("this checkout", here)] + [("compared", os.path.abspath(c)) for c in args.compare]
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, src in versions:
-            version = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {src!r}); "
-                                      "import jaxdistill; print(jaxdistill.__version__)"],
-                                     capture_output=True, text=True).stdout.strip()
-            commit = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                    text=True).stdout.strip()
-            dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True).stdout.strip()
-            version = f"{version} ({commit}{' + uncommitted changes' if dirty else ''})" if commit else version
-            # (case, setting, run_case keywords); the cache rows and the optimisation-level row only for this
-            # checkout: they measure choices, not versions
-            cases = [("linear", "no persistent cache", {})]
+    jobs = []          # (version, label, src, case, setting, run_case keywords without the cache folder)
+    for label, src in versions:
+        version = _label(src)
+        # the cache rows and the compile-option rows only for this checkout: they measure choices, not versions
+        cases = [("linear", "no persistent cache", {})]
+        if label == "this checkout":
+            for min_s in (0.2, 0.0):
+                kw = dict(cache=f"cache{min_s}", min_s=min_s)
+                cases += [("linear-first", f"cache ≥ {min_s} s, empty (first run ever)", kw),
+                          ("linear-first", f"cache ≥ {min_s} s, warm (a later process)", kw)]
+            cases.append(("linear-first", XLA_DEFAULTS, dict(xla_defaults=True)))
+        if args.mlp:
+            cases += [("mlp", "no persistent cache", {})]
             if label == "this checkout":
-                for min_s in (0.2, 0.0):
-                    kw = dict(cache=os.path.join(tmp, f"cache{min_s}"), min_s=min_s)
-                    cases += [("linear-first", f"cache ≥ {min_s} s, empty (first run ever)", kw),
-                              ("linear-first", f"cache ≥ {min_s} s, warm (a later process)", kw)]
-                cases.append(("linear-first", XLA_DEFAULTS, dict(xla_defaults=True)))
-            if args.mlp:
-                d = os.path.join(tmp, "cache-mlp")
-                cases += [("mlp", "no persistent cache", {})]
-                if label == "this checkout":
-                    cases += [("mlp", XLA_DEFAULTS, dict(xla_defaults=True)),
-                              ("mlp", "cache ≥ 0.2 s, empty (first run ever)", dict(cache=d)),
-                              ("mlp", "cache ≥ 0.2 s, warm (a later process)", dict(cache=d))]
-            for case, setting, kw in cases:
+                cases += [("mlp", XLA_DEFAULTS, dict(xla_defaults=True)),
+                          ("mlp", "cache ≥ 0.2 s, empty (first run ever)", dict(cache="cache-mlp")),
+                          ("mlp", "cache ≥ 0.2 s, warm (a later process)", dict(cache="cache-mlp"))]
+        jobs += [(version, label, src, *c) for c in cases]
+    runs = {}          # (version, source, setting, what) -> list of measurements
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.repeats):
+            for version, label, src, case, setting, kw in jobs:
+                kw = dict(kw)
+                if "cache" in kw:        # a fresh folder per round: "empty" fills it, "warm" reads it
+                    kw["cache"] = os.path.join(tmp, f"{kw['cache']}-{rep}")
                 for what, r in run_case(src, case, **kw).items():
                     if what == "status":
                         continue
-                    rows.append({"version": version, "source": label, "setting": setting, "what": what, **r})
-                    print(f"{version:8s} {setting:45s} {what:55s} {r['backend_compiles']:4d} compiles "
-                          f"{r['compile_s']:6.2f} s compiling, {r['cpu_s']:6.2f} s CPU, {r['wall_s']:6.2f} s wall",
-                          flush=True)
-    md = ["| version | setting | call | backend compilations | seconds compiling | CPU s | wall s |",
-          "|---|---|---|---:|---:|---:|---:|"]
-    md += [f"| {r['version']} | {r['setting']} | {r['what']} | {r['backend_compiles']} | {r['compile_s']:.2f} | "
-           f"{r['cpu_s']:.2f} | {r['wall_s']:.2f} |" for r in rows]
+                    runs.setdefault((version, label, setting, what), []).append(r)
+                    print(f"[{rep + 1}/{args.repeats}] {version:8s} {setting:45s} {what:55s} "
+                          f"{r['backend_compiles']:4d} compiles {r['compile_s']:6.2f} s compiling, "
+                          f"{r['cpu_s']:6.2f} s CPU, {r['wall_s']:6.2f} s wall", flush=True)
+    rows = []
+    for (version, label, setting, what), rs in runs.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in ("backend_compiles", "compile_s", "cpu_s", "wall_s")}
+        rows.append({"version": version, "source": label, "setting": setting, "what": what, **med,
+                     "cpu_s_runs": [r["cpu_s"] for r in rs], "top": rs[0]["top"]})
+    md = ["| version | setting | call | backend compilations | seconds compiling | CPU s | wall s | "
+          "CPU s of each round |",
+          "|---|---|---|---:|---:|---:|---:|---|"]
+    md += [f"| {r['version']} | {r['setting']} | {r['what']} | {r['backend_compiles']:g} | {r['compile_s']:.2f} | "
+           f"{r['cpu_s']:.2f} | {r['wall_s']:.2f} | {', '.join(f'{x:.2f}' for x in r['cpu_s_runs'])} |"
+           for r in rows]
     env = environment()
     save("compile", env, rows, [f"# Compilations before a first result ({env})", "",
                                 "Each case in a fresh process; diabetes (353 training rows), m = 20, default settings "
-                                "unless named. Versions and settings side by side in one run. \"cache ≥ s\": "
+                                f"unless named. Versions and settings side by side: {args.repeats} round(s), every "
+                                "case once per round, versions interleaved; numbers are medians over the rounds "
+                                "(this shared machine's CPU times move by ±20 % between processes). \"cache ≥ s\": "
                                 "`jd.enable_compilation_cache(dir, min_compile_time_s=s)` (only programs that took "
                                 "at least s to compile are stored); \"warm\": a fresh process after the \"empty\" "
                                 "one filled the folder.", "", *md, "", NOTE])
