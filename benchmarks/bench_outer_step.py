@@ -42,9 +42,10 @@ def make_solver(d, m, T, solver, q=Q, b=B):
     return jd.BilevelSolver(cfg, solver, jd.make_optimizer(cfg)), jd.Problem(jd.LinearModel(init_scale=1.0), LAM, LAM)
 
 
-def jax_step_timer(d, m, T, solver, n=N, q=Q, reps=5, inner=3, b=B):
+def jax_step_timer(d, m, T, solver, n=N, q=Q, reps=5, inner=3, b=B, options=None):
     """(median seconds per step, compile seconds) for one jitted outer step on a batch of b rows
-    (Algorithm 1 lines 5–13; the batch is drawn by the driver, outside the step)."""
+    (Algorithm 1 lines 5–13; the batch is drawn by the driver, outside the step); ``options``: XLA compiler
+    options (None: XLA's defaults; ``jaxdistill._src.core.jit.CPU_OPTIONS``: as the library compiles on the CPU)."""
     key = jax.random.PRNGKey(0)
     X = jax.random.normal(key, (n, d))
     Y = X @ jax.random.normal(jax.random.PRNGKey(1), (d, 1))
@@ -53,7 +54,7 @@ def jax_step_timer(d, m, T, solver, n=N, q=Q, reps=5, inner=3, b=B):
     y0 = jax.random.normal(jax.random.PRNGKey(3), (m, 1))
     state = s.init(problem, jd.DistillParams(x0, y0, jnp.asarray(inner_lr(m))))
     XB, YB = X[:b], Y[:b]
-    step = jax.jit(lambda st, XB, YB, k: s.step(problem, st, XB, YB, k))
+    step = jax.jit(lambda st, XB, YB, k: s.step(problem, st, XB, YB, k), compiler_options=options)
     t0 = time.perf_counter()
     compiled = step.lower(state, XB, YB, key).compile()
     compile_s = time.perf_counter() - t0
@@ -230,12 +231,14 @@ import json, statistics, sys
 sys.path.insert(0, sys.argv[1])
 import bench_outer_step as B
 import jaxdistill as jd
+from jaxdistill._src.core.jit import CPU_OPTIONS
 out = {}
 for _ in range(int(sys.argv[2])):
     for name, (d, m, T) in B.SHAPES.items():
         s = B.jax_step_timer(d, m, T, jd.UnrolledGD(), reps=5)[0]
         r = B.reference_step_timer(d, m, T, reps=5)[0]
-        out.setdefault(name, []).append((s, r))
+        lib = B.jax_step_timer(d, m, T, jd.UnrolledGD(), reps=5, options=CPU_OPTIONS)[0]
+        out.setdefault(name, []).append((s, r, lib))
 print("RESULT " + json.dumps(out))
 """
 
@@ -250,8 +253,11 @@ def pinned_ratios(repeats=5):
     if not line:
         raise RuntimeError(p.stderr[-3000:])
     pairs = json.loads(line[0][7:])
-    return {name: {"scan_s": statistics.median(s for s, _ in v), "reference_s": statistics.median(r for _, r in v),
-                   "ratio": statistics.median(s / r for s, r in v), "ratios": [s / r for s, r in v]}
+    return {name: {"scan_s": statistics.median(x[0] for x in v), "reference_s": statistics.median(x[1] for x in v),
+                   "ratio": statistics.median(x[0] / x[1] for x in v), "ratios": [x[0] / x[1] for x in v],
+                   **({"library_s": statistics.median(x[2] for x in v),
+                       "library_ratio": statistics.median(x[2] / x[1] for x in v),
+                       "library_ratios": [x[2] / x[1] for x in v]} if len(v[0]) > 2 else {})}
             for name, v in pairs.items()}
 
 
@@ -345,15 +351,22 @@ def write(res, have_torch):
                  f"{r['fast_temp_MiB']:.2f} | {r['scan_compile_s']:.2f} | {r['scan+checkpoint_compile_s']:.2f} | "
                  f"{r['fast_compile_s']:.2f} |")
     if "pinned" in res:
+        lib = "library_s" in next(iter(res["pinned"].values()))
         L += ["\n## Scan vs the hand-written JAX step on one pinned core\n",
-              "Both steps timed alternately in one process pinned to one core (`taskset -c 0`), median of "
-              f"{len(next(iter(res['pinned'].values()))['ratios'])} pairs (a separate run from the table above: on "
-              "this shared 2-core machine two-core ratios move by about ±10 % between runs).\n",
-              "| shape | scan ms/step | hand-written JAX ms/step | scan / hand-written (median) | range |",
-              "|---|---:|---:|---:|---|"]
+              "The steps timed alternately in one process pinned to one core (`taskset -c 0`), median of "
+              f"{len(next(iter(res['pinned'].values()))['ratios'])} rounds (a separate run from the table above: on "
+              "this shared 2-core machine two-core ratios move by about ±10 % between runs). The scan compiled with "
+              "XLA's defaults, as the hand-written step is"
+              + (", and as the library compiles it on the CPU (`CPU_OPTIONS`: classic loop emitters, LLVM level 1; "
+                 "what `distill()` runs)" if lib else "") + ".\n",
+              "| shape | scan ms/step | hand-written JAX ms/step | scan / hand-written (median) | range |"
+              + (" scan, library options, ms/step | library / hand-written (median) | range |" if lib else ""),
+              "|---|---:|---:|---:|---|" + ("---:|---:|---|" if lib else "")]
         for name, r in res["pinned"].items():
             L.append(f"| {name} | {r['scan_s'] * 1e3:.1f} | {r['reference_s'] * 1e3:.1f} | {r['ratio']:.3f} | "
-                     f"{min(r['ratios']):.3f} – {max(r['ratios']):.3f} |")
+                     f"{min(r['ratios']):.3f} – {max(r['ratios']):.3f} |"
+                     + (f" {r['library_s'] * 1e3:.1f} | {r['library_ratio']:.3f} | {min(r['library_ratios']):.3f} – "
+                        f"{max(r['library_ratios']):.3f} |" if lib else ""))
     L.append("\n## Scaling (ms per step around shape C; see outer_step.png)\n")
     for var, rows in res["scaling"].items():
         L.append(f"- {var}: " + ", ".join(f"{r[var]}: scan {r['scan'] * 1e3:.1f} / fast {r['fast'] * 1e3:.2f}"
