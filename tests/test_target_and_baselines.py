@@ -146,6 +146,33 @@ def test_kmeans_matches_scikit_learn_and_kcenter_covers_every_cluster():
     assert sorted(set((picked // 50).tolist())) == list(range(6))
 
 
+def test_kcenter_over_row_blocks_equals_the_direct_greedy_rule():
+    """More rows than one block: the blockwise passes pick what the textbook rule picks (each row the farthest,
+    by exact squared distance, from those already picked), from an array and from standardised rows read on
+    demand alike."""
+    from jaxdistill._src.data.arrays import Standardizer, StandardRows
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(70_000, 3)) * [1.0, 5.0, 0.2] + [3.0, -1.0, 0.0]      # more than one block (65,536)
+    want = [int(np.random.default_rng(4).integers(X.shape[0]))]
+    d2 = ((X - X[want[0]]) ** 2).sum(1)
+    for _ in range(1, 7):
+        want.append(int(d2.argmax()))
+        d2 = np.minimum(d2, ((X - X[want[-1]]) ** 2).sum(1))
+    assert coresets.kcenter_rows(X, 7, np.random.default_rng(4)).tolist() == want
+    std = Standardizer(np.zeros(3), np.ones(3), np.zeros(1), np.ones(1))
+    assert coresets.kcenter_rows(StandardRows(X, std), 7, np.random.default_rng(4)).tolist() == want
+
+
+def test_a_sentinel_beyond_the_first_block_of_training_rows_is_named(diabetes):
+    X, y = diabetes
+    out = jd.distill(X[:300], y[:300], m=8, key=0, **FAST)
+    reps = -(-70_000 // 300)
+    Xtr, ytr = np.tile(X[:300], (reps, 1))[:70_000], np.tile(y[:300], reps)[:70_000]
+    Xtr[69_999, 2] = 1e200                                    # a sentinel: beyond what the dtype can square
+    with pytest.raises(ValueError, match="training row 69999"):
+        jd.evaluate(out, X[300:], y[300:], Xtr, ytr, n_subsets=2, coresets=())
+
+
 def test_evaluate_reports_coresets_trained_like_the_subsets(diabetes):
     X, y = diabetes
     out = jd.distill(X[:300], y[:300], m=8, key=0, **FAST)

@@ -139,6 +139,21 @@ def warn_constant(names: list[str], what: str = "X", stacklevel: int = 4) -> Non
                       "to silence this.", UserWarning, stacklevel=stacklevel)
 
 
+class StandardRows:
+    """``std.x(X)`` read on demand: indexing (rows, slices, row blocks through `row_blocks`) standardises just
+    those rows, float64, the same values as indexing ``std.x(X)`` — without a float64 copy of all of X."""
+
+    def __init__(self, X, std: Standardizer):
+        self.X, self.std = X, std
+        self.shape, self.ndim, self.dtype = X.shape, 2, np.dtype(np.float64)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx):
+        return self.std.x(self.X[idx])
+
+
 class Standardizer(NamedTuple):
     """Per-column affine maps x ↦ (x − mean)/scale for X and Y, fitted on training data (float64)."""
 
@@ -165,10 +180,14 @@ class Standardizer(NamedTuple):
         return cls(np.zeros(d), np.ones(d), np.zeros(d_out), np.ones(d_out))
 
     def x(self, X):
-        return (np.asarray(X, np.float64) - self.x_mean) / self.x_scale
+        out = np.subtract(X, self.x_mean, dtype=np.float64)    # (x − mean)/scale in float64, one temporary
+        out /= self.x_scale
+        return out
 
     def y(self, Y):
-        return (np.asarray(Y, np.float64) - self.y_mean) / self.y_scale
+        out = np.subtract(Y, self.y_mean, dtype=np.float64)
+        out /= self.y_scale
+        return out
 
     def x_inverse(self, Xs):
         return np.asarray(Xs, np.float64) * self.x_scale + self.x_mean
@@ -274,10 +293,11 @@ class TrainData:
         return self._fingerprint
 
 
-def check_squarable(named, dtype, rows: str, consequence: str, remedy: str) -> None:
+def check_squarable(named, dtype, rows: str, consequence: str, remedy: str, row_offset: int = 0) -> None:
     """Refuse standardised arrays (``(name, array)`` pairs, rows × columns, float64 on the host) holding a value
     that ``dtype`` cannot square — a sentinel like 1e30 in float32 data: ``consequence`` would follow. The
-    message names the ``rows`` row and column and says what to change (``remedy`` among it)."""
+    message names the ``rows`` row (``row_offset`` added: for a block of a larger array) and column and says what
+    to change (``remedy`` among it)."""
     limit = float(np.sqrt(np.finfo(dtype).max))
     for name, a in named:
         big = np.abs(a) >= limit
@@ -285,7 +305,8 @@ def check_squarable(named, dtype, rows: str, consequence: str, remedy: str) -> N
             i, j = (int(k[0]) for k in np.nonzero(big))
             raise ValueError(
                 f"A {rows} row's {name} column {j} lies {abs(a[i, j]):.3g} training standard deviations from the "
-                f"training mean ({rows} row {i}): beyond what {np.dtype(dtype).name} can square, so {consequence}. "
+                f"training mean ({rows} row {i + row_offset}): beyond what {np.dtype(dtype).name} can square, so "
+                f"{consequence}. "
                 f"Check that row (a unit or sentinel value?), {remedy}, or compute in float64 "
                 "(jax.config.update('jax_enable_x64', True)).")
 

@@ -80,6 +80,17 @@ def leverage_rows(F, m: int, lam: float, rng: np.random.Generator, scores: np.nd
     return rng.choice(n, size=m, replace=False, p=w / w.sum())
 
 
+def _rows(X):
+    """X as float64 rows: an array (or memory map) converted, or a row container (``data.arrays.StandardRows``:
+    rows standardised when indexed) kept, so that passes over all rows go block by block."""
+    return X if hasattr(X, "std") and hasattr(X, "shape") else np.asarray(X, np.float64)
+
+
+def _sq_norms(X) -> np.ndarray:
+    """The rows' squared norms, over row blocks (the same values as ``(X ** 2).sum(1)``)."""
+    return np.concatenate([(Xb ** 2).sum(1) for Xb in row_blocks(X, block=BLOCK)])
+
+
 def _cluster_means(X, assign, m: int) -> np.ndarray:
     """The mean of each cluster's rows, (m, d) (NaN for an empty cluster)."""
     return np.stack([X[assign == k].mean(0) if np.any(assign == k) else np.full(X.shape[1], np.nan)
@@ -127,27 +138,47 @@ def kmeans_centroids(X, Y, m: int, rng: np.random.Generator, iters: int = KMEANS
     Beyond `KMEANS_MAX_ROWS` rows the centroids are fitted on that many rows drawn at random (each Lloyd
     iteration costs O(n·m·d): 200,000 rows took ~6 s per draw on 2 cores); every row is then assigned to its
     nearest centroid for the cluster means of Y (the training mean for a cluster left empty)."""
-    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    X, Y = _rows(X), np.asarray(Y, np.float64)
     n = X.shape[0]
     fit = np.sort(rng.choice(n, KMEANS_MAX_ROWS, replace=False)) if n > KMEANS_MAX_ROWS else slice(None)
-    C = _lloyd(X[fit], m, rng, iters)
+    C = _lloyd(np.asarray(X[fit], np.float64), m, rng, iters)
     assign = _nearest(X, C)
     counts = np.bincount(assign, minlength=m)
     return C, np.where((counts > 0)[:, None], _cluster_means(Y, assign, m), Y.mean(0))
 
 
 def kcenter_rows(X, m: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of m rows chosen greedily, each the farthest from those already chosen (from a random first)."""
-    X = np.asarray(X, np.float64)
+    """Indices of m rows chosen greedily, each the farthest from those already chosen (from a random first); m
+    passes over the rows, each block by block."""
+    return kcenter_rows_many(X, m, [rng])[0]
+
+
+def kcenter_rows_many(X, m: int, rngs) -> list[np.ndarray]:
+    """`kcenter_rows` for several generators at once (the same indices as one call per generator): each greedy
+    step is one pass over the row blocks for every draw, so rows read on demand are standardised m times, not
+    m times per draw."""
+    X = _rows(X)
     n = X.shape[0]
-    xx = (X ** 2).sum(1)
-    idx = [int(rng.integers(n))]
-    d2 = _sq_dists(X, X[idx], xx)[:, 0]
+    xx = _sq_norms(X)
+    idx = [[int(rng.integers(n))] for rng in rngs]
+    d2 = _sq_dists_each(X, [np.asarray(X[i], np.float64) for i in idx], xx)
     for _ in range(1, m):
-        i = int(d2.argmax())
-        idx.append(i)
-        d2 = np.minimum(d2, _sq_dists(X, X[i:i + 1], xx)[:, 0])
-    return np.asarray(idx)
+        new = [int(d.argmax()) for d in d2]
+        for chosen, i in zip(idx, new, strict=True):
+            chosen.append(i)
+        d2 = [np.minimum(a, b) for a, b in zip(d2, _sq_dists_each(
+            X, [np.asarray(X[i:i + 1], np.float64) for i in new], xx), strict=True)]
+    return [np.asarray(i) for i in idx]
+
+
+def _sq_dists_each(X, Cs, xx) -> list[np.ndarray]:
+    """For each one-row C of ``Cs``, `_sq_dists` of every row of X to it (n,), in one pass over X's row blocks."""
+    out = [[] for _ in Cs]
+    for i, Xb in enumerate(row_blocks(X, block=BLOCK)):
+        xb = xx[i * BLOCK:(i + 1) * BLOCK]
+        for o, C in zip(out, Cs, strict=True):
+            o.append(_sq_dists(Xb, C, xb)[:, 0])
+    return [np.concatenate(o) for o in out]
 
 
 def coreset(kind: str, X, Y, F, m: int, lam: float, seed: int, scores: np.ndarray | None = None):
@@ -162,4 +193,4 @@ def coreset(kind: str, X, Y, F, m: int, lam: float, seed: int, scores: np.ndarra
         return kmeans_centroids(X, Y, m, rng)
     else:
         raise ValueError(f"Unknown coreset {kind!r}; coresets are {CORESETS}.")
-    return np.asarray(X)[idx], np.asarray(Y)[idx]
+    return (X[np.asarray(idx)] if hasattr(X, "std") else np.asarray(X)[idx]), np.asarray(Y)[idx]
