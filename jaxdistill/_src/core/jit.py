@@ -5,9 +5,9 @@ XLA's CPU compiler spends most of a first result compiling: the outer-loop chunk
 ~0.9 s and runs its 550 steps in ~0.3 s. Two options of XLA's own halve that (``benchmarks/results/
 compile_options.md``, side by side on one pinned core): ``xla_cpu_use_fusion_emitters=False`` (the classic
 elemental emitters instead of the newer MLIR fusion emitters) and ``xla_backend_optimization_level=1`` (LLVM at
--O1 instead of -O2/-O3). Compile time of the outer step at the benchmark's shapes drops ~45 % while the step
-runs as fast (within a few per cent either way; see the table). Level 0, by contrast, halves compile time again
-but makes loops far slower (the linear evaluation's baselines at m = 200, T = 200 ran in 0.2 s at full
+-O1 instead of -O2/-O3). Every program measured compiles 2.2–2.8× faster; the outer step then runs 3–12 % faster
+at d ≤ 100 and for a flax MLP, 7–12 % slower at d = 1000 (see the table). Level 0, by contrast, halves compile
+time again but makes loops far slower (the linear evaluation's baselines at m = 200, T = 200 ran in 0.2 s at full
 optimisation and had not finished after 50 s at level 0), so it is kept for programs without loops.
 
 The options are per program (``jax.jit(..., compiler_options=...)``): nothing global changes for the user's own
@@ -38,7 +38,7 @@ def set_cpu_compile_options(options: dict | None = CPU_OPTIONS, run_once: dict |
     By default every program compiles with XLA's classic loop emitters and LLVM at optimisation level 1
     (``CPU_OPTIONS``), which roughly halves compile time; measured side by side on one core
     (``benchmarks/results/compile_options.md``) the outer step then runs 3–12 % *faster* at d ≤ 100 and for a
-    flax MLP, but 7–11 % *slower* at d = 1000. For long runs on wide data, XLA's defaults may pay:
+    flax MLP, but 7–12 % *slower* at d = 1000. For long runs on wide data, XLA's defaults may pay:
 
     ```python
     jd.set_cpu_compile_options(None)   # XLA's defaults for every library program compiled from now on
