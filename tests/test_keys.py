@@ -48,7 +48,7 @@ def test_typed_keys_still_go_through_jax_random():
 
 @pytest.mark.parametrize("n", [0, 1, 2, 10, 354, 1625, 1626, 5000, (1 << 16) + 1, 300_000])
 def test_host_permutation_and_choice_equal_jax_random(n):
-    for key in _random_keys(4):
+    for key in _random_keys(4)[:1 if n > 10_000 else None]:      # one key for the large n (eager jax is slow)
         got = keys.permutation(key, n)
         assert type(got) is np.ndarray
         np.testing.assert_array_equal(got, np.asarray(jax.random.permutation(key, n)))
