@@ -79,14 +79,11 @@ NOTE = ("Since this version the library compiles its CPU programs with XLA's cla
         "Decision on the persistent cache: see docs/concepts.md (\"The persistent compilation cache\").")
 
 
-def run_case(src: str, case: str, cache: str = "", min_s: float = 0.2, xla_flags: str = "",
-             xla_defaults: bool = False) -> dict:
+def run_case(src: str, case: str, cache: str = "", min_s: float = 0.2, xla_defaults: bool = False) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("JAXDISTILL_CACHE", "XLA_FLAGS", "BENCH_XLA_DEFAULTS")}
     env["JAX_PLATFORMS"] = "cpu"
     if xla_defaults:
         env["BENCH_XLA_DEFAULTS"] = "1"
-    if xla_flags:
-        env["XLA_FLAGS"] = xla_flags
     res = subprocess.run([sys.executable, "-c", CHILD, src, case, cache, str(min_s)], capture_output=True,
                          text=True, env=env, timeout=1800)
     line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")), None)

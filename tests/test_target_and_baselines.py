@@ -163,6 +163,23 @@ def test_kcenter_over_row_blocks_equals_the_direct_greedy_rule():
     assert coresets.kcenter_rows(StandardRows(X, std), 7, np.random.default_rng(4)).tolist() == want
 
 
+def test_coresets_and_standardisation_take_dataframes_as_their_values():
+    import pandas as pd
+
+    from jaxdistill._src.data.arrays import Standardizer
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 3))
+    df = pd.DataFrame(X, columns=["std", "shape", "x"])         # names a duck-typed check could mistake
+    want = coresets.kcenter_rows(X, 5, np.random.default_rng(0)).tolist()
+    assert coresets.kcenter_rows(df, 5, np.random.default_rng(0)).tolist() == want
+    Xs, _ = coresets.coreset("kcenter", df, X[:, :1], X, 5, 0.0, 0)
+    np.testing.assert_array_equal(Xs, X[want])
+    std = Standardizer(np.ones(3), 2 * np.ones(3), np.zeros(1), np.ones(1))
+    out = std.x(df)
+    assert type(out) is np.ndarray
+    np.testing.assert_array_equal(out, (X - 1.0) / 2.0)
+
+
 def test_a_sentinel_beyond_the_first_block_of_training_rows_is_named(diabetes):
     X, y = diabetes
     out = jd.distill(X[:300], y[:300], m=8, key=0, **FAST)

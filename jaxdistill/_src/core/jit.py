@@ -57,10 +57,10 @@ def set_cpu_compile_options(options: dict | None = CPU_OPTIONS, run_once: dict |
     _settings["options"], _settings["run_once"] = options, run_once
 
 
-@functools.lru_cache(maxsize=8)
-def _without_user_flags(options: tuple, xla_flags: str) -> dict | None:
-    """``options`` less those the user names in ``XLA_FLAGS`` (theirs apply to every program)."""
-    kept = {k: v for k, v in options if f"--{k}=" not in xla_flags}
+def _options_key(options: dict | None, xla_flags: str) -> tuple | None:
+    """``options`` less those the user names in ``XLA_FLAGS`` (theirs apply to every program), as a hashable
+    key (None: XLA's defaults)."""
+    kept = tuple(sorted((k, v) for k, v in (options or {}).items() if f"--{k}=" not in xla_flags))
     return kept or None
 
 
@@ -74,13 +74,11 @@ class _Jitted:
         functools.update_wrapper(self, fun)
 
     def _jit(self):
-        opts = _settings[self._which] if jax.default_backend() == "cpu" else None
-        if opts is not None:
-            opts = _without_user_flags(tuple(sorted(opts.items())), os.environ.get("XLA_FLAGS", ""))
-        key = None if opts is None else tuple(sorted(opts.items()))
+        cpu = jax.default_backend() == "cpu"
+        key = _options_key(_settings[self._which] if cpu else None, os.environ.get("XLA_FLAGS", ""))
         f = self._jits.get(key)
         if f is None:
-            f = self._jits[key] = jax.jit(self._fun, compiler_options=opts, **self._kwargs)
+            f = self._jits[key] = jax.jit(self._fun, compiler_options=dict(key) if key else None, **self._kwargs)
         return f
 
     def __call__(self, *args, **kwargs):

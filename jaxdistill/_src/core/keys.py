@@ -49,6 +49,12 @@ def _threefry2x32(k1, k2, x1, x2):
     return x1, x2
 
 
+def _hash_iota(k, n: int):
+    """Threefry-2x32 under the raw key k of the counters 0 … n−1 as JAX forms them for a partitionable split or
+    random bits (the 64-bit iota as high and low words): the two output words, uint32 (n,) each."""
+    return _threefry2x32(k[0], k[1], np.zeros(n, np.uint32), np.arange(n, dtype=np.uint32))
+
+
 def _host_key(key):
     """The raw threefry key as numpy uint32[2] when the host computation applies, else None."""
     if jax.config.jax_default_prng_impl != "threefry2x32":
@@ -65,8 +71,7 @@ def _host_split(key, num: int):
         return None
     with np.errstate(over="ignore"):
         if jax.config.jax_threefry_partitionable:        # counters: the 64-bit iota as (high, low) words
-            b1, b2 = _threefry2x32(k[0], k[1], np.zeros(num, np.uint32), np.arange(num, dtype=np.uint32))
-            return np.stack([b1, b2], axis=1)
+            return np.stack(_hash_iota(k, num), axis=1)
         counts = np.arange(2 * num, dtype=np.uint32)     # the original split: one iota, halves as the words
         b1, b2 = _threefry2x32(k[0], k[1], counts[:num], counts[num:])
         return np.concatenate([b1, b2]).reshape(num, 2)
@@ -139,7 +144,7 @@ def _host_permutation(key, n: int):
     with np.errstate(over="ignore"):
         for _ in range(rounds):
             k, sub = _host_split(k, 2)
-            b1, b2 = _threefry2x32(sub[0], sub[1], np.zeros(n, np.uint32), np.arange(n, dtype=np.uint32))
+            b1, b2 = _hash_iota(sub, n)
             x = x[np.argsort(b1 ^ b2, kind="stable")]
     return x
 

@@ -139,6 +139,13 @@ def warn_constant(names: list[str], what: str = "X", stacklevel: int = 4) -> Non
                       "to silence this.", UserWarning, stacklevel=stacklevel)
 
 
+def _affine(A, mean, scale) -> np.ndarray:
+    """(A − mean)/scale as a float64 ndarray (whatever array-like A is), with one temporary."""
+    out = np.subtract(np.asarray(A), mean, dtype=np.float64)
+    out /= scale
+    return out
+
+
 class StandardRows:
     """``std.x(X)`` read on demand: indexing (rows, slices, row blocks through `row_blocks`) standardises just
     those rows, float64, the same values as indexing ``std.x(X)`` — without a float64 copy of all of X."""
@@ -180,14 +187,10 @@ class Standardizer(NamedTuple):
         return cls(np.zeros(d), np.ones(d), np.zeros(d_out), np.ones(d_out))
 
     def x(self, X):
-        out = np.subtract(X, self.x_mean, dtype=np.float64)    # (x − mean)/scale in float64, one temporary
-        out /= self.x_scale
-        return out
+        return _affine(X, self.x_mean, self.x_scale)
 
     def y(self, Y):
-        out = np.subtract(Y, self.y_mean, dtype=np.float64)
-        out /= self.y_scale
-        return out
+        return _affine(Y, self.y_mean, self.y_scale)
 
     def x_inverse(self, Xs):
         return np.asarray(Xs, np.float64) * self.x_scale + self.x_mean

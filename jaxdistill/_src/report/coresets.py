@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxdistill._src.data.arrays import row_blocks
+from jaxdistill._src.data.arrays import StandardRows, row_blocks
 
 #: the coresets ``evaluate`` can add, by row id
 CORESETS = ("leverage", "kmeans", "kcenter")
@@ -81,9 +81,9 @@ def leverage_rows(F, m: int, lam: float, rng: np.random.Generator, scores: np.nd
 
 
 def _rows(X):
-    """X as float64 rows: an array (or memory map) converted, or a row container (``data.arrays.StandardRows``:
-    rows standardised when indexed) kept, so that passes over all rows go block by block."""
-    return X if hasattr(X, "std") and hasattr(X, "shape") else np.asarray(X, np.float64)
+    """X as float64 rows: an array, memory map or DataFrame converted, or ``data.arrays.StandardRows`` (rows
+    standardised when indexed) kept, so that passes over all rows go block by block."""
+    return X if isinstance(X, StandardRows) else np.asarray(X, np.float64)
 
 
 def _sq_norms(X) -> np.ndarray:
@@ -193,4 +193,19 @@ def coreset(kind: str, X, Y, F, m: int, lam: float, seed: int, scores: np.ndarra
         return kmeans_centroids(X, Y, m, rng)
     else:
         raise ValueError(f"Unknown coreset {kind!r}; coresets are {CORESETS}.")
-    return (X[np.asarray(idx)] if hasattr(X, "std") else np.asarray(X)[idx]), np.asarray(Y)[idx]
+    return _take(X, idx), np.asarray(Y)[idx]
+
+
+def coreset_draws(kind: str, X, Y, F, m: int, lam: float, seeds) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`coreset` for each seed of ``seeds`` (the same sets as one call per seed), sharing what the draws share:
+    the leverage scores are computed once, and k-center's greedy steps make one pass over the rows for all draws."""
+    if kind == "kcenter":
+        picked = kcenter_rows_many(X, m, [np.random.default_rng(int(sd)) for sd in seeds])
+        return [(_take(X, idx), np.asarray(Y)[idx]) for idx in picked]
+    scores = leverage_scores(F, lam) if kind == "leverage" else None
+    return [coreset(kind, X, Y, F, m, lam, int(sd), scores) for sd in seeds]
+
+
+def _take(X, idx):
+    """Rows ``idx`` of X as given (``StandardRows``: standardised)."""
+    return X[np.asarray(idx)] if isinstance(X, StandardRows) else np.asarray(X)[idx]

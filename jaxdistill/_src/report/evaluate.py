@@ -47,17 +47,10 @@ from jaxdistill._src.core.jit import jit
 from jaxdistill._src.core.keys import as_key, fold_in, key_to_list, permutation, split, split2
 from jaxdistill._src.core.linalg import default_inner_lr, ridge
 from jaxdistill._src.core.validate import check_int
-from jaxdistill._src.data.arrays import StandardRows, as_2d_float, check_squarable, on_device
+from jaxdistill._src.data.arrays import StandardRows, as_2d_float, check_squarable, on_device, row_blocks
 from jaxdistill._src.inner.base import Support, predict_after_training
 from jaxdistill._src.problem.ridge_cv import choose_ridge
-from jaxdistill._src.report.coresets import (
-    CORESETS,
-    LABELS,
-    coreset,
-    cross_products,
-    kcenter_rows_many,
-    leverage_scores,
-)
+from jaxdistill._src.report.coresets import BLOCK, CORESETS, LABELS, coreset_draws, cross_products
 from jaxdistill._src.result import DistillOutput
 
 #: stable ids of the rows (what code should address rows by; the ``method`` labels are for readers)
@@ -258,14 +251,14 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     Ytr_s = std.y(Ytr)
     remedy = "drop it from the training rows given to evaluate"
     check_squarable((("Y_train", Ytr_s),), dt, "training", "the baselines would be inf or NaN", remedy)
+    Xtr_s = StandardRows(Xtr, std)
     Xtr_dt = np.empty(Xtr.shape, dt)
-    for start in range(0, Xtr.shape[0], ROW_BLOCK):
-        block = std.x(Xtr[start:start + ROW_BLOCK])
+    for i, block in enumerate(row_blocks(Xtr_s, block=BLOCK)):
+        start = i * BLOCK
         check_squarable((("X_train", block),), dt, "training", "the baselines would be inf or NaN", remedy, start)
-        Xtr_dt[start:start + ROW_BLOCK] = block
+        Xtr_dt[start:start + block.shape[0]] = block
     Ftr = mdl.featurize(on_device(Xtr_dt, dt))
     del Xtr_dt
-    Xtr_s = StandardRows(Xtr, std)
     Ytr_s = on_device(Ytr_s, dt)
     n_tr = Xtr.shape[0]
     if out.m > n_tr:
@@ -349,12 +342,7 @@ def _coreset_sets(kinds, Xtr, Ytr, Ftr, m, lam, key, draws):
     X, Y, F = Xtr, np.asarray(Ytr, np.float64), np.asarray(Ftr)   # X (StandardRows), F: read in blocks
     seeds = np.random.SeedSequence(key_to_list(key)).generate_state(draws)
     for kind in kinds:
-        if kind == "kcenter":       # every draw in one pass per greedy step (the rows are standardised per pass)
-            picked = kcenter_rows_many(X, m, [np.random.default_rng(int(sd)) for sd in seeds])
-            sets = [(X[i], Y[i]) for i in picked]
-        else:
-            scores = leverage_scores(F, lam) if kind == "leverage" else None     # the same for every draw
-            sets = [coreset(kind, X, Y, F, m, lam, int(sd), scores) for sd in seeds]
+        sets = coreset_draws(kind, X, Y, F, m, lam, seeds)
         yield kind, (np.stack([a for a, _ in sets]), np.stack([b for _, b in sets]))
 
 
@@ -398,9 +386,6 @@ def _subsets(key, num, n, m):
         ks, kg = split2(k)
         yield np.asarray(permutation(ks, n))[:m], kg
 
-
-#: rows per block when the training rows are standardised and checked (float64 temporaries of a few tens of MiB)
-ROW_BLOCK = 65536
 
 #: step sizes tried for a baseline trained by plain GD on a nonlinear model, as fractions of its bound
 STEP_GRID = (0.9, 0.45, 0.2, 0.1, 0.05, 0.02)
