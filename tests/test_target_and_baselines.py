@@ -225,3 +225,17 @@ def test_a_good_run_passes_the_quality_check(diabetes):
         out = jd.distill(X[:350], y[:350], m=10, key=0, progress=False)
     q = out.meta.quality
     assert q["distilled_loss"] < q["subset_mean_loss"] and "warning" not in q and q["held_out_rows"] == 35
+
+
+def test_evaluate_takes_a_typed_key_as_the_same_draws_as_its_raw_key(diabetes):
+    """A typed key (``jax.random.key``) draws its subsets, θ₀ and coreset seeds through ``jax.random``; the raw key
+    with the same bits through the host's Threefry: every row is the same (0.8's evaluate raised a TypeError)."""
+    import jax
+    X, y = diabetes
+    out = jd.distill(X[:300], y[:300], m=10, key=0, model=jd.LinearModel(init_scale=0.5), **FAST)
+    kw = dict(n_subsets=3, n_coreset_draws=2, n_inits=4)
+    typed = jd.evaluate(out, X[300:], y[300:], X[:300], y[:300], key=jax.random.key(5), **kw)
+    raw = jd.evaluate(out, X[300:], y[300:], X[:300], y[:300], key=jax.random.PRNGKey(5), **kw)
+    assert typed.ids == raw.ids
+    for a, b in zip(typed.rows, raw.rows, strict=True):
+        assert a == b, a["id"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core.jit import jit_once
@@ -179,6 +180,13 @@ def seed_of(key) -> int | None:
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         return int(key)
     return None
+
+
+def concat(parts) -> jax.Array | np.ndarray:
+    """Key arrays joined along axis 0: on the host for raw keys (numpy), through ``jnp`` for typed keys."""
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    return jnp.concatenate([jnp.asarray(p) for p in parts])
 
 
 def key_to_list(key: jax.Array) -> list:

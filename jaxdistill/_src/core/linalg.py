@@ -15,6 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 
@@ -37,6 +38,16 @@ def ridge_unnormalised(F: jax.Array, Y: jax.Array, lam) -> jax.Array:
 def ridge(F: jax.Array, Y: jax.Array, lam) -> jax.Array:
     """Minimiser of 1/(2n)‖Fθ − Y‖² + λ/2‖θ‖² (Def. 2.1's inner loss; the T → ∞ limit of inner GD)."""
     return ridge_unnormalised(F, Y, F.shape[0] * lam)
+
+
+def ridge_from_cross_products(G, C, n: int, lam: float):
+    """`ridge` from the float64 cross products G = FᵀF (p, p) and C = FᵀY (p, k) of n rows, on the host:
+    θ = (G + nλI)⁻¹C; λ = 0 gives the minimum-norm least-squares solution (Hermitian pseudo-inverse), as
+    `psd_solve` does. For a pass over rows too many to hold (``data.arrays.TrainFeatures.first_pass``)."""
+    G, C = np.asarray(G, np.float64), np.asarray(C, np.float64)
+    if lam == 0:
+        return np.linalg.pinv(G, hermitian=True) @ C
+    return np.linalg.solve(G + n * lam * np.eye(G.shape[0]), C)
 
 
 def _smaller_gram(F: jax.Array) -> jax.Array:

@@ -161,6 +161,48 @@ class StandardRows:
         return self.std.x(self.X[idx])
 
 
+class TrainFeatures:
+    """Features Φ of standardised training rows (``StandardRows``), read on demand: indexing standardises just those
+    rows, casts them to ``dtype`` (the compute dtype) and featurises them (``model.featurize``), so a pass over all
+    rows never holds the features of all of them. Indexing returns a host array in ``dtype``, the values
+    ``model.featurize`` gives for those rows; `row_blocks` reads it block by block (float64)."""
+
+    def __init__(self, model, Xs: StandardRows, dtype):
+        self.model, self.Xs, self.dtype = model, Xs, np.dtype(dtype)
+        self.shape, self.ndim = (Xs.shape[0], model.num_features(Xs.shape[1], dtype)), 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def featurize(self, Xs) -> np.ndarray:
+        """Features of standardised inputs (rows × d, or stacked sets k × rows × d) in ``dtype``, on the host."""
+        Xs = np.asarray(Xs)
+        F = np.asarray(self.model.featurize(on_device(Xs.reshape(-1, Xs.shape[-1]), self.dtype)))
+        return F.reshape(*Xs.shape[:-1], F.shape[-1])
+
+    def __getitem__(self, idx) -> np.ndarray:
+        return self.featurize(self.Xs[idx])
+
+    def first_pass(self, Y, remedy: str, *, keep: bool = False, block: int = _BLOCK):
+        """One pass over the rows in blocks of ``block`` rows: each block of standardised inputs is refused by
+        `check_squarable` (naming its row) before anything is computed from it, then featurised. Returns
+        (FᵀF, FᵀY in float64, and the features of all rows in ``dtype`` if ``keep``, else None)."""
+        n, p = self.shape
+        G, C = np.zeros((p, p)), np.zeros((p, Y.shape[1]))
+        kept = np.empty(self.shape, self.dtype) if keep else None
+        for start in range(0, n, block):
+            xb = self.Xs[start:start + block]
+            check_squarable((("X_train", xb),), self.dtype, "training", "the baselines would be inf or NaN", remedy,
+                            start)
+            fb = self.featurize(xb)
+            if keep:
+                kept[start:start + fb.shape[0]] = fb
+            fb = np.asarray(fb, np.float64)
+            G += fb.T @ fb
+            C += fb.T @ np.asarray(Y[start:start + block], np.float64)
+        return G, C, kept
+
+
 class Standardizer(NamedTuple):
     """Per-column affine maps x ↦ (x − mean)/scale for X and Y, fitted on training data (float64)."""
 

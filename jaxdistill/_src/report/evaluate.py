@@ -44,13 +44,13 @@ import numpy as np
 
 from jaxdistill._src.components.models import draw_inits
 from jaxdistill._src.core.jit import jit
-from jaxdistill._src.core.keys import as_key, fold_in, key_to_list, permutation, split, split2
-from jaxdistill._src.core.linalg import default_inner_lr, ridge
+from jaxdistill._src.core.keys import as_key, concat, fold_in, key_to_list, permutation, split, split2
+from jaxdistill._src.core.linalg import default_inner_lr, ridge, ridge_from_cross_products
 from jaxdistill._src.core.validate import check_int
-from jaxdistill._src.data.arrays import StandardRows, as_2d_float, check_squarable, on_device, row_blocks
+from jaxdistill._src.data.arrays import StandardRows, TrainFeatures, as_2d_float, check_squarable, on_device
 from jaxdistill._src.inner.base import Support, predict_after_training
 from jaxdistill._src.problem.ridge_cv import choose_ridge
-from jaxdistill._src.report.coresets import BLOCK, CORESETS, LABELS, coreset_draws, cross_products
+from jaxdistill._src.report.coresets import CORESETS, LABELS, coreset_draws
 from jaxdistill._src.result import DistillOutput
 
 #: stable ids of the rows (what code should address rows by; the ``method`` labels are for readers)
@@ -246,63 +246,68 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     if X_train is None:
         return EvalReport(rows=rows, m=out.m, n_train=0, n_test=Xte.shape[0], notes=notes, predictions=predictions)
 
-    # the standardised training rows: checked and cast to the compute dtype block by block (no float64 copy of
-    # all of them); the coresets read them standardised on demand (StandardRows), the same values
+    # the training rows are read block by block: standardised, checked, cast to the compute dtype and featurised
+    # on demand (TrainFeatures). Models linear in θ never hold the features of all rows: the full-data rows come
+    # from float64 cross products FᵀF, FᵀY of one pass, the subsets and coresets gather only their own rows.
     Ytr_s = std.y(Ytr)
     remedy = "drop it from the training rows given to evaluate"
     check_squarable((("Y_train", Ytr_s),), dt, "training", "the baselines would be inf or NaN", remedy)
     Xtr_s = StandardRows(Xtr, std)
-    Xtr_dt = np.empty(Xtr.shape, dt)
-    for i, block in enumerate(row_blocks(Xtr_s, block=BLOCK)):
-        start = i * BLOCK
-        check_squarable((("X_train", block),), dt, "training", "the baselines would be inf or NaN", remedy, start)
-        Xtr_dt[start:start + block.shape[0]] = block
-    Ftr = mdl.featurize(on_device(Xtr_dt, dt))
-    del Xtr_dt
-    Ytr_s = on_device(Ytr_s, dt)
+    Ftr = TrainFeatures(mdl, Xtr_s, dt)
     n_tr = Xtr.shape[0]
     if out.m > n_tr:
         raise ValueError(f"The training data given has {n_tr} rows, fewer than the {out.m} distilled points.")
+    exact_full = not gd and linear and slv.kernel is None
+    whole = not linear or not (gd or exact_full)      # these baselines train on all rows at once
+    G, C, F_all = Ftr.first_pass(Ytr_s, remedy, keep=whole)
     k_core = fold_in(key, 7)                       # coresets' seeds: the subsets' draws stay as they were
     if gd and not linear:
-        _nonlinear_baselines(add, out, Ftr, Ytr_s, Fte, k_sub, n_subsets, n_inits)
+        _nonlinear_baselines(add, out, on_device(F_all, dt), on_device(Ytr_s, dt), Fte, k_sub, n_subsets, n_inits)
         if coresets:
             notes.append("Coreset rows are not computed for models not linear in θ (each would need its step size "
                          "tuned, as the random subsets do).")
     elif gd:
         idx, kgs = zip(*_subsets(k_sub, n_subsets, n_tr, out.m), strict=True)
-        gd_preds, ridge_preds, full_pred = _linear_gd_baselines(
-            mdl, slv, Ftr, Ytr_s, Fte, np.stack(idx), np.stack(kgs), n_draws=max(1, n_inits // 4), T=out.T,
-            lam=float(lam))
-        sub_proc = f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for that set, {mdl.init_description}"
-        add("subset", "random subset, T-step GD", out.m, sub_proc, np.asarray(gd_preds).reshape(-1, *Fte.shape[:1],
-                                                                                               d_out))
-        add("subset_ridge", "random subset, ridge", out.m, out.procedure(limit=True), np.asarray(ridge_preds))
-        n_draws = max(1, n_inits // 4)
+        sets = [(np.stack([Ftr[i] for i in idx]), np.stack([Ytr_s[i] for i in idx]), [k[None] for k in kgs])]
+        kinds = []
         for kind, (Xs, Ys) in _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws):
-            preds = _linear_gd_sets(mdl, slv, on_device(Xs, dt), on_device(Ys, dt), Fte, k_core, n_draws=n_draws,
-                                    T=out.T, lam=float(lam))
-            add(kind, f"{LABELS[kind]}, T-step GD", out.m, sub_proc, np.asarray(preds).reshape(-1, Fte.shape[0],
-                                                                                               d_out))
-        add("full", "full data, ridge", n_tr, out.procedure(limit=True), [np.asarray(full_pred)])
-        _ridge_cv_row(add, Ftr, Ytr_s, Fte, n_tr, std)
+            sets.append((Ftr.featurize(Xs), Ys, [split(k_core, Xs.shape[0])]))
+            kinds.append((kind, Xs.shape[0]))
+        n_draws = max(1, n_inits // 4)
+        Fs, Ys = (np.concatenate(a) for a in list(zip(*sets, strict=True))[:2])
+        ks = concat([k for _, _, parts in sets for k in parts])
+        gd_preds, ridge_preds = (np.asarray(a) for a in _linear_gd_sets(
+            mdl, slv, on_device(Fs, dt), on_device(Ys, dt), Fte, ks, n_draws=n_draws, T=out.T, lam=float(lam)))
+        sub_proc = f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for that set, {mdl.init_description}"
+        k = len(idx)
+        add("subset", "random subset, T-step GD", out.m, sub_proc, gd_preds[:k].reshape(-1, Fte.shape[0], d_out))
+        add("subset_ridge", "random subset, ridge", out.m, out.procedure(limit=True), ridge_preds[:k])
+        for kind, num in kinds:
+            add(kind, f"{LABELS[kind]}, T-step GD", out.m, sub_proc, gd_preds[k:k + num].reshape(-1, Fte.shape[0],
+                                                                                                  d_out))
+            k += num
+        add("full", "full data, ridge", n_tr, out.procedure(limit=True),
+            [np.asarray(Fte, np.float64) @ ridge_from_cross_products(G, C, n_tr, float(lam))])
+        _ridge_cv_row(add, G, C, Ytr_s, Fte, n_tr, std)
     else:
         exact_preds = []
         for idx, _ in _subsets(k_sub, n_subsets, n_tr, out.m):
-            exact_preds.append(train_predict(Ftr[idx], Ytr_s[idx], 0.0, no_theta0)[0])
+            exact_preds.append(train_predict(on_device(Ftr[idx], dt), on_device(Ytr_s[idx], dt), 0.0, no_theta0)[0])
         add("subset", "random subset", out.m, out.procedure(), exact_preds)
         for kind, (Xs, Ys) in _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws):
             add(kind, LABELS[kind], out.m, out.procedure(),
-                [train_predict(mdl.featurize(on_device(x, dt)), on_device(y, dt), 0.0, no_theta0)[0]
-                 for x, y in zip(Xs, Ys, strict=True)])
-        if slv.kernel is None and linear:
+                [train_predict(on_device(f, dt), on_device(y, dt), 0.0, no_theta0)[0]
+                 for f, y in zip(Ftr.featurize(Xs), Ys, strict=True)])
+        if exact_full:
             lam_full = out.meta.full_data_lambda_inner or lam
             label = (f"exact ridge, λ = {out.meta.original_lambda:g} (the original model)"
                      if out.meta.original_lambda is not None else out.procedure())
-            add("full", "full data", n_tr, label, [Fte @ ridge(Ftr, Ytr_s, lam_full)])
-            _ridge_cv_row(add, Ftr, Ytr_s, Fte, n_tr, std)
+            add("full", "full data", n_tr, label,
+                [np.asarray(Fte, np.float64) @ ridge_from_cross_products(G, C, n_tr, float(lam_full))])
+            _ridge_cv_row(add, G, C, Ytr_s, Fte, n_tr, std)
         else:
-            add("full", "full data", n_tr, out.procedure(), [train_predict(Ftr, Ytr_s, 0.0, no_theta0)[0]])
+            add("full", "full data", n_tr, out.procedure(),
+                [train_predict(on_device(F_all, dt), on_device(Ytr_s, dt), 0.0, no_theta0)[0]])
     add("mean", "mean of training targets", n_tr, "constant: the training mean",
         [np.broadcast_to(np.asarray(Ytr_s, np.float64).mean(axis=0), (Xte.shape[0], d_out))])
     if last_value_column is not None:
@@ -324,12 +329,12 @@ def _lambda_notes(out: DistillOutput) -> list[str]:
     return [f"λ_I = {choice['lambda']:g}, as given (no penalty on θ in the outer objective)."]
 
 
-def _ridge_cv_row(add, Ftr, Ytr, Fte, n_tr, std):
-    """The ``full_cv`` row: ridge on all training rows with λ chosen by GCV on their statistics."""
-    Y = np.asarray(Ytr, np.float64)
-    G, C = cross_products(np.asarray(Ftr), Y)              # over row blocks: F is never copied to float64 whole
+def _ridge_cv_row(add, G, C, Ytr, Fte, n_tr, std):
+    """The ``full_cv`` row: ridge on all training rows with λ chosen by GCV on their statistics (G = FᵀF, C = FᵀY
+    in float64)."""
     G, C = G / n_tr, C / n_tr
-    choice = choose_ridge(G, C, float(np.sum(Y ** 2)) / n_tr, n_tr, centred=bool(np.any(std.y_mean != 0)))
+    choice = choose_ridge(G, C, float(np.sum(np.asarray(Ytr, np.float64) ** 2)) / n_tr, n_tr,
+                          centred=bool(np.any(std.y_mean != 0)))
     theta = np.linalg.solve(G + choice.lam * np.eye(G.shape[0]), C)
     add("full_cv", "full data, ridge-CV", n_tr, f"exact ridge, λ = {choice.lam:.3g} by GCV on these rows",
         [np.asarray(Fte, np.float64) @ theta])
@@ -339,7 +344,7 @@ def _coreset_sets(kinds, Xtr, Ytr, Ftr, m, lam, key, draws):
     """For each coreset kind, ``draws`` sets of m points as stacked arrays (draws, m, d), (draws, m, d_out)."""
     if not kinds:
         return
-    X, Y, F = Xtr, np.asarray(Ytr, np.float64), np.asarray(Ftr)   # X (StandardRows), F: read in blocks
+    X, Y, F = Xtr, np.asarray(Ytr, np.float64), Ftr   # X (StandardRows), F (TrainFeatures): read in blocks
     seeds = np.random.SeedSequence(key_to_list(key)).generate_state(draws)
     for kind in kinds:
         sets = coreset_draws(kind, X, Y, F, m, lam, seeds)
@@ -347,35 +352,19 @@ def _coreset_sets(kinds, Xtr, Ytr, Ftr, m, lam, key, draws):
 
 
 @partial(jit, static_argnames=("n_draws", "T", "lam"))
-def _linear_gd_sets(model, solver, Xsets, Ysets, Fte, key, *, n_draws: int, T: int, lam: float):
-    """Predictions on Fte after T GD steps at half its Lemma 2.4 bound, from ``n_draws`` θ₀, for each of the
-    stacked training sets (k, m, d) (inputs, featurised here) — the same procedure as the random subsets."""
+def _linear_gd_sets(model, solver, Fsets, Ysets, Fte, keys, *, n_draws: int, T: int, lam: float):
+    """The baselines of a linear model trained by T-step GD, all in one compiled program: for each stacked
+    training set (k, m, p) of features (random subsets and coresets) and its θ₀ key, the predictions on Fte after
+    T GD steps at half that set's Lemma 2.4 bound from ``n_draws`` θ₀, and of its ridge limit. (One program
+    per shape instead of a few dozen eager ones.)"""
     d_out = Ysets.shape[-1]
 
-    def one(X, Y, k):
-        Fs = model.featurize(X)
-        th0 = model.sample_init(k, Fs[:1], d_out, n_draws)
-        return solver.solve(model, Support(Fs, Y, default_inner_lr(Fs, lam), lam), th0, T, T).predict(Fte)
-
-    return jax.vmap(one)(Xsets, Ysets, jax.random.split(key, Xsets.shape[0]))
-
-
-@partial(jit, static_argnames=("n_draws", "T", "lam"))
-def _linear_gd_baselines(model, solver, Ftr, Ytr, Fte, idx, kgs, *, n_draws: int, T: int, lam: float):
-    """The random-subset baselines of a linear model trained by T-step GD, all in one compiled program: for each
-    subset of training rows ``idx`` (k, m) (drawn by `_subsets`) and its θ₀ key, the predictions on Fte after T
-    GD steps at half its Lemma 2.4 bound from ``n_draws`` θ₀, and of its ridge limit; and the full data's ridge
-    predictions. (One program per shape instead of a few dozen eager ones.)"""
-    d_out = Ytr.shape[1]
-
-    def one(i, kg):
-        Fs, Ys = Ftr[i], Ytr[i]
+    def one(Fs, Ys, kg):
         th0 = model.sample_init(kg, Fs[:1], d_out, n_draws)
         sol = solver.solve(model, Support(Fs, Ys, default_inner_lr(Fs, lam), lam), th0, T, T)
         return sol.predict(Fte), Fte @ ridge(Fs, Ys, lam)
 
-    gd, rd = jax.vmap(one)(idx, kgs)
-    return gd, rd, Fte @ ridge(Ftr, Ytr, lam)
+    return jax.vmap(one)(Fsets, Ysets, keys)
 
 
 def _subsets(key, num, n, m):
