@@ -270,3 +270,19 @@ def test_evaluate_on_many_rows_holds_no_copy_of_them(tmp_path):
     ratio, r2_full, r2_cv = (float(v) for v in res.stdout.split()[-3:])
     assert ratio < 0.5, f"evaluate's peak was {ratio:.2f} × the data"
     assert r2_full == pytest.approx(0.75, abs=0.01) and r2_cv == pytest.approx(0.75, abs=0.01)
+
+
+def test_column_ranges_see_every_row_of_a_block():
+    """The statistics passes take each column's min and max with 16 rows side by side; a column whose only other
+    value lies in a block's last n % 16 rows, or mid-block, is not constant: the statistics and the standardiser
+    equal numpy's on the same rows."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1003, 4))
+    X[:, 1], X[:, 2] = 0.5, 0.5
+    X[1002, 1], X[500, 2] = 0.7, 0.3                      # the last block's tail row; a row in the middle
+    y = X[:, 0] + X[:, 1] + rng.normal(size=1003)
+    Z = (X - X.mean(0)) / X.std(0)
+    stats = jd.sufficient_statistics(jd.ArraySource(X, y), block_rows=256)      # blocks of 256, 256, 256, 235
+    np.testing.assert_allclose(stats.FtF, Z.T @ Z, rtol=1e-9, atol=1e-9)
+    out = jd.distill(X, y, m=4, steps=2, eval_every=1, validation_fraction=0.0, progress=False)
+    np.testing.assert_allclose(out.standardizer.x_scale, X.std(0), rtol=1e-12)

@@ -94,6 +94,18 @@ def row_blocks(A, rows=None, block: int = _BLOCK):
         yield np.asarray(A[sl] if rows is None else A[np.sort(rows[sl])], np.float64)
 
 
+def column_reduce(ufunc, A: np.ndarray, k: int = 16) -> np.ndarray:
+    """``ufunc.reduce(A, axis=0)`` for ``np.minimum`` / ``np.maximum`` (exact: the same values in any order), with k
+    rows side by side: numpy's inner loop over a C-contiguous block is then k·d long instead of d, ~4× faster at
+    d = 100 (a column's min and max had cost more than its share of the product CᵀC)."""
+    n, d = A.shape
+    head = n - n % k
+    if not A.flags.c_contiguous or head == 0:
+        return ufunc.reduce(A, axis=0)
+    out = ufunc.reduce(ufunc.reduce(A[:head].reshape(-1, k * d), axis=0).reshape(k, d), axis=0)
+    return out if head == n else ufunc(out, ufunc.reduce(A[head:], axis=0))
+
+
 def column_stats(A, rows=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean, standard deviation, minimum and maximum of the columns of A (rows ``rows``), float64, in row blocks.
 
@@ -105,7 +117,7 @@ def column_stats(A, rows=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     lo, hi = np.full(A.shape[1], np.inf), np.full(A.shape[1], -np.inf)
     for b in row_blocks(A, rows):
         total += b.sum(0)
-        lo, hi = np.minimum(lo, b.min(0)), np.maximum(hi, b.max(0))
+        lo, hi = np.minimum(lo, column_reduce(np.minimum, b)), np.maximum(hi, column_reduce(np.maximum, b))
     mean = total / n
     c = np.maximum(np.abs(lo), np.abs(hi))
     c = np.where(c > 0, 2 * c, 1.0)     # ≥ max |a − μ|

@@ -34,7 +34,14 @@ from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core import sharding
 from jaxdistill._src.core.jit import jit
-from jaxdistill._src.data.arrays import Standardizer, as_2d_float, centre_and_scale, on_device, warn_constant
+from jaxdistill._src.data.arrays import (
+    Standardizer,
+    as_2d_float,
+    centre_and_scale,
+    column_reduce,
+    on_device,
+    warn_constant,
+)
 
 #: rows per block of a statistics pass (float32 d = 64: 17 MiB; float64 temporaries about 3× that)
 BLOCK_ROWS = 65536
@@ -264,8 +271,8 @@ class Moments(NamedTuple):
         C = np.empty((X.shape[0], d + Y.shape[1]))
         np.subtract(X, mu[:d], out=C[:, :d])
         np.subtract(Y, mu[d:], out=C[:, d:])
-        lo = np.concatenate([X.min(0), Y.min(0)]).astype(np.float64)
-        hi = np.concatenate([X.max(0), Y.max(0)]).astype(np.float64)
+        lo = np.concatenate([column_reduce(np.minimum, X), column_reduce(np.minimum, Y)]).astype(np.float64)
+        hi = np.concatenate([column_reduce(np.maximum, X), column_reduce(np.maximum, Y)]).astype(np.float64)
         return cls(X.shape[0], mu, C.T @ C, lo, hi)
 
     @classmethod
