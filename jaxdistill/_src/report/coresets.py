@@ -40,8 +40,10 @@ def _sq_dists(X, C, xx=None):
     return np.maximum(xx[:, None] - 2 * X @ C.T + (C ** 2).sum(1)[None], 0.0)
 
 
-#: rows per block of the passes over all training rows (float64 temporaries of a few tens of MiB)
-BLOCK = 65536
+#: rows per block of the passes over all training rows: float64 temporaries of 16,384 × d (12.5 MiB at d = 100).
+#: Measured at 10⁶ × 100 with every coreset: 65,536-row blocks peaked 299 MiB over the data, these 116 MiB, and
+#: ran in 10.8 s instead of 14.7 s; the chosen rows are the same (every pass is row by row).
+BLOCK = 16384
 
 
 def cross_products(F, Y=None, block: int = BLOCK):
