@@ -198,9 +198,10 @@ class TrainFeatures:
     def first_pass(self, Y, remedy: str, *, keep: bool = False, block: int = _BLOCK):
         """One pass over the rows in blocks of ``block`` rows: each block of standardised inputs is refused by
         `check_squarable` (naming its row) before anything is computed from it, then featurised. Returns
-        (FᵀF, FᵀY in float64, and the features of all rows in ``dtype`` if ``keep``, else None)."""
+        (FᵀF, FᵀY in float64, None), or with ``keep`` (None, None, the features of all rows in ``dtype``) for
+        baselines that train on all rows at once."""
         n, p = self.shape
-        G, C = np.zeros((p, p)), np.zeros((p, Y.shape[1]))
+        G, C = (None, None) if keep else (np.zeros((p, p)), np.zeros((p, Y.shape[1])))
         kept = np.empty(self.shape, self.dtype) if keep else None
         for start in range(0, n, block):
             xb = self.Xs[start:start + block]
@@ -209,9 +210,10 @@ class TrainFeatures:
             fb = self.featurize(xb)
             if keep:
                 kept[start:start + fb.shape[0]] = fb
-            fb = np.asarray(fb, np.float64)
-            G += fb.T @ fb
-            C += fb.T @ np.asarray(Y[start:start + block], np.float64)
+            else:
+                fb = np.asarray(fb, np.float64)
+                G += fb.T @ fb
+                C += fb.T @ np.asarray(Y[start:start + block], np.float64)
         return G, C, kept
 
 
