@@ -14,7 +14,8 @@ identity: the first fits the standardisation) and returns, in float64, n, the st
 
 everything the analytic distilled sets of the KRR paper and the full-data objective of a model linear in θ
 need. Moments are merged block by block in centred form (Chan, Golub & LeVeque 1979:
-M = M_a + M_b + δδᵀ n_a n_b / n), so there is no cancellation between Σxxᵀ and nμμᵀ; with several processes
+M = M_a + M_b + δδᵀ n_a n_b / n); within a block the rows are summed around the block's first row and then
+re-centred (`Moments.of_block`), so there is no cancellation between Σxxᵀ and nμμᵀ; with several processes
 each reads its shard and the per-process moments are merged the same way.
 """
 
@@ -261,19 +262,34 @@ class Moments(NamedTuple):
     hi: np.ndarray
 
     @classmethod
-    def of_block(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
-        """Moments of the rows z = [x, y] of one block, X and Y in their own float dtype: the means taken in
-        float64 straight from them, the centred rows written once into one float64 buffer (conversion and
-        centring in one pass), M = CᵀC as a symmetric product of that buffer (BLAS ``syrk``). About numpy's
-        float64 XᵀX of the same rows (``benchmarks/results/statistics_pass.md``)."""
-        d = X.shape[1]
-        mu = np.concatenate([X.mean(0, dtype=np.float64), Y.mean(0, dtype=np.float64)])
-        C = np.empty((X.shape[0], d + Y.shape[1]))
-        np.subtract(X, mu[:d], out=C[:, :d])
-        np.subtract(Y, mu[d:], out=C[:, d:])
-        lo = np.concatenate([column_reduce(np.minimum, X), column_reduce(np.minimum, Y)]).astype(np.float64)
-        hi = np.concatenate([column_reduce(np.maximum, X), column_reduce(np.maximum, Y)]).astype(np.float64)
-        return cls(X.shape[0], mu, C.T @ C, lo, hi)
+    def of_block(cls, X: np.ndarray, Y: np.ndarray, sub: int = 4096) -> Moments:
+        """Moments of the rows z = [x, y] of one block, X and Y in their own float dtype, in one pass over
+        sub-blocks of ``sub`` rows that stay in cache: each is converted to float64 and shifted by s, the mean of
+        the first sub-block, into one reused buffer C = [z − s, 1], and CᵀC (BLAS ``syrk``) summed. Its last
+        column holds the column sums of z − s, so the mean is μ = s + δ with δ = Σ(z − s)/n, and
+        M = Σ(z − s)(z − s)ᵀ − nδδᵀ. The subtraction loses a factor 1 + δ²/σ² of precision: δ is about σ/64
+        for rows in random order, and even a first sub-block far from the rest inflates σ with it (a test puts
+        a 10⁶σ outlier in the first row). A constant column is exactly 0 in C, its mean exactly its value. The
+        column ranges are taken from the same sub-blocks (`column_reduce`). Against centring by the block's
+        mean first: one pass over the rows instead of two, ~1.5× faster at 10⁶ × 100."""
+        n, d = X.shape
+        k = d + Y.shape[1]
+        head = min(sub, n)                      # the shift: the mean of the first sub-block, in float64
+        s = np.concatenate([X[:head].mean(0, dtype=np.float64), Y[:head].mean(0, dtype=np.float64)])
+        A = np.zeros((k + 1, k + 1))
+        C = np.empty((min(sub, n), k + 1))
+        C[:, k] = 1.0
+        lo, hi = np.full(k, np.inf), np.full(k, -np.inf)
+        for i in range(0, n, sub):
+            xb, yb = X[i:i + sub], Y[i:i + sub]
+            c = C[:xb.shape[0]]
+            np.subtract(xb, s[:d], out=c[:, :d])
+            np.subtract(yb, s[d:], out=c[:, d:k])
+            A += c.T @ c
+            lo = np.minimum(lo, np.concatenate([column_reduce(np.minimum, xb), column_reduce(np.minimum, yb)]))
+            hi = np.maximum(hi, np.concatenate([column_reduce(np.maximum, xb), column_reduce(np.maximum, yb)]))
+        delta = A[:k, k] / n
+        return cls(n, s + delta, A[:k, :k] - n * np.outer(delta, delta), lo, hi)
 
     @classmethod
     def empty(cls, k: int) -> Moments:
