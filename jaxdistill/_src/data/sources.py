@@ -268,10 +268,11 @@ class Moments(NamedTuple):
         the first sub-block, into one reused buffer C = [z − s, 1], and CᵀC (BLAS ``syrk``) summed. Its last
         column holds the column sums of z − s, so the mean is μ = s + δ with δ = Σ(z − s)/n, and
         M = Σ(z − s)(z − s)ᵀ − nδδᵀ. The subtraction loses a factor 1 + δ²/σ² of precision: δ is about σ/64
-        for rows in random order, and even a first sub-block far from the rest inflates σ with it (a test puts
-        a 10⁶σ outlier in the first row). A constant column is exactly 0 in C, its mean exactly its value. The
-        column ranges are taken from the same sub-blocks (`column_reduce`). Against centring by the block's
-        mean first: one pass over the rows instead of two, ~1.5× faster at 10⁶ × 100."""
+        for rows in random order, O(1) for sorted rows or a trend (which widen σ with them), and even a first
+        sub-block far from the rest inflates σ with it (a test puts a 10⁶σ outlier in the first row). The column
+        ranges are taken from the same sub-blocks (`column_reduce`); a constant column is known by its range
+        (lo = hi), and `sufficient_statistics` zeroes its products. Against centring by the block's mean first:
+        one pass over the rows instead of two, ~1.5× faster at 10⁶ × 100."""
         n, d = X.shape
         k = d + Y.shape[1]
         head = min(sub, n)                      # the shift: the mean of the first sub-block, in float64
