@@ -13,10 +13,9 @@ identity: the first fits the standardisation) and returns, in float64, n, the st
     ΦᵀΦ, ΦᵀY, YᵀY     over Φ = Φ((X − μ_x)/s_x), Y ← (Y − μ_y)/s_y,
 
 everything the analytic distilled sets of the KRR paper and the full-data objective of a model linear in θ
-need. Moments are merged block by block in centred form (Chan, Golub & LeVeque 1979:
-M = M_a + M_b + δδᵀ n_a n_b / n); within a block the rows are summed around the block's first row and then
-re-centred (`Moments.of_block`), so there is no cancellation between Σxxᵀ and nμμᵀ; with several processes
-each reads its shard and the per-process moments are merged the same way.
+need. The rows are summed around one shift (the mean of the first rows) and then re-centred (`ShiftedSums`),
+so there is no cancellation between Σxxᵀ and nμμᵀ; with several processes each reads its shard and the
+per-process centred moments are merged exactly (Chan, Golub & LeVeque 1979: M = M_a + M_b + δδᵀ n_a n_b / n).
 """
 
 from __future__ import annotations
@@ -262,37 +261,6 @@ class Moments(NamedTuple):
     hi: np.ndarray
 
     @classmethod
-    def of_block(cls, X: np.ndarray, Y: np.ndarray, sub: int = 4096) -> Moments:
-        """Moments of the rows z = [x, y] of one block, X and Y in their own float dtype, in one pass over
-        sub-blocks of ``sub`` rows that stay in cache: each is converted to float64 and shifted by s, the mean of
-        the first sub-block, into one reused buffer C = [z − s, 1], and CᵀC (BLAS ``syrk``) summed. Its last
-        column holds the column sums of z − s, so the mean is μ = s + δ with δ = Σ(z − s)/n, and
-        M = Σ(z − s)(z − s)ᵀ − nδδᵀ. The subtraction loses a factor 1 + δ²/σ² of precision: δ is about σ/64
-        for rows in random order, O(1) for sorted rows or a trend (which widen σ with them), and even a first
-        sub-block far from the rest inflates σ with it (a test puts a 10⁶σ outlier in the first row). The column
-        ranges are taken from the same sub-blocks (`column_reduce`); a constant column is known by its range
-        (lo = hi), and `sufficient_statistics` zeroes its products. Against centring by the block's mean first:
-        one pass over the rows instead of two, ~1.5× faster at 10⁶ × 100."""
-        n, d = X.shape
-        k = d + Y.shape[1]
-        head = min(sub, n)                      # the shift: the mean of the first sub-block, in float64
-        s = np.concatenate([X[:head].mean(0, dtype=np.float64), Y[:head].mean(0, dtype=np.float64)])
-        A = np.zeros((k + 1, k + 1))
-        C = np.empty((min(sub, n), k + 1))
-        C[:, k] = 1.0
-        lo, hi = np.full(k, np.inf), np.full(k, -np.inf)
-        for i in range(0, n, sub):
-            xb, yb = X[i:i + sub], Y[i:i + sub]
-            c = C[:xb.shape[0]]
-            np.subtract(xb, s[:d], out=c[:, :d])
-            np.subtract(yb, s[d:], out=c[:, d:k])
-            A += c.T @ c
-            lo = np.minimum(lo, np.concatenate([column_reduce(np.minimum, xb), column_reduce(np.minimum, yb)]))
-            hi = np.maximum(hi, np.concatenate([column_reduce(np.maximum, xb), column_reduce(np.maximum, yb)]))
-        delta = A[:k, k] / n
-        return cls(n, s + delta, A[:k, :k] - n * np.outer(delta, delta), lo, hi)
-
-    @classmethod
     def empty(cls, k: int) -> Moments:
         return cls(0, np.zeros(k), np.zeros((k, k)), np.full(k, np.inf), np.full(k, -np.inf))
 
@@ -309,6 +277,60 @@ class Moments(NamedTuple):
                        np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi))
 
 
+class ShiftedSums:
+    """Σ [z − s, 1]ᵀ [z − s, 1] over the rows z = [x, y] of every block added, around one shift s (the mean of the
+    first rows seen), with the column ranges: the one pass of `sufficient_statistics`.
+
+    Each block is read once, in sub-blocks of ``SUB_ROWS`` rows that stay in cache: converted to float64 and
+    shifted into one reused buffer C = [z − s, 1], and CᵀC (BLAS ``syrk``) summed; its last column holds the
+    column sums of z − s. `moments` gives the mean μ = s + δ, δ = Σ(z − s)/n, and M = Σ(z − s)(z − s)ᵀ − nδδᵀ.
+    The subtraction loses a factor 1 + δ²/σ² of precision: δ is about σ/64 for rows in random order, O(σ) for
+    sorted rows or a trend (which widen σ with them), and even first rows far from the rest inflate σ with them
+    (a test puts a 10⁶σ outlier in the first row). One shift for all blocks means no block's mean is rounded
+    and merged (a column 10⁸σ from zero keeps its digits). The column ranges come from the same sub-blocks
+    (`column_reduce`); a constant column is known by its range (lo = hi). Against centring each block by its
+    own mean first: one pass over the rows instead of two, ~1.5× faster at 10⁶ × 100."""
+
+    SUB_ROWS = 4096
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray):
+        head = min(self.SUB_ROWS, X.shape[0])
+        self.shift = np.concatenate([X[:head].mean(0, dtype=np.float64), Y[:head].mean(0, dtype=np.float64)])
+        k = self.shift.size
+        self.n, self.A = 0, np.zeros((k + 1, k + 1))
+        self.lo, self.hi = np.full(k, np.inf), np.full(k, -np.inf)
+        self._C = np.empty((0, k + 1))
+
+    def block(self, X: np.ndarray, Y: np.ndarray):
+        """(Σ [z − s, 1]ᵀ [z − s, 1], column minima, column maxima) of one block (X and Y in their own dtype)."""
+        d, k = X.shape[1], self.shift.size
+        if self._C.shape[0] < min(self.SUB_ROWS, X.shape[0]):
+            self._C = np.empty((min(self.SUB_ROWS, X.shape[0]), k + 1))
+            self._C[:, k] = 1.0
+        A, lo, hi = np.zeros((k + 1, k + 1)), np.full(k, np.inf), np.full(k, -np.inf)
+        for i in range(0, X.shape[0], self.SUB_ROWS):
+            xb, yb = X[i:i + self.SUB_ROWS], Y[i:i + self.SUB_ROWS]
+            c = self._C[:xb.shape[0]]
+            np.subtract(xb, self.shift[:d], out=c[:, :d])
+            np.subtract(yb, self.shift[d:], out=c[:, d:k])
+            A += c.T @ c
+            lo = np.minimum(lo, np.concatenate([column_reduce(np.minimum, xb), column_reduce(np.minimum, yb)]))
+            hi = np.maximum(hi, np.concatenate([column_reduce(np.maximum, xb), column_reduce(np.maximum, yb)]))
+        return A, lo, hi
+
+    def add(self, rows: int, A: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Add the `block` sums of ``rows`` rows."""
+        self.n += rows
+        self.A += A
+        self.lo, self.hi = np.minimum(self.lo, lo), np.maximum(self.hi, hi)
+
+    def moments(self) -> Moments:
+        k = self.shift.size
+        delta = self.A[:k, k] / self.n
+        return Moments(self.n, self.shift + delta, self.A[:k, :k] - self.n * np.outer(delta, delta), self.lo,
+                       self.hi)
+
+
 class SufficientStats(NamedTuple):
     """What a linear-in-θ model needs of n rows, in standardised units (float64): FᵀF (p, p), FᵀY (p, k),
     YᵀY (k, k), plus n and the `Standardizer` that defines the units."""
@@ -321,7 +343,7 @@ class SufficientStats(NamedTuple):
 
 
 def _moments(source: RowSource, block_rows: int) -> Moments:
-    acc = Moments.empty(source.d + source.d_out)
+    sums = None
     for X, Y in source.blocks(block_rows):
         # the finite check is the block's own sums: a NaN or inf anywhere makes them non-finite, and only then
         # is the block scanned (by as_2d_float, whose message names the rows) — one pass fewer per block
@@ -330,11 +352,13 @@ def _moments(source: RowSource, block_rows: int) -> Moments:
         if X.shape[1] != source.d or Y.shape[1] != source.d_out or X.shape[0] != Y.shape[0]:
             raise ValueError(f"A block has shapes {X.shape}, {Y.shape}; the source promised (·, {source.d}), "
                              f"(·, {source.d_out}) with equal rows.")
-        block = Moments.of_block(X, Y)
-        if not (np.all(np.isfinite(block.M)) and np.all(np.isfinite(block.mean))):
+        sums = ShiftedSums(X, Y) if sums is None else sums
+        block = sums.block(X, Y)
+        if not np.all(np.isfinite(block[0])):
             as_2d_float("X block", X, allow_1d=False)      # raises, naming the rows, if a value is not finite
             as_2d_float("Y block", Y, allow_1d=True)
-        acc = acc.merge(block)
+        sums.add(X.shape[0], *block)
+    acc = Moments.empty(source.d + source.d_out) if sums is None else sums.moments()
     if jax.process_count() > 1:                      # several processes: merge each process's moments
         parts = sharding.gather_from_processes((np.asarray(acc.n), acc.mean, acc.M, acc.lo, acc.hi))
         acc = Moments.empty(acc.mean.size)
