@@ -299,14 +299,12 @@ class ShiftedSums:
         k = self.shift.size
         self.n, self.A = 0, np.zeros((k + 1, k + 1))
         self.lo, self.hi = np.full(k, np.inf), np.full(k, -np.inf)
-        self._C = np.empty((0, k + 1))
+        self._C = np.empty((self.SUB_ROWS, k + 1))       # the buffer every sub-block is shifted into
+        self._C[:, k] = 1.0
 
     def block(self, X: np.ndarray, Y: np.ndarray):
         """(Σ [z − s, 1]ᵀ [z − s, 1], column minima, column maxima) of one block (X and Y in their own dtype)."""
         d, k = X.shape[1], self.shift.size
-        if self._C.shape[0] < min(self.SUB_ROWS, X.shape[0]):
-            self._C = np.empty((min(self.SUB_ROWS, X.shape[0]), k + 1))
-            self._C[:, k] = 1.0
         A, lo, hi = np.zeros((k + 1, k + 1)), np.full(k, np.inf), np.full(k, -np.inf)
         for i in range(0, X.shape[0], self.SUB_ROWS):
             xb, yb = X[i:i + self.SUB_ROWS], Y[i:i + self.SUB_ROWS]

@@ -268,16 +268,16 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
                          "tuned, as the random subsets do).")
     elif gd:
         idx, kgs = zip(*_subsets(k_sub, n_subsets, n_tr, out.m), strict=True)
-        sets = [(np.stack([Ftr[i] for i in idx]), np.stack([Ytr_s[i] for i in idx]), [k[None] for k in kgs])]
-        kinds = []
-        for kind, (Xs, Ys) in _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws):
-            sets.append((Ftr.featurize(Xs), Ys, [split(k_core, Xs.shape[0])]))
+        picked = np.stack(idx)                        # (subsets, m): one gather, one featurisation
+        Fs, Ys, ks, kinds = [Ftr[picked]], [Ytr_s[picked]], [k[None] for k in kgs], []
+        for kind, (Xs, Yc) in _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws):
+            Fs.append(Ftr.featurize(Xs))
+            Ys.append(Yc)
+            ks.append(split(k_core, Xs.shape[0]))
             kinds.append((kind, Xs.shape[0]))
-        n_draws = max(1, n_inits // 4)
-        Fs, Ys = (np.concatenate(a) for a in list(zip(*sets, strict=True))[:2])
-        ks = concat([k for _, _, parts in sets for k in parts])
         gd_preds, ridge_preds = (np.asarray(a) for a in _linear_gd_sets(
-            mdl, slv, on_device(Fs, dt), on_device(Ys, dt), Fte, ks, n_draws=n_draws, T=out.T, lam=float(lam)))
+            mdl, slv, on_device(np.concatenate(Fs), dt), on_device(np.concatenate(Ys), dt), Fte, concat(ks),
+            n_draws=max(1, n_inits // 4), T=out.T, lam=float(lam)))
         sub_proc = f"{out.T} GD steps, η̃ = ½ bound of Lemma 2.4 for that set, {mdl.init_description}"
         k = len(idx)
         add("subset", "random subset, T-step GD", out.m, sub_proc, gd_preds[:k].reshape(-1, Fte.shape[0], d_out))
