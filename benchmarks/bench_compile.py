@@ -38,22 +38,38 @@ if cache:
 if os.environ.get("BENCH_XLA_DEFAULTS"):
     jd.set_cpu_compile_options(None, None)
 
-def measure(fn):
+STAGES = {"jaxpr_trace_duration": "trace", "jaxpr_to_mlir_module_duration": "lower",
+          "backend_compile_duration": "compile"}
+
+def measure(fn, again=False):
+    # the call's compilations and CPU/wall time; per program (name without "jit(...)") the seconds of tracing,
+    # lowering and backend compiling; with `again` also the CPU seconds of a second identical call (running
+    # only: everything is compiled by then)
     events.clear()
     c0, w0 = time.process_time(), time.perf_counter()
     out = fn()
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     compiles = [e for e in events if e[0] == "backend_compile_duration"]
-    return out, {"backend_compiles": len(compiles),
-                 "compile_s": round(sum(d for _, _, d in compiles), 3),
-                 "cpu_s": round(time.process_time() - c0, 3), "wall_s": round(time.perf_counter() - w0, 3),
-                 "top": collections.Counter(f for _, f, _ in compiles).most_common(4)}
+    per = collections.defaultdict(lambda: {"trace": 0.0, "lower": 0.0, "compile": 0.0})
+    for e, f, d in events:
+        if e in STAGES and f:
+            per[f.removeprefix("jit(").removesuffix(")")][STAGES[e]] += d
+    rec = {"backend_compiles": len(compiles), "compile_s": round(sum(d for _, _, d in compiles), 3),
+           "cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
+           "top": collections.Counter(f for _, f, _ in compiles).most_common(4),
+           "programs": {f: {k: round(v, 3) for k, v in st.items()} for f, st in per.items()}}
+    if again:
+        c0 = time.process_time()
+        fn()
+        rec["again_cpu_s"] = round(time.process_time() - c0, 3)
+    return out, rec
 
 X, Y = datasets.load("diabetes")
 Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)
 res = {}
 if case.startswith("linear"):        # "linear-first": only the first distill() and evaluate()
-    out, res["first distill()"] = measure(lambda: jd.distill(Xtr, Ytr, m=20, key=0, progress=False))
-    _, res["first evaluate()"] = measure(lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0))
+    out, res["first distill()"] = measure(lambda: jd.distill(Xtr, Ytr, m=20, key=0, progress=False), again=True)
+    _, res["first evaluate()"] = measure(lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0), again=True)
 if case == "linear":
     _, res["second distill(), other steps/patience/eval_every/lr_x"] = measure(lambda: jd.distill(
         Xtr, Ytr, m=20, key=1, progress=False, steps=800, patience=5, eval_every=25, lr_x=0.02, restore_best=False))
@@ -66,8 +82,8 @@ elif case == "mlp":
         def __call__(self, x):
             return nn.Dense(1)(nn.tanh(nn.Dense(16)(x)))
     out, res["first distill(), MLP"] = measure(lambda: jd.distill(Xtr, Ytr, m=20, key=0, progress=False,
-                                                                 model=jd.FlaxModel(MLP()), steps=300))
-    _, res["first evaluate(), MLP"] = measure(lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0))
+                                                                 model=jd.FlaxModel(MLP()), steps=300), again=True)
+    _, res["first evaluate(), MLP"] = measure(lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0), again=True)
 print("RESULT " + json.dumps(res))
 """
 
@@ -90,6 +106,18 @@ def run_case(src: str, case: str, cache: str = "", min_s: float = 0.2, xla_defau
     if line is None:
         raise RuntimeError(f"{case} failed in {src}:\n{res.stderr[-3000:]}")
     return json.loads(line[7:])
+
+
+def _breakdown(rs: list) -> dict:
+    """Medians over the rounds of the per-program stage times and of the repeated call's CPU, where measured."""
+    out = {}
+    if all("again_cpu_s" in r for r in rs):
+        out["again_cpu_s"] = statistics.median(r["again_cpu_s"] for r in rs)
+    if all("programs" in r for r in rs):
+        names = {f for r in rs for f in r["programs"]}
+        out["programs"] = {f: {k: round(statistics.median(r["programs"].get(f, {}).get(k, 0.0) for r in rs), 3)
+                               for k in ("trace", "lower", "compile")} for f in names}
+    return out
 
 
 def _label(src: str) -> str:
@@ -150,7 +178,7 @@ def main():
     for (version, label, setting, what), rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in ("backend_compiles", "compile_s", "cpu_s", "wall_s")}
         rows.append({"version": version, "source": label, "setting": setting, "what": what, **med,
-                     "cpu_s_runs": [r["cpu_s"] for r in rs], "top": rs[0]["top"]})
+                     "cpu_s_runs": [r["cpu_s"] for r in rs], "top": rs[0]["top"], **_breakdown(rs)})
     md = ["| version | setting | call | backend compilations | seconds compiling | CPU s | wall s | "
           "CPU s of each round |",
           "|---|---|---|---:|---:|---:|---:|---|"]
@@ -158,6 +186,17 @@ def main():
            f"{r['cpu_s']:.2f} | {r['wall_s']:.2f} | {', '.join(f'{x:.2f}' for x in r['cpu_s_runs'])} |"
            for r in rows]
     env = environment()
+    parts = [r for r in rows if r["source"] == "this checkout" and r["setting"] == "no persistent cache"
+             and "again_cpu_s" in r]
+    md += ["", "Where a first call's CPU goes (this checkout, no persistent cache; medians over the rounds). "
+           "\"Running\": CPU seconds of a second identical call in the same process, when everything is "
+           "compiled. Per program: seconds of tracing + lowering to MLIR + XLA's backend compile (wall time; "
+           "XLA:CPU compiles on both cores, so the process's CPU counts compiling about twice).", "",
+           "| call | CPU s, first | CPU s, running | programs: trace + lower + compile, s |", "|---|---:|---:|---|"]
+    md += [f"| {r['what']} | {r['cpu_s']:.2f} | {r['again_cpu_s']:.2f} | " + "; ".join(
+           f"`{f}` {st['trace']:.2f} + {st['lower']:.2f} + {st['compile']:.2f}"
+           for f, st in sorted(r["programs"].items(), key=lambda kv: -sum(kv[1].values()))
+           if sum(st.values()) >= 0.05) + " |" for r in parts]
     save("compile", env, rows, [f"# Compilations before a first result ({env})", "",
                                 "Each case in a fresh process; diabetes (353 training rows), m = 20, default settings "
                                 f"unless named. Versions and settings side by side: {args.repeats} round(s), every "
