@@ -127,6 +127,10 @@ def test_leverage_scores_are_the_hat_matrix_diagonal(diabetes):
     lam = 0.01
     H = F @ np.linalg.solve(F.T @ F + 60 * lam * np.eye(10), F.T)
     np.testing.assert_allclose(coresets.leverage_scores(F, lam), np.diag(H), rtol=1e-9, atol=1e-12)
+    # with FᵀF already summed (evaluate passes its first pass's): the same scores, F read once
+    np.testing.assert_allclose(coresets.leverage_scores(F, lam, gram=F.T @ F), np.diag(H), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match=r"gram must be FᵀF of shape \(10, 10\)"):
+        coresets.leverage_scores(F, lam, gram=F @ F.T)
     rows = coresets.leverage_rows(F, 8, lam, np.random.default_rng(0))
     assert len(set(rows.tolist())) == 8
 

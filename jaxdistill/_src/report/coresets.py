@@ -58,14 +58,17 @@ def cross_products(F, Y=None, block: int = BLOCK):
     return G, C
 
 
-def leverage_scores(F: np.ndarray, lam: float) -> np.ndarray:
+def leverage_scores(F: np.ndarray, lam: float, gram: np.ndarray | None = None) -> np.ndarray:
     """Ridge leverage scores hᵢ = φᵢᵀ(ΦᵀΦ + nλI)⁺φᵢ of the rows of F (n, p); λ = 0: statistical leverage.
 
     From one eigendecomposition G = ΦᵀΦ + nλI = U diag(g) Uᵀ (pseudo-inverse: eigenvalues at or below
     p·ε·g_max, numpy's ``lstsq`` cut-off, are dropped): hᵢ = Σ_j (φᵢᵀu_j)² / g_j — O(np²), in float64 over row
-    blocks (F in any float dtype is never copied whole)."""
+    blocks (F in any float dtype is never copied whole). ``gram``: ΦᵀΦ in float64 when already summed (then
+    F is read once, not twice)."""
     n, p = F.shape
-    G, _ = cross_products(F)
+    G = cross_products(F)[0] if gram is None else np.asarray(gram, np.float64)
+    if G.shape != (p, p):
+        raise ValueError(f"gram must be FᵀF of shape ({p}, {p}), got {G.shape}.")
     g, U = np.linalg.eigh(G + n * max(lam, 0.0) * np.eye(p))
     keep = g > p * np.finfo(np.float64).eps * max(float(g.max(initial=0.0)), 0.0)
     U, g = U[:, keep], g[keep]
@@ -198,13 +201,15 @@ def coreset(kind: str, X, Y, F, m: int, lam: float, seed: int, scores: np.ndarra
     return _take(X, idx), np.asarray(Y)[idx]
 
 
-def coreset_draws(kind: str, X, Y, F, m: int, lam: float, seeds) -> list[tuple[np.ndarray, np.ndarray]]:
+def coreset_draws(kind: str, X, Y, F, m: int, lam: float, seeds, gram: np.ndarray | None = None
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
     """`coreset` for each seed of ``seeds`` (the same sets as one call per seed), sharing what the draws share:
-    the leverage scores are computed once, and k-center's greedy steps make one pass over the rows for all draws."""
+    the leverage scores are computed once (from ``gram`` = FᵀF when given), and k-center's greedy steps make one
+    pass over the rows for all draws."""
     if kind == "kcenter":
         picked = kcenter_rows_many(X, m, [np.random.default_rng(int(sd)) for sd in seeds])
         return [(_take(X, idx), np.asarray(Y)[idx]) for idx in picked]
-    scores = leverage_scores(F, lam) if kind == "leverage" else None
+    scores = leverage_scores(F, lam, gram) if kind == "leverage" else None
     return [coreset(kind, X, Y, F, m, lam, int(sd), scores) for sd in seeds]
 
 

@@ -270,7 +270,8 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         idx, kgs = zip(*_subsets(k_sub, n_subsets, n_tr, out.m), strict=True)
         picked = np.stack(idx)                        # (subsets, m): one gather, one featurisation
         Fs, Ys, ks, kinds = [Ftr[picked]], [Ytr_s[picked]], [k[None] for k in kgs], []
-        for kind, (Xs, Yc) in _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws):
+        core = _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws, G)
+        for kind, (Xs, Yc) in core:
             Fs.append(Ftr.featurize(Xs))
             Ys.append(Yc)
             ks.append(split(k_core, Xs.shape[0]))
@@ -294,7 +295,8 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         for idx, _ in _subsets(k_sub, n_subsets, n_tr, out.m):
             exact_preds.append(train_predict(on_device(Ftr[idx], dt), on_device(Ytr_s[idx], dt), 0.0, no_theta0)[0])
         add("subset", "random subset", out.m, out.procedure(), exact_preds)
-        for kind, (Xs, Ys) in _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws):
+        core = _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws, G)
+        for kind, (Xs, Ys) in core:
             add(kind, LABELS[kind], out.m, out.procedure(),
                 [train_predict(on_device(f, dt), on_device(y, dt), 0.0, no_theta0)[0]
                  for f, y in zip(Ftr.featurize(Xs), Ys, strict=True)])
@@ -340,14 +342,15 @@ def _ridge_cv_row(add, G, C, Ytr, Fte, n_tr, std):
         [np.asarray(Fte, np.float64) @ theta])
 
 
-def _coreset_sets(kinds, Xtr, Ytr, Ftr, m, lam, key, draws):
-    """For each coreset kind, ``draws`` sets of m points as stacked arrays (draws, m, d), (draws, m, d_out)."""
+def _coreset_sets(kinds, Xtr, Ytr, Ftr, m, lam, key, draws, gram=None):
+    """For each coreset kind, ``draws`` sets of m points as stacked arrays (draws, m, d), (draws, m, d_out)
+    (``gram``: FᵀF of the first pass, when it was summed, for the leverage scores)."""
     if not kinds:
         return
     X, Y, F = Xtr, np.asarray(Ytr, np.float64), Ftr   # X (StandardRows), F (TrainFeatures): read in blocks
     seeds = np.random.SeedSequence(key_to_list(key)).generate_state(draws)
     for kind in kinds:
-        sets = coreset_draws(kind, X, Y, F, m, lam, seeds)
+        sets = coreset_draws(kind, X, Y, F, m, lam, seeds, gram)
         yield kind, (np.stack([a for a, _ in sets]), np.stack([b for _, b in sets]))
 
 
