@@ -4,6 +4,7 @@ silently wrong numbers, crashes and lost work, files, unclear errors)."""
 import json
 import os
 import stat
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -35,9 +36,15 @@ def test_held_out_and_test_rows_too_far_out_for_the_compute_dtype_are_refused_by
     out = jd.distill(X, Y, m=6, **SMALL)
     with pytest.raises(ValueError, match=r"X_test column 2 .* \(test row 4\).*float"):
         jd.evaluate(out, Xv, Y[:10])
+    # and by predict, which had blamed the distilled set ("ill-conditioned") after a RuntimeWarning from a cast
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match=r"X_new column 2 .* \(new row 4\).*float"):
+            out.predict(Xv)
     Xv[4, 2] = 1e3                                       # far out but representable: a run as usual
     assert jd.distill(X, Y, m=6, validation=(Xv, Y[:10]), **SMALL).ok
     assert np.isfinite(jd.evaluate(out, Xv, Y[:10]).rows[0]["mse"])
+    assert np.all(np.isfinite(out.predict(Xv)))
 
 
 @pytest.mark.parametrize("scale, dtype", [(1e19, np.float32), (1e-30, np.float32), (1e-200, np.float64),

@@ -19,7 +19,7 @@ from jaxdistill._src.components.models import InnerModel, LinearModel, draw_init
 from jaxdistill._src.core.jit import jit
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import ridge
-from jaxdistill._src.data.arrays import Standardizer, as_2d_float, on_device
+from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_squarable, on_device
 from jaxdistill._src.data.schema import InputSchema
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
@@ -207,7 +207,10 @@ class DistillOutput:
         X_new = as_2d_float("X_new", values, allow_1d=False)
         if X_new.shape[1] != self.x.shape[1]:
             raise ValueError(f"X_new has {X_new.shape[1]} columns; the distilled set has {self.x.shape[1]}.")
-        Fs = self._features(self.standardizer.x(X_new))
+        X_std = self.standardizer.x(X_new)
+        check_squarable((("X_new", X_std),), jnp.result_type(float), "new", "its predictions would be inf or NaN",
+                        "drop it from X_new")
+        Fs = self._features(X_std)
         pred = self.standardizer.y_inverse(self.predict_standardized(Fs, limit=limit, n_inits=n_inits, key=key))
         if not np.all(np.isfinite(pred)):
             raise FloatingPointError(

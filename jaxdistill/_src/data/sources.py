@@ -295,7 +295,8 @@ class ShiftedSums:
 
     def __init__(self, X: np.ndarray, Y: np.ndarray):
         head = min(self.SUB_ROWS, X.shape[0])
-        self.shift = np.concatenate([X[:head].mean(0, dtype=np.float64), Y[:head].mean(0, dtype=np.float64)])
+        with np.errstate(invalid="ignore", over="ignore"):      # non-finite rows are found from the sums (`block`)
+            self.shift = np.concatenate([X[:head].mean(0, dtype=np.float64), Y[:head].mean(0, dtype=np.float64)])
         k = self.shift.size
         self.n, self.A = 0, np.zeros((k + 1, k + 1))
         self.lo, self.hi = np.full(k, np.inf), np.full(k, -np.inf)
@@ -303,17 +304,22 @@ class ShiftedSums:
         self._C[:, k] = 1.0
 
     def block(self, X: np.ndarray, Y: np.ndarray):
-        """(Σ [z − s, 1]ᵀ [z − s, 1], column minima, column maxima) of one block (X and Y in their own dtype)."""
+        """(Σ [z − s, 1]ᵀ [z − s, 1], column minima, column maxima) of one block (X and Y in their own dtype).
+
+        A NaN or ±inf in the block makes these sums non-finite, which is how the caller finds it (and then names
+        its row): numpy's warnings on the way are silenced, so the user sees that error, not a RuntimeWarning
+        from inside the pass."""
         d, k = X.shape[1], self.shift.size
         A, lo, hi = np.zeros((k + 1, k + 1)), np.full(k, np.inf), np.full(k, -np.inf)
-        for i in range(0, X.shape[0], self.SUB_ROWS):
-            xb, yb = X[i:i + self.SUB_ROWS], Y[i:i + self.SUB_ROWS]
-            c = self._C[:xb.shape[0]]
-            np.subtract(xb, self.shift[:d], out=c[:, :d])
-            np.subtract(yb, self.shift[d:], out=c[:, d:k])
-            A += c.T @ c
-            lo = np.minimum(lo, np.concatenate([column_reduce(np.minimum, xb), column_reduce(np.minimum, yb)]))
-            hi = np.maximum(hi, np.concatenate([column_reduce(np.maximum, xb), column_reduce(np.maximum, yb)]))
+        with np.errstate(invalid="ignore", over="ignore"):
+            for i in range(0, X.shape[0], self.SUB_ROWS):
+                xb, yb = X[i:i + self.SUB_ROWS], Y[i:i + self.SUB_ROWS]
+                c = self._C[:xb.shape[0]]
+                np.subtract(xb, self.shift[:d], out=c[:, :d])
+                np.subtract(yb, self.shift[d:], out=c[:, d:k])
+                A += c.T @ c
+                lo = np.minimum(lo, np.concatenate([column_reduce(np.minimum, xb), column_reduce(np.minimum, yb)]))
+                hi = np.maximum(hi, np.concatenate([column_reduce(np.maximum, xb), column_reduce(np.maximum, yb)]))
         return A, lo, hi
 
     def add(self, rows: int, A: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
