@@ -121,6 +121,35 @@ def test_misaligned_indices_and_masked_arrays_are_refused(frame):
         out.predict(np.ma.masked_equal(Xte.to_numpy(), Xte.to_numpy()[0, 0]))
 
 
+def test_nullable_dtypes_are_read_and_non_numeric_columns_named(frame):
+    """pandas' nullable dtypes (``convert_dtypes()``: Int64, Float64) are numbers: the same run as the float64
+    frame. Their missing values are refused by row, and columns that are not numbers by name (both used to be
+    one message: "dtype object ... encode categorical columns")."""
+    Xtr, ytr, Xte, yte = frame
+    out = jd.distill(Xtr, ytr, m=10, key=0, **SMALL)
+    nullable = Xtr.astype("Float64")
+    nullable["f1"] = (Xtr["f1"] > 0).astype("Int64")             # an integer column, as convert_dtypes gives
+    plain = Xtr.assign(f1=(Xtr["f1"] > 0).astype(np.int64))
+    got, want = (jd.distill(x, ytr.astype("Float64"), m=10, key=0, **SMALL) for x in (nullable, plain))
+    np.testing.assert_array_equal(got.X, want.X)
+    pd.testing.assert_series_equal(got.predict(Xte.assign(f1=(Xte["f1"] > 0).astype("Int64")).astype("Float64")),
+                                   want.predict(Xte.assign(f1=(Xte["f1"] > 0).astype(np.int64))))
+    with_na = nullable.copy()
+    with_na.iloc[7, 3] = pd.NA
+    with pytest.raises(ValueError, match=r"X has 1 non-finite .* first at row 7.*pd\.NA"):
+        jd.distill(with_na, ytr, m=10, **SMALL)
+    y_na = ytr.astype("Float64")
+    y_na.iloc[4] = pd.NA
+    with pytest.raises(ValueError, match=r"Y has 1 non-finite .* first at row 4"):
+        jd.distill(Xtr, y_na, m=10, **SMALL)
+    mixed = Xtr.assign(city="Oslo", kind=pd.Categorical(["a"] * len(Xtr)), flag=True)
+    with pytest.raises(ValueError, match=r"X has columns that are not numbers: 'city' \(.*\), 'kind' \(category\), "
+                                         r"'flag' \(bool\)\. Encode them"):
+        jd.distill(mixed, ytr, m=10, **SMALL)
+    with pytest.raises(ValueError, match=r"X_new has columns that are not numbers: 'f2'"):
+        out.predict(Xte.assign(f2=Xte["f2"].astype(str)))
+
+
 def test_split_and_csv_keep_pandas_objects(frame, tmp_path):
     Xtr, ytr, _, _ = frame
     a, b, c, d = datasets.train_test_split(Xtr, ytr, 0.25, key=1)

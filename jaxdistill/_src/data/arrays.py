@@ -71,7 +71,7 @@ def as_2d_float(name: str, a, *, allow_1d: bool, check_finite: bool = True) -> n
     if n_bad:
         raise ValueError(
             f"{name} has {n_bad} non-finite values (NaN or inf) in {len(bad_rows)} rows, first at "
-            f"row {bad_rows[0]}; drop or impute those rows.")
+            f"row {bad_rows[0]}; drop or impute those rows (a pandas missing value, pd.NA, counts as NaN).")
     return arr
 
 

@@ -58,13 +58,32 @@ def unpack(name: str, a) -> tuple[Any, tuple[str, ...] | None, Any]:
         if len(set(names)) != len(names):
             dup = sorted({c for c in names if names.count(c) > 1})
             raise ValueError(f"{name} has duplicated column names {dup}; give every column its own name.")
-        return a.to_numpy(), names, a.index
+        return _pandas_values(name, a, names), names, a.index
     if _is_series(a):
-        return a.to_numpy(), (None if a.name is None else (str(a.name),)), a.index
+        names = None if a.name is None else (str(a.name),)
+        return _pandas_values(name, a, names), names, a.index
     if isinstance(a, np.ndarray) and a.dtype.names:
         names = tuple(a.dtype.names)
         return np.stack([np.asarray(a[f], np.float64) for f in names], axis=-1), names, None
     return a, None, None
+
+
+def _pandas_values(name: str, a, names) -> np.ndarray:
+    """The numbers of a DataFrame or Series. Columns of numpy's integer and float dtypes and of pandas' nullable
+    ones (``Int64``, ``Float64``, as ``convert_dtypes()`` and ``read_csv(dtype_backend=...)`` give) are read, a
+    missing value (``pd.NA``) as NaN — which the finiteness check then refuses, naming its row. A column of
+    anything else (strings, categories, booleans, dates) is refused by name: ``to_numpy()`` would have made
+    the whole frame ``object``."""
+    dtypes = list(a.dtypes) if _is_frame(a) else [a.dtype]
+    cols = names or ("(unnamed)",)
+    bad = [f"{c!r} ({dt})" for c, dt in zip(cols, dtypes, strict=True) if getattr(dt, "kind", "O") not in "iuf"]
+    if bad:
+        listed = ", ".join(bad[:10]) + (f", … ({len(bad)} in all)" if len(bad) > 10 else "")
+        raise ValueError(f"{name} has columns that are not numbers: {listed}. Encode them as numbers first (e.g. "
+                         "pandas.get_dummies for categories, .astype(float) for booleans) or drop them.")
+    if all(isinstance(dt, np.dtype) for dt in dtypes):
+        return a.to_numpy()                    # numpy dtypes: their common dtype (float32 stays float32)
+    return a.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def check_aligned(x_index, y_index, what: str = "X and y") -> None:
