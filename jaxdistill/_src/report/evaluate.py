@@ -334,10 +334,9 @@ def _lambda_notes(out: DistillOutput) -> list[str]:
 def _ridge_cv_row(add, G, C, Ytr, Fte, n_tr, std):
     """The ``full_cv`` row: ridge on all training rows with λ chosen by GCV on their statistics (G = FᵀF, C = FᵀY
     in float64)."""
-    G, C = G / n_tr, C / n_tr
-    choice = choose_ridge(G, C, float(np.sum(np.asarray(Ytr, np.float64) ** 2)) / n_tr, n_tr,
+    choice = choose_ridge(G / n_tr, C / n_tr, float(np.sum(np.asarray(Ytr, np.float64) ** 2)) / n_tr, n_tr,
                           centred=bool(np.any(std.y_mean != 0)))
-    theta = np.linalg.solve(G + choice.lam * np.eye(G.shape[0]), C)
+    theta = ridge_from_cross_products(G, C, n_tr, choice.lam)
     add("full_cv", "full data, ridge-CV", n_tr, f"exact ridge, λ = {choice.lam:.3g} by GCV on these rows",
         [np.asarray(Fte, np.float64) @ theta])
 
