@@ -1,5 +1,6 @@
 """Tabular regression with a DataFrame: distil scikit-learn's diabetes table (442 patients, 10 named columns)
-into 10 rows, compare with the baselines, and get the distilled rows back under the original column names.
+into 10 rows, compare with the baselines, and take away 12 weighted rows under the original column names that
+scikit-learn's linear models fit exactly as on all the training rows.
 
     python examples/tabular_dataframe.py
 """
@@ -19,7 +20,8 @@ out = jd.distill(Xtr, ytr, m=10, key=0, steps=steps(5000))
 print(out)
 report = jd.evaluate(out, Xte, yte, Xtr, ytr)
 print(report)
-print(out.to_pandas().round(3))                                  # the 10 distilled rows, named columns
+take_away = jd.distill_moments(Xtr, ytr, m=12)                   # rows any linear learner can use
+print(take_away.to_pandas().round(3))                            # named columns, then sample_weight
 pred = out.predict(Xte[list(reversed(Xte.columns))])             # columns matched by name: a Series
 print(pred.head())
 

@@ -6,6 +6,7 @@ Public surface (everything else lives in the private ``_src`` package; see docs/
 from jaxdistill import closed_form as closed_form
 from jaxdistill import coresets as coresets
 from jaxdistill._src.analytic.krr import distill_analytic as distill_analytic
+from jaxdistill._src.analytic.moments import distill_moments as distill_moments
 from jaxdistill._src.api import distill as distill
 from jaxdistill._src.components.features import FeatureMap as FeatureMap
 from jaxdistill._src.components.features import FlaxFeatureMap as FlaxFeatureMap
@@ -54,6 +55,7 @@ from jaxdistill._src.outer.callbacks import RunView as RunView
 from jaxdistill._src.outer.callbacks import StoppingRule as StoppingRule
 from jaxdistill._src.outer.callbacks import TensorBoardLogger as TensorBoardLogger
 from jaxdistill._src.outer.records import History as History
+from jaxdistill._src.outer.records import ProcedureBoundWarning as ProcedureBoundWarning
 from jaxdistill._src.outer.records import QualityWarning as QualityWarning
 from jaxdistill._src.outer.records import RunInfo as RunInfo
 from jaxdistill._src.outer.records import Status as Status

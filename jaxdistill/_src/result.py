@@ -9,6 +9,8 @@ module), its inner solver and its training procedure (η̃, T, λ_I), so ``predi
 from __future__ import annotations
 
 import dataclasses
+import os
+import warnings
 from functools import partial
 
 import jax
@@ -24,8 +26,21 @@ from jaxdistill._src.data.schema import InputSchema
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.io import results as result_files
-from jaxdistill._src.outer.records import History, RunInfo, Status
+from jaxdistill._src.outer.records import History, ProcedureBoundWarning, RunInfo, Status
 from jaxdistill._src.problem.config import DistillConfig
+from jaxdistill._src.version import __version__
+
+#: the column of an export that holds each row's sample weight
+WEIGHT_COLUMN = "sample_weight"
+#: what a moment-exact set reproduces (its ``valid_for``)
+MOMENT_LEARNERS = ("every learner of second moments, exactly: ordinary least squares, ridge at any penalty, lasso "
+                   "and elastic net at any α, Bayesian ridge, gradient descent on the squared loss from any θ₀ for any "
+                   "number of steps")
+
+
+def sidecar_path(path) -> str:
+    """The file beside an exported CSV that records what the set is valid for: ``PATH.json``."""
+    return os.fspath(path) + ".json"
 
 
 @partial(jit, static_argnames="lam")
@@ -57,6 +72,8 @@ class DistillOutput:
       meta: a [`RunInfo`][jaxdistill.RunInfo] (objective, optimizer, timings, compilations, versions, ...).
       schema: the `InputSchema` of the data it was distilled from (feature names, target shape,
         constant columns); ``predict`` and ``evaluate`` match later inputs to it.
+      weights: the rows' sample weights (m,) for learners trained on the set (``None``: every row weighs 1);
+        see `sample_weight` and `valid_for`.
 
     Examples:
       >>> import jaxdistill as jd
@@ -83,6 +100,7 @@ class DistillOutput:
     seed: int | None = None
     meta: RunInfo = dataclasses.field(default_factory=RunInfo)
     schema: InputSchema | None = None
+    weights: np.ndarray | None = None
 
     def __post_init__(self):
         if self.schema is None:       # files of earlier versions: the width only, 2-D predictions as before
@@ -91,6 +109,12 @@ class DistillOutput:
         object.__setattr__(self, "history", History.from_dict(self.history))
         object.__setattr__(self, "status", Status.of(self.status))
         object.__setattr__(self, "meta", RunInfo.from_dict(self.meta))
+        if self.weights is not None:
+            w = np.asarray(self.weights, np.float64)
+            if w.shape != (np.shape(self.x)[0],) or not np.all(np.isfinite(w)) or not np.all(w > 0):
+                raise ValueError(f"weights must be {np.shape(self.x)[0]} finite positive numbers (one per row), got "
+                                 f"shape {w.shape}.")
+            object.__setattr__(self, "weights", w)
 
     @property
     def ok(self) -> bool:
@@ -111,6 +135,31 @@ class DistillOutput:
         """Distilled targets in the original units of the data."""
         return self.standardizer.y_inverse(self.y)
 
+    @property
+    def sample_weight(self) -> np.ndarray:
+        """The weight of each row (m,) for a learner trained on the set: ``weights``, or ones."""
+        return np.ones(self.m) if self.weights is None else self.weights
+
+    @property
+    def transfers(self) -> bool:
+        """Whether learners other than the set's own training procedure fit on it what they fit on all training
+        rows (a moment-exact set, [`distill_moments`][jaxdistill.distill_moments]). ``False``: a procedure-bound set."""
+        return self.meta.kind == "moments"
+
+    @property
+    def valid_for(self) -> str:
+        """Which learners this set reproduces: what it may be used for, recorded in every export."""
+        if self.transfers:
+            w = self.sample_weight
+            weight = f"{w[0]:.6g} per row (n/m)" if np.all(w == w[0]) else "the weights column"
+            return f"{MOMENT_LEARNERS}; fit with sample_weight = {weight}"
+        own = self.procedure()
+        if self.meta.original_lambda is not None:
+            own += (f" with λ_S = {self.meta.lambda_s:g}, which reproduces ridge with λ = {self.meta.original_lambda:g}"
+                    " on all rows (the KRR paper's analytic set)")
+        return (f"procedure-bound: only {own}. Other learners (scikit-learn's LinearRegression, boosted trees, …) "
+                "trained on these rows can score far below random rows")
+
     def column_names(self) -> tuple[list[str], list[str]]:
         """Names of the input and target columns: the data's own (DataFrame, Series), else ``x0…``, ``y`` / ``y0…``."""
         d, k = self.x.shape[1], self.y.shape[1]
@@ -121,29 +170,65 @@ class DistillOutput:
             yn = ["y"] if k == 1 else [f"y{j}" for j in range(k)]
         return xn, yn
 
-    def to_pandas(self):
-        """The distilled set in original units as a ``pandas.DataFrame``: one row per distilled point, the input
-        columns under their original names, then the targets (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("to_pandas needs pandas: pip install pandas.") from None
+    def _export_columns(self) -> tuple[list[str], list[str], str]:
+        """(input names, target names, weight column name) of an export, with no name twice."""
         xn, yn = self.column_names()
         clash = set(xn) & set(yn)
         if clash:
             yn = [f"{c} (target)" if c in clash else c for c in yn]
-        return pd.DataFrame(np.concatenate([self.X, self.Y], axis=1), columns=xn + yn)
+        wn = WEIGHT_COLUMN if WEIGHT_COLUMN not in xn + yn else f"{WEIGHT_COLUMN} (jaxdistill)"
+        return xn, yn, wn
+
+    def export_info(self) -> dict:
+        """What an export records beside the rows: what the set is valid for, its weights column, its columns, and
+        where it came from (JSON-friendly; the CSV sidecar and ``to_pandas().attrs``)."""
+        xn, yn, wn = self._export_columns()
+        return {"format": "jaxdistill.DistilledSet", "jaxdistill_version": __version__, "valid_for": self.valid_for,
+                "transfers": self.transfers, "procedure": self.procedure(), "weight_column": wn,
+                "feature_columns": xn, "target_columns": yn, "m": self.m, "n_train": self.meta.n_train,
+                "units": "original", "status": str(self.status)}
+
+    def _warn_if_bound(self, what: str) -> None:
+        if not self.transfers:
+            warnings.warn(ProcedureBoundWarning(
+                f"{what}: this set is procedure-bound — it reproduces only {self.procedure()}, and other learners "
+                "trained on its rows can score far below random rows (its export records this as valid_for). For "
+                "rows that scikit-learn's linear models (and any learner of second moments) fit exactly as on all "
+                "training rows, use jaxdistill.distill_moments(X, Y, m) with m >= d + 2."), stacklevel=3)
+
+    def to_pandas(self):
+        """The distilled set in original units as a ``pandas.DataFrame``: one row per distilled point, the input
+        columns under their original names, then the targets, then ``sample_weight`` (pass it to a learner's
+        ``fit``). ``df.attrs`` holds `export_info` (``valid_for`` among it). A procedure-bound set warns
+        ([`ProcedureBoundWarning`][jaxdistill.ProcedureBoundWarning]). Needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas needs pandas: pip install pandas.") from None
+        self._warn_if_bound("to_pandas")
+        xn, yn, wn = self._export_columns()
+        df = pd.DataFrame(np.concatenate([self.X, self.Y, self.sample_weight[:, None]], axis=1), columns=xn + yn + [wn])
+        df.attrs.update(self.export_info())
+        return df
 
     def to_csv(self, path) -> None:
-        """Write the distilled set in original units to a CSV file with a header row (inputs, then targets);
-        ``jaxdistill.datasets.load_csv(path, target=...)`` reads it back. Needs no pandas."""
+        """Write the distilled set in original units to a CSV file with a header row (inputs, then targets, then
+        ``sample_weight``), and `export_info` beside it in ``PATH.json`` (what the set is valid for). Read it with
+        ``pandas.read_csv(path)`` or ``jaxdistill.datasets.load_csv(path, target=..., weight="sample_weight")``. A
+        procedure-bound set warns ([`ProcedureBoundWarning`][jaxdistill.ProcedureBoundWarning]). Needs no pandas."""
         import csv
-        xn, yn = self.column_names()
+        import json
+        self._warn_if_bound("to_csv")
+        xn, yn, wn = self._export_columns()
+        path = os.fspath(path)
         with open(path, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(xn + yn)
-            for row in np.concatenate([self.X, self.Y], axis=1):
+            w.writerow(xn + yn + [wn])
+            for row in np.concatenate([self.X, self.Y, self.sample_weight[:, None]], axis=1):
                 w.writerow([repr(float(v)) for v in row])
+        with open(sidecar_path(path), "w", encoding="utf-8") as f:
+            json.dump(self.export_info(), f, indent=2, ensure_ascii=False)
+            f.write("\n")
 
     @property
     def max_stability_ratio(self) -> float:
@@ -242,7 +327,7 @@ class DistillOutput:
     def summary(self) -> str:
         h, info = self.history, self.meta
         lines = [f"DistillOutput: m={self.m}, d={self.x.shape[1]}, d_out={self.y.shape[1]}, status={self.status}",
-                 f"  model {self.model!r}", f"  trained by: {self.procedure()}"]
+                 f"  model {self.model!r}", f"  trained by: {self.procedure()}", f"  valid for: {self.valid_for}"]
         if h.steps:
             steps = self.config.steps if self.config is not None else h.steps
             dl = h.data_loss if h.data_loss.size else h.loss

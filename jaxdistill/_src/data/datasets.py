@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import json
 import os
 
 import jax
@@ -231,8 +232,9 @@ def require_regular_file(path: str, what: str) -> None:
 
 
 def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_names: bool = False,
-             as_frame: bool = False):
-    """Load a numeric CSV with a header row; ``target`` (a column name or index) is Y, the rest X.
+             as_frame: bool = False, weight: str | None = None):
+    """Load a numeric CSV with a header row; ``target`` (a column name or index) is Y, ``weight`` (a column name)
+    the rows' sample weights, the rest X.
 
     Blank lines are skipped and spaces around values are ignored. A missing or non-numeric cell is
     an error naming its line and column (encode categories numerically first; drop or impute gaps).
@@ -242,6 +244,11 @@ def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_nam
         ``(X, Y, x_names, y_name)``, the header's names of X's columns (in order) and of the target. With
         ``as_frame=True`` (needs pandas): ``(X, y)`` as a DataFrame with the header's column names and a
         Series named after the target — what [`distill`][jaxdistill.distill] and ``predict`` then match by name.
+        With ``weight``, the weights (n,) are appended to each of these tuples.
+
+    Raises:
+      ValueError: a malformed file (the message names the line and column); a distilled set exported by
+        ``DistillOutput.to_csv`` read without ``weight=`` (its weight column would become a feature).
     """
     import csv
     path = os.fspath(path)
@@ -280,6 +287,7 @@ def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_nam
         if not -len(header) <= int(target) < len(header):
             raise ValueError(f"target column {target} is out of range: {path!r} has {len(header)} columns {header}.")
         j = int(target) % len(header)
+    wj = _weight_column(path, header, weight, j)
     data = np.empty((len(body), len(header)), np.float64)
     for r, (line, vals) in enumerate(body):
         if len(vals) != len(header):
@@ -294,8 +302,36 @@ def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_nam
     if not np.all(np.isfinite(data)):
         r, c = np.argwhere(~np.isfinite(data))[0]
         raise ValueError(f"{path!r} line {body[r][0]}, column {header[c]!r}: {data[r, c]} is not a finite number.")
-    X, Y = np.delete(data, j, axis=1), data[:, j:j + 1]
+    drop = [j] if wj is None else [j, wj]
+    X, Y = np.delete(data, drop, axis=1), data[:, j:j + 1]
+    names = [h for c, h in enumerate(header) if c not in drop]
+    w = () if wj is None else (data[:, wj].copy(),)
+    if wj is not None and not np.all(data[:, wj] >= 0):
+        raise ValueError(f"{path!r}: the weight column {weight!r} has negative values; weights are >= 0.")
     if as_frame:
         import pandas as pd
-        return pd.DataFrame(X, columns=header[:j] + header[j + 1:]), pd.Series(Y[:, 0], name=header[j])
-    return (X, Y, header[:j] + header[j + 1:], header[j]) if return_names else (X, Y)
+        return (pd.DataFrame(X, columns=names), pd.Series(Y[:, 0], name=header[j])) + w
+    return ((X, Y, names, header[j]) if return_names else (X, Y)) + w
+
+
+def _weight_column(path: str, header: list[str], weight: str | None, target: int) -> int | None:
+    """The index of the weight column; a jaxdistill export (a ``PATH.json`` beside it naming a weight column of the
+    header) read without ``weight=`` is refused rather than read with its weights as a feature."""
+    if weight is None:
+        side = path + ".json"
+        try:
+            with open(side, encoding="utf-8") as f:
+                info = json.load(f)
+        except (OSError, ValueError):
+            return None
+        col = info.get("weight_column") if isinstance(info, dict) else None
+        if isinstance(col, str) and col in header:
+            raise ValueError(f"{path!r} is a distilled set exported by jaxdistill ({side} says so): its column {col!r} "
+                             f"holds each row's sample weight, not a feature. Pass weight={col!r} to get (X, Y, w).")
+        return None
+    if not isinstance(weight, str) or weight not in header:
+        raise ValueError(f"{path!r} has no weight column {weight!r}; its columns are {header}.")
+    wj = header.index(weight)
+    if wj == target:
+        raise ValueError(f"The weight column {weight!r} is also the target column; name two different columns.")
+    return wj

@@ -32,6 +32,8 @@ _STD = ("x_mean", "x_scale", "y_mean", "y_scale")
 def save(out, path) -> None:
     """Save ``out`` to ``path`` (``.npz``), atomically."""
     arrays = {"x": np.asarray(out.x), "y": np.asarray(out.y)}
+    if out.weights is not None:
+        arrays["weights"] = np.asarray(out.weights, np.float64)
     arrays.update({f"std_{k}": np.asarray(getattr(out.standardizer, k)) for k in _STD})
     history = History.from_dict(out.history).to_dict()
     arrays.update({f"hist_{k}": v for k, v in history.items()})
@@ -42,7 +44,7 @@ def save(out, path) -> None:
             "history_keys": sorted(history), "meta": RunInfo.from_dict(out.meta).to_dict(),
             "model": to_spec(out.model, "c:model", arrays), "model_id": identity(out.model, "model"),
             "inner_solver": to_spec(out.inner_solver, "c:inner_solver", arrays),
-            "inner_solver_id": identity(out.inner_solver, "inner_solver")}
+            "inner_solver_id": identity(out.inner_solver, "inner_solver"), "valid_for": out.valid_for}
     write_npz(path, arrays, meta)
 
 
@@ -131,6 +133,10 @@ def read(path, *, model=None, inner_solver=None) -> dict:
             problems.append(f"non-finite or non-float {name}")
     if np.any(std.x_scale <= 0) or np.any(std.y_scale <= 0):
         problems.append("non-positive standardisation scales")
+    weights = files.get("weights")
+    if weights is not None and (weights.shape != x.shape[:1] or not np.issubdtype(weights.dtype, np.floating)
+                                or not np.all(np.isfinite(weights)) or not np.all(weights > 0)):
+        problems.append("sample weights that are not one finite positive number per row")
     inner_lr = meta.get("inner_lr")
     if inner_lr is not None and not (isinstance(inner_lr, (int, float)) and np.isfinite(inner_lr) and inner_lr > 0):
         problems.append(f"inner_lr {inner_lr!r}")
@@ -170,7 +176,7 @@ def read(path, *, model=None, inner_solver=None) -> dict:
         standardizer=std, status=meta["status"], model=model, inner_solver=inner_solver,
         lambda_inner=float(meta["lambda_inner"]), T=meta.get("T"), seed=meta.get("seed"),
         meta=RunInfo.from_dict(dict(meta.get("meta") or {}, saved_with=meta.get("jaxdistill_version"))),
-        schema=schema)
+        schema=schema, weights=weights)
 
 
 def _check_stable(path, model, inner_solver, x, inner_lr, lam) -> None:

@@ -65,6 +65,13 @@ class QualityWarning(UserWarning):
     with ``warnings.simplefilter("error", jd.QualityWarning)``; the numbers are in ``out.meta.quality``."""
 
 
+class ProcedureBoundWarning(UserWarning):
+    """A distilled set that reproduces only its own training procedure (``out.transfers`` is False) was exported
+    to a format other learners read (``to_csv``, ``to_pandas``): learners other than that procedure can score far
+    below random rows on it. [`distill_moments`][jaxdistill.distill_moments] gives rows that every learner of second
+    moments fits exactly as on all training rows."""
+
+
 _MESSAGES = {
     Status.CONVERGED: "the monitored loss stopped improving (patience ran out): the best state is returned",
     Status.BUDGET: "all steps were run while the monitored loss was still improving: raise steps for more",

@@ -51,6 +51,7 @@ from jaxdistill._src.data.arrays import StandardRows, TrainFeatures, as_2d_float
 from jaxdistill._src.inner.base import Support, predict_after_training
 from jaxdistill._src.problem.ridge_cv import choose_ridge
 from jaxdistill._src.report.coresets import CORESETS, LABELS, coreset_draws
+from jaxdistill._src.report.learners import as_learners, learner_markdown, learner_rows
 from jaxdistill._src.result import DistillOutput
 
 #: stable ids of the rows (what code should address rows by; the ``method`` labels are for readers)
@@ -70,6 +71,9 @@ class EvalReport:
     n_train: int
     n_test: int
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: other learners trained on each set (``evaluate(..., learners=...)``): dicts with ``learner``, ``set`` (a row
+    #: id), ``method``, ``points``, ``mse`` / ``mse_std``, ``r2`` / ``r2_std``, ``vs_full`` and ``weighted``
+    learners: list[dict] = dataclasses.field(default_factory=list)
     #: row id → the row's held-out predictions in original units, (n_test, k), averaged over its draws: what
     #: [`plot_predictions`][jaxdistill.plots.plot_predictions] draws as baselines (not part of ``to_dict``)
     predictions: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -86,9 +90,13 @@ class EvalReport:
         return [r["id"] for r in self.rows]
 
     def to_dict(self) -> dict:
-        """A JSON-friendly dict: ``m``, ``n_train``, ``n_test`` and ``rows`` (a list of dicts)."""
-        return {"m": self.m, "n_train": self.n_train, "n_test": self.n_test, "rows": [dict(r) for r in self.rows],
-                "notes": list(self.notes)}
+        """A JSON-friendly dict: ``m``, ``n_train``, ``n_test``, ``rows`` (a list of dicts), ``notes`` and, with
+        ``learners=``, ``learners`` (a list of dicts)."""
+        d = {"m": self.m, "n_train": self.n_train, "n_test": self.n_test, "rows": [dict(r) for r in self.rows],
+             "notes": list(self.notes)}
+        if self.learners:
+            d["learners"] = [dict(r) for r in self.learners]
+        return d
 
     def to_json(self, **kwargs) -> str:
         import json
@@ -109,6 +117,8 @@ class EvalReport:
             pm = lambda mu, sd: f"{mu:.4g}" if not sd else f"{mu:.4g} ± {sd:.2g}"  # noqa: E731
             out.append(f"| {r['method']} | {r['points']} | {r['procedure']} | {pm(r['mse'], r['mse_std'])} | "
                        f"{pm(r['r2'], r['r2_std'])} |")
+        if self.learners:
+            out += [""] + learner_markdown(self.learners)
         if self.notes:
             out += [""] + [f"- {note}" for note in self.notes]
         return "\n".join(out)
@@ -126,7 +136,7 @@ def _scores(pred, Y):
 
 def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, key=0, n_inits: int = 32,
              n_subsets: int = 20, last_value_column: int | None = None, coresets: Sequence[str] = CORESETS,
-             n_coreset_draws: int = 5) -> EvalReport:
+             n_coreset_draws: int = 5, learners=None, n_learner_draws: int = 5) -> EvalReport:
     """Compare the distilled set with a random real subset of the same size and the full data.
 
     Args:
@@ -145,6 +155,12 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
       coresets: coreset baselines to add (any of ``"leverage"``, ``"kmeans"``, ``"kcenter"``; ``()`` for none),
         for models linear in θ and exact procedures (nonlinear models would need each one's step size tuned).
       n_coreset_draws: seeds per coreset (each row is the mean ± std over them).
+      learners: other learners to train on the distilled set (with its weights), on the random subsets and
+        coresets above and on all training rows: ``True`` for the default list (scikit-learn's LinearRegression,
+        RidgeCV, HistGradientBoostingRegressor, and k-NN, SVR and an MLP on standardised inputs), or scikit-learn
+        estimators (a list, or a dict by name). Their held-out scores and ratios
+        to their own full-data score are ``report.learners`` and a second table. Needs ``X_train``.
+      n_learner_draws: of the random subsets and coreset draws, how many each learner is trained on.
 
     Returns:
       An [`EvalReport`][jaxdistill.EvalReport]; ``print(report)`` shows a markdown table.
@@ -171,6 +187,11 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     n_inits = check_int("n_inits (θ₀ draws per evaluation)", n_inits, 1)
     n_subsets = check_int("n_subsets (random subsets of the baseline)", n_subsets, 1)
     n_coreset_draws = check_int("n_coreset_draws (seeds per coreset)", n_coreset_draws, 1)
+    n_learner_draws = check_int("n_learner_draws (draws each learner is trained on)", n_learner_draws, 1)
+    learners = as_learners(learners)
+    if learners and X_train is None:
+        raise ValueError("learners= compares each learner on the distilled set with the same learner on baselines "
+                         "and on all training rows: pass X_train and Y_train too.")
     coresets = (coresets,) if isinstance(coresets, str) else tuple(coresets)
     unknown = [c for c in coresets if c not in CORESETS]
     if unknown:
@@ -242,7 +263,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
                 [out.predict_standardized(Fte, limit=True)])
     else:
         add("distilled", "distilled", out.m, out.procedure(), [out.predict_standardized(Fte)])
-    notes = _lambda_notes(out)
+    notes = _lambda_notes(out) + _transfer_notes(out, rows)
     if X_train is None:
         return EvalReport(rows=rows, m=out.m, n_train=0, n_test=Xte.shape[0], notes=notes, predictions=predictions)
 
@@ -261,16 +282,20 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     whole = not linear or not (gd or exact_full)      # these baselines train on all rows at once
     G, C, F_all = Ftr.first_pass(Ytr_s, remedy, keep=whole)
     k_core = fold_in(key, 7)                       # coresets' seeds: the subsets' draws stay as they were
+    subset_rows, core = [], []                     # the sets drawn, for the other learners (``learners=``)
     if gd and not linear:
         _nonlinear_baselines(add, out, on_device(F_all, dt), on_device(Ytr_s, dt), Fte, k_sub, n_subsets, n_inits)
+        if learners:
+            subset_rows = [i for i, _ in _subsets(fold_in(key, 11), min(n_subsets, n_learner_draws), n_tr, out.m)]
         if coresets:
             notes.append("Coreset rows are not computed for models not linear in θ (each would need its step size "
                          "tuned, as the random subsets do).")
     elif gd:
         idx, kgs = zip(*_subsets(k_sub, n_subsets, n_tr, out.m), strict=True)
         picked = np.stack(idx)                        # (subsets, m): one gather, one featurisation
+        subset_rows = list(idx)
         Fs, Ys, ks, kinds = [Ftr[picked]], [Ytr_s[picked]], [k[None] for k in kgs], []
-        core = _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws, G)
+        core = list(_coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws, G))
         for kind, (Xs, Yc) in core:
             Fs.append(Ftr.featurize(Xs))
             Ys.append(Yc)
@@ -293,9 +318,10 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     else:
         exact_preds = []
         for idx, _ in _subsets(k_sub, n_subsets, n_tr, out.m):
+            subset_rows.append(idx)
             exact_preds.append(train_predict(on_device(Ftr[idx], dt), on_device(Ytr_s[idx], dt), 0.0, no_theta0)[0])
         add("subset", "random subset", out.m, out.procedure(), exact_preds)
-        core = _coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws, G)
+        core = list(_coreset_sets(coresets, Xtr_s, Ytr_s, Ftr, out.m, float(lam), k_core, n_coreset_draws, G))
         for kind, (Xs, Ys) in core:
             add(kind, LABELS[kind], out.m, out.procedure(),
                 [train_predict(on_device(f, dt), on_device(y, dt), 0.0, no_theta0)[0]
@@ -315,8 +341,52 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     if last_value_column is not None:
         col = Xte[:, [last_value_column] * d_out]                   # original units → standardised for add()
         add("naive", "naive: last value", 0, f"y_t = input column {last_value_column} (no training)", [std.y(col)])
+    table = []
+    if learners:
+        sets = _learner_sets(out, Xtr, Ytr, subset_rows, core, n_learner_draws)
+        table, failed = learner_rows(learners, sets, Xte, Yte)
+        notes += failed + _learner_notes(out)
     return EvalReport(rows=rows, m=out.m, n_train=n_tr, n_test=Xte.shape[0], notes=notes,
-                      predictions=predictions)
+                      predictions=predictions, learners=table)
+
+
+def _learner_sets(out: DistillOutput, Xtr, Ytr, subset_rows, core, draws: int) -> list:
+    """The training sets the other learners are trained on, in original units with their sample weights: the
+    distilled set, the random subsets and coresets drawn for the table (the first ``draws`` of each; n/m per row,
+    as each stands for n/m training rows) and all training rows (unweighted)."""
+    n_tr, std = Xtr.shape[0], out.standardizer
+    w = np.full(out.m, n_tr / out.m)
+    sets = [("distilled", "distilled set", out.m, [(out.X, out.Y, out.sample_weight)])]
+    if subset_rows:
+        sets.append(("subset", "random subsets", out.m,
+                     [(np.asarray(Xtr[np.sort(i)]), np.asarray(Ytr[np.sort(i)]), w) for i in subset_rows[:draws]]))
+    for kind, (Xs, Ys) in core:
+        sets.append((kind, LABELS[kind], out.m, [(std.x_inverse(a), std.y_inverse(b), w)
+                                                 for a, b in zip(Xs[:draws], Ys[:draws], strict=True)]))
+    sets.append(("full", "full data", n_tr, [(np.asarray(Xtr), np.asarray(Ytr), None)]))
+    return sets
+
+
+def _learner_notes(out: DistillOutput) -> list[str]:
+    if out.transfers:
+        return ["Other learners are given the distilled set's sample weights (n/m per row): a learner of second "
+                "moments (LinearRegression; Ridge, Lasso at a fixed penalty) fits on it exactly what it fits on all "
+                "rows. RidgeCV is not one: it chooses its penalty by leave-one-out over individual rows."]
+    return [f"The distilled set is procedure-bound (valid for {out.procedure()} only): the other learners are not "
+            "expected to train well on it. jaxdistill.distill_moments gives a set they can use."]
+
+
+def _transfer_notes(out: DistillOutput, rows: list[dict]) -> list[str]:
+    """A note on the ``distilled_ridge`` row: it trains a procedure-bound set by a procedure it was not made for."""
+    ids = {r["id"]: r for r in rows}
+    if "distilled_ridge" not in ids:
+        return []
+    own, limit = ids["distilled"]["r2"], ids["distilled_ridge"]["r2"]
+    if not (np.isfinite(limit) and limit >= own - 0.05):      # NaN or well below the set's own procedure: say why
+        return [f"'distilled, ridge' (R² {limit:.3g}, against {own:.3g} by the set's own procedure) trains the set by "
+                f"ridge to convergence, not by the {out.T} GD steps it was distilled for: the set is procedure-bound, "
+                "and this row shows how it transfers to another procedure, not its quality."]
+    return []
 
 
 def _lambda_notes(out: DistillOutput) -> list[str]:
