@@ -1,8 +1,9 @@
 """The jaxdistill command line.
 
-    jaxdistill demo                                  distil diabetes and compare with the baselines
+    jaxdistill demo                                  distil diabetes: a set to take away, and a set for one
+                                                     procedure, each against the baselines
     jaxdistill run configs/co2.json --set m=30       run an experiment file (checkpointed, resumable)
-    jaxdistill evaluate runs/co2.npz                 held-out table of a saved result
+    jaxdistill evaluate runs/co2.npz --learners      held-out table of a saved result (with other learners)
     jaxdistill plot runs/co2.npz --out runs/co2_png  figures of a saved result
     jaxdistill sweep configs/diabetes.json --m 1 5 10 20 --seeds 0 1 2
                                                      held-out error against m (table, JSON, PNG)
@@ -27,6 +28,7 @@ def _demo(args) -> int:
         check_writable(args.save, make_folder=True)       # before the compute, not after it
     from jaxdistill._src.core.fingerprint import data_fingerprint
     from jaxdistill._src.io.experiment import Experiment
+    from jaxdistill._src.report.learners import learner_markdown
 
     # the demo is an experiment like any other (data set, split, seed, settings), recorded in the result so that
     # `jaxdistill evaluate` and `jaxdistill plot` work on a `demo --save` file as on a `run` output
@@ -34,19 +36,32 @@ def _demo(args) -> int:
     exp = Experiment(dataset={"name": args.dataset, "test_fraction": 0.2},
                      config=jd.DistillConfig(m=args.m, **budget), seed=args.seed, output=args.save)
     Xtr, Ytr, Xte, Yte = exp.load_data()
+    fingerprint = data_fingerprint(Xtr, Ytr, Xte, Yte)
     print(f"jaxdistill {jd.__version__}: distilling {args.dataset} ({Xtr.shape[0]} training rows, "
-          f"{Xtr.shape[1]} features) into m = {args.m} points, seed {args.seed}.")
+          f"{Xtr.shape[1]} features) into m = {args.m} points, seed {args.seed}.\n")
+    m_min = Xtr.shape[1] + Ytr.shape[1] + 1
+    if args.m >= m_min:
+        t0 = time.perf_counter()
+        take = jd.distill_moments(Xtr, Ytr, m=args.m, key=args.seed)
+        print(f"1. A set to take away (distill_moments, {time.perf_counter() - t0:.2f} s): {args.m} weighted rows "
+              f"whose first and second moments equal the {Xtr.shape[0]} training rows'.\n   Valid for: "
+              f"{take.valid_for}.\n")
+        report = jd.evaluate(take, Xte, Yte, Xtr, Ytr, key=args.seed, coresets=("kmeans", "herding"), learners=True)
+        print("\n".join(learner_markdown(report.learners)))
+        print("\n(each cell: held-out R², mean ± spread over 5 draws for the baselines, and in brackets its ratio to "
+              "the same learner on all training rows; the learners get each set's sample weights)\n")
+    else:
+        print(f"1. (no set to take away: a moment-exact set needs m >= {m_min} here)\n")
     t0 = time.perf_counter()
     out = jd.distill(Xtr, Ytr, config=exp.config, key=args.seed, progress=not args.no_progress)
-    out = out.replace(meta=out.meta.replace(experiment=exp.to_dict(),
-                                            data_fingerprint=data_fingerprint(Xtr, Ytr, Xte, Yte)))
-    print(f"done in {time.perf_counter() - t0:.1f} s: status {out.status} after {out.meta.steps_run} steps, "
-          f"learned inner_lr {out.inner_lr:.4g}\n")
+    out = out.replace(meta=out.meta.replace(experiment=exp.to_dict(), data_fingerprint=fingerprint))
+    print(f"2. A set for one procedure (Algorithm 1, {time.perf_counter() - t0:.1f} s): status {out.status} after "
+          f"{out.meta.steps_run} steps, learned inner_lr {out.inner_lr:.4g}.\n   Valid for: {out.valid_for}.\n")
     report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=args.seed, last_value_column=_last_value_column(exp))
     print(report)
     d, s, f = report.row("distilled"), report.row("subset"), report.row("full")
-    print(f"\nDistilled {args.m} points: test R² {d['r2']:.3f} vs {s['r2']:.3f} for {args.m} random real points "
-          f"and {f['r2']:.3f} for ridge on all {Xtr.shape[0]}.")
+    print(f"\nDistilled {args.m} points, trained by their procedure: test R² {d['r2']:.3f} vs {s['r2']:.3f} for "
+          f"{args.m} random real points and {f['r2']:.3f} for ridge on all {Xtr.shape[0]}.")
     if args.save:
         if not _save_or_rescue(out, args.save):
             return 1
@@ -77,10 +92,16 @@ def _run(args) -> int:
     Xtr, Ytr, Xte, Yte = exp.load_data()
     if checkpoint and os.path.exists(checkpoint) and not args.no_resume:
         print(f"resuming from {checkpoint}")
-    print(f"{exp.dataset['name']}: {Xtr.shape[0]} training rows, {Xtr.shape[1]} features -> m = {exp.config.m}, "
-          f"{exp.config.steps} steps, seed {exp.seed}")
-    out = jd.distill(Xtr, Ytr, config=exp.config, key=exp.seed, checkpoint=checkpoint, resume=not args.no_resume,
-                     progress=not args.no_progress)
+    if exp.method == "moments":
+        print(f"{exp.dataset['name']}: {Xtr.shape[0]} training rows, {Xtr.shape[1]} features -> m = {exp.config.m}, "
+              f"exact moments, seed {exp.seed}")
+        out = jd.distill_moments(Xtr, Ytr, m=exp.config.m, key=exp.seed)
+        checkpoint = None                              # one pass, no iterations: nothing to checkpoint
+    else:
+        print(f"{exp.dataset['name']}: {Xtr.shape[0]} training rows, {Xtr.shape[1]} features -> m = {exp.config.m}, "
+              f"{exp.config.steps} steps, seed {exp.seed}")
+        out = jd.distill(Xtr, Ytr, config=exp.config, key=exp.seed, checkpoint=checkpoint,
+                         resume=not args.no_resume, progress=not args.no_progress)
     from jaxdistill._src.core.fingerprint import data_fingerprint
     out = out.replace(meta=out.meta.replace(experiment=exp.to_dict(),
                                             data_fingerprint=data_fingerprint(Xtr, Ytr, Xte, Yte)))
@@ -91,7 +112,8 @@ def _run(args) -> int:
     print(f"saved to {output}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
     if not args.no_eval:
         print()
-        print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp)))
+        print(jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp),
+                          learners=args.learners))
     return 0 if out.ok else 1
 
 
@@ -148,7 +170,8 @@ def _evaluate(args) -> int:
     import jaxdistill as jd
     out = jd.load(args.result)
     exp, (Xtr, Ytr, Xte, Yte) = _data_for(out, args)
-    report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp))
+    report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp),
+                         learners=args.learners, coresets=tuple(args.coresets))
     if args.json:       # machine-readable: the report and the result's status, nothing else on stdout
         print(json.dumps({"result": args.result, "status": out.status.value, "ok": out.ok, **report.to_dict()},
                          indent=2))
@@ -195,7 +218,7 @@ def _sweep(args) -> int:
     check_output_folder(outdir, protect=[args.experiment, *data_files])     # before the sweep, not after it
     print(f"{name}: {Xtr.shape[0]} training rows, {Xtr.shape[1]} features; m in {args.m}, seeds {args.seeds}")
     result = error_vs_m(Xtr, Ytr, Xte, Yte, args.m, seeds=args.seeds, config=exp.config,
-                        last_value_column=_last_value_column(exp), progress=print)
+                        last_value_column=_last_value_column(exp), progress=print, learners=args.learners)
     print()
     print(result)
     for p in write_sweep(result, outdir, title=f"{name}: held-out error against m"):
@@ -248,11 +271,20 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
     run.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
     run.add_argument("--no-eval", action="store_true", help="skip the held-out table against the baselines")
+    run.add_argument("--learners", action="store_true",
+                     help="also train scikit-learn's learners (linear, ridge-CV, boosted trees, k-NN, SVR, MLP) on the "
+                          "set and every baseline")
     run.add_argument("--print-config", action="store_true", help="print the resolved experiment and exit")
     run.set_defaults(func=_run)
 
     ev = sub.add_parser("evaluate", help="held-out table of a result saved by `run`")
     ev.add_argument("result", help="result file (.npz) written by `jaxdistill run`")
+    ev.add_argument("--learners", action="store_true",
+                    help="also train scikit-learn's learners (linear, ridge-CV, boosted trees, k-NN, SVR, MLP) on the "
+                         "set, every baseline and all training rows (needs scikit-learn)")
+    ev.add_argument("--coresets", nargs="*", default=["leverage", "kmeans", "kcenter"],
+                    choices=["leverage", "kmeans", "kcenter", "herding"],
+                    help="coreset baselines (default: leverage kmeans kcenter; add herding)")
     ev.add_argument("--json", action="store_true",
                     help="print the table as JSON (rows with stable ids: distilled, subset, full, mean, ...)")
     ev.set_defaults(func=_evaluate)
@@ -267,6 +299,8 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--m", type=int, nargs="+", required=True, help="the m values, e.g. --m 1 5 10 20")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per m (default 0), e.g. --seeds 0 1 2")
     sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
+    sw.add_argument("--learners", action="store_true",
+                    help="also train scikit-learn's learners on every set (a second table)")
     sw.add_argument("--out", default=None, help="folder for sweep.{md,json,png} (default EXPERIMENT_sweep/)")
     sw.set_defaults(func=_sweep)
 

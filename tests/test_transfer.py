@@ -2,6 +2,7 @@
 the exported CSV with pandas), what every set says it is valid for, and the cross-learner evaluation."""
 
 import json
+import pathlib
 import warnings
 
 import numpy as np
@@ -12,6 +13,7 @@ from sklearn.linear_model import BayesianRidge, ElasticNet, Lasso, LinearRegress
 import jaxdistill as jd
 from jaxdistill import datasets
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = dict(steps=40, eval_every=20, progress=False)
 LEARNERS = [LinearRegression(), Ridge(alpha=3.0), Lasso(alpha=0.05), ElasticNet(alpha=0.01, l1_ratio=0.5)]
 
@@ -58,7 +60,8 @@ def test_the_weighted_moments_equal_the_rows_moments_and_constant_columns_stay_c
     np.testing.assert_allclose(w @ Zd, Z.sum(0), rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose((Zd * w[:, None]).T @ Zd, Z.T @ Z, rtol=1e-10)
     assert np.all(out.X[:, 5] == 2.5)
-    with pytest.raises(ValueError, match="m >= 8"):
+    with pytest.raises(ValueError, match="m >= 8"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)                  # the constant column, said above
         jd.distill_moments(X, Y, m=7)
 
 
@@ -153,3 +156,31 @@ def test_evaluate_says_a_procedure_bound_set_does_not_transfer():
     rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=2, coresets=(), learners=[LinearRegression()])
     assert any("procedure-bound" in note for note in rep.notes)
     assert {r["set"] for r in rep.learners} == {"distilled", "subset", "full"}
+
+
+def test_cli_runs_a_moment_experiment_and_evaluates_it_with_other_learners(tmp_path, capsys, monkeypatch):
+    from jaxdistill import cli
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", str(ROOT / "configs" / "diabetes.json"), "--set", "method=moments", "--set", "m=14",
+                     "--out", "m.npz", "--no-progress", "--no-eval"]) == 0
+    out = jd.load(tmp_path / "m.npz")
+    assert out.transfers and out.m == 14 and out.meta.experiment["method"] == "moments"
+    capsys.readouterr()
+    assert cli.main(["evaluate", "m.npz", "--learners", "--coresets", "kmeans", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    ols = {r["set"]: r for r in report["learners"] if r["learner"] == "LinearRegression"}
+    assert abs(ols["distilled"]["r2"] - ols["full"]["r2"]) <= 1e-9 and "kmeans" in ols
+    with open("bad.json", "w") as f:
+        json.dump({"dataset": {"name": "diabetes"}, "method": "magic"}, f)
+    assert cli.main(["run", "bad.json"]) == 2
+    assert '"method" must be one of' in capsys.readouterr().err
+
+
+def test_the_sweep_trains_other_learners_too():
+    X, Y = datasets.load("diabetes")
+    Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)
+    sweep = jd.error_vs_m(Xtr, Ytr, Xte, Yte, [5], n_subsets=2, steps=40, eval_every=20,
+                          learners={"ols": LinearRegression()})
+    got = sweep.rows[0]["learners"]["ols"]
+    assert {"distilled", "subset", "coreset", "full", "vs_full"} <= set(got)
+    assert "| 5 | ols |" in str(sweep)

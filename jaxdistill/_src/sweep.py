@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxdistill._src.api import distill
 from jaxdistill._src.core.validate import check_int
-from jaxdistill._src.report.coresets import CORESETS
+from jaxdistill._src.report.coresets import KINDS
 from jaxdistill._src.report.evaluate import evaluate
 
 
@@ -53,7 +53,27 @@ class SweepResult:
             lines.append(f"| {s['m']} | {pm('distilled_mse')} | {pm('subset_mse')} | {pm('coreset_mse')}{core} | "
                          f"{s['full_mse']:.4g} | {pm('distilled_r2')} | {pm('subset_r2')} | {pm('coreset_r2')} | "
                          f"{', '.join(s['statuses'])} |")
-        return "\n".join(lines)
+        return "\n".join(lines + self._learner_lines())
+
+    def _learner_lines(self) -> list[str]:
+        """With ``learners=``: each learner's held-out R² on the distilled set, a random subset and the best coreset,
+        and its ratio to the same learner on all rows (means over seeds)."""
+        names = list(dict.fromkeys(k for r in self.rows for k in r.get("learners", {})))
+        if not names:
+            return []
+        out = ["", "Other learners trained on each set (held-out R²; in brackets the distilled set's ratio to the "
+               "same learner on all rows):", "", "| m | learner | distilled set | random subset | best coreset | "
+               "full data |", "|---:|---|---:|---:|---:|---:|"]
+        for m in sorted({r["m"] for r in self.rows}):
+            for name in names:
+                got = [r["learners"][name] for r in self.rows if r["m"] == m and name in r.get("learners", {})]
+                mean = {k: float(np.nanmean([g.get(k, np.nan) for g in got], dtype=float))
+                        for k in ("distilled", "subset", "coreset", "full", "vs_full")}
+                fmt = {k: "—" if not np.isfinite(v) else f"{v:.3f}" for k, v in mean.items()}
+                ratio = f" ({fmt['vs_full']})" if np.isfinite(mean["vs_full"]) else ""
+                out.append(f"| {m} | {name} | {fmt['distilled']}{ratio} | {fmt['subset']} | {fmt['coreset']} | "
+                           f"{fmt['full']} |")
+        return out
 
     def __str__(self) -> str:
         return self.to_markdown()
@@ -91,7 +111,8 @@ class SweepResult:
 
 
 def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: int = 10,
-               last_value_column: int | None = None, progress=None, **distill_kwargs) -> SweepResult:
+               last_value_column: int | None = None, progress=None, learners=None,
+               **distill_kwargs) -> SweepResult:
     """Distil for every m in ``ms`` and seed in ``seeds``; score each on (X_test, Y_test).
 
     Args:
@@ -105,6 +126,9 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
       last_value_column: for autoregressive windows, the input column holding y_{t−1} (adds the naive
         forecast).
       progress: called with a line of text after every run (e.g. ``print``).
+      learners: other learners to train on every set, as for [`evaluate`][jaxdistill.evaluate] (``True``: the
+        default list): each row then holds ``learners`` = {name: held-out R² on the distilled set, the random
+        subsets, the best coreset and all rows, and the distilled set's ratio to all rows}.
       **distill_kwargs: passed to [`distill`][jaxdistill.distill] (``config=``, ``model=``, settings…).
 
     Returns:
@@ -138,12 +162,12 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
                 out = distill(X_train, Y_train, m=m, key=seed, progress=False, **distill_kwargs)
             wall = time.perf_counter() - t0
             rep = evaluate(out, X_test, Y_test, X_train, Y_train, key=seed, n_subsets=n_subsets, n_inits=4,
-                           last_value_column=last_value_column)
+                           last_value_column=last_value_column, learners=learners)
             own = rep.row("distilled")
             subsets = [r for r in rep.rows if r["id"] in ("subset", "subset_ridge")]
             best = min(subsets, key=lambda r: r["mse"])
             full = rep.row("full")
-            cores = [r for r in rep.rows if r["id"] in CORESETS]
+            cores = [r for r in rep.rows if r["id"] in KINDS]
             core = min(cores, key=lambda r: r["mse"]) if cores else None
             rows.append({"m": m, "seed": int(seed), "status": out.status.value, "steps_run": out.meta.steps_run,
                          "wall_s": wall, "distilled_mse": own["mse"], "distilled_r2": own["r2"],
@@ -151,10 +175,27 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
                          "coreset": core["id"] if core else None, "coreset_mse": core["mse"] if core else None,
                          "coreset_r2": core["r2"] if core else None,
                          "full_mse": full["mse"], "full_r2": full["r2"], "lambda_inner": out.lambda_inner})
+            if rep.learners:
+                rows[-1]["learners"] = _learner_summary(rep.learners, core["id"] if core else None)
             if progress is not None:
                 progress(f"m = {m:4d} seed {seed}: distilled MSE {own['mse']:.4g} (R² {own['r2']:.3f}, {out.status}), "
                          f"best random subset {best['mse']:.4g}, full data {full['mse']:.4g}  [{wall:.1f} s]")
     return SweepResult(rows)
+
+
+def _learner_summary(learner_rows: list[dict], coreset: str | None) -> dict:
+    """{learner: {"distilled", "subset", "coreset", "full": held-out R², "vs_full": the distilled set's ratio}}."""
+    out = {}
+    for r in learner_rows:
+        mine = out.setdefault(r["learner"], {})
+        key = {"distilled": "distilled", "subset": "subset", "full": "full"}.get(r["set"])
+        if key is None and r["set"] == coreset:
+            key = "coreset"
+        if key is not None:
+            mine[key] = r["r2"]
+        if r["set"] == "distilled" and r["vs_full"] is not None:
+            mine["vs_full"] = r["vs_full"]
+    return out
 
 
 def write_sweep(result: SweepResult, outdir, title: str | None = None) -> list[str]:

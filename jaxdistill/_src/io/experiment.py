@@ -5,7 +5,10 @@
      "config": {"m": 30, "steps": 2000, ...any DistillConfig field...},
      "output": "runs/co2.npz"}
 
-``checkpoint`` (optional) names the checkpoint file; by default it is ``output`` + ``.ckpt``.
+``checkpoint`` (optional) names the checkpoint file; by default it is ``output`` + ``.ckpt``. ``method`` (optional)
+is ``"bilevel"`` (default: Algorithm 1, [`distill`][jaxdistill.distill], a set bound to its training procedure) or
+``"moments"`` ([`distill_moments`][jaxdistill.distill_moments], a set every learner of second moments reproduces;
+it reads ``config.m`` and ignores the other settings).
 
 ``config`` round-trips through [`DistillConfig.to_dict`][jaxdistill.DistillConfig.to_dict] / ``from_dict``; omitted
 fields take the library defaults. Overrides ``key=value`` (the CLI's ``--set``) address a config field
@@ -27,7 +30,8 @@ from typing import Any
 from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.problem.config import DistillConfig
 
-_TOP = ("seed", "output", "checkpoint")
+_TOP = ("seed", "output", "checkpoint", "method")
+METHODS = ("bilevel", "moments")
 _DATASET_ENTRIES = {"csv": ("path",), "npy": ("x", "y")}
 
 
@@ -38,6 +42,7 @@ class Experiment:
     seed: int = 0
     output: str | None = None
     checkpoint: str | None = None
+    method: str = "bilevel"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], base_dir: str | None = None) -> Experiment:
@@ -65,9 +70,12 @@ class Experiment:
             if d.get(k) is not None and not isinstance(d[k], str):
                 raise ValueError(f'"{k}" must be a file path or null, got {d[k]!r}.')
         config = d.get("config", {})
+        method = d.get("method", "bilevel")
+        if method not in METHODS:
+            raise ValueError(f'"method" must be one of {list(METHODS)}, got {method!r}.')
         return cls(dataset=dict(ds), config=DistillConfig.from_dict({} if config is None else config),
                    seed=check_int("seed", d.get("seed", 0), 0), output=d.get("output"),
-                   checkpoint=d.get("checkpoint"))
+                   checkpoint=d.get("checkpoint"), method=method)
 
     @classmethod
     def from_file(cls, path) -> Experiment:
@@ -87,7 +95,7 @@ class Experiment:
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": dict(self.dataset), "seed": self.seed, "config": self.config.to_dict(),
-                "output": self.output, "checkpoint": self.checkpoint}
+                "output": self.output, "checkpoint": self.checkpoint, "method": self.method}
 
     def with_overrides(self, items: list[str]) -> Experiment:
         d = self.to_dict()

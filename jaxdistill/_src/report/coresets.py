@@ -14,7 +14,12 @@ Vassilvitskii, *SODA* 2007) on the
   20,000 rows the centroids are fitted on 20,000 rows drawn at random and every row is assigned to them;
 * [`kcenter_rows`][jaxdistill.coresets.kcenter_rows] — greedy k-center (Gonzalez 1985; the "core-set" of Sener &
 Savarese, *ICLR* 2018):
-  from a random row, repeatedly the row farthest from those chosen.
+  from a random row, repeatedly the row farthest from those chosen;
+* [`herding_rows`][jaxdistill.coresets.herding_rows] — kernel herding (Chen, Welling & Smola, *UAI* 2010) on the
+  joint standardised rows [x, y]: greedily the row that brings the chosen rows' kernel mean embedding closest to the
+  data's (a distribution-matching coreset; not in the default `CORESETS`, so ``evaluate``'s default rows stay as
+  they were — ask for it with ``coresets=(..., "herding")``). Kernel thinning (the ``goodpoints`` package) returns
+  n/2^g points, not a chosen m, so herding is the distribution-matching baseline here.
 """
 
 from __future__ import annotations
@@ -23,9 +28,15 @@ import numpy as np
 
 from jaxdistill._src.data.arrays import StandardRows, row_blocks
 
-#: the coresets ``evaluate`` can add, by row id
+#: the coresets ``evaluate`` adds by default, by row id
 CORESETS = ("leverage", "kmeans", "kcenter")
-LABELS = {"leverage": "leverage-score sample", "kmeans": "k-means centroids", "kcenter": "k-center rows"}
+#: every coreset ``evaluate`` can add (``coresets=``)
+KINDS = CORESETS + ("herding",)
+LABELS = {"leverage": "leverage-score sample", "kmeans": "k-means centroids", "kcenter": "k-center rows",
+          "herding": "kernel herding rows"}
+#: rows kernel herding chooses among and matches the kernel mean of (a random sample beyond this; its kernel
+#: matrix is HERDING_MAX_ROWS² float64: 72 MiB)
+HERDING_MAX_ROWS = 3000
 #: Lloyd iterations of [`kmeans_centroids`][jaxdistill.coresets.kmeans_centroids] (stops earlier when the assignment no
 #: longer changes)
 KMEANS_ITERS = 50
@@ -186,8 +197,36 @@ def _sq_dists_each(X, Cs, xx) -> list[np.ndarray]:
     return [np.concatenate(o) for o in out]
 
 
+def herding_rows(X, Y, m: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of m distinct rows chosen by kernel herding on the joint rows z = [x, y] (standardised).
+
+    With a Gaussian kernel k (bandwidth: the median squared distance between rows) and the data's kernel mean
+    μ(z) = (1/n) Σᵢ k(z, zᵢ), step t + 1 takes the row z maximising μ(z) − (1/(t + 1)) Σ_{s ≤ t} k(z, z_s): the one
+    that most reduces the maximum mean discrepancy between the chosen rows and the data. Beyond
+    `HERDING_MAX_ROWS` rows the candidates and the data's kernel mean are a random sample of that many rows.
+    """
+    X, Y = _rows(X), np.asarray(Y, np.float64)
+    n = X.shape[0]
+    if m > n:
+        raise ValueError(f"m = {m} rows cannot be chosen from {n}.")
+    pool = np.sort(rng.choice(n, HERDING_MAX_ROWS, replace=False)) if n > HERDING_MAX_ROWS else np.arange(n)
+    Z = np.concatenate([np.asarray(_take(X, pool), np.float64), Y[pool]], axis=1)
+    D = _sq_dists(Z, Z)
+    h = float(np.median(D[np.triu_indices(len(pool), 1)])) or 1.0
+    K = np.exp(-D / h)
+    mu, acc = K.mean(1), np.zeros(len(pool))
+    chosen = []
+    for t in range(m):
+        score = mu - acc / (t + 1)
+        score[chosen] = -np.inf
+        j = int(np.argmax(score))
+        chosen.append(j)
+        acc += K[:, j]
+    return pool[np.asarray(chosen)]
+
+
 def coreset(kind: str, X, Y, F, m: int, lam: float, seed: int, scores: np.ndarray | None = None):
-    """The coreset ``kind`` (one of [`CORESETS`][jaxdistill.coresets.CORESETS]) of m points for standardised rows (X,
+    """The coreset ``kind`` (one of [`KINDS`][jaxdistill.coresets.KINDS]) of m points for standardised rows (X,
     Y), features F (``scores``: F's `leverage_scores`, when already computed for other draws)."""
     rng = np.random.default_rng(seed)
     if kind == "leverage":
@@ -196,8 +235,10 @@ def coreset(kind: str, X, Y, F, m: int, lam: float, seed: int, scores: np.ndarra
         idx = kcenter_rows(X, m, rng)
     elif kind == "kmeans":
         return kmeans_centroids(X, Y, m, rng)
+    elif kind == "herding":
+        idx = herding_rows(X, Y, m, rng)
     else:
-        raise ValueError(f"Unknown coreset {kind!r}; coresets are {CORESETS}.")
+        raise ValueError(f"Unknown coreset {kind!r}; coresets are {KINDS}.")
     return _take(X, idx), np.asarray(Y)[idx]
 
 

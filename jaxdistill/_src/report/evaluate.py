@@ -50,13 +50,13 @@ from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.data.arrays import StandardRows, TrainFeatures, as_2d_float, check_squarable, on_device
 from jaxdistill._src.inner.base import Support, predict_after_training
 from jaxdistill._src.problem.ridge_cv import choose_ridge
-from jaxdistill._src.report.coresets import CORESETS, LABELS, coreset_draws
+from jaxdistill._src.report.coresets import CORESETS, KINDS, LABELS, coreset_draws
 from jaxdistill._src.report.learners import as_learners, learner_markdown, learner_rows
 from jaxdistill._src.result import DistillOutput
 
 #: stable ids of the rows (what code should address rows by; the ``method`` labels are for readers)
-ROW_IDS = ("distilled", "distilled_ridge", "subset", "subset_ridge", "leverage", "kmeans", "kcenter", "full", "full_cv",
-           "full_long", "mean", "naive")
+ROW_IDS = ("distilled", "distilled_ridge", "subset", "subset_ridge", "leverage", "kmeans", "kcenter", "herding", "full",
+           "full_cv", "full_long", "mean", "naive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +152,8 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
       n_subsets: random subsets drawn for the baseline.
       last_value_column: for autoregressive windows (``datasets.ar_windows``: the last column is
         y_{t−1}), the input column holding the last observed value: adds the naive forecast row.
-      coresets: coreset baselines to add (any of ``"leverage"``, ``"kmeans"``, ``"kcenter"``; ``()`` for none),
+      coresets: coreset baselines to add (any of ``"leverage"``, ``"kmeans"``, ``"kcenter"``, ``"herding"``;
+        default the first three; ``()`` for none),
         for models linear in θ and exact procedures (nonlinear models would need each one's step size tuned).
       n_coreset_draws: seeds per coreset (each row is the mean ± std over them).
       learners: other learners to train on the distilled set (with its weights), on the random subsets and
@@ -193,9 +194,9 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         raise ValueError("learners= compares each learner on the distilled set with the same learner on baselines "
                          "and on all training rows: pass X_train and Y_train too.")
     coresets = (coresets,) if isinstance(coresets, str) else tuple(coresets)
-    unknown = [c for c in coresets if c not in CORESETS]
+    unknown = [c for c in coresets if c not in KINDS]
     if unknown:
-        raise ValueError(f"Unknown coreset(s) {unknown}; coresets are {list(CORESETS)} (or () for none).")
+        raise ValueError(f"Unknown coreset(s) {unknown}; coresets are {list(KINDS)} (or () for none).")
     if last_value_column is not None:
         last_value_column = check_int("last_value_column", last_value_column, -out.x.shape[1])
         if last_value_column >= out.x.shape[1]:

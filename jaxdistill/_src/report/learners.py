@@ -82,6 +82,8 @@ def _weight_param(est) -> str | None:
     """The keyword under which ``est.fit`` takes sample weights (routed through a TransformedTargetRegressor and
     a Pipeline to the last step), or None where the learner takes none."""
     prefix = ""
+    if type(est).__name__ == "MultiOutputRegressor":      # passes sample_weight to each target's estimator
+        return "sample_weight" if _weight_param(est.estimator) == "sample_weight" else None
     while True:
         if hasattr(est, "regressor") and type(est).__name__ == "TransformedTargetRegressor":
             est = est.regressor
@@ -107,11 +109,25 @@ def adapt_to_rows(est, rows: int):
     return est
 
 
+def _multi_output(est):
+    """``est`` itself if it fits several targets at once, else one clone per target (``MultiOutputRegressor``)."""
+    from sklearn.multioutput import MultiOutputRegressor
+    try:
+        from sklearn.utils import get_tags
+        native = get_tags(est).target_tags.multi_output
+    except (ImportError, AttributeError):                 # scikit-learn < 1.6
+        native = bool(est._get_tags().get("multioutput", False))
+    return est if native else MultiOutputRegressor(est)
+
+
 def _fit_predict(est, X, y, w, X_test):
     """Fit a clone of ``est`` on (X, y) with weights ``w`` where it takes them; predictions on X_test (n, k)."""
     from sklearn.base import clone
     est = adapt_to_rows(clone(est), X.shape[0])
-    y = y[:, 0] if y.shape[1] == 1 else y
+    if y.shape[1] == 1:
+        y = y[:, 0]
+    else:
+        est = _multi_output(est)
     kw = {}
     param = None if w is None else _weight_param(est)
     if param is not None:
@@ -184,7 +200,8 @@ def learner_markdown(rows: list[dict]) -> list[str]:
             if r is None:
                 cells.append("—")
                 continue
-            txt = f"{r['r2']:.3f}" if not r["r2_std"] else f"{r['r2']:.3f} ± {r['r2_std']:.2g}"
+            spread = r["r2_std"] > 1e-9 * max(1.0, abs(r["r2"]))    # rounding is no spread (deterministic sets)
+            txt = f"{r['r2']:.3f} ± {r['r2_std']:.2g}" if spread else f"{r['r2']:.3f}"
             cells.append(txt + (f" ({r['vs_full']:.2f})" if r["vs_full"] is not None and set_id != "full" else ""))
         out.append(f"| {name} | " + " | ".join(cells) + " |")
     return out
