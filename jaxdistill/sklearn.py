@@ -109,6 +109,8 @@ class DistillRegressor(RegressorMixin, BaseEstimator):
         return self.result_.predict(X)
 
     def distilled_frame(self):
-        """The distilled set as a ``pandas.DataFrame`` with the training columns' names, then the target(s)."""
+        """The distilled set as a ``pandas.DataFrame`` with the training columns' names, then the target(s) and
+        ``sample_weight`` (``DistillOutput.to_pandas``). The estimator's set is bound to its GD procedure: this warns
+        (``jaxdistill.ProcedureBoundWarning``) that other learners are not expected to train well on it."""
         check_is_fitted(self, "result_")
         return self.result_.to_pandas()

@@ -10,6 +10,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+import jaxdistill as jd  # noqa: E402
 from jaxdistill import datasets  # noqa: E402
 from jaxdistill.sklearn import DistillRegressor  # noqa: E402
 
@@ -51,6 +52,7 @@ def test_grid_search_over_m_and_the_fitted_attributes(diabetes):
     assert list(best.feature_names_in_) == list(df.columns) and best.n_features_in_ == 10
     assert best.result_.ok and best.inner_lr_ == best.result_.inner_lr
     assert best.distilled_y_.shape == (best.m,)
-    frame = best.distilled_frame()
-    assert list(frame.columns) == [*df.columns, "target"] and len(frame) == best.m
+    with pytest.warns(jd.ProcedureBoundWarning):            # the estimator's set is bound to its GD procedure
+        frame = best.distilled_frame()
+    assert list(frame.columns) == [*df.columns, "target", "sample_weight"] and len(frame) == best.m
     np.testing.assert_allclose(best.score(df, y), 1 - np.sum((best.predict(df) - y) ** 2) / np.sum((y - y.mean()) ** 2))

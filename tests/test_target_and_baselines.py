@@ -205,7 +205,7 @@ def test_evaluate_reports_coresets_trained_like_the_subsets(diabetes):
     only = jd.evaluate(out, X[300:], y[300:], X[:300], y[:300], n_subsets=3, coresets=["kmeans"])
     assert "kmeans" in only.ids and "leverage" not in only.ids
     with pytest.raises(ValueError, match="Unknown coreset"):
-        jd.evaluate(out, X[300:], y[300:], X[:300], y[:300], coresets=["herding"])
+        jd.evaluate(out, X[300:], y[300:], X[:300], y[:300], coresets=["herd"])
 
 
 # ------------------------------------------------------------------ the held-out quality check
