@@ -121,7 +121,7 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
                     lambda_inner: float | str = "auto") -> DistillOutput:
     """A set of m weighted rows whose weighted first and second moments equal those of the training rows exactly.
 
-    Every learner that reads the data only through Σw, Σw·[x, y] and Σw·[x, y][x, y]ᵀ fits on the set, with its
+    Every learner that reads the data only through Σw, Σw·z and Σw·zzᵀ of its rows z = (x, y) fits on the set, with its
     ``sample_weight`` (n/m for every row), the model it fits on all n rows: scikit-learn's ``LinearRegression``,
     ``Ridge``, ``Lasso``, ``ElasticNet`` and ``BayesianRidge`` (any penalty), statsmodels' WLS, gradient descent
     from any start for any number of steps. The set is the one construction of the module docs (eq. M1), rotated
