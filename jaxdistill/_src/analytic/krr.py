@@ -25,6 +25,8 @@ if Φ(X₀) already reproduces θ*, G = Φ(X₀)⁺ and X_S = X₀ exactly.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,54 +137,87 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
     """
     seed = seed_of(key)
     key = as_key(key)
-    source = X if isinstance(X, RowSource) else None
-    if source is None and isinstance(X, np.memmap) and isinstance(Y, (np.ndarray, np.memmap)) and \
-            np.ndim(X) == 2 and np.ndim(Y) in (1, 2) and len(X) == len(Y):
-        # a memory map is read in blocks, as a RowSource (the in-memory path standardises a float64 copy of all
-        # rows and puts it on the device: several times the data in memory)
-        source, Y = ArraySource(X, Y), None
-    schema = None
-    if source is not None:
-        if Y is not None:
-            raise ValueError("With a RowSource as X the targets come from the source: pass Y=None.")
-    else:
-        X, Y, schema = read_pair(X, Y)
-        X, Y = check_xy(X, Y)
-        schema = schema.replace(n_features=X.shape[1])
     fmap = Identity() if feature_map is None else feature_map
     if not isinstance(fmap, FeatureMap):
         raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {feature_map!r}.")
+    data = _rows_of(X, Y)
     if m is None:
         raise ValueError("Pass m, the number of distilled points.")
     m = check_int("m", m, 1)
     lam, lam_s = check_float("lam", lam, lo=0.0), check_float("lam_s", lam_s, lo=0.0)
-    dt = jnp.result_type(float)
-    if source is not None:
-        stats = sufficient_statistics(source, fmap, standardize=standardize)
-        n, k, std = stats.n, source.d_out, stats.standardizer
-        schema = InputSchema(n_features=source.d)
-        theta = psd_solve(jnp.asarray(stats.FtF, dt), jnp.asarray(stats.FtY, dt), lam)
-        ev, vecs = np.linalg.eigh(stats.YtY)               # singular values / right vectors of Y, from YᵀY
-        order = np.argsort(ev)[::-1]
-        sy, Vt = np.sqrt(np.maximum(ev[order], 0.0)), vecs[:, order].T
-        rms = float(np.sqrt(np.trace(stats.YtY) / (n * k)))
-    else:
-        n, k = X.shape[0], Y.shape[1]
+    stats = data.statistics(fmap, lam, standardize, m)              # 1. statistics → the original model θ*
+    if root not in ("+", "-", "−"):
+        raise ValueError(f"root must be '+' or '-', got {root!r}.")
+    init = ("real" if m > stats.k else "none") if init is None else init
+    if init not in ("real", "none"):
+        raise ValueError(f"init must be 'real' or 'none', got {init!r}.")
+    G, Ys, idx = _solve(stats, data, fmap, m, key, init, labels)     # 2. solve: every G with G Y_S = θ*
+    Xs, Ys, F_S = _the_set(fmap, G, Ys, lam_s, 1.0 if root == "+" else -1.0, idx is None)   # 3. the set
+    ws_err = _check_reproduces(F_S, Ys, stats.theta, lam_s, G, Xs)
+    return DistillOutput(
+        x=np.asarray(Xs), y=np.asarray(Ys), inner_lr=None, history=None, config=None, standardizer=stats.std,
+        status="exact", model=LinearModel(fmap, init_scale=0.0), inner_solver=KernelRidge(),
+        lambda_inner=float(lam_s) / m, T=None, seed=seed,
+        meta=RunInfo(kind="analytic (KRR paper)", original_lambda=float(lam), lambda_s=float(lam_s),
+                     n_train=int(stats.n), full_data_lambda_inner=float(lam) / stats.n,
+                     theta=np.asarray(stats.theta).tolist(), max_rel_WS_error=ws_err,
+                     init_rows=None if idx is None else np.asarray(idx).tolist()),
+        schema=stats.schema)
+
+
+class _Statistics(NamedTuple):
+    """What the solve needs of the training rows: n, k, the standardiser and schema, the original model θ* (with its
+    columns projected onto Y's column space), and the targets' RMS."""
+
+    n: int
+    k: int
+    std: Standardizer
+    schema: InputSchema
+    theta: jax.Array
+    rms: float
+    F: jax.Array | None          # all rows' features, when they are in memory
+
+
+def _check_sizes(m: int, n: int, k: int) -> None:
     if m >= n:
         raise ValueError(f"m = {m} must be smaller than the number of rows n = {n}.")
     if m < k:
         raise ValueError(f"m = {m} < k = {k} targets: by the KRR paper's theorem no distilled set of fewer points "
                          "than outputs reproduces the original model (unless its columns lie in the range of the "
                          f"labels). Use m >= {k}.")
-    if root not in ("+", "-", "−"):
-        raise ValueError(f"root must be '+' or '-', got {root!r}.")
-    if source is None:
+
+
+def _project(theta, sy, Vt, n: int, k: int, from_gram: bool, dt):
+    """θ* with its columns projected onto Y's column-space directions (rank(θ*) ≤ rank(Y)). Targets are often
+    exactly rank-deficient (standardised one-hot columns sum to zero); the directions, found in float64, keep
+    rounding in θ* (amplified by the conditioning of the ridge solve: 2e-3 relative in float32 on mnist5k) from
+    posing as a direction the distilled set must reproduce. (From a source's YᵀY the cut-off is 100√ε: its
+    eigenvalues, the squared singular values, carry ε·σ²_max of rounding.)"""
+    eps = np.finfo(np.float64).eps
+    tol = 100 * np.sqrt(eps) if from_gram else max(n, k) * eps
+    r = int(np.sum(sy > sy[0] * tol)) if sy.size and sy[0] > 0 else 0
+    return theta @ jnp.asarray(Vt[:r].T @ Vt[:r], dt) if 0 < r < k else theta
+
+
+class _InMemory:
+    """Training rows held in memory: standardised as a whole (float64), featurised once."""
+
+    def __init__(self, X, Y):
+        X, Y, schema = read_pair(X, Y)
+        self.X, self.Y = check_xy(X, Y)
+        self.schema = schema.replace(n_features=self.X.shape[1])
+
+    def statistics(self, fmap, lam: float, standardize: bool, m: int) -> _Statistics:
+        X, Y, dt = self.X, self.Y, jnp.result_type(float)
+        n, k = X.shape[0], Y.shape[1]
+        _check_sizes(m, n, k)
+        schema = self.schema
         if standardize:
             arrays, const_x, const_y = Standardizer.fit_constant(X, Y)
             std = Standardizer(*arrays)
             schema = schema.replace(constant=tuple(int(j) for j in np.flatnonzero(const_x)))
-            warn_constant(schema.constant_names(), "X", stacklevel=3)
-            warn_constant([f"column {j}" for j in np.flatnonzero(const_y)], "Y", stacklevel=3)
+            warn_constant(schema.constant_names(), "X", stacklevel=4)
+            warn_constant([f"column {j}" for j in np.flatnonzero(const_y)], "Y", stacklevel=4)
         else:
             std = Standardizer.identity(X.shape[1], k)
         Xj, Yj = jnp.asarray(std.x(X), dt), jnp.asarray(std.y(Y), dt)
@@ -190,38 +225,67 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
         theta = ridge_unnormalised(F, Yj, lam)
         _, sy, Vt = np.linalg.svd(std.y(Y), full_matrices=False)
         rms = float(jnp.sqrt(jnp.mean(Yj ** 2)))
-    # rank(θ*) ≤ rank(Y). Targets are often exactly rank-deficient (standardised one-hot columns sum to
-    # zero); project θ*'s columns onto Y's column-space directions, found in float64, so that rounding
-    # in θ* (amplified by the conditioning of the ridge solve: 2e-3 relative in float32 on mnist5k)
-    # does not pose as a direction the distilled set must reproduce. (From a source's YᵀY the cut-off is
-    # 100√ε: its eigenvalues, the squared singular values, carry ε·σ²_max of rounding.)
-    eps = np.finfo(np.float64).eps
-    tol = max(n, k) * eps if source is None else 100 * np.sqrt(eps)
-    r = int(np.sum(sy > sy[0] * tol)) if sy.size and sy[0] > 0 else 0
-    if 0 < r < k:
-        theta = theta @ jnp.asarray(Vt[:r].T @ Vt[:r], dt)
-    init = ("real" if m > k else "none") if init is None else init
-    if init not in ("real", "none"):
-        raise ValueError(f"init must be 'real' or 'none', got {init!r}.")
+        return _Statistics(n, k, std, schema, _project(theta, sy, Vt, n, k, False, dt), rms, F)
 
-    Z = None
+    def features(self, stats: _Statistics, fmap, idx):
+        return stats.F[idx]
+
+
+class _FromSource:
+    """Training rows read from a [`RowSource`][jaxdistill.RowSource]: one streaming pass of sufficient statistics
+    (two with a feature map), chosen rows by ``take``; memory bounded by the block size, not n."""
+
+    def __init__(self, source: RowSource):
+        self.source = source
+
+    def statistics(self, fmap, lam: float, standardize: bool, m: int) -> _Statistics:
+        dt = jnp.result_type(float)
+        stats = sufficient_statistics(self.source, fmap, standardize=standardize)
+        n, k = stats.n, self.source.d_out
+        _check_sizes(m, n, k)
+        theta = psd_solve(jnp.asarray(stats.FtF, dt), jnp.asarray(stats.FtY, dt), lam)
+        ev, vecs = np.linalg.eigh(stats.YtY)               # singular values / right vectors of Y, from YᵀY
+        order = np.argsort(ev)[::-1]
+        sy, Vt = np.sqrt(np.maximum(ev[order], 0.0)), vecs[:, order].T
+        rms = float(np.sqrt(np.trace(stats.YtY) / (n * k)))
+        return _Statistics(n, k, stats.standardizer, InputSchema(n_features=self.source.d),
+                           _project(theta, sy, Vt, n, k, True, dt), rms, None)
+
+    def features(self, stats: _Statistics, fmap, idx):
+        X0, _ = self.source.take(np.asarray(idx))
+        return fmap.batch(jnp.asarray(stats.std.x(X0), jnp.result_type(float)))
+
+
+def _rows_of(X, Y):
+    """The training rows as `_InMemory` or `_FromSource` (a RowSource; a memory map pair is read as one: the
+    in-memory path standardises a float64 copy of all rows and puts it on the device, several times the data)."""
+    if isinstance(X, RowSource):
+        if Y is not None:
+            raise ValueError("With a RowSource as X the targets come from the source: pass Y=None.")
+        return _FromSource(X)
+    if isinstance(X, np.memmap) and isinstance(Y, (np.ndarray, np.memmap)) and np.ndim(X) == 2 and \
+            np.ndim(Y) in (1, 2) and len(X) == len(Y):
+        return _FromSource(ArraySource(X, Y))
+    return _InMemory(X, Y)
+
+
+def _solve(stats: _Statistics, data, fmap, m: int, key, init: str, labels):
+    """(G (p, m), the labels Y_S (m, k), the real rows chosen or None): G = θ* Y_S⁺ + Z(I_m − Y_S Y_S⁺), with
+    Z = Φ(X₀)⁺ of m real rows for ``init="real"`` (the paper's §4.2), else 0."""
+    dt, k, theta = jnp.result_type(float), stats.k, stats.theta
+    Z = idx = None
     if init == "real":
-        idx = _choose_rows(key, n, m)
-        if source is None:
-            F0 = F[idx]
-        else:
-            X0, _ = source.take(np.asarray(idx))
-            F0 = fmap.batch(jnp.asarray(std.x(X0), dt))
+        idx = _choose_rows(key, stats.n, m)
+        F0 = data.features(stats, fmap, idx)
         Z = jnp.linalg.pinv(F0)                                      # (p, m)
     if labels is not None:
-        Ys = jnp.asarray(std.y(as_2d_float("labels", labels, allow_1d=True)), dt)
+        Ys = jnp.asarray(stats.std.y(as_2d_float("labels", labels, allow_1d=True)), dt)
         if Ys.shape != (m, k):
             raise ValueError(f"labels must have shape (m, k) = ({m}, {k}), got {Ys.shape}.")
     elif init == "real":
         Ys = F0 @ theta
     else:
-        scale = rms or 1.0
-        Ys = scale * jnp.eye(m, k, dtype=dt)
+        Ys = (stats.rms or 1.0) * jnp.eye(m, k, dtype=dt)
     Ysp = jnp.linalg.pinv(Ys, rtol=_rank_tol(Ys))                    # (k, m), rank cut-off as for G
     # Solvable iff θ*'s rows lie in the row space of Y_S (θ* Y_S⁺ Y_S = θ*): always when Y_S has rank k,
     # and also for rank-deficient θ* (e.g. centred one-hot targets) with labels predicted by θ*.
@@ -233,40 +297,41 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
     G = theta @ Ysp
     if Z is not None:
         G = G + Z @ (jnp.eye(m, dtype=dt) - Ys @ Ysp)
-    r = 1.0 if root == "+" else -1.0
-    Fs = _target_features(G, lam_s, r)
+    return G, Ys, idx
+
+
+def _the_set(fmap, G, Ys, lam_s: float, root: float, no_free_part: bool):
+    """(X_S, Y_S, Φ(X_S)): the target features of the λ_S formula, mapped back through Φ⁻¹ for a feature map."""
+    Fs = _target_features(G, lam_s, root)
     if isinstance(fmap, Identity):
-        Xs = F_S = Fs
-    else:
-        if not hasattr(fmap, "inverse"):
-            raise ValueError(f"{fmap!r} has no inverse: analytic distillation needs a surjective feature map.")
-        if lam_s == 0 and Z is None and hasattr(fmap, "amplitude"):
-            # Bounded maps (random Fourier features): with λ_S = 0 and Z = 0, scaling Y_S by c scales
-            # Φ_S by c and leaves θ_S unchanged, so shrink the labels until Φ_S lies in Φ's range.
-            peak = float(jnp.max(jnp.abs(Fs)))
-            if peak > 0.9 * fmap.amplitude:
-                c = 0.9 * fmap.amplitude / peak
-                Ys, Fs = c * Ys, c * Fs
-        Xs = fmap.inverse(Fs)
-        F_S = fmap.batch(Xs)
-        err = float(jnp.max(jnp.abs(F_S - Fs)) / (jnp.max(jnp.abs(Fs)) + 1e-300))
-        if err > max(1e-6, 1e3 * float(jnp.finfo(Fs.dtype).eps)):  # 1e-6 in float64, ~1e-4 in float32
-            raise ValueError(f"{fmap!r} could not invert the target features (relative error {err:.2e}).")
+        return Fs, Ys, Fs
+    if not hasattr(fmap, "inverse"):
+        raise ValueError(f"{fmap!r} has no inverse: analytic distillation needs a surjective feature map.")
+    if lam_s == 0 and no_free_part and hasattr(fmap, "amplitude"):
+        # Bounded maps (random Fourier features): with λ_S = 0 and Z = 0, scaling Y_S by c scales
+        # Φ_S by c and leaves θ_S unchanged, so shrink the labels until Φ_S lies in Φ's range.
+        peak = float(jnp.max(jnp.abs(Fs)))
+        if peak > 0.9 * fmap.amplitude:
+            c = 0.9 * fmap.amplitude / peak
+            Ys, Fs = c * Ys, c * Fs
+    Xs = fmap.inverse(Fs)
+    F_S = fmap.batch(Xs)
+    err = float(jnp.max(jnp.abs(F_S - Fs)) / (jnp.max(jnp.abs(Fs)) + 1e-300))
+    if err > max(1e-6, 1e3 * float(jnp.finfo(Fs.dtype).eps)):  # 1e-6 in float64, ~1e-4 in float32
+        raise ValueError(f"{fmap!r} could not invert the target features (relative error {err:.2e}).")
+    return Xs, Ys, F_S
+
+
+def _check_reproduces(F_S, Ys, theta, lam_s: float, G, Xs) -> float:
+    """Verify the claim before returning it: the model trained on the set must equal θ*. Returns max |W_S − W| /
+    max |W|."""
     if not (np.all(np.isfinite(np.asarray(Xs))) and np.all(np.isfinite(np.asarray(Ys)))):
         raise ValueError("The analytic distilled set is not finite (an ill-conditioned original model?); "
                          "use lam > 0 or standardize=True.")
-    # Verify the claim before returning it: the model trained on the set must equal θ*.
     theta_s = ridge_unnormalised(F_S, jnp.asarray(Ys), lam_s)
     ws_err = float(jnp.max(jnp.abs(theta_s - theta)) / (jnp.max(jnp.abs(theta)) + 1e-300))
     if ws_err > max(1e-6, 100 * _rank_tol(G)):    # 1e-6 in float64, ~3e-2 in float32
         raise ValueError(f"The analytic distilled set does not reproduce the original model to working precision "
                          f"(max |W_S − W| / max |W| = {ws_err:.1e}): the problem is too ill-conditioned in "
                          f"{jnp.asarray(Xs).dtype}. Use lam > 0, lam_s > 0, float64 (jax_enable_x64) or m > k.")
-    return DistillOutput(
-        x=np.asarray(Xs), y=np.asarray(Ys), inner_lr=None, history=None, config=None, standardizer=std,
-        status="exact", model=LinearModel(fmap, init_scale=0.0), inner_solver=KernelRidge(),
-        lambda_inner=float(lam_s) / m, T=None, seed=seed,
-        meta=RunInfo(kind="analytic (KRR paper)", original_lambda=float(lam), lambda_s=float(lam_s), n_train=int(n),
-                     full_data_lambda_inner=float(lam) / n, theta=np.asarray(theta).tolist(),
-                     init_rows=None if Z is None else np.asarray(idx).tolist(), max_rel_WS_error=ws_err),
-        schema=schema)
+    return ws_err
