@@ -83,6 +83,11 @@ class RunView:
         self.state, self.step, self.start_step = state, int(state.step), int(state.step)
         self.stopping.load_arrays(stopping_arrays)
 
+    def take_restored(self):
+        """(state, history) handed to `restore` since the last call, or None (for the driver, once per callback)."""
+        restored, self._restored = self._restored, None
+        return restored
+
 
 class Callback:
     """Base class of callbacks: override the hooks you need (all optional)."""

@@ -19,8 +19,10 @@ writes checkpoints.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -144,6 +146,76 @@ def status_of(state: DistillState, history: History, stopping: StoppingRule, int
     return stopping.status(bool(state.failed), bool(crossed), interrupted)
 
 
+#: the per-step fields a run records (``finite`` only filters them)
+_STEP_FIELDS = tuple(f for f in StepMetrics._fields if f != "finite")
+
+
+class _Setup(NamedTuple):
+    """What every chunk and evaluation of a run reads, placed on the devices once."""
+
+    solver: BilevelSolver
+    problem: Problem
+    data: TrainData
+    config: object
+    run_key: jax.Array
+    eval_key: jax.Array
+    mesh: object
+    b: int                       # rows per sampled batch
+    full_batch: bool             # every step sees all training rows (or no batch at all)
+    full: tuple | None           # all training rows on the device (a batch objective over all of them)
+    raw: bool                    # batches gathered raw and standardised on the device
+    device_stats: object
+    validation: tuple | None
+    mode: str                    # what the stopping rule watches (`monitor_mode`)
+    monitor_rows: tuple          # the fixed rows of the "train_loss" monitor, else (None, None)
+
+
+def _setup(solver, problem, data: TrainData, config, run_key, mesh) -> _Setup:
+    put = partial(sharding.put_replicated, mesh=mesh)
+    b = min(config.batch_size, data.n_train)
+    full_batch = not problem.objective.needs_batch or config.batch_size >= data.n_train
+    full = put(data.all_train()) if problem.objective.needs_batch and full_batch else None
+    raw = data.raw_batches and not full_batch
+    validation = put(data.validation())
+    eval_key = keys.fold_in(run_key, 0)  # steps use s >= 1
+    mode = monitor_mode(config, problem, validation is not None)
+    monitor_rows = (None, None)
+    if mode == "train_loss":   # fixed rows: all training rows, or a fixed sample of b of them
+        monitor_rows = full if full is not None else put(data.rows(np.asarray(
+            _draw_indices(eval_key, 0, data.n_train, 1, b))[0]))
+    return _Setup(put(solver), put(problem), data, config, run_key, eval_key, mesh, b, full_batch, full, raw,
+                  put(data.device_standardizer() if raw else None), validation, mode, monitor_rows)
+
+
+@dataclasses.dataclass
+class _Progress:
+    """The driver's state between compiled calls, in one record: the outer state, the per-step records of every
+    chunk, the evaluations so far, the clock (seconds spent before a resume, and this segment's start) and whether
+    a callback asked to stop."""
+
+    state: DistillState
+    recs: list = dataclasses.field(default_factory=list)
+    evals: dict = dataclasses.field(default_factory=lambda: {k: [] for k in EVAL_FIELDS})
+    t_offset: float = 0.0
+    t0: float = 0.0
+    interrupted: bool = False
+
+    def history(self) -> History:
+        hist = {f: np.concatenate([r[f] for r in self.recs]) if self.recs else np.zeros(0) for f in _STEP_FIELDS}
+        return History.from_dict({**hist, **{k: np.asarray(v) for k, v in self.evals.items()}})
+
+    def resume(self, state: DistillState, prev: History) -> None:
+        """Continue a checkpointed run: its state, its history and its clock."""
+        self.state = state
+        self.recs = [{f: np.asarray(prev[f]) for f in _STEP_FIELDS}] if prev.loss.size else []
+        self.evals = {k: list(np.asarray(prev[k])) for k in EVAL_FIELDS}
+        self.t_offset = float(self.evals["eval_time"][-1]) if self.evals["eval_time"] else 0.0
+
+    def finished(self, config, stopping: StoppingRule) -> bool:
+        return (int(self.state.step) >= config.steps or bool(self.state.failed) or stopping.stopped
+                or self.interrupted)
+
+
 def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: DistillState, run_key: jax.Array,
         config, *, callbacks=(), stopping: StoppingRule | None = None, mesh=None, identity_fn=None):
     """Run outer steps until ``config.steps`` are done, the stopping rule ends the run, a callback asks to stop
@@ -154,97 +226,84 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     checkpoint ([`CheckpointCallback`][jaxdistill.CheckpointCallback]) is identical to an uninterrupted run. Evaluations
     (the held-out loss and the monitored loss) come every ``config.eval_every`` steps counted from the start (or resume)
     and after the last step; callbacks run after each, the stopping rule first. ``mesh``: run over these devices
-    (see `sharding`).
+    (see `sharding`). The run's state between compiled calls is one `_Progress` record.
     """
-    put = partial(sharding.put_replicated, mesh=mesh)
-    solver, problem, state = put(solver), put(problem), put(state)
+    setup = _setup(solver, problem, data, config, run_key, mesh)
     stopping = StoppingRule.from_config(config) if stopping is None else stopping
-    b = min(config.batch_size, data.n_train)
-    full_batch = not problem.objective.needs_batch or config.batch_size >= data.n_train
-    full = None
-    if problem.objective.needs_batch and full_batch:
-        full = put(data.all_train())
-    raw = data.raw_batches and not full_batch
-    device_stats = put(data.device_standardizer() if raw else None)
-    validation = put(data.validation())
-    eval_key = keys.fold_in(run_key, 0)  # steps use s >= 1
-    fields = [f for f in StepMetrics._fields if f != "finite"]
-    recs, evals = [], {k: [] for k in EVAL_FIELDS}
-    mode = monitor_mode(config, problem, validation is not None)
-    monitor_rows = (None, None)
-    if mode == "train_loss":   # fixed rows: all training rows, or a fixed sample of b of them
-        monitor_rows = full if full is not None else put(data.rows(np.asarray(
-            _draw_indices(eval_key, 0, data.n_train, 1, b))[0]))
-    t_offset = [0.0]
-
-    def assemble() -> History:
-        hist = {f: np.concatenate([r[f] for r in recs]) if recs else np.zeros(0) for f in fields}
-        return History.from_dict({**hist, **{k: np.asarray(v) for k, v in evals.items()}})
-
-    view = RunView(config, state, stopping, assemble, identity_fn or (lambda: {}))
+    progress = _Progress(sharding.put_replicated(state, mesh=mesh))
+    view = RunView(config, progress.state, stopping, progress.history, identity_fn or (lambda: {}))
     ordered = sorted(callbacks, key=lambda c: not c.restores)
     for cb in ordered:
         cb.on_start(view)
-        if view._restored is not None:          # a checkpoint was resumed: continue its state and history
-            st, prev = view._restored
-            view._restored = None
-            state = view.state = put(st)
-            prev = History.from_dict(prev)
-            recs[:] = [{f: np.asarray(prev[f]) for f in fields}] if prev.loss.size else []
-            for k in EVAL_FIELDS:
-                evals[k] = list(np.asarray(prev[k]))
-            t_offset[0] = float(evals["eval_time"][-1]) if evals["eval_time"] else 0.0
-    t0 = time.perf_counter()
-    interrupted = False
+        restored = view.take_restored()
+        if restored is not None:              # a checkpoint was resumed: continue its state and history
+            progress.resume(sharding.put_replicated(restored[0], mesh=mesh), History.from_dict(restored[1]))
+            view.state = progress.state
+    progress.t0 = time.perf_counter()
+    if int(progress.state.step) == 0:
+        progress.interrupted = _evaluation(setup, progress, view, stopping, ordered, 0, float("nan"))
+    while not progress.finished(config, stopping):
+        last_loss = _segment(setup, progress)
+        progress.interrupted = _evaluation(setup, progress, view, stopping, ordered, int(progress.state.step),
+                                           last_loss)
+    hist = progress.history()
+    view.status = status_of(progress.state, hist, stopping, progress.interrupted)
+    return progress.state, hist, stopping, view
 
-    def evaluate(step, st, loss):
-        """Evaluate after ``step`` steps: the held-out loss (if rows are held out) and the monitored one, then
-        the callbacks (the stopping rule first). Returns whether a callback asked to stop."""
-        Xv, Yv = validation if validation is not None else (None, None)
-        v, obj = _evaluate(solver, problem, st.params, Xv, Yv, eval_key, solver.config.T_at(max(step, 1)), mesh,
-                           *monitor_rows)
-        v = None if v is None else float(v)
-        mon = v if mode == "held_out" else float(obj)
-        elapsed = time.perf_counter() - t0
-        evals["eval_step"].append(step)
-        evals["monitored"].append(mon)
-        if v is not None:
-            evals["val_loss"].append(v)
-        evals["eval_time"].append(t_offset[0] + elapsed)
-        view.state, view.step = st, step
-        view.metrics = {"step": step, "loss": loss, "eta": float(st.params.eta), "monitored": mon,
-                        "elapsed": elapsed, **({"val_loss": v} if v is not None else {})}
-        stopping.on_evaluation(view)
-        stop = False
-        for cb in ordered:
-            stop = bool(cb.on_evaluation(view)) or stop
-        return stop
 
-    done = int(state.step)
-    if done == 0:
-        interrupted = evaluate(0, state, float("nan"))
-    while done < config.steps and not bool(state.failed) and not stopping.stopped and not interrupted:
-        attempts = min(config.eval_every, config.steps - done)   # steps tried before the next evaluation
-        last_loss = float("nan")
-        while attempts > 0 and not bool(state.failed):
-            n_valid = min(CHUNK_STEPS, attempts)
-            attempts -= n_valid
-            valid = np.arange(CHUNK_STEPS) < n_valid
-            if full_batch:
-                (XB, YB), stats = (full if full is not None else (None, None)), None
-            else:
-                # every slot's draw (no-op slots get rows of the right shape; each step's draw is its own)
-                XB, YB = data.rows(np.asarray(_draw_indices(run_key, done, data.n_train, CHUNK_STEPS, b)), raw=raw)
-                XB, YB = sharding.put_rows((XB, YB), mesh, sharding.BATCH_AXIS, dim=1)
-                stats = device_stats if raw else None
-            state, met = _run_chunk(solver, problem, state, XB, YB, stats, run_key, put(valid), full_batch, mesh)
-            met = jax.tree_util.tree_map(np.asarray, met)
-            ok = met.finite
-            recs.append({f: getattr(met, f)[ok] for f in fields})
-            if ok.any():
-                last_loss = float(met.data_loss[ok][-1])
-            done = int(state.step)
-        interrupted = evaluate(done, state, last_loss)
-    hist = assemble()
-    view.status = status_of(state, hist, stopping, interrupted)
-    return state, hist, stopping, view
+def _segment(setup: _Setup, progress: _Progress) -> float:
+    """The steps up to the next evaluation, in calls of `CHUNK_STEPS` compiled steps (a non-finite step ends it).
+    Returns the outer data loss of the last finite step (NaN if none)."""
+    config, data = setup.config, setup.data
+    done = int(progress.state.step)
+    attempts = min(config.eval_every, config.steps - done)   # steps tried before the next evaluation
+    last_loss = float("nan")
+    while attempts > 0 and not bool(progress.state.failed):
+        n_valid = min(CHUNK_STEPS, attempts)
+        attempts -= n_valid
+        valid = np.arange(CHUNK_STEPS) < n_valid
+        if setup.full_batch:
+            (XB, YB), stats = (setup.full if setup.full is not None else (None, None)), None
+        else:
+            # every slot's draw (no-op slots get rows of the right shape; each step's draw is its own)
+            XB, YB = data.rows(np.asarray(_draw_indices(setup.run_key, done, data.n_train, CHUNK_STEPS, setup.b)),
+                               raw=setup.raw)
+            XB, YB = sharding.put_rows((XB, YB), setup.mesh, sharding.BATCH_AXIS, dim=1)
+            stats = setup.device_stats if setup.raw else None
+        progress.state, met = _run_chunk(setup.solver, setup.problem, progress.state, XB, YB, stats, setup.run_key,
+                                         sharding.put_replicated(valid, mesh=setup.mesh), setup.full_batch,
+                                         setup.mesh)
+        met = jax.tree_util.tree_map(np.asarray, met)
+        ok = met.finite
+        progress.recs.append({f: getattr(met, f)[ok] for f in _STEP_FIELDS})
+        if ok.any():
+            last_loss = float(met.data_loss[ok][-1])
+        done = int(progress.state.step)
+    return last_loss
+
+
+def _evaluation(setup: _Setup, progress: _Progress, view: RunView, stopping: StoppingRule, callbacks, step: int,
+                loss: float) -> bool:
+    """Evaluate after ``step`` steps: the held-out loss (if rows are held out) and the monitored one, then the
+    callbacks (the stopping rule first). Returns whether a callback asked to stop."""
+    st = progress.state
+    Xv, Yv = setup.validation if setup.validation is not None else (None, None)
+    v, obj = _evaluate(setup.solver, setup.problem, st.params, Xv, Yv, setup.eval_key,
+                       setup.solver.config.T_at(max(step, 1)), setup.mesh, *setup.monitor_rows)
+    v = None if v is None else float(v)
+    mon = v if setup.mode == "held_out" else float(obj)
+    elapsed = time.perf_counter() - progress.t0
+    evals = progress.evals
+    evals["eval_step"].append(step)
+    evals["monitored"].append(mon)
+    if v is not None:
+        evals["val_loss"].append(v)
+    evals["eval_time"].append(progress.t_offset + elapsed)
+    view.state, view.step = st, step
+    view.metrics = {"step": step, "loss": loss, "eta": float(st.params.eta), "monitored": mon,
+                    "elapsed": elapsed, **({"val_loss": v} if v is not None else {})}
+    stopping.on_evaluation(view)
+    stop = False
+    for cb in callbacks:
+        stop = bool(cb.on_evaluation(view)) or stop
+    return stop
