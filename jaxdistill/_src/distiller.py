@@ -22,6 +22,7 @@ from jaxdistill._src.core import keys, sharding
 from jaxdistill._src.core.compile_log import CompileLog
 from jaxdistill._src.core.fingerprint import flat_description
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
+from jaxdistill._src.core.linalg import ridge_host
 from jaxdistill._src.data.arrays import prepare, warn_constant
 from jaxdistill._src.data.schema import read_pair
 from jaxdistill._src.defaults import default_inner_solver, default_objective, warn_untrained_theta0
@@ -103,7 +104,7 @@ def _quality_check(out, data, config, problem, hist, step, key) -> dict | None:
     for _ in range(QUALITY_SUBSETS):
         rows = np.sort(data.train[rng.choice(data.n_train, m, replace=False)])
         F, Y = data.standardizer.x(data.X[rows]), data.standardizer.y(data.Y[rows])
-        theta = F.T @ np.linalg.lstsq(F @ F.T + m * lam * np.eye(m), Y, rcond=None)[0]
+        theta = ridge_host(F, Y, lam)
         losses.append(0.5 * np.sum((Xv @ theta - Yv) ** 2) / Xv.shape[0])
     subset = float(np.mean(losses))
     result = {"held_out_rows": int(Xv.shape[0]), "distilled_loss": distilled, "subset_mean_loss": subset,

@@ -50,6 +50,15 @@ def ridge_from_cross_products(G, C, n: int, lam: float):
     return np.linalg.solve(G + n * lam * np.eye(G.shape[0]), C)
 
 
+def ridge_host(F, Y, lam: float):
+    """`ridge` of a few rows on the host in float64, in its dual form θ = Fᵀ(FFᵀ + mλI)⁺Y (m rows: an m × m solve;
+    ``lstsq``, so λ = 0 gives the minimum-norm least-squares solution). No compilation: for checks on the host
+    (the quality check's random subsets)."""
+    F, Y = np.asarray(F, np.float64), np.asarray(Y, np.float64)
+    m = F.shape[0]
+    return F.T @ np.linalg.lstsq(F @ F.T + m * lam * np.eye(m), Y, rcond=None)[0]
+
+
 def _smaller_gram(F: jax.Array) -> jax.Array:
     """FFᵀ (m × m) if m ≤ p, else FᵀF (p × p): the same nonzero eigenvalues, the smaller matrix."""
     m, p = F.shape

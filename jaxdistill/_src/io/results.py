@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from jaxdistill._src.core.linalg import bound_from_top
 from jaxdistill._src.data.arrays import Standardizer
 from jaxdistill._src.data.schema import InputSchema
 from jaxdistill._src.io.files import read_npz, write_npz
@@ -185,8 +186,7 @@ def _check_stable(path, model, inner_solver, x, inner_lr, lam) -> None:
     if inner_lr is None or not model.linear_in_params or not inner_solver.plain_gd:
         return
     F = np.asarray(model.featurize(np.asarray(x)), np.float64)
-    m = F.shape[0]
-    bound = 2 * m / (np.linalg.svd(F, compute_uv=False)[0] ** 2 + m * float(lam))    # eq. (5), in float64
+    bound = bound_from_top(np.linalg.svd(F, compute_uv=False)[0] ** 2, F.shape[0], float(lam))  # eq. (5), float64
     if not inner_lr < bound:
         raise ValueError(f"{path!r} is inconsistent: its inner_lr {inner_lr!r} is at or above the stability bound of "
                          f"Lemma 2.4 for its distilled set ({bound:.6g}), so every prediction would diverge; it was "

@@ -88,56 +88,67 @@ def _check_transformations(optimizer, parts) -> None:
                          "optimizer_x / optimizer_y / optimizer_eta, not both.")
 
 
+def _parts(config: DistillConfig, optimizer_x=None, optimizer_y=None, optimizer_eta=None):
+    """The per-part transformations of X̃, Ỹ, η̃ with unit learning rates, and the rates (3,) that scale them: a
+    part the caller passed keeps its own rate (scaled by 1). The one builder behind `outer_optimizer` and
+    `make_optimizer`."""
+    base = optax.adam if config.outer_optimizer == "adam" else optax.sgd
+    ox = base(1.0) if optimizer_x is None else optimizer_x
+    oy = base(1.0) if optimizer_y is None else optimizer_y
+    oe = optimizer_eta
+    if oe is None:
+        oe = optax.sgd(1.0) if config.lr_eta > 0 else optax.set_to_zero()
+    lrs = np.asarray([config.lr_x if optimizer_x is None else 1.0, config.lr_y if optimizer_y is None else 1.0,
+                      config.lr_eta if optimizer_eta is None else 1.0], np.float64)
+    return {"x": ox, "y": oy, "eta": oe}, lrs
+
+
+def _whole(config: DistillConfig, optimizer, parts):
+    """The transformation used as given (``optimizer``, or L-BFGS over all three), or None."""
+    _check_transformations(optimizer, parts)
+    if optimizer is not None:
+        return optimizer
+    if config.outer_optimizer == "lbfgs":
+        if any(p is not None for p in parts):
+            raise ValueError("outer_optimizer='lbfgs' is one transformation over X̃, Ỹ and η̃; do not pass "
+                             "optimizer_x / optimizer_y / optimizer_eta with it.")
+        return optax.lbfgs()
+    return None
+
+
 def outer_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, optimizer_y=None, optimizer_eta=None):
     """(transformation, learning rates) for a run: the learning rates of the parts built from ``config``
     (``lr_x``, ``lr_y``, ``lr_eta``) are factored out of the transformation as an array (3,), which the
     [`BilevelSolver`][jaxdistill.BilevelSolver] applies to the updates as a traced value — so runs that differ only in
     them share one compiled step. ``None`` for the rates when a whole ``optimizer`` (or L-BFGS) is used as given.
 
-    The result equals [`make_optimizer`][jaxdistill.make_optimizer]'s to the last bit: ``optax.adam(lr)`` ends in
+    The updates equal [`make_optimizer`][jaxdistill.make_optimizer]'s to the last bit: ``optax.adam(lr)`` ends in
     ``scale(-lr)``, here ``scale(-1)`` and then a product with lr; negation is exact, so the products are equal.
     """
     parts = (optimizer_x, optimizer_y, optimizer_eta)
-    _check_transformations(optimizer, parts)
-    if optimizer is not None:
-        return optimizer, None
-    if config.outer_optimizer == "lbfgs":
-        if any(p is not None for p in parts):
-            raise ValueError("outer_optimizer='lbfgs' is one transformation over X̃, Ỹ and η̃; do not pass "
-                             "optimizer_x / optimizer_y / optimizer_eta with it.")
-        return optax.lbfgs(), None
-    base = optax.adam if config.outer_optimizer == "adam" else optax.sgd
-    ox = base(1.0) if optimizer_x is None else optimizer_x
-    oy = base(1.0) if optimizer_y is None else optimizer_y
-    if optimizer_eta is None:
-        optimizer_eta = optax.sgd(1.0) if config.lr_eta > 0 else optax.set_to_zero()
-    # a part the caller passed keeps its own rate (scaled by 1)
-    lrs = np.asarray([config.lr_x if optimizer_x is None else 1.0, config.lr_y if optimizer_y is None else 1.0,
-                      config.lr_eta if parts[2] is None else 1.0], np.float64)
-    return optax.partition({"x": ox, "y": oy, "eta": optimizer_eta}, DistillParams("x", "y", "eta")), lrs
+    whole = _whole(config, optimizer, parts)
+    if whole is not None:
+        return whole, None
+    transforms, lrs = _parts(config, *parts)
+    return optax.partition(transforms, DistillParams("x", "y", "eta")), lrs
 
 
 def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, optimizer_y=None,
                    optimizer_eta=None) -> optax.GradientTransformation:
     """One transformation over [`DistillParams`][jaxdistill.DistillParams]: ``optimizer`` itself, or ``optax.partition``
-    of
-    the three per-part transformations (defaults: ``config.outer_optimizer`` — Adam, or eq. 7's plain
-    gradient descent — with lr_x on X̃ and lr_y on Ỹ; gradient descent with lr_eta on η̃).
+    of the three per-part transformations (defaults: ``config.outer_optimizer`` — Adam, or eq. 7's plain
+    gradient descent — with lr_x on X̃ and lr_y on Ỹ; gradient descent with lr_eta on η̃), each followed by
+    its learning rate.
 
-    [`distill`][jaxdistill.distill] uses `outer_optimizer` instead, which keeps the learning rates out of the
-    compiled program; this function gives the same updates as one self-contained transformation."""
+    [`distill`][jaxdistill.distill] uses `outer_optimizer`, which keeps the learning rates out of the compiled
+    program; both are built from the same parts, and their updates are equal to the last bit."""
     parts = (optimizer_x, optimizer_y, optimizer_eta)
-    _check_transformations(optimizer, parts)
-    if optimizer is not None:
-        return optimizer
-    if config.outer_optimizer == "lbfgs":
-        return outer_optimizer(config, None, *parts)[0]
-    base = optax.adam if config.outer_optimizer == "adam" else optax.sgd
-    ox = base(config.lr_x) if optimizer_x is None else optimizer_x
-    oy = base(config.lr_y) if optimizer_y is None else optimizer_y
-    if optimizer_eta is None:
-        optimizer_eta = optax.sgd(config.lr_eta) if config.lr_eta > 0 else optax.set_to_zero()
-    return optax.partition({"x": ox, "y": oy, "eta": optimizer_eta}, DistillParams("x", "y", "eta"))
+    whole = _whole(config, optimizer, parts)
+    if whole is not None:
+        return whole
+    transforms, lrs = _parts(config, *parts)
+    scaled = {k: optax.chain(t, optax.scale(float(lr))) for (k, t), lr in zip(transforms.items(), lrs, strict=True)}
+    return optax.partition(scaled, DistillParams("x", "y", "eta"))
 
 
 class BilevelSolver(Component):

@@ -103,8 +103,26 @@ _OPTIMIZERS = ("adam", "sgd", "lbfgs")
 _MONITORS = ("auto", "held_out", "objective")
 
 
+class _Schedules:
+    """What the q and T schedules make of Q and T, for both configs (`DistillConfig`, `StepConfig`): one home."""
+
+    @property
+    def max_q(self) -> int:
+        """Initialisations drawn per step (Q, or the q schedule's maximum)."""
+        return self.Q if self.q_schedule is None else self.q_schedule.max_q
+
+    @property
+    def max_T(self) -> int:
+        """Inner steps the compiled inner loop runs (T, or the T schedule's maximum)."""
+        return self.T if self.t_schedule is None else self.t_schedule.max_steps(self.T)
+
+    def T_at(self, s):
+        """Inner steps used at outer step s (1-based)."""
+        return self.T if self.t_schedule is None else self.t_schedule.steps_at(self.T, s)
+
+
 @struct.dataclass
-class DistillConfig:
+class DistillConfig(_Schedules):
     """Settings of Algorithm 1. Symbols follow the regression paper.
 
     Attributes:
@@ -287,18 +305,6 @@ class DistillConfig:
             raise ValueError(f"model_pool.size ({self.model_pool.size}) must be >= the {self.max_q} initialisations "
                              "drawn per step (Q, or q_schedule.max_q): each step starts from that many members.")
 
-    @property
-    def max_q(self) -> int:
-        return self.Q if self.q_schedule is None else self.q_schedule.max_q
-
-    @property
-    def max_T(self) -> int:
-        return self.T if self.t_schedule is None else self.t_schedule.max_steps(self.T)
-
-    def T_at(self, s):
-        """Inner steps used at outer step s (1-based)."""
-        return self.T if self.t_schedule is None else self.t_schedule.steps_at(self.T, s)
-
     def to_dict(self) -> dict[str, Any]:
         out = {}
         for f in dataclasses.fields(self):
@@ -335,7 +341,7 @@ def _DEFAULT(name: str):  # noqa: N802 - reads as a constant in the field list b
 
 
 @struct.dataclass
-class StepConfig:
+class StepConfig(_Schedules):
     """What fixes the compiled outer step: the subset `STEP_FIELDS` of a [`DistillConfig`][jaxdistill.DistillConfig].
 
     [`BilevelSolver`][jaxdistill.BilevelSolver] carries this, not the whole config, so runs that differ only in
@@ -363,14 +369,6 @@ class StepConfig:
             return config
         return cls(**{name: getattr(config, name) for name in STEP_FIELDS})
 
-    max_q = property(lambda self: self.Q if self.q_schedule is None else self.q_schedule.max_q,
-                     doc="Initialisations drawn per step (Q, or the q schedule's maximum).")
-    max_T = property(lambda self: self.T if self.t_schedule is None else self.t_schedule.max_steps(self.T),
-                     doc="Inner steps the compiled inner loop runs (T, or the T schedule's maximum).")
-
-    def T_at(self, s):
-        """Inner steps used at outer step s (1-based)."""
-        return self.T if self.t_schedule is None else self.t_schedule.steps_at(self.T, s)
 
 
 def paper_a7(T: int = 100, m: int = 100, steps: int = 2500) -> DistillConfig:
