@@ -63,3 +63,30 @@ def test_permutation_with_unpartitionable_keys_uses_jax_random(partitionable):
     got = keys.permutation(key, 300)
     assert isinstance(got, np.ndarray if partitionable else jax.Array)
     np.testing.assert_array_equal(got, jax.random.permutation(key, 300))
+
+
+def test_the_host_mirror_matches_this_jax_or_says_so(partitionable):
+    """The one-time check an unverified JAX version gets passes on the installed one, in both settings."""
+    assert keys._self_check()
+
+
+def test_a_mirror_that_no_longer_matches_falls_back_to_jax_random(monkeypatch):
+    """On a JAX version the mirror was not verified against, a mismatch found by the check sends every key through
+    jax.random (the same draws as JAX) and warns once."""
+    monkeypatch.setattr(keys, "VERIFIED_JAX", ())
+    monkeypatch.setattr(keys, "_MIRROR_OK", {})
+    real = keys._threefry2x32
+    monkeypatch.setattr(keys, "_threefry2x32", lambda k1, k2, x1, x2: tuple(w ^ np.uint32(1) for w in real(k1, k2,
+                                                                                                          x1, x2)))
+    key = jax.random.PRNGKey(5)
+    with pytest.warns(RuntimeWarning, match="does not match jax.random"):
+        got = keys.split(key, 3)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(jax.random.split(key, 3)))
+    np.testing.assert_array_equal(np.asarray(keys.permutation(key, 20)), np.asarray(jax.random.permutation(key, 20)))
+    assert not keys.host_mirror_ok()
+
+
+def test_an_unverified_version_whose_mirror_matches_keeps_the_host_path(monkeypatch):
+    monkeypatch.setattr(keys, "VERIFIED_JAX", ())
+    monkeypatch.setattr(keys, "_MIRROR_OK", {})
+    assert keys.host_mirror_ok() and type(keys.split(jax.random.PRNGKey(5), 3)) is np.ndarray

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import jax
@@ -56,20 +57,59 @@ def _hash_iota(k, n: int):
     return _threefry2x32(k[0], k[1], np.zeros(n, np.uint32), np.arange(n, dtype=np.uint32))
 
 
+#: JAX versions whose ``jax.random`` the host computation was checked against, bit for bit, by the test suite
+#: (``tests/test_keys.py``, both ``jax_threefry_partitionable`` settings). Another version is checked once per
+#: process at first use (`host_mirror_ok`): JAX has changed its key derivations before (the default of
+#: ``jax_threefry_partitionable`` in 0.5.0).
+VERIFIED_JAX = ("0.10.2",)
+_MIRROR_OK: dict[tuple, bool] = {}          # (JAX version, partitionable) → whether the mirror matches
+
+
+def host_mirror_ok() -> bool:
+    """Whether the host computation may be used: JAX is a version it was verified against, or a one-time check
+    against ``jax.random`` (a split, a fold-in and a permutation; a few tiny programs, once per process and
+    setting) found it bit for bit equal. On a mismatch every draw goes through ``jax.random`` from then on, and a
+    warning says so once."""
+    state = (jax.__version__, bool(jax.config.jax_threefry_partitionable))
+    if state not in _MIRROR_OK:
+        _MIRROR_OK[state] = jax.__version__ in VERIFIED_JAX or _self_check()
+        if not _MIRROR_OK[state]:
+            warnings.warn(f"jaxdistill's host copy of JAX's key derivations does not match jax.random in JAX "
+                          f"{jax.__version__}; every key is derived by jax.random instead (the same draws as JAX, "
+                          "a few more compilations). Please report this.", RuntimeWarning, stacklevel=3)
+    return _MIRROR_OK[state]
+
+
+def _self_check() -> bool:
+    """The host computation against ``jax.random`` on a fixed key: split, fold-in and a permutation."""
+    key = np.asarray(jax.random.PRNGKey(20240611), np.uint32)
+    with np.errstate(over="ignore"):
+        ok = np.array_equal(_split_raw(key, 3), np.asarray(jax.random.split(key, 3)))
+        ok = ok and np.array_equal(_fold_in_raw(key, 12345), np.asarray(jax.random.fold_in(key, 12345)))
+        if jax.config.jax_threefry_partitionable:
+            ok = ok and np.array_equal(_permutation_raw(key, 37), np.asarray(jax.random.permutation(key, 37)))
+    return bool(ok)
+
+
 def _host_key(key):
     """The raw threefry key as numpy uint32[2] when the host computation applies, else None."""
     if jax.config.jax_default_prng_impl != "threefry2x32":
         return None
     if not isinstance(key, (np.ndarray, jax.Array)) or key.shape != (2,) or key.dtype != np.uint32:
         return None             # typed keys (jax.random.key) and anything else: jax.random
+    if not host_mirror_ok():
+        return None
     return np.asarray(key)
 
 
 def _host_split(key, num: int):
     """``jax.random.split(key, num)`` on the host (numpy uint32 (num, 2)), or None where it does not apply."""
     k = _host_key(key)
-    if k is None:
-        return None
+    return None if k is None else _split_raw(k, num)
+
+
+def _split_raw(k, num: int):
+    """``jax.random.split`` of the raw key k (numpy uint32[2]) on the host."""
     with np.errstate(over="ignore"):
         if jax.config.jax_threefry_partitionable:        # counters: the 64-bit iota as (high, low) words
             return np.stack(_hash_iota(k, num), axis=1)
@@ -120,6 +160,10 @@ def fold_in(key: jax.Array, data: int) -> jax.Array:
     k = _host_key(key)
     if k is None or not isinstance(data, (int, np.integer)) or isinstance(data, bool):
         return _fold_in(key, data)
+    return _fold_in_raw(k, data)
+
+
+def _fold_in_raw(k, data: int):
     with np.errstate(over="ignore"):       # the data as a key: 64-bit seed → (high, low) words, as uint32
         b1, b2 = _threefry2x32(k[0], k[1], np.zeros(1, np.uint32), np.asarray([data], np.int64).astype(np.uint32))
     return np.array([b1[0], b2[0]], np.uint32)
@@ -140,11 +184,15 @@ def _host_permutation(key, n: int):
         return None
     if n > HOST_PERMUTATION_MAX and jax.default_backend() != "cpu":
         return None
+    return _permutation_raw(k, n)
+
+
+def _permutation_raw(k, n: int):
     x = np.arange(n, dtype=np.int64 if jax.config.jax_enable_x64 else np.int32)
     rounds = int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
     with np.errstate(over="ignore"):
         for _ in range(rounds):
-            k, sub = _host_split(k, 2)
+            k, sub = _split_raw(k, 2)
             b1, b2 = _hash_iota(sub, n)
             x = x[np.argsort(b1 ^ b2, kind="stable")]
     return x
