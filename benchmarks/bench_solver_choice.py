@@ -5,7 +5,7 @@
 For m = p ∈ {30, 100, 300, 1000}, T ∈ {5, 20, 100, 1000} and Q ∈ {1, 8}: one compiled outer step (float32,
 θ₀ ~ N(0, I), a batch of 32 rows) with the scan (`UnrolledGD`) and with the doubling path (`ExactLinearGD`),
 timed side by side (median of 3 × 2 calls after a warm-up), and what `default_inner_solver` picks for those
-shapes. Both solvers give the same θ_T and meta-gradient to rounding (tests/test_fast_path.py), so the choice
+shapes. Both solvers give the same θ_T and meta-gradient to rounding (tests/test_exact_linear_gd.py), so the choice
 is about time only. Both steps include the Lemma 2.4 stability bound (an eigvalsh of the m × m Gram matrix),
 which is the same for both.
 """
