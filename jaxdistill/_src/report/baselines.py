@@ -22,7 +22,6 @@ The components, in table order:
 from __future__ import annotations
 
 import dataclasses
-import functools
 from functools import partial
 
 import jax
@@ -73,38 +72,22 @@ class EvalContext:
     notes: list = dataclasses.field(default_factory=list)
     drawn: dict = dataclasses.field(default_factory=lambda: {"subsets": [], "coresets": []})
     learners: list = dataclasses.field(default_factory=list)     # the other learners' rows (`Learners`)
+    # what the result is, set once (`__post_init__`)
+    n_tr: int = 0
+    has_training_rows: bool = False
+    gd: bool = False                    # trained by T-step GD from θ₀
+    linear: bool = False                # a model linear in θ
+    exact_full: bool = False            # an exact procedure of a linear model without a kernel: full row = ridge
+    keys: tuple = ()                    # (θ₀ draws of the distilled set, random subsets, coresets)
+    dt: object = None
 
-    @property
-    def dt(self):
-        return jnp.result_type(float)
-
-    @property
-    def n_tr(self) -> int:
-        return 0 if self.Xtr is None else self.Xtr.shape[0]
-
-    @property
-    def has_training_rows(self) -> bool:
-        return self.Xtr is not None
-
-    @property
-    def gd(self) -> bool:
-        return self.out.uses_gd
-
-    @property
-    def linear(self) -> bool:
-        return self.out.model.linear_in_params
-
-    @property
-    def exact_full(self) -> bool:
-        """An exact procedure of a model linear in θ without a kernel: its full-data row is a ridge solve."""
-        return not self.gd and self.linear and self.out.inner_solver.kernel is None
-
-    @functools.cached_property
-    def keys(self):
-        """(θ₀ draws of the distilled set, random subsets, coresets): the subsets' draws as they always were, the
-        coresets with their own key."""
-        k_gd, k_sub = split2(self.key)
-        return k_gd, k_sub, fold_in(self.key, 7)
+    def __post_init__(self):
+        out = self.out
+        self.dt = jnp.result_type(float)
+        self.gd, self.linear = out.uses_gd, out.model.linear_in_params
+        self.exact_full = not self.gd and self.linear and out.inner_solver.kernel is None
+        k_gd, k_sub = split2(self.key)        # the subsets' draws as they always were, the coresets their own key
+        self.keys = (k_gd, k_sub, fold_in(self.key, 7))
 
     def add(self, row_id, method, points, procedure, preds):
         """A row from predictions (draws, n_test, d_out) in standardised units: its scores in original units."""
@@ -141,6 +124,7 @@ class EvalContext:
         remedy = "drop it from the training rows given to evaluate"
         check_squarable((("Y_train", Ytr_s),), self.dt, "training", "the baselines would be inf or NaN", remedy)
         self.Xtr, self.Ytr, self.Ytr_s = Xtr, Ytr, Ytr_s
+        self.n_tr, self.has_training_rows = Xtr.shape[0], True
         self.Xtr_s = StandardRows(Xtr, out.standardizer)
         self.Ftr = TrainFeatures(out.model, self.Xtr_s, self.dt)
         if out.m > self.n_tr:
