@@ -83,7 +83,7 @@ def main():
             row = {"dataset": name, "n_train": int(Xtr.shape[0]), "d": int(Xtr.shape[1]), "m": m,
                    "status": out.status.value, "steps_run": out.meta.steps_run, "returned_step": out.meta.returned_step,
                    "wall_s": wall, "eta": out.inner_lr, "max_eta_over_bound": float(np.nanmax(
-                       out.history["stability_ratio"])),
+                       out.history.stability_ratio)),
                    "r2_distilled": r2["distilled"], "r2_subset": r2["subset"],
                    "r2_full_T": r2["full"], "r2_full_10T": r2["full_long"],
                    "r2_naive": r2.get("naive"), "table": rep.to_markdown()}

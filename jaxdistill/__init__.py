@@ -3,8 +3,8 @@
 Public surface (everything else lives in the private ``_src`` package; see docs/architecture.md).
 """
 
-from jaxdistill import closed_form as closed_form
 from jaxdistill import coresets as coresets
+from jaxdistill import testing as testing
 from jaxdistill._src.analytic.krr import distill_analytic as distill_analytic
 from jaxdistill._src.analytic.moments import distill_moments as distill_moments
 from jaxdistill._src.api import distill as distill
@@ -85,3 +85,11 @@ from jaxdistill._src.result import save as save
 from jaxdistill._src.sweep import SweepResult as SweepResult
 from jaxdistill._src.sweep import error_vs_m as error_vs_m
 from jaxdistill._src.version import __version__ as __version__
+
+
+def __getattr__(name: str):
+    """Deprecated names, each with a warning naming its replacement (see the CHANGELOG)."""
+    if name == "closed_form":
+        import importlib
+        return importlib.import_module("jaxdistill.closed_form")       # warns: use jaxdistill.testing
+    raise AttributeError(f"module 'jaxdistill' has no attribute {name!r}")

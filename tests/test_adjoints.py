@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxdistill as jd
-from jaxdistill import closed_form as cf
+from jaxdistill import testing as cf
 
 ETA, LAM = 0.05, 1e-3
 

@@ -46,7 +46,7 @@ def _run(T, seed):
     out = jd.distill(X, Y, config=cfg.replace(theta0_scale=1.0), key=seed, progress=False,   # the paper's N(0, I)
                      inner_solver=jd.ExactLinearGD(expectation=True))
     assert out.ok
-    return analysis.fit_log_linear(out.history["loss"], cfg.lr_x)
+    return analysis.fit_log_linear(out.history.loss, cfg.lr_x)
 
 
 @pytest.mark.filterwarnings("ignore:θ₀ ~ N")  # the paper's N(0, I) with m = 19 < p = 20: warned, on purpose

@@ -153,7 +153,7 @@ def test_a_checkpoint_that_cannot_be_written_does_not_lose_the_run(rng, tmp_path
     X, Y = linear(rng)
     with pytest.warns(UserWarning, match="Could not write the checkpoint"):
         out = jd.distill(X, Y, m=5, checkpoint=tmp_path / "missing_dir" / "c.ckpt", **SMALL)
-    assert out.history["loss"].size == 20 and "checkpoint_error" in out.meta
+    assert out.history.loss.size == 20 and "checkpoint_error" in out.meta
 
 
 # ------------------------------------------------------------------ files

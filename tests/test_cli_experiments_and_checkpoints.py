@@ -117,7 +117,7 @@ def test_checkpoint_of_another_run_or_corrupt_is_refused(rng, tmp_path):
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         jd.distill(X, Y, m=6, steps=40, eval_every=20, progress=False, checkpoint=path)
     out = jd.distill(X, Y, m=6, steps=40, eval_every=20, progress=False, checkpoint=path, resume=False)
-    assert out.history["loss"].size == 40
+    assert out.history.loss.size == 40
 
 
 def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
@@ -157,7 +157,7 @@ def test_cli_run_killed_then_resumed_matches_uninterrupted(tmp_path):
     assert [r.wait() for r in runs] == [0, 0]
     a, b = jd.load(tmp_path / "a.npz"), jd.load(tmp_path / "b.npz")
     np.testing.assert_array_equal(a.x, b.x)
-    np.testing.assert_array_equal(a.history["loss"], b.history["loss"])
+    np.testing.assert_array_equal(a.history.loss, b.history.loss)
 
 
 # ------------------------------------------------------------------ CLI and plots
@@ -209,7 +209,7 @@ def test_plot_digits(tmp_path):
     X, Y = datasets.load("digits")
     out = jd.distill(X[:400], Y[:400], m=10, steps=20, eval_every=10, progress=False)
     # the initial rows recorded are the real rows X̃ started from (init="real")
-    first = out.history["eval_step"][0] == 0
+    first = out.history.eval_step[0] == 0
     assert first and len(out.meta["init_rows"]) == 10 and len(set(out.meta["init_rows"])) == 10
     from jaxdistill.plots import plot_images, save_all
     paths = save_all(out, tmp_path, X[:400], X[400:500], Y[400:500], images=True)
@@ -268,8 +268,8 @@ def test_plots_show_baselines_every_output_the_targets_and_eta(tmp_path):
     legend = ax.get_legend()
     assert legend.get_bbox_to_anchor().x0 >= ax.get_window_extent().x1 - 1      # outside the data
     lower = [a for a in ax.figure.axes if a is not ax][0]                          # η̃ on its own panel
-    np.testing.assert_allclose(lower.get_lines()[0].get_ydata(), out.history["eta"])
-    bound = out.history["eta"] / out.history["stability_ratio"]
+    np.testing.assert_allclose(lower.get_lines()[0].get_ydata(), out.history.eta)
+    bound = out.history.eta / out.history.stability_ratio
     np.testing.assert_allclose(lower.get_lines()[1].get_ydata(), bound)
     assert "η̃" in lower.get_ylabel() and "bound" in lower.get_ylabel()
     # one-hot targets: a confusion matrix with the accuracy, not ten 0/1 scatter plots

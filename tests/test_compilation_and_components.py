@@ -265,7 +265,7 @@ def test_user_defined_feature_map_resumes_exactly(rng, tmp_path, run_interrupted
     kw["model"] = jd.LinearModel(Sines())                              # a new instance, as in a new process
     resumed = jd.distill(X, Y, checkpoint=tmp_path / "c", **kw)
     np.testing.assert_array_equal(resumed.x, full.x)
-    np.testing.assert_array_equal(resumed.history["loss"], full.history["loss"])
+    np.testing.assert_array_equal(resumed.history.loss, full.history.loss)
 
 
 # ------------------------------------------------------------------ data path
@@ -310,3 +310,18 @@ def test_naive_last_value_row_for_autoregressive_windows(rng):
 def datasets_ar(series):
     from jaxdistill import datasets
     return datasets.ar_windows(series, lags=4)
+
+
+def test_deprecated_second_ways_warn_and_name_their_replacement(tmp_path):
+    """One obvious way per task: the older spellings still work, with a warning that names the replacement."""
+    import importlib
+    import sys
+    X, Y = np.random.default_rng(0).normal(size=(40, 3)), np.random.default_rng(1).normal(size=(40, 1))
+    out = jd.distill_moments(X, Y, m=6)
+    with pytest.warns(DeprecationWarning, match=r"use out.save\(path\)"):
+        jd.save(out, tmp_path / "a.npz")
+    np.testing.assert_array_equal(jd.load(tmp_path / "a.npz").x, out.x)
+    sys.modules.pop("jaxdistill.closed_form", None)
+    with pytest.warns(DeprecationWarning, match="jaxdistill.testing"):
+        old = importlib.import_module("jaxdistill.closed_form")
+    assert old.theta_T is jd.testing.theta_T

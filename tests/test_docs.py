@@ -111,7 +111,7 @@ def _public_names() -> set[str]:
     """Every public name: jaxdistill's own (not its re-exported modules) and those of its public modules
     (functions and classes defined in jaxdistill, and upper-case constants)."""
     names = {f"jaxdistill.{n}" for n, v in vars(jd).items() if not n.startswith("_") and not inspect.ismodule(v)}
-    for module in ("datasets", "coresets", "sklearn", "plots", "analysis", "closed_form"):
+    for module in ("datasets", "coresets", "sklearn", "plots", "analysis", "testing"):
         mod = importlib.import_module(f"jaxdistill.{module}")
         for n, v in vars(mod).items():
             ours = (inspect.isfunction(v) or inspect.isclass(v)) and v.__module__.startswith("jaxdistill")
@@ -119,6 +119,13 @@ def _public_names() -> set[str]:
             if not n.startswith("_") and not reexport and (ours or (n.isupper() and not inspect.ismodule(v))):
                 names.add(f"jaxdistill.{module}.{n}")
     return names
+
+
+def test_the_api_reference_states_how_many_public_names_there_are():
+    names = _public_names()
+    oracles = {n for n in names if n.startswith("jaxdistill.testing.")}
+    page = (ROOT / "docs" / "reference" / "api.md").read_text()
+    assert f"**{len(names) - len(oracles)} public names** on this page, besides the {len(oracles)} test oracles" in page
 
 
 def test_every_public_name_has_an_api_reference_entry():

@@ -142,10 +142,12 @@ def test_results_are_typed_and_survive_a_file(diabetes, tmp_path):
     assert isinstance(back.status, jd.Status) and back.status == out.status
     assert back.meta.steps_run == 100 and back.meta.saved_with == jd.__version__
     for k in out.history:
-        np.testing.assert_array_equal(back.history[k], out.history[k])
+        np.testing.assert_array_equal(getattr(back.history, k), getattr(out.history, k))
     steps, evals = out.history.to_pandas()
     assert list(steps.index[:2]) == [1, 2] and list(evals.index) == list(out.history.eval_step)
-    with pytest.raises(KeyError, match="fields are"):
+    with pytest.warns(DeprecationWarning, match="use history.loss"):       # one way: the attribute
+        np.testing.assert_array_equal(out.history["loss"], out.history.loss)
+    with pytest.warns(DeprecationWarning), pytest.raises(KeyError, match="fields are"):
         out.history["losses"]
 
 

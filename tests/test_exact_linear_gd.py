@@ -85,7 +85,7 @@ def test_distill_same_trajectory_with_scan_and_fast_path(rng):
     a = jd.distill(X, Y, inner_solver=jd.UnrolledGD(), **kw)
     b = jd.distill(X, Y, inner_solver=jd.ExactLinearGD(), **kw)
     np.testing.assert_allclose(a.x, b.x, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-9)
+    np.testing.assert_allclose(a.history.loss, b.history.loss, rtol=1e-9)
 
 
 def test_default_solver_is_the_cheaper_exact_one_and_gives_the_same_run(rng):
@@ -104,7 +104,7 @@ def test_default_solver_is_the_cheaper_exact_one_and_gives_the_same_run(rng):
     assert isinstance(auto.inner_solver, jd.UnrolledGD)             # 12 × 12, two steps: the scan is cheaper
     other = jd.distill(X, Y, inner_solver=jd.ExactLinearGD(), **kw)
     np.testing.assert_allclose(auto.x, other.x, rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(auto.history["loss"], other.history["loss"], rtol=1e-10)
+    np.testing.assert_allclose(auto.history.loss, other.history.loss, rtol=1e-10)
 
 
 def test_tracked_stability_bound_follows_the_exact_one(rng):
@@ -118,8 +118,8 @@ def test_tracked_stability_bound_follows_the_exact_one(rng):
     exact = jd.distill(X, Y, exact_bound_every=1, **kw)
     tracked = jd.distill(X, Y, exact_bound_every=8, **kw)
     np.testing.assert_allclose(tracked.x, exact.x, rtol=1e-10, atol=1e-12)
-    # history["stability_ratio"][i] = η̃ of step i+1 over the bound carried from step i (exact at i = 0, 8, 16)
-    ratio = tracked.history["stability_ratio"] / exact.history["stability_ratio"]
+    # history.stability_ratio[i] = η̃ of step i+1 over the bound carried from step i (exact at i = 0, 8, 16)
+    ratio = tracked.history.stability_ratio / exact.history.stability_ratio
     np.testing.assert_allclose(ratio[[0, 8, 16]], 1.0, rtol=1e-9)
     assert ratio.min() >= 1 - 1e-6 and ratio.max() <= 1 / 0.98
     assert np.ptp(ratio) > 1e-9                       # the tracked steps are not exact copies (it is tracking)

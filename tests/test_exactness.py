@@ -7,7 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxdistill as jd
-from jaxdistill import closed_form as cf
+from jaxdistill import testing as cf
 
 ETA, LAM = 0.05, 1e-3
 

@@ -52,9 +52,9 @@ def test_whole_run_equals_full_batch_batchloss(case):
     a = jd.distill(X, y, m=12, steps=60, eval_every=20, objective=jd.FullDataLoss(expectation=case == "expectation"),
                    **kw)
     b = jd.distill(X, y, m=12, steps=60, eval_every=20, objective=batch, batch_size=10 ** 6, **kw)
-    np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-10)
+    np.testing.assert_allclose(a.history.loss, b.history.loss, rtol=1e-10)
     np.testing.assert_allclose(a.x, b.x, rtol=1e-9, atol=1e-10)
-    np.testing.assert_allclose(a.history["val_loss"], b.history["val_loss"], rtol=1e-10)
+    np.testing.assert_allclose(a.history.val_loss, b.history.val_loss, rtol=1e-10)
     assert "FullDataLoss" in a.meta["objective"] and "n_rows=398" in a.meta["objective"]
 
 

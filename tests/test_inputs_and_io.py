@@ -62,7 +62,7 @@ def test_save_load_round_trip(tmp_path, data):
     assert back.inner_lr == out.inner_lr and back.seed == 7 and back.status == out.status
     assert back.config == out.config
     for k, v in out.history.items():
-        np.testing.assert_array_equal(back.history[k], v)
+        np.testing.assert_array_equal(getattr(back.history, k), v)
     np.testing.assert_allclose(back.predict(X[:5] * 3 + 1), out.predict(X[:5] * 3 + 1))
     assert back.meta["saved_with"] == jd.__version__
     assert [p for p in os.listdir(tmp_path) if p != "d.npz"] == []  # no temp files left behind

@@ -151,7 +151,7 @@ def test_kip_style_distillation_with_ntk_and_labels(rng):
                      inner_solver=solver, optimizer_x=__import__("optax").adam(0.02),
                      optimizer_y=__import__("optax").adam(0.02))
     assert out.ok
-    assert out.history["val_loss"][-1] < 0.7 * out.history["val_loss"][0]
+    assert out.history.val_loss[-1] < 0.7 * out.history.val_loss[0]
     rep = jd.evaluate(out, X[:60], Y[:60], X, Y, n_subsets=5)
     assert rep.row("distilled")["mse"] < rep.row("subset")["mse"]
 

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import jaxdistill as jd
-from jaxdistill import closed_form as cf
+from jaxdistill import testing as cf
 
 ETA, LAM = 0.05, 1e-3
 
@@ -119,9 +119,9 @@ def test_distill_with_an_inner_optimizer_learns_its_scale(rng):
     Y = np.tanh(X @ rng.normal(size=(3, 1)))
     out = jd.distill(X, Y, m=8, steps=40, T=6, Q=2, eval_every=20, progress=False, key=0,
                      model=jd.FlaxModel(MLP()), inner_solver=jd.UnrolledGD(optimizer=optax.adam(1.0)))
-    assert out.ok and np.isnan(out.history["stability_ratio"]).all()   # no GD bound for Adam
-    assert out.history["eta"][0] == pytest.approx(0.01)               # DEFAULT_ETA, then learned
-    assert out.history["eta"][-1] != out.history["eta"][0]
+    assert out.ok and np.isnan(out.history.stability_ratio).all()   # no GD bound for Adam
+    assert out.history.eta[0] == pytest.approx(0.01)               # DEFAULT_ETA, then learned
+    assert out.history.eta[-1] != out.history.eta[0]
     assert "inner optimizer" in out.procedure()
     assert np.isfinite(out.predict(X[:5])).all()
 
@@ -173,7 +173,7 @@ def test_nonlinear_runs_respect_the_bound_and_never_succeed_with_nan_predictions
     kw = dict(m=8, steps=30, T=10, Q=2, eval_every=15, progress=False, key=0, model=jd.FlaxModel(MLP()),
               optimizer_eta=optax.sgd(50.0))          # pushes η̃ upwards hard
     capped = jd.distill(X, Y, **kw)
-    assert np.nanmax(capped.history["stability_ratio"]) <= 0.9 + 1e-9
+    assert np.nanmax(capped.history.stability_ratio) <= 0.9 + 1e-9
     with pytest.raises(ValueError, match="stability bound of plain GD on this nonlinear model"):
         jd.distill(X, Y, inner_lr=1e3, **kw)
     assert not capped.ok or np.isfinite(capped.predict(X)).all()
@@ -244,7 +244,7 @@ def test_model_pool_runs_resume_exactly_and_are_refused_where_meaningless(rng, t
     run_interrupted(2, lambda: jd.distill(X, Y, checkpoint=tmp_path / "c", **kw))
     resumed = jd.distill(X, Y, checkpoint=tmp_path / "c", **kw)           # the pool is part of the checkpoint
     np.testing.assert_array_equal(resumed.x, full.x)
-    np.testing.assert_array_equal(resumed.history["loss"], full.history["loss"])
+    np.testing.assert_array_equal(resumed.history.loss, full.history.loss)
     with pytest.raises(ValueError, match="model_pool.size .* must be >= the 8 initialisations"):
         jd.distill(X, Y, m=6, model_pool=jd.ModelPool(size=4))
     with pytest.raises(ValueError, match="KernelRidge has no θ₀ to keep in a pool"):

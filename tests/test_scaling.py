@@ -30,7 +30,7 @@ def test_four_devices_equal_one(diabetes):
     assert four.meta["devices"] == "4 cpu devices (q=4) in 1 process(es)"
     for other in (four, grid):
         np.testing.assert_allclose(other.x, one.x, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(other.history["loss"], one.history["loss"], rtol=1e-12)
+        np.testing.assert_allclose(other.history.loss, one.history.loss, rtol=1e-12)
         assert other.inner_lr == pytest.approx(one.inner_lr, rel=1e-12) and other.status == one.status
 
 
@@ -130,7 +130,7 @@ def test_two_processes_equal_one(diabetes, tmp_path):
     for name, ref in refs.items():
         got = jd.load(tmp_path / f"{name}.npz")
         np.testing.assert_allclose(got.x, ref.x, rtol=0, atol=1e-10, err_msg=name)
-        np.testing.assert_allclose(got.history["loss"], ref.history["loss"], rtol=1e-10, err_msg=name)
+        np.testing.assert_allclose(got.history.loss, ref.history.loss, rtol=1e-10, err_msg=name)
         assert got.status == ref.status
     ref = jd.distill_analytic(X, Y, 20, lam=1.0)
     np.testing.assert_allclose(jd.load(tmp_path / "disk.npz").x, ref.x, rtol=0, atol=1e-11)

@@ -30,15 +30,15 @@ def test_long_run_with_both_schedules_compiles_once(rng):
     # 230 steps = 5 calls of the 50-step compiled chunk, the last one padded: it is lowered once (these
     # settings are this test's own, so no earlier test of the process compiled them)
     assert lowered.count("jit(_run_chunk)") == 1 and out.meta.compilations["programs"] == len(lowered)
-    assert out.history["loss"].size == 230
+    assert out.history.loss.size == 230
     # T schedule: starts at T, approaches (never exceeds) T + int(T/2) = 15, follows the formula.
-    T = out.history["T"]
+    T = out.history.T
     assert T[0] == cfg.T_at(1) == 10 and T.max() == cfg.T_at(230) == 14 and cfg.max_T == 15
     np.testing.assert_array_equal(T, [cfg.t_schedule.steps_at(10, s) for s in range(1, 231)])
     # q schedule (threshold 1.0 makes any loss increase count): q grows by one, capped at max_q.
-    q = out.history["q"]
+    q = out.history.q
     assert q[0] == 2 and np.all(np.diff(q) >= 0) and np.all(np.diff(q) <= 1) and q.max() <= 6
-    loss = out.history["loss"]
+    loss = out.history.loss
     rises = np.flatnonzero(loss[1:-1] >= loss[:-2])  # a rise at step s raises q at step s + 1
     assert q[-1] == min(6, 2 + rises.size)
 
@@ -52,7 +52,7 @@ def test_initial_inner_lr_above_stability_bound_is_an_error(rng):
 def test_default_inner_lr_is_half_the_bound(rng):
     X, Y = linear_data(rng)
     out = jd.distill(X, Y, m=10, steps=5, eval_every=5, lr_eta=0.0, progress=False)
-    assert out.history["stability_ratio"][0] == pytest.approx(0.5, rel=1e-6)
+    assert out.history.stability_ratio[0] == pytest.approx(0.5, rel=1e-6)
     assert out.ok
 
 
@@ -61,7 +61,7 @@ def test_drift_above_bound_is_capped_by_default_and_reported_without_cap(rng):
     # A huge α_η pushes η̃ towards and beyond the bound during the run (the meta-gradient's overshoot).
     capped = jd.distill(X, Y, m=10, steps=30, eval_every=10, lr_eta=5000.0, progress=False)
     assert capped.ok
-    assert np.nanmax(capped.history["stability_ratio"][1:]) == pytest.approx(0.9, rel=1e-4)
+    assert np.nanmax(capped.history.stability_ratio[1:]) == pytest.approx(0.9, rel=1e-4)
     free = jd.distill(X, Y, m=10, steps=30, eval_every=10, lr_eta=5000.0, eta_cap=None, progress=False)
     assert free.status in ("unstable", "nonfinite")
     assert free.max_stability_ratio >= 1.0 or free.status == "nonfinite"
@@ -74,7 +74,7 @@ def test_nonfinite_run_stops_keeps_last_finite_state_and_can_raise(rng):
               outer_optimizer="sgd", progress=False)
     out = jd.distill(X, Y, **kw)
     assert out.status == "nonfinite" and not out.ok
-    assert out.history["loss"].size < 100
+    assert out.history.loss.size < 100
     assert np.all(np.isfinite(out.x)) and np.all(np.isfinite(out.y))
     with pytest.raises(FloatingPointError, match="lower lr_x"):
         jd.distill(X, Y, raise_on_failure=True, **kw)
@@ -85,14 +85,14 @@ def test_eta_stays_positive(rng):
     out = jd.distill(X, Y, m=10, steps=60, eval_every=20, lr_eta=-0.0 + 5.0, inner_lr=1e-4, progress=False,
                      optimizer_eta=optax.sgd(-1e3))  # gradient *ascent* drives η̃ down hard
     assert out.inner_lr > 0
-    assert np.all(out.history["eta"] > 0)
+    assert np.all(out.history.eta > 0)
 
 
 def test_multi_output_targets_and_distillation_improves_loss(rng):
     X, Y = linear_data(rng, n=300, d=5, d_out=3)
     out = jd.distill(X, Y, m=6, steps=300, T=20, eval_every=50, progress=False)
     assert out.y.shape == (6, 3) and out.Y.shape == (6, 3)
-    assert out.history["val_loss"][-1] < 0.5 * out.history["val_loss"][0]
+    assert out.history.val_loss[-1] < 0.5 * out.history.val_loss[0]
 
 
 def test_same_key_same_result_and_any_optax_optimizer(rng):
@@ -118,9 +118,9 @@ def test_flax_mlp_inner_model(rng):
     out = jd.distill(X, Y, m=12, steps=150, T=20, Q=4, inner_lr=0.2, eval_every=50, model=model,
                      optimizer_x=optax.adam(0.02), optimizer_y=optax.adam(0.02), progress=False)
     # the bound of plain GD on the MLP (2/λ_max of the inner Hessian at θ₀) is tracked and respected
-    ratio = out.history["stability_ratio"]
+    ratio = out.history.stability_ratio
     assert out.ok and np.isfinite(ratio).all() and ratio.max() <= 0.9 + 1e-6
-    assert out.history["val_loss"][-1] < 0.8 * out.history["val_loss"][0]
+    assert out.history.val_loss[-1] < 0.8 * out.history.val_loss[0]
     # evaluation: the baselines get the same T-step GD with their own tuned step size, and the full data
     rep = jd.evaluate(out, X[:50], Y[:50], X[50:], Y[50:], n_inits=4, n_subsets=1)
     assert [r["method"] for r in rep.rows] == ["distilled, T-step GD", "random subset, T-step GD",

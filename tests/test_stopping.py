@@ -29,9 +29,9 @@ def test_converges_early_and_returns_the_best_state(diabetes):
                      progress=False)
     assert out.status == "converged" and out.ok
     assert out.meta["steps_run"] < 20000
-    hist = out.history["val_loss"]
+    hist = out.history.val_loss
     best = int(np.argmin(hist))
-    assert out.meta["returned_step"] == out.history["eval_step"][best]
+    assert out.meta["returned_step"] == out.history.eval_step[best]
     # the returned set's held-out loss, computed from its predictions, is the best one recorded
     assert _held_out(out, Xv, yv) == pytest.approx(hist[best], rel=1e-5)
     assert hist[best] < hist[0]
@@ -45,10 +45,10 @@ def test_default_monitor_is_the_exact_training_objective_and_its_best_state_is_r
     X, y, Xv, yv = diabetes
     out = jd.distill(X, y, m=10, steps=20000, eval_every=25, validation=(Xv, yv), progress=False)
     assert out.status == "converged" and "FullDataLoss" in out.meta["objective"]
-    mon = out.history["monitored"]
-    assert out.history["val_loss"].size == mon.size          # the held-out loss is still recorded
+    mon = out.history.monitored
+    assert out.history.val_loss.size == mon.size          # the held-out loss is still recorded
     best = int(np.argmin(mon))
-    assert out.meta["returned_step"] == out.history["eval_step"][best]
+    assert out.meta["returned_step"] == out.history.eval_step[best]
     # the monitored value is the full-data training objective of the returned set, recomputed from predictions:
     # with lambda_inner="auto" the ridge loss ½ MSE + λ/2‖θ_T‖² (θ_T read back from the linear predictions)
     lam = out.lambda_inner
@@ -74,10 +74,10 @@ def test_blow_up_is_diverged_not_success_and_the_best_state_is_kept():
     out = jd.distill(X[:240], y[:240], **kw)
     assert out.status == "diverged" and not out.ok
     assert out.meta["steps_run"] == 10                       # stopped at the first evaluation after the blow-up
-    assert out.history["val_loss"][-1] > 10 * out.history["val_loss"][0]
+    assert out.history.val_loss[-1] > 10 * out.history.val_loss[0]
     # the result is the best state (here the initial one), never the blown-up last one
     assert out.meta["returned_step"] == 0
-    assert _held_out(out, Xv, yv) == pytest.approx(out.history["val_loss"][0], rel=1e-6)
+    assert _held_out(out, Xv, yv) == pytest.approx(out.history.val_loss[0], rel=1e-6)
     with pytest.raises(RuntimeError, match="diverged.*lower lr_x"):
         jd.distill(X[:240], y[:240], raise_on_failure=True, **kw)
 
@@ -96,18 +96,18 @@ def test_without_held_out_rows_a_sampled_objective_monitors_its_training_loss_on
     X, y, _, _ = diabetes
     kw = dict(m=10, steps=20000, eval_every=25, validation_fraction=0.0, objective="batch", progress=False)
     out = jd.distill(X, y, **kw)
-    assert out.status == "converged" and out.history["val_loss"].size == 0
+    assert out.status == "converged" and out.history.val_loss.size == 0
     assert out.meta["monitor"].startswith("training loss")
-    mon = out.history["monitored"]
-    assert mon.size == out.history["eval_step"].size and mon.min() < mon[0]
+    mon = out.history.monitored
+    assert mon.size == out.history.eval_step.size and mon.min() < mon[0]
     best = int(np.argmin(mon))
-    assert out.meta["returned_step"] == out.history["eval_step"][best]
+    assert out.meta["returned_step"] == out.history.eval_step[best]
     # all 360 rows fit one batch (b = 2048): the monitored value is the training loss of the returned set on
     # every row (θ₀ = 0 for the linear model), recomputed from its predictions
     assert _held_out(out, X, y) == pytest.approx(mon[best], rel=1e-6)
     # with b < n: a fixed sample of b rows, not the noisy loss of each step's batch
     small = jd.distill(X, y, batch_size=64, **{**kw, "steps": 100})
-    assert small.meta["monitor"] == out.meta["monitor"] and small.history["monitored"][0] != mon[0]
+    assert small.meta["monitor"] == out.meta["monitor"] and small.history.monitored[0] != mon[0]
 
 
 def test_paper_config_runs_every_step_and_returns_the_last_state():
@@ -172,7 +172,7 @@ def test_lbfgs_outer_optimizer_on_the_deterministic_objective(diabetes):
     X, y, Xv, yv = diabetes
     out = jd.distill(X, y, m=10, steps=150, eval_every=25, outer_optimizer="lbfgs", validation=(Xv, yv),
                      progress=False)
-    assert out.ok and out.history["monitored"].min() < 0.5 * out.history["monitored"][0]
+    assert out.ok and out.history.monitored.min() < 0.5 * out.history.monitored[0]
     with pytest.raises(ValueError, match="deterministic outer objective"):
         jd.distill(X, y, m=10, steps=5, outer_optimizer="lbfgs", objective="batch", progress=False)
     with pytest.raises(ValueError, match="deterministic outer objective"):
@@ -188,5 +188,5 @@ def test_a_finished_run_is_extended_by_raising_its_step_budget(diabetes, tmp_pat
     straight = jd.distill(X, y, steps=100, **kw)
     assert longer.meta["steps_run"] == straight.meta["steps_run"] == 100
     np.testing.assert_array_equal(longer.x, straight.x)
-    np.testing.assert_array_equal(longer.history["loss"], straight.history["loss"])
+    np.testing.assert_array_equal(longer.history.loss, straight.history.loss)
     assert longer.status == straight.status

@@ -310,7 +310,7 @@ class DistillOutput:
 
     @classmethod
     def load(cls, path, *, model=None, inner_solver=None) -> DistillOutput:
-        """Load a file written by [`save`][jaxdistill.save].
+        """Load a file written by [`DistillOutput.save`][jaxdistill.DistillOutput.save].
 
         Shipped components are rebuilt from the file. A result made with a user-defined feature map,
         flax module or other custom component needs it given back (``model=...``); it is checked against
@@ -378,5 +378,7 @@ def load(path, *, model=None, inner_solver=None) -> DistillOutput:
 
 
 def save(out: DistillOutput, path) -> None:
-    """Save a result (same as ``out.save(path)``)."""
+    """Deprecated: use ``out.save(path)`` (the same file). Saving is a method of the result; loading, which has no
+    result yet, is the function [`load`][jaxdistill.load]."""
+    warnings.warn("jaxdistill.save(out, path) is deprecated: use out.save(path).", DeprecationWarning, stacklevel=2)
     out.save(path)

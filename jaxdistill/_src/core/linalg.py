@@ -2,7 +2,7 @@
 
 Ridge is written once, in two normalisations:
 
-* [`ridge`][jaxdistill.closed_form.ridge] — the inner loss of Def. 2.1, 1/(2n)‖Fθ − Y‖² + λ/2‖θ‖², θ = (FᵀF + nλI)⁻¹FᵀY;
+* [`ridge`][jaxdistill.testing.ridge] — the inner loss of Def. 2.1, 1/(2n)‖Fθ − Y‖² + λ/2‖θ‖², θ = (FᵀF + nλI)⁻¹FᵀY;
 * `ridge_unnormalised` — the KRR paper's ‖Fθ − Y‖² + λ‖θ‖² (λ = 0: minimum-norm least squares).
 
 Both pick the smaller of the p×p and n×n systems and solve it with `psd_solve`, which is right for

@@ -1,6 +1,6 @@
 """The result file format: a [`DistillOutput`][jaxdistill.DistillOutput] as one self-describing ``.npz`` file.
 
-This module knows the format, not the class: [`save`][jaxdistill.save] reads the result's attributes and
+This module knows the format, not the class: `save` reads the result's attributes and
 `read` returns the constructor's fields (``DistillOutput.load`` builds the object), so imports run
 one way, result → io.
 
@@ -97,7 +97,7 @@ def _check_procedure(meta, config, problems) -> None:
 
 
 def read(path, *, model=None, inner_solver=None) -> dict:
-    """The fields of a [`DistillOutput`][jaxdistill.DistillOutput] saved by [`save`][jaxdistill.save] (see
+    """The fields of a [`DistillOutput`][jaxdistill.DistillOutput] saved by `save` (see
     ``DistillOutput.load``).
 
     Shipped components are rebuilt from the file. A result made with a user-defined feature map,

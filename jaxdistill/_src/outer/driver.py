@@ -207,8 +207,8 @@ class _Progress:
     def resume(self, state: DistillState, prev: History) -> None:
         """Continue a checkpointed run: its state, its history and its clock."""
         self.state = state
-        self.recs = [{f: np.asarray(prev[f]) for f in _STEP_FIELDS}] if prev.loss.size else []
-        self.evals = {k: list(np.asarray(prev[k])) for k in EVAL_FIELDS}
+        self.recs = [{f: np.asarray(getattr(prev, f)) for f in _STEP_FIELDS}] if prev.loss.size else []
+        self.evals = {k: list(np.asarray(getattr(prev, k))) for k in EVAL_FIELDS}
         self.t_offset = float(self.evals["eval_time"][-1]) if self.evals["eval_time"] else 0.0
 
     def finished(self, config, stopping: StoppingRule) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import warnings
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,7 @@ class History:
     ``monitored`` (the loss the stopping rule watched), ``eval_time`` (seconds since the start, compilation
     included) and ``val_loss`` (held-out loss; empty when no rows were held out).
 
-    ``history.loss`` is the usual access; ``history["loss"]`` works too (``to_dict`` gives a plain dict).
+    ``history.loss`` is the access (``to_dict`` gives a plain dict; ``history["loss"]`` is deprecated).
     """
 
     loss: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
@@ -122,11 +123,17 @@ class History:
         return int(np.asarray(self.loss).size)
 
     def __getitem__(self, name: str) -> np.ndarray:
+        """Deprecated: ``history.loss``, not ``history["loss"]`` (``to_dict()`` gives a plain dict)."""
+        warnings.warn(f'history["{name}"] is deprecated: use history.{name} (or history.to_dict()).',
+                      DeprecationWarning, stacklevel=2)
         if name not in STEP_FIELDS + EVAL_FIELDS:
             raise KeyError(f"History has no {name!r}; its fields are {list(STEP_FIELDS + EVAL_FIELDS)}.")
         return getattr(self, name)
 
     def get(self, name: str, default=None):
+        """Deprecated: ``history.loss``, or ``history.to_dict().get(name)``."""
+        warnings.warn(f"history.get({name!r}) is deprecated: use history.{name} (or history.to_dict().get).",
+                      DeprecationWarning, stacklevel=2)
         return getattr(self, name) if name in STEP_FIELDS + EVAL_FIELDS else default
 
     def __iter__(self):

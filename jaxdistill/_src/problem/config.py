@@ -173,7 +173,7 @@ class DistillConfig(_Schedules):
         diverge, which is reported).
       standardize: standardise X and Y with training-set statistics (kept with the result).
       validation_fraction: fraction of the given rows held out to report the held-out loss
-        (``history["val_loss"]``; the stopping rule watches it with ``monitor="held_out"``; never used for
+        (``history.val_loss``; the stopping rule watches it with ``monitor="held_out"``; never used for
         the meta-gradient); 0 disables it.
       eval_every: steps between held-out evaluations (also the chunk of compiled steps).
       patience: stop when the monitored loss (see ``monitor``) has not

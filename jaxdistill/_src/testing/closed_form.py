@@ -6,7 +6,7 @@ or autodiff — so that tests comparing them with [`UnrolledGD`][jaxdistill.Unro
 compare two independent computations.
 
 Errata: eq. (4) of the regression paper (and the last line of A.4) is wrong; it is kept here as
-[`theta_T_eq4_as_printed`][jaxdistill.closed_form.theta_T_eq4_as_printed] only so a test can record that it disagrees
+[`theta_T_eq4_as_printed`][jaxdistill.testing.theta_T_eq4_as_printed] only so a test can record that it disagrees
 with the scan.
 """
 
