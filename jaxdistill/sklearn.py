@@ -17,11 +17,17 @@ gradient descent with the learned η̃), ``score`` is R².
 
 from __future__ import annotations
 
+import numbers
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from jaxdistill._src.api import distill
+from jaxdistill._src.data.schema import check_aligned
 
 __all__ = ["DistillRegressor"]
 
@@ -44,7 +50,15 @@ class DistillRegressor(RegressorMixin, BaseEstimator):
       patience: evaluations without improvement before the run ends (None: run all steps).
       model: a jaxdistill inner model (default: the linear model).
       inner_solver: a jaxdistill inner solver (default: chosen from the model and data).
-      random_state: integer seed of the run (the whole run is a function of it).
+      random_state: the run's seed, as scikit-learn takes it: an integer (the whole run is a function of it), a
+        ``numpy.random.RandomState`` (a seed is drawn from it) or None (a fresh seed from numpy's global state).
+
+    Raises (in ``fit``):
+      ValueError: ``m`` that is not a positive integer below the number of rows; pandas ``X`` and ``y`` with
+        different indices (their rows would be paired by position); bad data or settings, as ``distill`` says.
+      FloatingPointError, RuntimeError: a run that failed (status ``nonfinite``; ``diverged``, ``no_progress``,
+        ``unstable``): there is no model to predict with. A run whose step budget ran out while it still improved
+        warns with scikit-learn's ``ConvergenceWarning``.
 
     Fitted attributes:
       result_: the [`DistillOutput`][jaxdistill.DistillOutput] (status, history, run information, ``save``).
@@ -79,15 +93,26 @@ class DistillRegressor(RegressorMixin, BaseEstimator):
         return tags
 
     def fit(self, X, y):
-        """Distil (X, y) into ``m`` points. Returns self."""
+        """Distil (X, y) into ``m`` points. Returns self (raises if the run failed; see the class docs)."""
+        if isinstance(self.m, bool) or not isinstance(self.m, numbers.Integral) or self.m < 1:
+            raise ValueError(f"m must be a positive integer (the number of distilled points), got {self.m!r}.")
+        check_aligned(getattr(X, "index", None) if hasattr(X, "columns") else None,
+                      getattr(y, "index", None) if hasattr(y, "iloc") else None)
         y_names = getattr(y, "columns", None)
         y_names = [getattr(y, "name", None)] if y_names is None else list(y_names)
         X, y = validate_data(self, X, y, y_numeric=True, multi_output=True, ensure_min_samples=2,
                              dtype=[np.float64, np.float32])
-        out = distill(X, y, m=self.m, key=int(self.random_state), steps=self.steps, T=self.T, Q=self.Q,
+        seed = self.random_state
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+            seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
+        out = distill(X, y, m=self.m, key=int(seed), steps=self.steps, T=self.T, Q=self.Q,
                       lambda_inner=self.lambda_inner, lambda_outer=self.lambda_outer, lr_x=self.lr_x,
                       lr_y=self.lr_y, lr_eta=self.lr_eta, validation_fraction=self.validation_fraction,
-                      patience=self.patience, model=self.model, inner_solver=self.inner_solver, progress=False)
+                      patience=self.patience, model=self.model, inner_solver=self.inner_solver, progress=False,
+                      raise_on_failure=True)
+        if out.status == "budget":
+            warnings.warn(f"DistillRegressor: the step budget ({self.steps}) ran out while the distilled set was "
+                          "still improving; raise steps for a converged set.", ConvergenceWarning, stacklevel=2)
         names = {}                                       # the schema keeps the names (validate_data took them)
         if hasattr(self, "feature_names_in_"):
             names["feature_names"] = tuple(str(c) for c in self.feature_names_in_)

@@ -56,3 +56,30 @@ def test_grid_search_over_m_and_the_fitted_attributes(diabetes):
         frame = best.distilled_frame()
     assert list(frame.columns) == [*df.columns, "target", "sample_weight"] and len(frame) == best.m
     np.testing.assert_allclose(best.score(df, y), 1 - np.sum((best.predict(df) - y) ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+def test_the_estimator_follows_scikit_learns_idioms_and_fails_loudly(diabetes):
+    """random_state as scikit-learn takes it; m=None, misaligned pandas X and y and a failed run are refused (they
+    returned from fit, paired rows by position or scored a number before); a budget that ran out warns."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.exceptions import ConvergenceWarning
+    X, y = diabetes
+    with pytest.warns(ConvergenceWarning, match="raise steps"):
+        a = DistillRegressor(m=5, random_state=np.random.RandomState(3), **FAST).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        b = DistillRegressor(m=5, random_state=np.random.RandomState(3), **FAST).fit(X, y)
+    np.testing.assert_array_equal(a.distilled_X_, b.distilled_X_)        # the same state, the same run
+    with pytest.warns(ConvergenceWarning):
+        assert DistillRegressor(m=5, random_state=None, **FAST).fit(X, y).result_.ok
+    with pytest.raises(ValueError, match="m must be a positive integer"):
+        DistillRegressor(m=None, **FAST).fit(X, y)
+    df, s = pd.DataFrame(X), pd.Series(y)
+    with pytest.raises(ValueError, match="different indices"):
+        DistillRegressor(m=5, **FAST).fit(df, s.sample(frac=1.0, random_state=0))
+    rng = np.random.default_rng(1)                      # a run that blows up (as in test_stopping.py)
+    Xr = rng.normal(size=(300, 6))
+    yr = Xr @ rng.normal(size=6) + 0.1 * rng.normal(size=300)
+    blown = DistillRegressor(m=10, steps=300, lr_x=1e6, lr_y=1e6)
+    with pytest.raises(RuntimeError, match="diverged"):
+        blown.fit(Xr, yr)
+    assert not hasattr(blown, "result_")                # nothing to predict or score with
