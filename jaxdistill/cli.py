@@ -81,7 +81,9 @@ def _run(args) -> int:
     default_ckpt = output + ".ckpt" if args.out else (exp.checkpoint or output + ".ckpt")
     checkpoint = None if args.no_checkpoint else (args.checkpoint or default_ckpt)
     if args.print_config:
-        print(json.dumps({**exp.to_dict(), "output": output, "checkpoint": checkpoint}, indent=2))
+        from jaxdistill._src.core.validate import json_safe
+        print(json.dumps(json_safe({**exp.to_dict(), "output": output, "checkpoint": checkpoint}), indent=2,
+                         allow_nan=False))
         return 0
     from jaxdistill._src.io.files import check_writable
     inputs = [args.experiment] + [exp.dataset.get(k) for k in ("path", "x", "y")]
@@ -173,7 +175,9 @@ def _evaluate(args) -> int:
     report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=exp.seed, last_value_column=_last_value_column(exp),
                          learners=args.learners, coresets=tuple(args.coresets))
     if args.json:       # machine-readable: the report and the result's status, nothing else on stdout
-        print(json.dumps({"result": args.result, "status": out.status.value, "ok": out.ok, **report.to_dict()},
+        from jaxdistill._src.core.validate import json_safe
+        print(json.dumps(json_safe({"result": args.result, "status": out.status.value, "ok": out.ok,
+                                    **report.to_dict()}), allow_nan=False,
                          indent=2))
         return 0
     print(out.summary() + "\n")

@@ -165,3 +165,23 @@ def test_eval_report_rows_have_stable_ids_and_export(diabetes):
     assert d["n_test"] == 50 and [r["id"] for r in d["rows"]] == rep.ids
     with pytest.raises(KeyError, match="rows are"):
         rep.row("distilled, T-step GD")            # printed labels are not ids
+
+
+def test_every_json_the_library_writes_is_strict(tmp_path, capsys, monkeypatch):
+    """A value that is not finite (R² on constant targets, a NaN in the run information) is null, never a bare NaN
+    that strict JSON parsers (RFC 8259) refuse."""
+    import json
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    Y = X @ np.ones((3, 1))
+    out = jd.distill_moments(X, Y, m=6)
+    rep = jd.evaluate(out, X[:5], np.ones((5, 1)), X, Y, n_subsets=2, coresets=())   # constant test targets
+    assert np.isnan(rep.row("distilled")["r2"])
+    assert strict(rep.to_json())["rows"][0]["r2"] is None
+    info = out.replace(meta=out.meta.replace(best_monitored_loss=float("nan"), extra={"score": float("inf")}))
+    assert strict(json.dumps(info.meta.to_dict()))["score"] is None
+    info.to_csv(tmp_path / "s.csv")
+    strict((tmp_path / "s.csv.json").read_text())

@@ -21,6 +21,7 @@ from jaxdistill._src.components.models import InnerModel, LinearModel, draw_init
 from jaxdistill._src.core.jit import jit
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import ridge
+from jaxdistill._src.core.validate import json_safe
 from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_squarable, on_device
 from jaxdistill._src.data.schema import InputSchema
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
@@ -227,7 +228,7 @@ class DistillOutput:
             for row in np.concatenate([self.X, self.Y, self.sample_weight[:, None]], axis=1):
                 w.writerow([repr(float(v)) for v in row])
         with open(sidecar_path(path), "w", encoding="utf-8") as f:
-            json.dump(self.export_info(), f, indent=2, ensure_ascii=False)
+            json.dump(json_safe(self.export_info()), f, indent=2, ensure_ascii=False, allow_nan=False)
             f.write("\n")
 
     @property

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from jaxdistill._src.api import distill
-from jaxdistill._src.core.validate import check_int
+from jaxdistill._src.core.validate import check_int, json_safe
 from jaxdistill._src.report.coresets import KINDS
 from jaxdistill._src.report.evaluate import evaluate
 
@@ -80,7 +80,7 @@ class SweepResult:
 
     def save(self, path) -> None:
         with open(path, "w") as f:
-            json.dump({"rows": self.rows, "summary": self.summary()}, f, indent=1)
+            json.dump(json_safe({"rows": self.rows, "summary": self.summary()}), f, indent=1, allow_nan=False)
 
     def plot(self, path=None, title: str | None = None):
         """Test MSE against m (log–log): distilled, best random subset, full-data ridge."""

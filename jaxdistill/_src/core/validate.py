@@ -47,3 +47,23 @@ def check_bool(name: str, v) -> bool:
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     raise ValueError(f"{name} must be true or false (a boolean), got {v!r}.")
+
+
+def json_safe(obj):
+    """``obj`` as strict JSON (RFC 8259) can hold it: NaN and ±inf as None, numpy scalars and arrays as Python
+    numbers and lists, tuples as lists, keys as strings. What every JSON the library writes goes through, with
+    ``allow_nan=False`` (a bare ``NaN`` is not JSON: strict parsers refuse the whole document)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    return obj

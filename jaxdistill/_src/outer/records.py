@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxdistill._src.core.validate import json_safe
+
 
 class Status(str, enum.Enum):
     """How a run ended (optimistix's ``RESULTS``, as a string enum: ``Status.CONVERGED == "converged"``).
@@ -254,9 +256,10 @@ class RunInfo:
         return dataclasses.replace(self, **known, extra={**self.extra, **changes.get("extra", {}), **extra})
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields that are set, as a JSON-friendly dict (``extra`` entries merged in)."""
+        """The fields that are set, as a dict strict JSON can hold (``extra`` entries merged in; a value that is not
+        finite is None)."""
         out = {k: getattr(self, k) for k in self._fields() if getattr(self, k) is not None}
-        return {**self.extra, **out}
+        return json_safe({**self.extra, **out})
 
     @classmethod
     def from_dict(cls, d: dict | RunInfo | None) -> RunInfo:

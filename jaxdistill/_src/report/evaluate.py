@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core.keys import as_key
-from jaxdistill._src.core.validate import check_int
+from jaxdistill._src.core.validate import check_int, json_safe
 from jaxdistill._src.data.arrays import as_2d_float, check_squarable, on_device
 from jaxdistill._src.report.baselines import COMPONENTS, EvalContext
 from jaxdistill._src.report.coresets import CORESETS, KINDS
@@ -94,8 +94,9 @@ class EvalReport:
         return d
 
     def to_json(self, **kwargs) -> str:
+        """`to_dict` as strict JSON: a value that is not finite (an R² on constant targets) is ``null``."""
         import json
-        return json.dumps(self.to_dict(), **kwargs)
+        return json.dumps(json_safe(self.to_dict()), allow_nan=False, **kwargs)
 
     def to_pandas(self):
         """The rows as a ``pandas.DataFrame`` indexed by ``id`` (needs pandas)."""
