@@ -185,3 +185,19 @@ def test_every_json_the_library_writes_is_strict(tmp_path, capsys, monkeypatch):
     assert strict(json.dumps(info.meta.to_dict()))["score"] is None
     info.to_csv(tmp_path / "s.csv")
     strict((tmp_path / "s.csv.json").read_text())
+
+
+def test_callbacks_given_as_a_generator_run_and_a_non_bool_answer_is_refused(tmp_path):
+    X = np.random.default_rng(0).normal(size=(80, 3))
+    Y = X @ np.ones((3, 1))
+    logs = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    jd.Distiller(m=5, steps=40, eval_every=20).fit(X, Y, callbacks=(jd.MetricsLogger(p) for p in logs))
+    assert all(p.read_text().count("\n") >= 3 for p in logs)            # both ran: the generator was not consumed
+
+    class Stringly(jd.Callback):
+        def on_evaluation(self, run):
+            return "False"
+    with pytest.raises(ValueError, match="returned 'False'.*must return True"):
+        jd.distill(X, Y, m=5, steps=40, eval_every=20, progress=False, callbacks=[Stringly()])
+    with pytest.raises(ValueError, match="callbacks=\\[...\\]"):
+        jd.distill(X, Y, m=5, steps=40, progress=False, callbacks=jd.MetricsLogger(tmp_path / "c.csv"))

@@ -12,7 +12,7 @@ import optax
 from jaxdistill._src.components.models import InnerModel
 from jaxdistill._src.distiller import Distiller
 from jaxdistill._src.inner.base import InnerSolver
-from jaxdistill._src.outer.callbacks import Callback, CheckpointCallback, default_callbacks
+from jaxdistill._src.outer.callbacks import Callback, CheckpointCallback, callback_list, default_callbacks
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.problem.objectives import Objective
 from jaxdistill._src.result import DistillOutput
@@ -99,7 +99,7 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       J. Mahowald, R. Srinivasan, A. Wang. *Toward Dataset Distillation for Regression Problems*. The
         University of Texas at Austin, preprint. Algorithm 1 (appendix A.3), eqs. (3) and (7), Def. 2.5.
     """
-    callbacks = list(callbacks)
+    callbacks = callback_list(callbacks)
     if checkpoint is not None:
         callbacks.insert(0, CheckpointCallback(checkpoint, every=checkpoint_every, resume=resume))
     callbacks += default_callbacks(progress)

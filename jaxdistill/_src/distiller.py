@@ -28,7 +28,7 @@ from jaxdistill._src.data.schema import read_pair
 from jaxdistill._src.defaults import default_inner_solver, default_objective, warn_untrained_theta0
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.outer import driver
-from jaxdistill._src.outer.callbacks import Callback, CheckpointCallback, StoppingRule
+from jaxdistill._src.outer.callbacks import Callback, CheckpointCallback, StoppingRule, callback_list
 from jaxdistill._src.outer.records import QualityWarning, RunInfo
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, outer_optimizer
 from jaxdistill._src.problem.config import FALLBACK_LAMBDA_INNER, DistillConfig
@@ -243,9 +243,7 @@ class Distiller:
         Raises:
           ValueError: bad data or settings (before any compute), a checkpoint of another run.
         """
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise ValueError(f"callbacks must be jaxdistill Callback objects (subclass jd.Callback), got {cb!r}.")
+        callbacks = callback_list(callbacks)
         seed = seed_of(key)
         with CompileLog() as compiled:           # every program this call compiles, the key's included
             try:

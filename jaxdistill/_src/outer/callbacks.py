@@ -357,6 +357,22 @@ class TensorBoardLogger(Callback):
             self._writer = None
 
 
+def callback_list(callbacks) -> list[Callback]:
+    """``callbacks`` as a list, checked: a generator is read once, here (not consumed by a check and then found
+    empty); a single Callback, or anything that is not one, is refused with what to pass instead."""
+    if isinstance(callbacks, Callback):
+        raise ValueError(f"callbacks must be a list of Callback objects; got one ({callbacks!r}): pass "
+                         "callbacks=[...].")
+    try:
+        callbacks = list(callbacks)
+    except TypeError:
+        raise ValueError(f"callbacks must be a list of Callback objects, got {callbacks!r}.") from None
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise ValueError(f"callbacks must be jaxdistill Callback objects (subclass jd.Callback), got {cb!r}.")
+    return callbacks
+
+
 def default_callbacks(progress: bool | None) -> list[Callback]:
     """The progress display where it is wanted (default: when stderr is a terminal)."""
     show = sys.stderr.isatty() if progress is None else bool(progress)

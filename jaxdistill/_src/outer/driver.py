@@ -305,5 +305,10 @@ def _evaluation(setup: _Setup, progress: _Progress, view: RunView, stopping: Sto
     stopping.on_evaluation(view)
     stop = False
     for cb in callbacks:
-        stop = bool(cb.on_evaluation(view)) or stop
+        asked = cb.on_evaluation(view)
+        if asked is not None and not isinstance(asked, (bool, np.bool_)):
+            raise ValueError(f"{type(cb).__name__}.on_evaluation returned {asked!r} ({type(asked).__name__}); it must "
+                             "return True (end the run), False or None (go on). A string such as 'False' is not "
+                             "taken as a boolean.")
+        stop = bool(asked) or stop
     return stop
