@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import load_diabetes
 
 import jaxdistill as jd
-from jaxdistill import coresets
+from jaxdistill import coresets, datasets
 
 FAST = dict(steps=300, eval_every=50, progress=False)
 
@@ -243,3 +243,41 @@ def test_evaluate_takes_a_typed_key_as_the_same_draws_as_its_raw_key(diabetes):
     assert typed.ids == raw.ids
     for a, b in zip(typed.rows, raw.rows, strict=True):
         assert a == b, a["id"]
+
+
+def test_coresets_and_ridge_choice_at_their_edges():
+    """#43: 1-D targets stay 1-D, m > n and NaN rows are refused (were repeated rows, a NaN row chosen first), n = 0
+    is refused (gave a choice), Y_train without X_train is refused (the baselines were dropped silently)."""
+    from jaxdistill import coresets
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    C, T = coresets.kmeans_centroids(X, y, 5, np.random.default_rng(1))
+    assert C.shape == (5, 3) and T.shape == (5,)
+    C2, T2 = coresets.kmeans_centroids(X, y[:, None], 5, np.random.default_rng(1))
+    np.testing.assert_array_equal(T2[:, 0], T)
+    with pytest.raises(ValueError, match="from 1 to 5"):
+        coresets.kcenter_rows(X[:5], 8, rng)
+    bad = X.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match=r"rows \[3\] hold NaN"):
+        coresets.kcenter_rows(bad, 3, rng)
+    with pytest.raises(ValueError, match="n >= 1"):
+        jd.choose_ridge(np.eye(3), np.ones((3, 1)), 1.0, 0)
+    out = jd.distill_moments(X, y, m=6)
+    with pytest.raises(ValueError, match="Y_train was given without X_train"):
+        jd.evaluate(out, X[:10], y[:10], Y_train=y)
+
+
+def test_replace_keeps_a_result_savable_or_refuses(tmp_path):
+    """#43: out.replace(lambda_inner=...) then save() wrote a file load() refused as 'edited by hand'."""
+    X, Y = datasets.load("diabetes")
+    out = jd.distill(X, Y, m=5, steps=50, progress=False)
+    changed = out.replace(lambda_inner=0.5)
+    changed.save(tmp_path / "a.npz")
+    back = jd.load(tmp_path / "a.npz")
+    assert back.lambda_inner == 0.5 and back.meta.lambda_choice == {"method": "given", "lambda": 0.5}
+    np.testing.assert_array_equal(back.predict(X[:3]), changed.predict(X[:3]))
+    with pytest.raises(ValueError, match="replace.*inconsistent"):
+        out.replace(inner_lr=None)                       # a T-step procedure without η̃
+    with pytest.raises(ValueError, match="stability bound"):
+        out.replace(x=out.x * 10)                        # η̃ beyond Lemma 2.4's bound for the new set

@@ -323,7 +323,23 @@ class DistillOutput:
         return cls(**result_files.read(path, model=model, inner_solver=inner_solver))
 
     def replace(self, **changes) -> DistillOutput:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``, its records kept consistent so that ``save`` writes a file ``load`` accepts: a new
+        ``lambda_inner`` becomes the given λ of ``meta.lambda_choice`` and of ``config``, a new ``T`` the config's T.
+        A change the records cannot follow is refused here (``ValueError``), not when the file is loaded."""
+        if "lambda_inner" in changes and "meta" not in changes:
+            lam = float(changes["lambda_inner"])
+            changes["meta"] = self.meta.replace(lambda_choice={"method": "given", "lambda": lam})
+        config = changes.get("config", self.config)
+        if config is not None and "config" not in changes:
+            sync = {k: changes[k] for k in ("lambda_inner", "T") if k in changes}
+            if sync:
+                changes["config"] = config.replace(**sync)
+        new = dataclasses.replace(self, **changes)
+        problems = result_files.procedure_problems(new)
+        if problems:
+            raise ValueError(f"replace({', '.join(sorted(changes))}) would make the result inconsistent "
+                             f"({'; '.join(problems)}); change the related fields together.")
+        return new
 
     def summary(self) -> str:
         h, info = self.history, self.meta

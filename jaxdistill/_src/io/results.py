@@ -72,6 +72,21 @@ def _component(meta, files, name, given, path):
     return rebuilt
 
 
+def procedure_problems(out) -> list[str]:
+    """What `read` would refuse in ``out``'s training procedure, checked before a file is written."""
+    problems = []
+    meta = {"T": out.T, "lambda_inner": out.lambda_inner, "seed": out.seed, "inner_lr": out.inner_lr,
+            "meta": RunInfo.from_dict(out.meta).to_dict()}
+    _check_procedure(meta, out.config, problems)
+    if not problems and Status.of(out.status) != "unstable" and np.all(np.isfinite(np.asarray(out.x))):
+        try:
+            _check_stable("the result", out.model, out.inner_solver, np.asarray(out.x), out.inner_lr,
+                          out.lambda_inner)
+        except ValueError:
+            problems.append("its inner_lr is at or above the stability bound of Lemma 2.4 for its distilled set")
+    return problems
+
+
 def _check_procedure(meta, config, problems) -> None:
     """Types and ranges of the training procedure's values, and their agreement with the saved settings."""
     T, lam, seed = meta.get("T"), meta.get("lambda_inner"), meta.get("seed")

@@ -109,6 +109,8 @@ def choose_ridge(G: np.ndarray, C: np.ndarray, s: float, n: int, centred: bool =
       G. H. Golub, M. Heath, G. Wahba. *Generalized Cross-Validation as a Method for Choosing a Good Ridge
         Parameter*. Technometrics 21(2), 1979.
     """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"choose_ridge needs the number of training rows n >= 1, got {n!r}.")
     grid = gcv_grid(G)
     scores, df = gcv_scores(G, C, s, n, grid, centred)
     if not np.any(np.isfinite(scores)):

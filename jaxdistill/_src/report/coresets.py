@@ -102,6 +102,12 @@ def _rows(X):
     return X if isinstance(X, StandardRows) else np.asarray(X, np.float64)
 
 
+def _check_m(m: int, n: int) -> None:
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m <= n:
+        raise ValueError(f"A coreset of m = {m!r} points from {n} rows: m must be an integer from 1 to {n} (the "
+                         "chosen rows are distinct).")
+
+
 def _sq_norms(X) -> np.ndarray:
     """The rows' squared norms, over row blocks (the same values as ``(X ** 2).sum(1)``)."""
     return np.concatenate([(Xb ** 2).sum(1) for Xb in row_blocks(X, block=BLOCK)])
@@ -155,12 +161,16 @@ def kmeans_centroids(X, Y, m: int, rng: np.random.Generator, iters: int = KMEANS
     iteration costs O(n·m·d): 200,000 rows took ~6 s per draw on 2 cores); every row is then assigned to its
     nearest centroid for the cluster means of Y (the training mean for a cluster left empty)."""
     X, Y = _rows(X), np.asarray(Y, np.float64)
+    one_d = Y.ndim == 1                              # targets come back in the shape given: (m,) for (n,)
+    Y = Y.reshape(Y.shape[0], -1)
     n = X.shape[0]
+    _check_m(m, n)
     fit = np.sort(rng.choice(n, KMEANS_MAX_ROWS, replace=False)) if n > KMEANS_MAX_ROWS else slice(None)
     C = _lloyd(np.asarray(X[fit], np.float64), m, rng, iters)
     assign = _nearest(X, C)
     counts = np.bincount(assign, minlength=m)
-    return C, np.where((counts > 0)[:, None], _cluster_means(Y, assign, m), Y.mean(0))
+    T = np.where((counts > 0)[:, None], _cluster_means(Y, assign, m), Y.mean(0))
+    return C, T[:, 0] if one_d else T
 
 
 def kcenter_rows(X, m: int, rng: np.random.Generator) -> np.ndarray:
@@ -175,7 +185,11 @@ def kcenter_rows_many(X, m: int, rngs) -> list[np.ndarray]:
     m times per draw."""
     X = _rows(X)
     n = X.shape[0]
+    _check_m(m, n)
     xx = _sq_norms(X)
+    if not np.all(np.isfinite(xx)):               # a NaN row would be "farthest" from every row and chosen first
+        bad = np.flatnonzero(~np.isfinite(xx))
+        raise ValueError(f"kcenter_rows: rows {bad[:10].tolist()} hold NaN or inf; drop them first.")
     idx = [[int(rng.integers(n))] for rng in rngs]
     d2 = _sq_dists_each(X, [np.asarray(X[i], np.float64) for i in idx], xx)
     for _ in range(1, m):

@@ -179,6 +179,8 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     n_coreset_draws = check_int("n_coreset_draws (seeds per coreset)", n_coreset_draws, 1)
     n_learner_draws = check_int("n_learner_draws (draws each learner is trained on)", n_learner_draws, 1)
     learners = as_learners(learners)
+    if X_train is None and Y_train is not None:
+        raise ValueError("Y_train was given without X_train; pass both (or neither) for the baselines.")
     if learners and X_train is None:
         raise ValueError("learners= compares each learner on the distilled set with the same learner on baselines "
                          "and on all training rows: pass X_train and Y_train too.")
