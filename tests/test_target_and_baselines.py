@@ -281,3 +281,26 @@ def test_replace_keeps_a_result_savable_or_refuses(tmp_path):
         out.replace(inner_lr=None)                       # a T-step procedure without η̃
     with pytest.raises(ValueError, match="stability bound"):
         out.replace(x=out.x * 10)                        # η̃ beyond Lemma 2.4's bound for the new set
+
+
+def test_a_constant_column_carries_no_weight_and_a_near_constant_one_is_said(rng):
+    """#43: with random initialisation (and a feature map mixing the columns) the distilled copy of a constant
+    column moved, so changing that column in new data moved the predictions; now it stays at its training value
+    and new values in it are ignored. A near-constant column (5 + 1e-9·N(0, 1)) cannot be told from a real column
+    with a large offset, so a prediction that lies 10⁷ of its standard deviations out is warned about instead."""
+    import jax
+    X, Y = datasets.load("diabetes")
+    X = np.column_stack([X, np.full(len(X), 3.0)])
+    for kw in (dict(init="random"),
+               dict(init="random", model=jd.LinearModel(jd.RandomFourierFeatures(jax.random.PRNGKey(0), 11, 30)))):
+        out = jd.distill(X, Y, m=8, key=0, steps=60, eval_every=30, progress=False, **kw)
+        assert np.all(out.x[:, -1] == 0.0) and np.all(out.X[:, -1] == 3.0)
+        moved = X[:5].copy()
+        moved[:, -1] *= 1.5
+        np.testing.assert_array_equal(out.predict(moved), out.predict(X[:5]))
+    near = np.column_stack([X[:, :10], 5.0 + 1e-9 * rng.normal(size=len(X))])
+    out = jd.distill(near, Y, m=8, key=0, steps=60, eval_every=30, progress=False)
+    probe = near[:3].copy()
+    probe[:, -1] *= 1.01
+    with pytest.warns(UserWarning, match=r"far outside the training rows in column\(s\) 'x10'"):
+        out.predict(probe)

@@ -203,7 +203,11 @@ class Distiller:
                                  "linear model) with θ₀ = 0 or with the exact expectation over θ₀ "
                                  "(ExactLinearGD(expectation=True)). Use 'adam' for sampled objectives.")
         lam, objective, lambda_choice = _choose_lambda(config, model, objective, data)
-        problem = Problem(model, lam, config.lambda_outer, objective)
+        keep = None
+        if len(data.constant_x):
+            keep = np.ones(data.d)
+            keep[np.asarray(data.constant_x, int)] = 0.0
+        problem = Problem(model, lam, config.lambda_outer, objective, x_keep=keep)
         return solver, problem, lambda_choice
 
     def _identity(self, key, data, problem, solver) -> dict:

@@ -31,6 +31,8 @@ from jaxdistill._src.outer.records import History, ProcedureBoundWarning, RunInf
 from jaxdistill._src.problem.config import DistillConfig
 from jaxdistill._src.version import __version__
 
+#: new inputs more than this many training standard deviations from the training mean make ``predict`` warn
+FAR_OUT_SDS = 1e3
 #: the column of an export that holds each row's sample weight
 WEIGHT_COLUMN = "sample_weight"
 #: what a moment-exact set reproduces (its ``valid_for``)
@@ -249,6 +251,27 @@ class DistillOutput:
             return self.inner_solver.describe(self.T, self.inner_lr)
         return f"{self.inner_solver.describe(self.T, self.inner_lr)}, {self.model.init_description}"
 
+    def standardize_inputs(self, X) -> np.ndarray:
+        """Inputs (n, d) in original units as the model sees them: standardised, and 0 in the columns that were
+        constant over the training rows whatever value they hold now (such a column carries no information the set
+        could have learned from: the model ignores it, as the docs promise)."""
+        X_std = self.standardizer.x(X)
+        if self.schema is not None and self.schema.constant:
+            X_std[:, list(self.schema.constant)] = 0.0
+        return X_std
+
+    def _warn_far_out(self, X_std) -> None:
+        """Say which columns of new inputs lie more than `FAR_OUT_SDS` training standard deviations out: there the
+        model extrapolates (a column that barely varied in training — 5 + 1e-9·N(0, 1) — turns a 1 % change into
+        5·10⁷ standard deviations, and the predictions with it)."""
+        far = np.max(np.abs(X_std), axis=0) > FAR_OUT_SDS if X_std.size else np.zeros(0, bool)
+        if np.any(far):
+            names, _ = self.column_names()
+            cols = [f"{names[j]!r} ({np.max(np.abs(X_std[:, j])):.3g} sd)" for j in np.flatnonzero(far)][:10]
+            warnings.warn(f"X_new lies far outside the training rows in column(s) {', '.join(cols)}: the predictions "
+                          "there are extrapolation. A column that barely varied in training makes small changes look "
+                          "huge; drop it, or check the units of X_new.", UserWarning, stacklevel=3)
+
     def _features(self, X_std):
         return self.model.featurize(on_device(X_std, jnp.result_type(float)))
 
@@ -293,9 +316,10 @@ class DistillOutput:
         X_new = as_2d_float("X_new", values, allow_1d=False)
         if X_new.shape[1] != self.x.shape[1]:
             raise ValueError(f"X_new has {X_new.shape[1]} columns; the distilled set has {self.x.shape[1]}.")
-        X_std = self.standardizer.x(X_new)
+        X_std = self.standardize_inputs(X_new)
         check_squarable((("X_new", X_std),), jnp.result_type(float), "new", "its predictions would be inf or NaN",
                         "drop it from X_new")
+        self._warn_far_out(X_std)
         Fs = self._features(X_std)
         pred = self.standardizer.y_inverse(self.predict_standardized(Fs, limit=limit, n_inits=n_inits, key=key))
         if not np.all(np.isfinite(pred)):

@@ -122,6 +122,8 @@ def initial_params(solver: BilevelSolver, problem: Problem, data: TrainData, key
     else:
         kx, ky = jax.random.split(key)
         x0 = cfg.init_std * jax.random.normal(kx, (cfg.m, data.d), data.dtype)
+        if problem.x_keep is not None:          # constant columns start (and stay) at their training value, 0
+            x0 = x0 * problem.x_keep.astype(x0.dtype)
         y0 = cfg.init_std * jax.random.normal(ky, (cfg.m, data.d_out), data.dtype)
     eta0 = cfg.inner_lr if cfg.inner_lr is not None else -1.0   # not NaN: processes compare what they place
     put = partial(sharding.put_replicated, mesh=mesh)

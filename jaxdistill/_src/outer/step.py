@@ -338,6 +338,8 @@ class BilevelSolver(Component):
             lr = self.learning_rates
             updates = DistillParams(*(u * lr[i].astype(u.dtype) for i, u in enumerate(updates)))
         new = optax.apply_updates(p, updates)
+        if problem.x_keep is not None:          # columns constant over the training rows stay at their value, 0
+            new = new._replace(x=new.x * problem.x_keep.astype(new.x.dtype))
         # carried in the state: next step's ratio reuses it
         new_bound, new_vec = self.bound_state(problem, new.x, new.y, state.bound_vec, s)
         new = new._replace(eta=self._project_eta(problem, new.eta, state.eta_min, new_bound))
