@@ -27,7 +27,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from jaxdistill._src.api import distill
-from jaxdistill._src.data.schema import check_aligned
+from jaxdistill._src.data.schema import check_aligned as _check_aligned
 
 __all__ = ["DistillRegressor"]
 
@@ -96,7 +96,7 @@ class DistillRegressor(RegressorMixin, BaseEstimator):
         """Distil (X, y) into ``m`` points. Returns self (raises if the run failed; see the class docs)."""
         if isinstance(self.m, bool) or not isinstance(self.m, numbers.Integral) or self.m < 1:
             raise ValueError(f"m must be a positive integer (the number of distilled points), got {self.m!r}.")
-        check_aligned(getattr(X, "index", None) if hasattr(X, "columns") else None,
+        _check_aligned(getattr(X, "index", None) if hasattr(X, "columns") else None,
                       getattr(y, "index", None) if hasattr(y, "iloc") else None)
         y_names = getattr(y, "columns", None)
         y_names = [getattr(y, "name", None)] if y_names is None else list(y_names)

@@ -251,15 +251,6 @@ class DistillOutput:
             return self.inner_solver.describe(self.T, self.inner_lr)
         return f"{self.inner_solver.describe(self.T, self.inner_lr)}, {self.model.init_description}"
 
-    def standardize_inputs(self, X) -> np.ndarray:
-        """Inputs (n, d) in original units as the model sees them: standardised, and 0 in the columns that were
-        constant over the training rows whatever value they hold now (such a column carries no information the set
-        could have learned from: the model ignores it, as the docs promise)."""
-        X_std = self.standardizer.x(X)
-        if self.schema is not None and self.schema.constant:
-            X_std[:, list(self.schema.constant)] = 0.0
-        return X_std
-
     def _warn_far_out(self, X_std) -> None:
         """Say which columns of new inputs lie more than `FAR_OUT_SDS` training standard deviations out: there the
         model extrapolates (a column that barely varied in training — 5 + 1e-9·N(0, 1) — turns a 1 % change into
@@ -316,7 +307,7 @@ class DistillOutput:
         X_new = as_2d_float("X_new", values, allow_1d=False)
         if X_new.shape[1] != self.x.shape[1]:
             raise ValueError(f"X_new has {X_new.shape[1]} columns; the distilled set has {self.x.shape[1]}.")
-        X_std = self.standardize_inputs(X_new)
+        X_std = self.standardizer.x(X_new)
         check_squarable((("X_new", X_std),), jnp.result_type(float), "new", "its predictions would be inf or NaN",
                         "drop it from X_new")
         self._warn_far_out(X_std)

@@ -217,7 +217,7 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
         if a.shape[1] != c:
             raise ValueError(f"{name} has {a.shape[1]} columns; the distilled set has {c}.")
     dt = jnp.result_type(float)
-    Xte_s, Yte_s = out.standardize_inputs(Xte), std.y(Yte)
+    Xte_s, Yte_s = std.x(Xte), std.y(Yte)
     check_squarable((("X_test", Xte_s), ("Y_test", Yte_s)), dt, "test", "its loss and R² would be inf or NaN",
                     "drop it from the test set")
     settings = {"n_inits": n_inits, "n_subsets": n_subsets, "coresets": coresets, "n_coreset_draws": n_coreset_draws,
