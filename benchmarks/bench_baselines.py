@@ -6,7 +6,7 @@ For each data set (80/20 split as in ``bench_quality.py``: time series unshuffle
 (``diabetes25``: 25 training rows of the 10-feature diabetes set, tested on the other 417), each
 m ∈ {5, 10, 20, 50} below the training rows, and each seed (distillation key and baseline draws):
 
-* **distilled, auto λ** — ``distill(X, Y, m=m)``: the defaults, λ_I chosen by GCV and targeted (0.8.0: ``"auto"``);
+* **distilled, auto λ** — ``distill(X, Y, m=m)``: the defaults, λ_I by GCV, targeted (since 0.9.0: ``"auto"``);
 * **distilled, λ = 1e-3** — the same with 0.7's fixed ``lambda_inner=1e-3`` (target: least squares);
 * **ridge-CV, all rows** — ridge with λ by GCV on all training rows (``evaluate``'s ``full_cv`` row);
 * **random subset / leverage / k-means / k-center** — m points each, trained by the distilled set's own

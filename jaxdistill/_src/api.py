@@ -58,7 +58,8 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
       progress: show progress (default: when stderr is a terminal).
       raise_on_failure: raise if the run fails instead of returning the result with its status:
         ``FloatingPointError`` for ``nonfinite``, ``RuntimeError`` for ``diverged``, ``no_progress``
-        and ``unstable`` (statuses: ``jaxdistill.STATUSES``; ``converged`` and ``budget`` succeed).
+        and ``unstable`` (the statuses are [`jaxdistill.Status`][jaxdistill.Status]; ``converged``, ``budget``,
+        ``exact`` and ``stopped`` succeed).
       checkpoint: path of a checkpoint file, written atomically every ``checkpoint_every`` steps
         (default: every ``eval_every``) and at the end. If it exists and ``resume`` is true, the run
         continues from it and ends exactly as the uninterrupted run would. A checkpoint that cannot

@@ -183,8 +183,9 @@ class RunInfo:
       returned_step: the step whose state is returned (the best monitored one with ``restore_best``).
       monitor: what the stopping rule watched; best_monitored_loss: its best value.
       init_rows: rows of the caller's X that started X̃ (``init="real"``), or None.
-      compilations: programs compiled by this call (``{"count": ..., "seconds": ...}``, from
-        ``jax.monitoring`` compile events).
+      compilations: programs compiled by this call, from ``jax.monitoring`` events: ``{"programs": …,
+        "backend_compiles": …, "seconds": …}`` (new programs lowered; those XLA compiled, not found in the persistent
+        cache; seconds of tracing, lowering and compiling).
       jaxdistill_version, jax_version, backend, devices: where it ran; saved_with: version that saved the file.
       checkpoint_error: why a checkpoint could not be written (the run went on), if that happened.
       lambda_choice: how λ_I was set: ``{"method": "given" | "gcv" | "fallback", "lambda": …}`` (GCV adds ``df``,
