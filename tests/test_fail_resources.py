@@ -1,7 +1,11 @@
 """Issue #25, resources: a run that does not fit in memory names what sets its size."""
 
 
+import json
+import os
+
 import jax
+import numpy as np
 import pytest
 
 import jaxdistill as jd
@@ -27,3 +31,59 @@ def test_a_run_that_does_not_fit_names_what_sets_its_size(monkeypatch, error):
         jax.errors.JaxRuntimeError("INTERNAL: something else")))
     with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):       # other runtime errors pass through
         jd.distill(X, Y, m=5, steps=5, validation_fraction=0.0, progress=False)
+
+
+def test_logging_and_progress_never_take_a_run_with_them(tmp_path):
+    """#43: a full disk under a MetricsLogger (a real one: the file-size limit of the process), or a progress stream
+    that is closed mid-run, used to end the run; now each warns once and the run finishes."""
+    import subprocess
+    import sys
+    import textwrap
+    code = textwrap.dedent("""
+        import resource, signal, warnings
+        import numpy as np
+        import jaxdistill as jd
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # writes past the limit fail with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150, 150))   # a disk that fills after 150 bytes
+        X = np.random.default_rng(0).normal(size=(80, 3))
+        Y = X @ np.ones((3, 1)) + np.random.default_rng(1).normal(size=(80, 1))
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            out = jd.distill(X, Y, m=5, steps=200, eval_every=10, progress=False,
+                             callbacks=[jd.MetricsLogger("metrics.csv")])
+        print(out.ok, out.meta.steps_run, sum("MetricsLogger failed" in str(w.message) for w in seen))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "JAXDISTILL_CACHE"}
+    got = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert got.returncode == 0, got.stderr[-2000:]
+    ok, steps, warned = got.stdout.split()
+    assert ok == "True" and int(steps) > 10 and warned == "1"
+    assert (tmp_path / "metrics.csv").stat().st_size <= 150
+
+    import io
+    stream = io.StringIO()
+    X = np.random.default_rng(0).normal(size=(80, 3))
+    Y = X @ np.ones((3, 1)) + np.random.default_rng(1).normal(size=(80, 1))
+
+    class CloseAt(jd.Callback):
+        def on_evaluation(self, run):
+            if run.step >= 20:
+                stream.close()                                   # the terminal went away
+    with pytest.warns(RuntimeWarning, match="ProgressCallback failed"):
+        out = jd.distill(X, Y, m=5, steps=60, eval_every=10, progress=False,
+                         callbacks=[CloseAt(), jd.ProgressCallback(stream, log_every=0.0)])
+    assert out.ok and out.meta.steps_run == 60
+
+
+def test_a_torn_jsonl_log_does_not_block_resume(tmp_path):
+    X = np.random.default_rng(0).normal(size=(80, 3))
+    Y = X @ np.ones((3, 1)) + np.random.default_rng(1).normal(size=(80, 1))
+    log, ckpt = tmp_path / "m.jsonl", tmp_path / "run.ckpt"
+    kw = dict(m=5, eval_every=10, progress=False, checkpoint=ckpt)
+    jd.distill(X, Y, steps=30, callbacks=[jd.MetricsLogger(log)], **kw)
+    with open(log, "a") as f:
+        f.write('{"step": 40, "lo')                             # killed while writing a line
+    out = jd.distill(X, Y, steps=60, callbacks=[jd.MetricsLogger(log)], **kw)
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert out.meta.steps_run == 60 and steps == sorted(set(steps)) and steps[-1] == 60

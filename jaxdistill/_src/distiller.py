@@ -28,7 +28,7 @@ from jaxdistill._src.data.schema import read_pair
 from jaxdistill._src.defaults import default_inner_solver, default_objective, warn_untrained_theta0
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.outer import driver
-from jaxdistill._src.outer.callbacks import Callback, CheckpointCallback, StoppingRule, callback_list
+from jaxdistill._src.outer.callbacks import Callback, CheckpointCallback, StoppingRule, call_hook, callback_list
 from jaxdistill._src.outer.records import QualityWarning, RunInfo
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, outer_optimizer
 from jaxdistill._src.problem.config import FALLBACK_LAMBDA_INNER, DistillConfig
@@ -331,7 +331,7 @@ class Distiller:
                 warnings.warn(QualityWarning(quality["warning"]), stacklevel=4)
         view.result = out
         for cb in sorted(callbacks, key=lambda c: not c.restores):
-            cb.on_end(view)
+            call_hook(cb, "on_end", view)
         if not status.ok and raise_on_failure:
             err = FloatingPointError if status == "nonfinite" else RuntimeError
             raise err(f"Distillation ended with status {status.value!r} after {int(state.step)} steps: "

@@ -94,6 +94,9 @@ class Callback:
 
     #: callbacks that may restore a saved state (checkpoints) start before the others
     restores: bool = False
+    #: a side channel (logging, progress): if one of its hooks fails, it warns once and is switched off, and the run
+    #: goes on without it (`call_hook`); a callback that is not one (a stopping rule of yours) fails the run
+    side_channel: bool = False
 
     def on_start(self, run: RunView) -> None:
         """Before the first step (or after a resume)."""
@@ -193,7 +196,10 @@ class StoppingRule(Callback):
 class ProgressCallback(Callback):
     """Progress on ``stream`` (default stderr): on a terminal one line rewritten in place; elsewhere a log line
     every ``log_every`` seconds and a closing line with the status. Shows the step, the outer data loss, the
-    held-out loss, η̃, elapsed time, the rate and the time left."""
+    held-out loss, η̃, elapsed time, the rate and the time left. A stream that fails (closed, a broken pipe) is
+    reported once; the run goes on."""
+
+    side_channel = True
 
     def __init__(self, stream=None, log_every: float = 10.0):
         self.stream, self.log_every, self.bar = stream, log_every, None
@@ -270,7 +276,10 @@ class MetricsLogger(Callback):
     """One row per evaluation in a CSV (``.csv``) or JSON-lines (``.jsonl``) file: step, outer data loss, η̃,
     the monitored loss and its best value, the held-out loss (empty / null when none) and the elapsed seconds.
     Written and flushed at each evaluation, so the file can be followed while the run goes on. On a resumed
-    run, rows after the resume step are dropped and the file continues."""
+    run, rows after the resume step are dropped and the file continues (a torn last line, from a run killed while
+    writing it, is dropped too). A file that cannot be written (a full disk) is reported once; the run goes on."""
+
+    side_channel = True
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
@@ -285,9 +294,15 @@ class MetricsLogger(Callback):
             return []
         with open(self.path, encoding="utf-8") as f:
             lines = f.read().splitlines()
-        if self.kind == ".csv":
-            return [ln for ln in lines[1:] if ln and int(float(ln.split(",")[0])) < before]
-        return [ln for ln in lines if ln and int(json.loads(ln)["step"]) < before]
+        kept = []
+        for ln in lines[1:] if self.kind == ".csv" else lines:
+            try:
+                step = int(float(ln.split(",")[0])) if self.kind == ".csv" else int(json.loads(ln)["step"])
+            except (ValueError, KeyError, TypeError, IndexError):   # a torn or foreign line: not a row of this run
+                continue
+            if step < before:
+                kept.append(ln)
+        return kept
 
     def _write(self, row: dict) -> None:
         if self.kind == ".csv":
@@ -333,7 +348,9 @@ def _json_number(v: Any):
 class TensorBoardLogger(Callback):
     """The evaluation metrics as TensorBoard scalars under ``logdir`` (``distill/loss``, ``distill/eta``,
     ``distill/monitored``, ``distill/val_loss``). Needs the optional extra: ``pip install "jaxdistill[tensorboard]"``
-    (``tensorboardX``)."""
+    (``tensorboardX``). A writer that fails is reported once; the run goes on."""
+
+    side_channel = True
 
     def __init__(self, logdir: str | os.PathLike):
         try:
@@ -355,6 +372,23 @@ class TensorBoardLogger(Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def call_hook(cb: Callback, hook: str, run: RunView):
+    """``cb.<hook>(run)``. A side channel (``cb.side_channel``: logging, progress) that fails warns once and is switched
+    off for the rest of the run: logging and progress never take a run with them. Any other callback's failure is
+    raised."""
+    if getattr(cb, "_switched_off", False):
+        return None
+    try:
+        return getattr(cb, hook)(run)
+    except Exception as exc:  # noqa: BLE001 - a side channel's failure of any kind is reported, not fatal
+        if not cb.side_channel:
+            raise
+        cb._switched_off = True
+        warnings.warn(f"{type(cb).__name__} failed in {hook} ({type(exc).__name__}: {exc}); the run goes on without "
+                      "it (its output stops here).", RuntimeWarning, stacklevel=2)
+        return None
 
 
 def callback_list(callbacks) -> list[Callback]:

@@ -31,7 +31,7 @@ import numpy as np
 from jaxdistill._src.core import keys, sharding
 from jaxdistill._src.core.jit import jit
 from jaxdistill._src.data.arrays import TrainData, on_device, standardize_on_device
-from jaxdistill._src.outer.callbacks import RunView, StoppingRule
+from jaxdistill._src.outer.callbacks import RunView, StoppingRule, call_hook
 from jaxdistill._src.outer.records import EVAL_FIELDS, History, Status
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, DistillState, StepMetrics
 from jaxdistill._src.problem.problem import Problem
@@ -236,7 +236,7 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
     view = RunView(config, progress.state, stopping, progress.history, identity_fn or (lambda: {}))
     ordered = sorted(callbacks, key=lambda c: not c.restores)
     for cb in ordered:
-        cb.on_start(view)
+        call_hook(cb, "on_start", view)
         restored = view.take_restored()
         if restored is not None:              # a checkpoint was resumed: continue its state and history
             progress.resume(sharding.put_replicated(restored[0], mesh=mesh), History.from_dict(restored[1]))
@@ -307,7 +307,7 @@ def _evaluation(setup: _Setup, progress: _Progress, view: RunView, stopping: Sto
     stopping.on_evaluation(view)
     stop = False
     for cb in callbacks:
-        asked = cb.on_evaluation(view)
+        asked = call_hook(cb, "on_evaluation", view)
         if asked is not None and not isinstance(asked, (bool, np.bool_)):
             raise ValueError(f"{type(cb).__name__}.on_evaluation returned {asked!r} ({type(asked).__name__}); it must "
                              "return True (end the run), False or None (go on). A string such as 'False' is not "
