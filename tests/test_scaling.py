@@ -194,8 +194,16 @@ def test_bad_files_are_refused_clearly(tmp_path):
     np.save(tmp_path / "xf.npy", np.asfortranarray(np.zeros((10, 3))))
     with pytest.raises(ValueError, match="same n"):
         jd.NpySource(tmp_path / "x.npy", tmp_path / "y9.npy")
-    with pytest.raises(ValueError, match="Fortran order"):
-        jd.NpySource(tmp_path / "xf.npy", tmp_path / "y.npy")
+    # Fortran order (what np.save(frame.to_numpy()) writes) is read, a block at a time, to the same statistics (#42)
+    rng = np.random.default_rng(0)
+    Xc, yc = rng.normal(size=(1000, 4)), rng.normal(size=(1000, 1))
+    np.save(tmp_path / "xc.npy", Xc)
+    np.save(tmp_path / "xF.npy", np.asfortranarray(Xc))
+    np.save(tmp_path / "yc.npy", yc)
+    a = jd.sufficient_statistics(jd.NpySource(tmp_path / "xc.npy", tmp_path / "yc.npy"), block_rows=300)
+    b = jd.sufficient_statistics(jd.NpySource(tmp_path / "xF.npy", tmp_path / "yc.npy"), block_rows=300)
+    np.testing.assert_array_equal(a.FtF, b.FtF)
+    np.testing.assert_array_equal(jd.NpySource(tmp_path / "xF.npy", tmp_path / "yc.npy").take([5, 2])[0], Xc[[5, 2]])
     with pytest.raises(ValueError, match="No such file"):
         jd.NpySource(tmp_path / "nope.npy", tmp_path / "y.npy")
     raw = (tmp_path / "x.npy").read_bytes()

@@ -131,16 +131,20 @@ class ArraySource(RowSource):
 
 
 class NpySource(RowSource):
-    """Inputs and targets in two ``.npy`` files (C order, float or integer), never loaded whole.
+    """Inputs and targets in two ``.npy`` files (float or integer), never loaded whole.
 
     A pass reads each file block by block into reused buffers (plain reads: the resident memory is one
-    block, not the page cache a memory map would pin); ``take`` reads chosen rows through a memory map.
+    block, not the page cache a memory map would pin); ``take`` reads chosen rows through a memory map. A file in
+    Fortran (column) order — what ``np.save(frame.to_numpy())`` writes for a DataFrame — is read through a memory
+    map too, a block of rows at a time (each block gathers from every column's stretch of the file: slower than C
+    order; ``np.save(path, np.ascontiguousarray(a))`` writes C order).
     """
 
     def __init__(self, x_path: str | os.PathLike, y_path: str | os.PathLike):
         self.x_path, self.y_path = os.fspath(x_path), os.fspath(y_path)
-        xs, xd, self._x_off = _npy_header(self.x_path)
-        ys, yd, self._y_off = _npy_header(self.y_path)
+        xs, xd, self._x_off, x_fortran = _npy_header(self.x_path)
+        ys, yd, self._y_off, y_fortran = _npy_header(self.y_path)
+        self._fortran = x_fortran or y_fortran
         if len(xs) != 2 or len(ys) not in (1, 2) or xs[0] != ys[0]:
             raise ValueError(f"{self.x_path} holds shape {xs} and {self.y_path} shape {ys}: need X (n, d) and Y (n,) "
                              "or (n, d_out) with the same n.")
@@ -151,6 +155,19 @@ class NpySource(RowSource):
         return self._range_blocks(0, self.n_rows, block_rows)
 
     def _range_blocks(self, lo, hi, block_rows):
+        if self._fortran:
+            return self._mapped_blocks(lo, hi, block_rows)
+        return self._read_blocks(lo, hi, block_rows)
+
+    def _mapped_blocks(self, lo, hi, block_rows):
+        """Blocks of rows lo..hi of a file in Fortran order, copied out of a memory map (C-ordered blocks)."""
+        X = np.load(self.x_path, mmap_mode="r")
+        Y = np.load(self.y_path, mmap_mode="r").reshape(self.n_rows, self.d_out)
+        for i in range(lo, hi, block_rows):
+            j = min(i + block_rows, hi)
+            yield np.ascontiguousarray(X[i:j]), np.ascontiguousarray(Y[i:j])
+
+    def _read_blocks(self, lo, hi, block_rows):
         """Blocks of rows lo..hi. A reader thread fills the next block while the caller works on this one
         (file reads release the GIL): a pass costs about max(I/O, compute), not their sum. Three reused
         buffers; a yielded block is valid until the next one is requested."""
@@ -230,14 +247,12 @@ def _npy_header(path):
         raise ValueError(f"No such file: {path}.") from None
     except ValueError as exc:
         raise ValueError(f"{path} is not a readable .npy file ({exc}).") from None
-    if fortran and len(shape) == 2 and shape[1] > 1:
-        raise ValueError(f"{path} is stored in Fortran order; save it with np.save(path, np.ascontiguousarray(a)).")
     if dtype.hasobject or not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise ValueError(f"{path} holds {dtype}; distillation needs real numbers.")
     need = offset + int(np.prod(shape)) * dtype.itemsize
     if os.path.getsize(path) < need:
         raise ValueError(f"{path} is truncated: {os.path.getsize(path)} bytes, its header promises {need}.")
-    return shape, dtype, offset
+    return shape, dtype, offset, bool(fortran and len(shape) == 2 and shape[1] > 1)
 
 
 def _read_into(f, buf, path):
