@@ -305,3 +305,19 @@ def test_a_constant_column_carries_no_weight_and_a_near_constant_one_is_said(rng
     probe[:, -1] *= 1.01
     with pytest.warns(UserWarning, match=r"far outside the training rows in column\(s\) 'x10'"):
         out.predict(probe)
+
+
+def test_gcv_extends_its_grid_past_an_edge_and_warns_if_still_there():
+    """#43: λ at the bottom edge of the grid was reported only inside a description string."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    Xs = X - X.mean(0)
+    y = Xs @ np.ones(5)                                     # noiseless: the best λ is far below the usual grid
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = jd.choose_ridge(Xs.T @ Xs / 200, (Xs.T @ y)[:, None] / 200, float(y @ y) / 200, 200)
+    assert c.grid.size > 91 and c.lam < c.grid[60] and not c.at_edge
+    noise = rng.normal(size=200)
+    noise -= noise.mean()
+    with pytest.warns(UserWarning, match="at the edge of its grid"):
+        jd.choose_ridge(Xs.T @ Xs / 200, (Xs.T @ noise)[:, None] / 200, float(noise @ noise) / 200, 200)

@@ -112,11 +112,13 @@ def _quality_check(out, data, config, problem, hist, step, key) -> dict | None:
     if Xv.shape[0] < QUALITY_MIN_ROWS:
         result["note"] = f"only {Xv.shape[0]} held-out rows: too few to judge, no warning given"
     elif np.isfinite(distilled) and distilled > subset:
+        advice = ("raise m or steps" if config.lambda_inner == "auto" else
+                  "with a fixed lambda_inner the target may overfit (try lambda_inner='auto'), or raise m or steps")
         result["warning"] = (
             f"The distilled set's held-out loss ({distilled:.4g}, standardised units, {Xv.shape[0]} rows) is worse "
             f"than that of a random subset of {m} training rows trained to its ridge limit (mean {subset:.4g} over "
             f"{QUALITY_SUBSETS} subsets): keeping m real rows would do better. Check the status and the held-out "
-            "curve; with a fixed lambda_inner the target may overfit (try lambda_inner='auto'), or raise m or steps.")
+            f"curve; {advice}.")
     return result
 
 

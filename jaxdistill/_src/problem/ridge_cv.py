@@ -17,12 +17,22 @@ features that vary).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
 #: the λ grid: tr(G)/p × 10^k for k from GRID_DECADES[0] to GRID_DECADES[1], ten values per decade
 GRID_DECADES = (-6.0, 3.0)
 GRID_PER_DECADE = 10
+#: an optimum at an edge of the grid extends it by this many decades at a time, within GRID_LIMITS (decades of
+#: tr(G)/p): below 1e-12 ridge is least squares to float precision, above 1e6 it predicts the mean
+EXTEND_DECADES = 3
+GRID_LIMITS = (-12.0, 6.0)
+
+
+def _decades(k: int) -> np.ndarray:
+    """10^t for t from 0 to k (or k to 0), ``GRID_PER_DECADE`` per decade."""
+    return np.logspace(min(0, k), max(0, k), abs(k) * GRID_PER_DECADE + 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,10 +122,25 @@ def choose_ridge(G: np.ndarray, C: np.ndarray, s: float, n: int, centred: bool =
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"choose_ridge needs the number of training rows n >= 1, got {n!r}.")
     grid = gcv_grid(G)
-    scores, df = gcv_scores(G, C, s, n, grid, centred)
-    if not np.any(np.isfinite(scores)):
-        i = grid.size - 1
-    else:
+    scale = grid[0] / 10.0 ** GRID_DECADES[0]                     # tr(G)/p: the grid is relative to it
+    while True:
+        scores, df = gcv_scores(G, C, s, n, grid, centred)
+        if not np.any(np.isfinite(scores)):
+            i = grid.size - 1
+            break
         best = np.nanmin(scores)
         i = int(np.flatnonzero(scores <= best * (1 + 1e-12))[-1])
-    return RidgeChoice(lam=float(grid[i]), df=float(df[i]), n=int(n), grid=grid, scores=scores)
+        # an optimum at an edge may lie beyond it: extend the grid by EXTEND_DECADES at a time, down to where ridge
+        # is least squares to float precision and up to where it predicts the mean, and choose again
+        if i == 0 and grid[0] > scale * 10.0 ** GRID_LIMITS[0] * (1 + 1e-9):
+            grid = np.concatenate([grid[0] * _decades(-EXTEND_DECADES)[:-1], grid])
+        elif i == grid.size - 1 and grid[-1] < scale * 10.0 ** GRID_LIMITS[1] * (1 - 1e-9):
+            grid = np.concatenate([grid, grid[-1] * _decades(EXTEND_DECADES)[1:]])
+        else:
+            break
+    choice = RidgeChoice(lam=float(grid[i]), df=float(df[i]), n=int(n), grid=grid, scores=scores)
+    if choice.at_edge and np.any(np.isfinite(scores)):
+        warnings.warn(f"Generalised cross-validation chose λ = {choice.lam:.3g} at the edge of its grid (extended to "
+                      f"{grid[0]:.2g}…{grid[-1]:.2g}): the best ridge penalty may lie beyond it. Pass lambda_inner=... "
+                      "to set it.", UserWarning, stacklevel=2)
+    return choice
