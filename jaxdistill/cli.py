@@ -131,6 +131,8 @@ def _save_or_rescue(out, output: str) -> bool:
     name = f"jaxdistill-rescued-{os.getpid()}-" + os.path.basename(output.rstrip("/\\") or "result.npz")
     if not name.endswith(".npz"):
         name += ".npz"
+    if len(name.encode()) > 200:                   # the rescue must not fail the way the output did (too long)
+        name = f"jaxdistill-rescued-{os.getpid()}.npz"
     for folder in (os.getcwd(), tempfile.gettempdir()):
         rescued = os.path.join(folder, name)
         try:

@@ -4,6 +4,7 @@ compute, never a traceback or a hang (new processes under timeouts where a hang 
 
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from failure_helpers import one_line_error, run_cli  # noqa: E402
 
 import jaxdistill as jd
 from jaxdistill import datasets
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -65,3 +68,24 @@ def test_output_paths_are_checked_before_the_computation(tmp_path, cli_here, out
         one_line_error(code, err)
         assert "distilled" not in err      # refused before computing anything
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_exports_and_logs_refuse_links_and_names_too_long_before_anything_is_written(tmp_path):
+    """#43: loggers and to_csv wrote through symbolic links (results and checkpoints refuse them), and a name longer
+    than the file system allows passed the pre-run check, so a finished run's save and rescue both failed."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    out = jd.distill_moments(X, X @ np.ones(3), m=6)
+    target = tmp_path / "elsewhere.csv"
+    target.write_text("keep me\n")
+    (tmp_path / "link.csv").symlink_to(target)
+    with pytest.raises(ValueError, match="symbolic link"):
+        out.to_csv(tmp_path / "link.csv")
+    with pytest.raises(ValueError, match="symbolic link"):
+        jd.MetricsLogger(tmp_path / "link.csv")
+    assert target.read_text() == "keep me\n"
+    long = tmp_path / ("x" * 300 + ".csv")
+    with pytest.raises(ValueError, match="this file system allows 255"):
+        out.to_csv(long)
+    code, err = run_cli(["run", str(ROOT / "configs" / "diabetes.json"), "--out", "r" * 300 + ".npz"], tmp_path)
+    one_line_error(code, err)                          # refused before the run, not after it
+    assert "Choose a shorter name" in err

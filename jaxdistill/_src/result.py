@@ -220,18 +220,23 @@ class DistillOutput:
         ``pandas.read_csv(path)`` or ``jaxdistill.datasets.load_csv(path, target=..., weight="sample_weight")``. A
         procedure-bound set warns ([`ProcedureBoundWarning`][jaxdistill.ProcedureBoundWarning]). Needs no pandas."""
         import csv
+        import io
         import json
+
+        from jaxdistill._src.io.files import atomic_write_bytes, check_writable
+        path = os.fspath(path)
+        for target in (path, sidecar_path(path)):    # a link, a directory, a too-long name: refused before writing
+            check_writable(target)
         self._warn_if_bound("to_csv")
         xn, yn, wn = self._export_columns()
-        path = os.fspath(path)
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(xn + yn + [wn])
-            for row in np.concatenate([self.X, self.Y, self.sample_weight[:, None]], axis=1):
-                w.writerow([repr(float(v)) for v in row])
-        with open(sidecar_path(path), "w", encoding="utf-8") as f:
-            json.dump(json_safe(self.export_info()), f, indent=2, ensure_ascii=False, allow_nan=False)
-            f.write("\n")
+        text = io.StringIO(newline="")
+        w = csv.writer(text)
+        w.writerow(xn + yn + [wn])
+        for row in np.concatenate([self.X, self.Y, self.sample_weight[:, None]], axis=1):
+            w.writerow([repr(float(v)) for v in row])
+        atomic_write_bytes(path, text.getvalue().encode("utf-8"))
+        info = json.dumps(json_safe(self.export_info()), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        atomic_write_bytes(sidecar_path(path), info.encode("utf-8"))
 
     @property
     def max_stability_ratio(self) -> float:

@@ -14,7 +14,21 @@ import zipfile
 import numpy as np
 
 
+def name_max(folder: str) -> int:
+    """The longest file name (bytes) the file system of ``folder`` allows (255 where it does not say)."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
 def _check_target(path: str) -> None:
+    name = os.path.basename(path.rstrip("/\\"))
+    folder = os.path.dirname(os.path.abspath(path))
+    limit = name_max(folder) if os.path.isdir(folder) else 255
+    if len(name.encode()) > limit:
+        raise ValueError(f"The file name {name[:40]!r}… is {len(name.encode())} bytes; this file system allows "
+                         f"{limit}. Choose a shorter name.")
     if os.path.islink(path):
         raise ValueError(f"{path!r} is a symbolic link; refusing to replace it. Save to a regular file path.")
     if os.path.exists(path):

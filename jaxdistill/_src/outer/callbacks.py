@@ -287,6 +287,8 @@ class MetricsLogger(Callback):
         if self.kind not in (".csv", ".jsonl"):
             raise ValueError(f"MetricsLogger writes .csv or .jsonl files; got {self.path!r}. Name the file "
                              "'metrics.csv' or 'metrics.jsonl'.")
+        from jaxdistill._src.io.files import check_writable
+        check_writable(self.path)                # a link, a directory, a name too long: refused before the run
         self._file = None
 
     def _kept_rows(self, before: int) -> list[str]:
