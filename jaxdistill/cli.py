@@ -386,8 +386,7 @@ def _main(argv: list[str] | None = None) -> int:
         except OSError:
             pass  # an unwritable cache folder only costs compile time
     try:
-        if args.command != "datasets":
-            _check_platform()
+        _check_platform()                   # every command: `datasets` starts JAX too (the synthetic set)
         code = args.func(args)
         sys.stdout.flush()              # a closed pipe shows here, inside the handler below, not at exit
         return code
