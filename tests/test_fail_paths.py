@@ -89,3 +89,24 @@ def test_exports_and_logs_refuse_links_and_names_too_long_before_anything_is_wri
     code, err = run_cli(["run", str(ROOT / "configs" / "diabetes.json"), "--out", "r" * 300 + ".npz"], tmp_path)
     one_line_error(code, err)                          # refused before the run, not after it
     assert "Choose a shorter name" in err
+
+
+def test_archives_and_sources_say_what_they_are(tmp_path):
+    """#43: a 3 MB zip bomb was decompressed in full before any check; an .npz with a pickled member was called 'not
+    an .npz archive'; NpySource on a named pipe hung."""
+    import zipfile
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("x.npy", b"\0" * (200 << 20))                  # 200 MB of zeros in a small file
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match="refusing to decompress"):
+        jd.load(bomb)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=r"an \.npz archive but .* object \(pickled\) array"):
+        jd.load(pickled)
+    fifo = tmp_path / "x.npy"
+    os.mkfifo(fifo)
+    np.save(tmp_path / "y.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="not a regular file"):
+        jd.NpySource(fifo, tmp_path / "y.npy")

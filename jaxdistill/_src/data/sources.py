@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import queue
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
@@ -238,6 +239,8 @@ class BlockSource(RowSource):
 
 def _npy_header(path):
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):      # a named pipe would block the read forever
+            raise ValueError(f"{path} is not a regular file (a named pipe, device or socket); give an .npy file.")
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0

@@ -181,14 +181,21 @@ def read_npz(path, what: str, verify: bool = True) -> tuple[dict[str, np.ndarray
     if not stat.S_ISREG(os.stat(path).st_mode):       # a FIFO would block the read forever
         raise ValueError(f"{path!r} is not a regular file (a named pipe, device or socket); a {what} file is read "
                          "whole. Give a regular file.")
+    archive = zipfile.is_zipfile(path)
+    if archive:
+        _check_sizes(path, what)
     try:
         with np.load(path, allow_pickle=False) as z:
             files = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         # numpy takes anything that is neither .npy nor a zip archive for a pickle and says so; jaxdistill
         # never writes or loads pickles, so do not pass on its advice to load the file unsafely
-        msg = "not an .npz archive" if "pickle" in str(exc) else str(exc).rstrip(" .")
-        raise ValueError(f"{path!r} is not a readable {what} file (truncated or corrupt?): {msg}.") from None
+        if not archive:
+            msg = "not an .npz archive" if "pickle" in str(exc) else str(exc).rstrip(" .")
+            raise ValueError(f"{path!r} is not a readable {what} file (truncated or corrupt?): {msg}.") from None
+        why = ("it holds an object (pickled) array, which jaxdistill never writes and never loads"
+               if "pickle" in str(exc) else str(exc).rstrip(" ."))
+        raise ValueError(f"{path!r} is an .npz archive but not a {what} file jaxdistill can read: {why}.") from None
     if "__meta__" not in files:
         raise ValueError(f"{path!r} is an .npz file but not a {what} file written by jaxdistill (no __meta__ entry).")
     try:
@@ -200,6 +207,26 @@ def read_npz(path, what: str, verify: bool = True) -> tuple[dict[str, np.ndarray
     if verify:
         verify_npz(path, files, meta, what)
     return files, meta
+
+
+#: an archive may declare at most this many bytes uncompressed per byte on disk (jaxdistill writes them
+#: uncompressed: about 1) before anything is decompressed
+MAX_EXPANSION = 4
+
+
+def _check_sizes(path: str, what: str) -> None:
+    """Refuse an archive whose members declare far more bytes than the file holds (a zip bomb: 3 MB that would
+    decompress to gigabytes) before any member is read."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            declared = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"{path!r} is not a readable {what} file (truncated or corrupt?): {exc}.") from None
+    on_disk = os.path.getsize(path)
+    if declared > MAX_EXPANSION * on_disk + (1 << 20):
+        raise ValueError(f"{path!r} declares {declared:,} bytes of contents in {on_disk:,} bytes on disk (compressed "
+                         f"{declared / max(on_disk, 1):.0f}×): not a {what} file jaxdistill wrote (it writes them "
+                         "uncompressed); refusing to decompress it.")
 
 
 def verify_npz(path, files: dict, meta: dict, what: str, require_checksum: bool = False) -> None:
