@@ -107,8 +107,11 @@ def _quality_check(out, data, config, problem, hist, step, key) -> dict | None:
         theta = ridge_host(F, Y, lam)
         losses.append(0.5 * np.sum((Xv @ theta - Yv) ** 2) / Xv.shape[0])
     subset = float(np.mean(losses))
+    # how much the check can see: the subsets' spread, and its standard error over QUALITY_SUBSETS draws
     result = {"held_out_rows": int(Xv.shape[0]), "distilled_loss": distilled, "subset_mean_loss": subset,
-              "subsets": QUALITY_SUBSETS, "subset_procedure": f"ridge with λ_I = {lam:.3g} on {m} random training rows"}
+              "subset_loss_std": float(np.std(losses)),
+              "subset_mean_se": float(np.std(losses, ddof=1) / np.sqrt(QUALITY_SUBSETS)), "subsets": QUALITY_SUBSETS,
+              "subset_procedure": f"ridge with λ_I = {lam:.3g} on {m} random training rows"}
     if Xv.shape[0] < QUALITY_MIN_ROWS:
         result["note"] = f"only {Xv.shape[0]} held-out rows: too few to judge, no warning given"
     elif np.isfinite(distilled) and distilled > subset:

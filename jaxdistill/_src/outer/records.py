@@ -191,8 +191,9 @@ class RunInfo:
       lambda_choice: how λ_I was set: ``{"method": "given" | "gcv" | "fallback", "lambda": …}`` (GCV adds ``df``,
         ``n``, ``grid`` and a ``description``; fallback a ``why``).
       quality: the check of the distilled set against same-size baselines on the held-out rows (see
-        [`QualityWarning`][jaxdistill.QualityWarning]): their held-out losses and a ``warning`` if the distilled set
-        lost.
+        [`QualityWarning`][jaxdistill.QualityWarning]): their held-out losses, how much the check can see (the held-out
+        rows, the subsets' ``subset_loss_std`` and the standard error of their mean, ``subset_mean_se``: a distilled
+        loss within a few of those of the mean is a tie, not a verdict) and a ``warning`` if the distilled set lost.
       original_lambda, lambda_s, full_data_lambda_inner, theta, max_rel_WS_error: analytic (KRR paper) sets:
         λ of the original ridge model, λ_S of the distilled one, the full-data λ_I, θ* and the check of W_S.
       experiment, data_fingerprint: set by the CLI (the experiment file's settings; the data's fingerprint).
