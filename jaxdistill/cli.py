@@ -347,7 +347,9 @@ class _Tolerant:
             return len(text)
 
     def flush(self):
-        if self.failed or self.stream is None:
+        # a stream already closed has nothing to flush: at interpreter shutdown logging's handlers (absl's, created
+        # after this wrapper was installed, since `import jaxdistill` no longer imports JAX) flush it once more
+        if self.failed or self.stream is None or getattr(self.stream, "closed", False):
             return
         try:
             self.stream.flush()
