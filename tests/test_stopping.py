@@ -73,7 +73,10 @@ def test_blow_up_is_diverged_not_success_and_the_best_state_is_kept():
     kw = dict(m=10, steps=300, eval_every=10, lr_x=1e6, lr_y=1e6, validation=(Xv, yv), progress=False)
     out = jd.distill(X[:240], y[:240], **kw)
     assert out.status == "diverged" and not out.ok
-    assert out.meta["steps_run"] == 10                       # stopped at the first evaluation after the blow-up
+    # the first evaluation after the blow-up, and after each of the MAX_RECOVERIES restarts from the best state
+    from jaxdistill._src.outer.driver import MAX_RECOVERIES
+    assert out.meta["steps_run"] == 10 * (1 + MAX_RECOVERIES)
+    assert out.meta.get("divergence_recoveries")["at_steps"] == [10, 20]
     assert out.history.val_loss[-1] > 10 * out.history.val_loss[0]
     # the result is the best state (here the initial one), never the blown-up last one
     assert out.meta["returned_step"] == 0
@@ -190,3 +193,36 @@ def test_a_finished_run_is_extended_by_raising_its_step_budget(diabetes, tmp_pat
     np.testing.assert_array_equal(longer.x, straight.x)
     np.testing.assert_array_equal(longer.history.loss, straight.history.loss)
     assert longer.status == straight.status
+
+
+def test_a_run_recovers_from_a_divergence_and_resumes_through_it(tmp_path):
+    """#43: a run that diverges goes back to its best state with halved outer rates (at most MAX_RECOVERIES times)
+    and records it; a run split at the recovery and resumed from its checkpoint ends exactly as the whole one."""
+    from jaxdistill import datasets
+    X, Y = datasets.load("diabetes")
+    kw = dict(m=10, key=0, eval_every=20, lr_x=2.0, lr_y=2.0, divergence_factor=2.0, progress=False)
+    whole = jd.distill(X, Y, steps=300, **kw)
+    rec = whole.meta.get("divergence_recoveries")
+    assert whole.ok and len(rec["at_steps"]) == 1 and rec["outer_rates_scaled_by"] == 0.5
+    assert f"recovered from divergence at step(s) {rec['at_steps']}" in repr(whole)
+    ckpt = tmp_path / "run.ckpt"
+    first = jd.distill(X, Y, steps=rec["at_steps"][0], checkpoint=ckpt, **kw)      # ends at the recovery itself
+    assert first.meta.get("divergence_recoveries")["at_steps"] == rec["at_steps"]
+    again = jd.distill(X, Y, steps=300, checkpoint=ckpt, **kw)
+    np.testing.assert_array_equal(again.x, whole.x)
+    np.testing.assert_array_equal(again.history.loss, whole.history.loss)
+
+
+def test_the_documented_co2_command_with_its_seed_succeeds(tmp_path):
+    """#43: docs/howto/cli.md's second co2 command (m = 24, 12 lags, seed 1) ended `diverged` with exit 1; run as the
+    page shows it (a fresh process, float32), it now ends well (recovering from the divergence it meets)."""
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "howto" / "cli.md").read_text()
+    assert "--set m=24 --set dataset.lags=12 --seed 1" in page
+    got = subprocess.run([sys.executable, "-m", "jaxdistill.cli", "run", str(root / "configs" / "co2.json"), "--set",
+                          "m=24", "--set", "dataset.lags=12", "--seed", "1", "--out", "co2.npz", "--no-eval",
+                          "--no-progress"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert got.returncode == 0, got.stdout[-1500:] + got.stderr[-1500:]

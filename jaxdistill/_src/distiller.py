@@ -322,7 +322,10 @@ class Distiller:
             best_monitored_loss=stopping.best_value if np.isfinite(stopping.best_value) else None,
             compilations=compiled.summary(), jaxdistill_version=__version__, jax_version=jax.__version__,
             backend=jax.default_backend(), devices=sharding.describe(mesh),
-            checkpoint_error=errors[0] if errors else None, lambda_choice=lambda_choice)
+            checkpoint_error=errors[0] if errors else None, lambda_choice=lambda_choice,
+            extra={"divergence_recoveries": {"at_steps": list(stopping.recovered_at),
+                                             "outer_rates_scaled_by": 0.5 ** len(stopping.recovered_at)}}
+            if stopping.recovered_at else {})
         out = DistillOutput(
             x=np.asarray(params.x), y=np.asarray(params.y),
             inner_lr=float(params.eta) if inner.uses_eta else None, history=hist, config=config,

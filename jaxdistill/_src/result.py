@@ -373,6 +373,10 @@ class DistillOutput:
         if h.val_loss.size:
             v = h.val_loss
             lines.append(f"  held-out loss {v[0]:.4g} -> best {np.nanmin(v):.4g} (last {v[-1]:.4g})")
+        rec = info.get("divergence_recoveries")
+        if rec:
+            lines.append(f"  recovered from divergence at step(s) {rec['at_steps']}: the best state restored, outer "
+                         f"learning rates × {rec['outer_rates_scaled_by']:g}")
         if info.returned_step is not None and self.config is not None:
             which = f"best monitored loss: {info.monitor or 'held-out'}" if self.config.restore_best else "last"
             lines.append(f"  returned: the state after step {info.returned_step} ({which})")

@@ -131,6 +131,7 @@ class StoppingRule(Callback):
         self.best_params: tuple[np.ndarray, ...] | None = None
         self.since_best = 0
         self.stopped = ""          # "", "converged", "diverged" or "nonfinite"
+        self.recovered_at: list[int] = []   # steps at which a divergence was recovered from (`recover`)
 
     @classmethod
     def from_config(cls, config) -> StoppingRule:
@@ -164,6 +165,11 @@ class StoppingRule(Callback):
         if self.patience is not None and self.since_best >= self.patience:
             self.stopped = "converged"
 
+    def recover(self, step: int) -> None:
+        """Go on after a divergence at ``step`` (the driver restores the best state with lower outer rates)."""
+        self.recovered_at.append(int(step))
+        self.stopped, self.since_best = "", 0
+
     def status(self, failed: bool, crossed_bound: bool, interrupted: bool = False) -> Status:
         if failed or self.stopped == "nonfinite":
             return Status.NONFINITE
@@ -179,7 +185,8 @@ class StoppingRule(Callback):
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         out = {"best_value": np.float64(self.best_value), "best_step": np.int64(self.best_step),
-               "since_best": np.int64(self.since_best), "stopped": np.str_(self.stopped)}
+               "since_best": np.int64(self.since_best), "stopped": np.str_(self.stopped),
+               "recovered_at": np.asarray(self.recovered_at, np.int64)}
         for i, a in enumerate(self.best_params or ()):
             out[f"best_param_{i}"] = a
         return out
@@ -189,6 +196,7 @@ class StoppingRule(Callback):
         self.best_step = int(arrays["best_step"])
         self.since_best = int(arrays["since_best"])
         self.stopped = str(arrays["stopped"])
+        self.recovered_at = [int(s) for s in np.asarray(arrays.get("recovered_at", np.zeros(0, np.int64)))]
         params = [arrays[k] for k in sorted(k for k in arrays if k.startswith("best_param_"))]
         self.best_params = tuple(params) if params else None
 

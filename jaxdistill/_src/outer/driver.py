@@ -241,6 +241,8 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         if restored is not None:              # a checkpoint was resumed: continue its state and history
             progress.resume(sharding.put_replicated(restored[0], mesh=mesh), History.from_dict(restored[1]))
             view.state = progress.state
+    base_rates = setup.solver.learning_rates
+    setup = _recover(setup, progress, stopping, base_rates)     # a resumed run: the rates (and a pending restart)
     progress.t0 = time.perf_counter()
     if int(progress.state.step) == 0:
         progress.interrupted = _evaluation(setup, progress, view, stopping, ordered, 0, float("nan"))
@@ -248,9 +250,35 @@ def run(solver: BilevelSolver, problem: Problem, data: TrainData, state: Distill
         last_loss = _segment(setup, progress)
         progress.interrupted = _evaluation(setup, progress, view, stopping, ordered, int(progress.state.step),
                                            last_loss)
+        setup = _recover(setup, progress, stopping, base_rates)
     hist = progress.history()
     view.status = status_of(progress.state, hist, stopping, progress.interrupted)
     return progress.state, hist, stopping, view
+
+
+#: a run that diverges goes back to its best state with its outer learning rates halved, at most this many times
+MAX_RECOVERIES = 2
+
+
+def _recover(setup: _Setup, progress: _Progress, stopping: StoppingRule, base_rates) -> _Setup:
+    """After a divergence (the stopping rule's ``diverged``), restore the best state seen and go on with the outer
+    learning rates halved, at most `MAX_RECOVERIES` times (recorded in the stopping rule, so a resumed run makes the
+    same decisions; not where the rates are not the library's, a custom optimizer's). Returns the setup whose solver
+    carries the rates of the recoveries so far (a traced leaf: nothing recompiles)."""
+    can = base_rates is not None and stopping.best_params is not None
+    if can and stopping.stopped == "diverged" and len(stopping.recovered_at) < MAX_RECOVERIES:
+        stopping.recover(int(progress.state.step))
+        solver = setup.solver.replace(learning_rates=base_rates * 0.5 ** len(stopping.recovered_at))
+        best = [sharding.put_replicated(a, mesh=setup.mesh) for a in stopping.best_params]
+        key = keys.fold_in(setup.run_key, 2 ** 31 - len(stopping.recovered_at))      # a model pool's new members
+        fresh, _ = _init(solver, setup.problem, best[0], best[1], best[2], key, setup.mesh)
+        old = progress.state
+        progress.state = fresh._replace(step=old.step, eta_min=old.eta_min, q=old.q)
+        return setup._replace(solver=solver)
+    if can and stopping.recovered_at and setup.solver.learning_rates is base_rates:
+        return setup._replace(solver=setup.solver.replace(learning_rates=base_rates * 0.5 **
+                                                          len(stopping.recovered_at)))
+    return setup
 
 
 def _segment(setup: _Setup, progress: _Progress) -> float:
