@@ -37,14 +37,8 @@ from jaxdistill._src.inner.base import Support, predict_after_training
 from jaxdistill._src.problem.ridge_cv import choose_ridge
 from jaxdistill._src.report.coresets import LABELS, coreset_draws
 from jaxdistill._src.report.learners import learner_rows
+from jaxdistill._src.report.scores import scores
 from jaxdistill._src.result import DistillOutput
-
-
-def scores(pred, Y):
-    """MSE (mean over rows and outputs) and R² = 1 − SSE/SST (pooled over outputs; NaN if SST = 0)."""
-    sse = np.sum((pred - Y) ** 2)
-    sst = np.sum((Y - Y.mean(axis=0)) ** 2)
-    return sse / Y.size, (1.0 - sse / sst) if sst > 0 else float("nan")
 
 
 @dataclasses.dataclass

@@ -15,6 +15,8 @@ import warnings
 
 import numpy as np
 
+from jaxdistill._src.report.scores import scores
+
 #: the default learners' names, in table order
 DEFAULT_LEARNERS = ("LinearRegression", "RidgeCV", "HistGradientBoosting", "KNeighbors", "SVR", "MLP")
 
@@ -139,12 +141,6 @@ def _fit_predict(est, X, y, w, X_test):
     return pred.reshape(X_test.shape[0], -1), param is not None
 
 
-def _scores(pred, Y):
-    sse = float(np.sum((pred - Y) ** 2))
-    sst = float(np.sum((Y - Y.mean(axis=0)) ** 2))
-    return sse / Y.size, (1.0 - sse / sst) if sst > 0 else float("nan")
-
-
 def learner_rows(learners: dict, sets: list, X_test, Y_test) -> tuple[list[dict], list[str]]:
     """Train every learner on every training set and score it on (X_test, Y_test) (original units).
 
@@ -167,7 +163,7 @@ def learner_rows(learners: dict, sets: list, X_test, Y_test) -> tuple[list[dict]
             except Exception as exc:  # noqa: BLE001 - a learner that cannot train on a set is reported, not fatal
                 notes.append(f"{name} could not be trained on the {label} ({type(exc).__name__}: {exc}).")
                 continue
-            s = np.array([_scores(p, Y_test) for p, _ in fits])
+            s = np.array([scores(p, Y_test) for p, _ in fits])
             mine.append({"learner": name, "set": set_id, "method": label, "points": points,
                          "mse": float(s[:, 0].mean()), "mse_std": float(s[:, 0].std()), "r2": float(s[:, 1].mean()),
                          "r2_std": float(s[:, 1].std()), "weighted": bool(fits[0][1])})
