@@ -184,3 +184,11 @@ def test_the_sweep_trains_other_learners_too():
     got = sweep.rows[0]["learners"]["ols"]
     assert {"distilled", "subset", "coreset", "full", "vs_full"} <= set(got)
     assert "| 5 | ols |" in str(sweep)
+
+
+def test_a_dataframes_constant_column_is_named_in_the_warning():
+    X = pd.DataFrame({"a": np.arange(50.0), "stuck": np.full(50, 0.1),
+                      "b": np.random.default_rng(0).normal(size=50)})
+    with pytest.warns(UserWarning, match="constant column\\(s\\) over the training rows: 'stuck'"):
+        out = jd.distill_moments(X, pd.Series(np.arange(50.0), name="y"), m=5)
+    assert np.all(out.to_pandas()["stuck"] == 0.1)

@@ -183,7 +183,7 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
         raise ValueError(f"init must be 'kmeans' or 'real', got {init!r}.")
     if source.n_rows is not None and m > source.n_rows:
         raise ValueError(f"m = {m} is more than the {source.n_rows} training rows: keep the rows themselves.")
-    stats = sufficient_statistics(source, Identity())
+    stats = sufficient_statistics(source, Identity(), names=schema.feature_names)
     n, d, std = stats.n, source.d, stats.standardizer
     const = tuple(int(j) for j in np.flatnonzero(np.diag(stats.FtF) == 0))
     schema = schema.replace(constant=const)

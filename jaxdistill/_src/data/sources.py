@@ -403,7 +403,7 @@ def _standardizer(mom: Moments, d: int, standardize: bool) -> tuple[Standardizer
 
 
 def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: bool = True,
-                          block_rows: int = BLOCK_ROWS, dtype=None) -> SufficientStats:
+                          block_rows: int = BLOCK_ROWS, dtype=None, names=None) -> SufficientStats:
     """FᵀF, FᵀY, YᵀY of all rows of ``source`` (see the module docs), the standardiser, n.
 
     The identity feature map (default) needs one pass (all three follow from the centred moments); another
@@ -420,6 +420,7 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
       standardize: centre and scale with the rows' own statistics (as ``distill`` does).
       block_rows: rows read per block (bounds the memory).
       dtype: the device dtype for featurising (default: JAX's float).
+      names: the input columns' names, for the warning that names constant columns (default ``column j``).
 
     Returns:
       A [`SufficientStats`][jaxdistill.SufficientStats]: ``n``, the standardiser, ``FtF``, ``FtY`` and ``YtY``.
@@ -452,7 +453,8 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
         Mz = mom.M / np.outer(s_all, s_all)            # Σ z_s z_sᵀ: standardised rows are centred
         Mz[const, :] = 0.0                             # a constant column standardises to exactly 0
         Mz[:, const] = 0.0
-        warn_constant([f"column {j}" for j in np.flatnonzero(const[:d])], "X")
+        label = (lambda j: repr(names[j])) if names is not None and len(names) == d else (lambda j: f"column {j}")
+        warn_constant([label(j) for j in np.flatnonzero(const[:d])], "X")
         warn_constant([f"column {j}" for j in np.flatnonzero(const[d:])], "Y")
     else:
         Mz = mom.M + mom.n * np.outer(mom.mean, mom.mean)
