@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import abc
 import itertools
+import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxdistill._src.core.component import Component
+from jaxdistill._src.core.jit import jit
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.validate import MAX_SIZE, check_float, check_int
 
@@ -103,7 +107,7 @@ class RandomFourierFeatures(FeatureMap):
 
     @property
     def amplitude(self) -> float:
-        return float(jnp.sqrt(2.0 / self.p))
+        return math.sqrt(2.0 / self.p)
 
     def inverse(self, F: jax.Array) -> jax.Array:
         """Minimum-norm X with Φ(X) = F (rows), using the principal branch of arccos.
@@ -114,11 +118,18 @@ class RandomFourierFeatures(FeatureMap):
             raise ValueError(f"RandomFourierFeatures with p = {self.p} > d = {self.d} is not surjective; "
                              "use p <= d to invert it.")
         a = self.amplitude
-        if float(jnp.max(jnp.abs(F))) > a * (1 + 1e-12):
-            raise ValueError(f"Features outside the range of Φ (|F| must be <= {a:.4g}, got "
-                             f"{float(jnp.max(jnp.abs(F))):.4g}); scale the labels of the distilled set down.")
-        z = jnp.arccos(jnp.clip(F / a, -1.0, 1.0)) - self.b.astype(F.dtype)
-        return z @ jnp.linalg.pinv(self.W.astype(F.dtype)).T
+        peak = float(np.max(np.abs(np.asarray(F))))            # on the host: a check, not a program
+        if peak > a * (1 + 1e-12):
+            raise ValueError(f"Features outside the range of Φ (|F| must be <= {a:.4g}, got {peak:.4g}); scale the "
+                             "labels of the distilled set down.")
+        return _fourier_inverse(self.W, self.b, jnp.asarray(F), a)
+
+
+@jit
+def _fourier_inverse(W, b, F, a):
+    """The arithmetic of `RandomFourierFeatures.inverse`: one compiled program per shape."""
+    z = jnp.arccos(jnp.clip(F / a, -1.0, 1.0)) - b.astype(F.dtype)
+    return z @ jnp.linalg.pinv(W.astype(F.dtype)).T
 
 
 class RandomReLUNet(FeatureMap):
@@ -148,12 +159,17 @@ class RandomReLUNet(FeatureMap):
         return X
 
     def inverse(self, F: jax.Array) -> jax.Array:
-        """Exact preimage X (rows) of features F (rows)."""
-        X = F
-        for W in reversed(self.Ws):
-            z = jnp.where(X >= 0, X, X / self.alpha)
-            X = jnp.linalg.solve(W.astype(F.dtype), z.T).T
-        return X
+        """Exact preimage X (rows) of features F (rows): one compiled program per shape."""
+        return _relu_inverse(tuple(self.Ws), jnp.asarray(F), self.alpha)
+
+
+@partial(jit, static_argnames="alpha")
+def _relu_inverse(Ws, F, alpha: float):
+    X = F
+    for W in reversed(Ws):
+        z = jnp.where(X >= 0, X, X / alpha)
+        X = jnp.linalg.solve(W.astype(F.dtype), z.T).T
+    return X
 
 
 class FlaxFeatureMap(FeatureMap):
