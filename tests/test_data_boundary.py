@@ -317,3 +317,11 @@ def test_column_ranges_see_every_row_of_a_block():
     np.testing.assert_allclose(stats.FtF, Z.T @ Z, rtol=1e-9, atol=1e-9)
     out = jd.distill(X, y, m=4, steps=2, eval_every=1, validation_fraction=0.0, progress=False)
     np.testing.assert_allclose(out.standardizer.x_scale, X.std(0), rtol=1e-12)
+
+
+def test_sparse_input_is_refused_with_how_to_convert():
+    """#42: a scipy.sparse X was refused as 'dtype object … encode categorical columns'."""
+    sp = pytest.importorskip("scipy.sparse")
+    X = sp.random(50, 4, density=0.5, format="csr", random_state=0)
+    with pytest.raises(ValueError, match=r"scipy.sparse matrix \(50 × 4.*X.toarray\(\)"):
+        jd.distill(X, np.arange(50.0), m=5, progress=False)

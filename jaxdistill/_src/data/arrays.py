@@ -41,6 +41,11 @@ def as_2d_float(name: str, a, *, allow_1d: bool, check_finite: bool = True) -> n
     that detects them from its own sums and calls again to name the rows).
     """
     refuse_masked(name, a)
+    if hasattr(a, "toarray") and hasattr(a, "nnz"):            # scipy.sparse: np.asarray gives a 0-d object array
+        shape = getattr(a, "shape", ("?", "?"))
+        raise ValueError(f"{name} is a scipy.sparse matrix ({shape[0]} × {shape[1]}, {a.nnz} stored values); "
+                         f"distillation works on dense rows: pass {name}.toarray() (for data too large for that, a "
+                         "jaxdistill.BlockSource yielding dense blocks).")
     try:
         arr = a if isinstance(a, np.ndarray) else np.asarray(a)
     except Exception as exc:  # noqa: BLE001 - ragged lists and the like

@@ -179,7 +179,7 @@ def subsets(key, num, n, m):
     computed on the host where `keys.permutation` is."""
     for k in split(key, num):
         ks, kg = split2(k)
-        yield np.asarray(permutation(ks, n))[:m], kg
+        yield np.array(np.asarray(permutation(ks, n))[:m]), kg     # a copy: a slice would keep all n alive
 
 
 def _full_ridge_rows(ctx: EvalContext, label: str, procedure: str, lam: float) -> None:
