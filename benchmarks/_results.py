@@ -27,6 +27,13 @@ def save(name: str, env: str, rows: list, lines: list[str], **extra) -> None:
     print("\n".join(lines))
 
 
+def commit_of(path: str) -> str:
+    """The short commit of the checkout at ``path`` (what a comparison row names)."""
+    import subprocess
+    return subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+
+
 def load(name: str) -> tuple[list, str]:
     """(rows, environment) of a committed ``results/{name}.json`` — to rewrite its table without measuring."""
     with open(os.path.join(OUT, f"{name}.json")) as f:

@@ -55,10 +55,8 @@ def main():
             runs[p].append(json.loads(got.stdout))
     rows = []
     for p in paths:
-        commit = subprocess.run(["git", "-C", p, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
         cases = runs[p][0].keys()
-        rows.append({"checkout": os.path.abspath(p), "commit": commit,
+        rows.append({"checkout": os.path.abspath(p), "commit": _results.commit_of(p),
                      **{c: {"programs": runs[p][0][c]["programs"],
                             "cpu_s": statistics.median(r[c]["cpu_s"] for r in runs[p])} for c in cases}})
     env = _results.environment()

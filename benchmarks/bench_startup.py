@@ -47,9 +47,7 @@ def main():
                 times[p, w].append(_once(p, w))
     rows = []
     for p in paths:
-        commit = subprocess.run(["git", "-C", p, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
-        rows.append({"checkout": os.path.abspath(p), "commit": commit,
+        rows.append({"checkout": os.path.abspath(p), "commit": _results.commit_of(p),
                      **{w: statistics.median(times[p, w]) for w in whats},
                      "all": {w: times[p, w] for w in whats}})
     env = _results.environment()

@@ -74,11 +74,10 @@ print(json.dumps({"distill": distill_trip, "evaluate": walk(trace)}))
 
 def measure(path: str) -> dict:
     env = dict(os.environ, PYTHONPATH=os.path.abspath(path))
-    commit = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     got = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, cwd=path)
     if got.returncode:
         raise RuntimeError(got.stderr[-2000:])
-    return {"checkout": os.path.abspath(path), "commit": commit.stdout.strip(), **json.loads(got.stdout)}
+    return {"checkout": os.path.abspath(path), "commit": _results.commit_of(path), **json.loads(got.stdout)}
 
 
 def main():
