@@ -50,6 +50,8 @@ def test_home_unset_or_read_only_costs_only_the_compilation_cache(tmp_path, home
 def test_a_normal_run_says_nothing_about_its_streams(tmp_path):
     """With JAX imported lazily, absl's logging handler wraps the CLI's stderr and flushed it at shutdown, after the
     real stream closed: a false 'cannot write to stderr' note ended every normal run."""
-    got = subprocess.run(CLI + ["demo", "--steps", "5", "--m", "12", "--no-progress"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    config = os.path.join(os.path.dirname(__file__), "..", "configs", "diabetes.json")
+    got = subprocess.run(CLI + ["run", config, "--set", "steps=20", "--out", "d.npz", "--no-checkpoint", "--no-eval",
+                                "--no-progress"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert got.returncode in (0, 1) and "cannot write to" not in got.stdout + got.stderr
