@@ -71,7 +71,7 @@ def _choose_lambda(config, model, objective, data):
     G, C, s, n = linear_sufficient_stats(model, data)
     choice = choose_ridge(G, C, s, n, centred=config.standardize)
     bound = objective.replace(ridge=choice.lam).with_statistics(G, C, s, n, data.dtype)
-    return choice.lam, bound, {**choice.to_dict(), "description": choice.describe()}
+    return choice.lam, bound, choice.record()
 
 
 #: random subsets of m training rows the held-out check of a finished run compares with

@@ -23,6 +23,7 @@ from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.linalg import ridge
 from jaxdistill._src.core.validate import json_safe
 from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_squarable, on_device
+from jaxdistill._src.data.datasets import sidecar_path
 from jaxdistill._src.data.schema import InputSchema
 from jaxdistill._src.inner.base import InnerSolver, predict_after_training
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
@@ -39,11 +40,6 @@ WEIGHT_COLUMN = "sample_weight"
 MOMENT_LEARNERS = ("every learner of second moments, exactly: ordinary least squares, ridge at any penalty, lasso "
                    "and elastic net at any α, Bayesian ridge, gradient descent on the squared loss from any θ₀ for any "
                    "number of steps")
-
-
-def sidecar_path(path) -> str:
-    """The file beside an exported CSV that records what the set is valid for: ``PATH.json``."""
-    return os.fspath(path) + ".json"
 
 
 @partial(jit, static_argnames="lam")
@@ -349,11 +345,9 @@ class DistillOutput:
         if "lambda_inner" in changes and "meta" not in changes:
             lam = float(changes["lambda_inner"])
             changes["meta"] = self.meta.replace(lambda_choice={"method": "given", "lambda": lam})
-        config = changes.get("config", self.config)
-        if config is not None and "config" not in changes:
-            sync = {k: changes[k] for k in ("lambda_inner", "T") if k in changes}
-            if sync:
-                changes["config"] = config.replace(**sync)
+        sync = {k: changes[k] for k in ("lambda_inner", "T") if k in changes}
+        if self.config is not None and sync and "config" not in changes:
+            changes["config"] = self.config.replace(**sync)
         new = dataclasses.replace(self, **changes)
         problems = result_files.procedure_problems(new)
         if problems:

@@ -34,10 +34,10 @@ import numpy as np
 from jaxdistill._src.components.features import Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
-from jaxdistill._src.core.validate import check_int
+from jaxdistill._src.core.validate import check_float, check_int
 from jaxdistill._src.data.arrays import check_xy
 from jaxdistill._src.data.schema import InputSchema, read_pair
-from jaxdistill._src.data.sources import ArraySource, RowSource, SufficientStats, sufficient_statistics
+from jaxdistill._src.data.sources import ArraySource, RowSource, SufficientStats, statistics_pass
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.outer.records import RunInfo
 from jaxdistill._src.problem.ridge_cv import choose_ridge
@@ -183,10 +183,9 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
         raise ValueError(f"init must be 'kmeans' or 'real', got {init!r}.")
     if source.n_rows is not None and m > source.n_rows:
         raise ValueError(f"m = {m} is more than the {source.n_rows} training rows: keep the rows themselves.")
-    stats = sufficient_statistics(source, Identity(), names=schema.feature_names)
+    stats, mom, const = statistics_pass(source, Identity(), names=schema.feature_names)
     n, d, std = stats.n, source.d, stats.standardizer
-    const = tuple(int(j) for j in np.flatnonzero(np.diag(stats.FtF) == 0))
-    schema = schema.replace(constant=const)
+    schema = schema.replace(constant=tuple(int(j) for j in np.flatnonzero(const[:d])))
     S = _joint_covariance(stats)
     rng = np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
     R, init_rows = _target_rows(source, stats, m, init, rng)
@@ -197,7 +196,8 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
         raise ValueError(f"The set's weighted moments differ from the rows' by {err:.2e} (relative): the statistics "
                          "are too ill-conditioned for float64. Drop collinear columns.")
     lam, choice = _lambda(lambda_inner, stats)
-    in_range = _in_range(std.x_inverse(x), std.y_inverse(y), source)
+    Z = np.concatenate([std.x_inverse(x), std.y_inverse(y)], axis=1)       # the set in original units
+    in_range = float(np.mean((Z >= mom.lo) & (Z <= mom.hi)))   # inside their column's training range (the pass's)
     return DistillOutput(
         x=x, y=y, inner_lr=None, history=None, config=None, standardizer=std, status="exact",
         model=LinearModel(Identity(), init_scale=0.0), inner_solver=KernelRidge(), lambda_inner=lam, T=None,
@@ -218,17 +218,6 @@ def _lambda(lambda_inner, stats: SufficientStats) -> tuple[float, dict]:
     if lambda_inner == "auto":
         n = stats.n
         choice = choose_ridge(stats.FtF / n, stats.FtY / n, float(np.trace(stats.YtY)) / n, n, centred=True)
-        return choice.lam, {**choice.to_dict(), "description": choice.describe()}
-    if isinstance(lambda_inner, bool) or not isinstance(lambda_inner, (int, float)) or not lambda_inner >= 0:
-        raise ValueError(f"lambda_inner must be 'auto' or a number >= 0, got {lambda_inner!r}.")
-    return float(lambda_inner), {"method": "given", "lambda": float(lambda_inner)}
-
-
-def _in_range(X: np.ndarray, Y: np.ndarray, source: RowSource) -> float | None:
-    """Fraction of the set's values inside their column's [min, max] over the training rows (in-memory sources)."""
-    if not isinstance(source, ArraySource):
-        return None
-    lo_x, hi_x = np.min(source.X, axis=0), np.max(source.X, axis=0)
-    lo_y, hi_y = np.min(source.Y, axis=0), np.max(source.Y, axis=0)
-    inside = np.concatenate([(X >= lo_x) & (X <= hi_x), (Y >= lo_y) & (Y <= hi_y)], axis=1)
-    return float(inside.mean())
+        return choice.lam, choice.record()
+    lam = check_float("lambda_inner ('auto' or a number >= 0)", lambda_inner, lo=0.0)
+    return lam, {"method": "given", "lambda": lam}

@@ -314,11 +314,17 @@ def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_nam
     return ((X, Y, names, header[j]) if return_names else (X, Y)) + w
 
 
+def sidecar_path(path) -> str:
+    """The file beside an exported CSV that records what the set is valid for and its weight column: ``PATH.json``
+    (``DistillOutput.to_csv`` writes it, `load_csv` reads it)."""
+    return os.fspath(path) + ".json"
+
+
 def _weight_column(path: str, header: list[str], weight: str | None, target: int) -> int | None:
     """The index of the weight column; a jaxdistill export (a ``PATH.json`` beside it naming a weight column of the
     header) read without ``weight=`` is refused rather than read with its weights as a feature."""
     if weight is None:
-        side = path + ".json"
+        side = sidecar_path(path)
         try:
             with open(side, encoding="utf-8") as f:
                 info = json.load(f)

@@ -436,6 +436,15 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
       >>> stats.n, stats.FtF.shape
       (442, (10, 10))
     """
+    return statistics_pass(source, feature_map, standardize=standardize, block_rows=block_rows, dtype=dtype,
+                           names=names)[0]
+
+
+def statistics_pass(source: RowSource, feature_map=None, *, standardize: bool = True, block_rows: int = BLOCK_ROWS,
+                    dtype=None, names=None) -> tuple[SufficientStats, Moments, np.ndarray]:
+    """`sufficient_statistics`, with what its pass found on the way: the rows' `Moments` (count, mean, column
+    ranges lo/hi of z = [x, y] in original units) and the constant-column mask of z — for callers that need them
+    (``distill_moments``) without reading the rows again."""
     fmap = Identity() if feature_map is None else feature_map
     if not isinstance(fmap, FeatureMap):
         raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {feature_map!r}.")
@@ -460,7 +469,7 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
         Mz = mom.M + mom.n * np.outer(mom.mean, mom.mean)
     YtY = Mz[d:, d:]
     if isinstance(fmap, Identity):
-        return SufficientStats(mom.n, std, Mz[:d, :d], Mz[:d, d:], YtY)
+        return SufficientStats(mom.n, std, Mz[:d, :d], Mz[:d, d:], YtY), mom, const
     dt = jnp.result_type(float) if dtype is None else dtype
     if source.n_rows is not None:
         block_rows = max(1, min(block_rows, source.n_rows))   # a shard may be empty: still one shape
@@ -477,4 +486,4 @@ def sufficient_statistics(source: RowSource, feature_map=None, *, standardize: b
                                                                    on_device(w, dt)))
         FtF, FtY = FtF + a, FtY + b
     FtF, FtY = sharding.sum_over_processes((FtF, FtY))
-    return SufficientStats(mom.n, std, FtF, FtY, YtY)
+    return SufficientStats(mom.n, std, FtF, FtY, YtY), mom, const

@@ -63,6 +63,10 @@ class RidgeChoice:
                 f"({self.df:.3g} effective parameters; {self.grid.size} values from {self.grid[0]:.2g} to "
                 f"{self.grid[-1]:.2g}){edge}")
 
+    def record(self) -> dict:
+        """What a result records of the choice (``meta.lambda_choice``): `to_dict` and its description."""
+        return {**self.to_dict(), "description": self.describe()}
+
     def to_dict(self) -> dict:
         return {"method": "gcv", "lambda": self.lam, "df": self.df, "n": self.n,
                 "grid": [float(self.grid[0]), float(self.grid[-1]), int(self.grid.size)]}

@@ -306,8 +306,9 @@ class Learners(Component):
         w = np.full(out.m, ctx.n_tr / out.m)
         sets = [("distilled", "distilled set", out.m, [(out.X, out.Y, out.sample_weight)])]
         if ctx.drawn["subsets"]:
-            sets.append(("subset", "random subsets", out.m, [(np.asarray(Xtr[np.sort(i)]), np.asarray(Ytr[np.sort(i)]),
-                                                               w) for i in ctx.drawn["subsets"][:draws]]))
+            rows = [np.sort(i) for i in ctx.drawn["subsets"][:draws]]
+            sets.append(("subset", "random subsets", out.m,
+                         [(np.asarray(Xtr[r]), np.asarray(Ytr[r]), w) for r in rows]))
         for kind, (Xs, Ys) in ctx.drawn["coresets"]:
             sets.append((kind, LABELS[kind], out.m, [(std.x_inverse(a), std.y_inverse(b), w)
                                                      for a, b in zip(Xs[:draws], Ys[:draws], strict=True)]))
