@@ -27,6 +27,19 @@ def save(name: str, env: str, rows: list, lines: list[str], **extra) -> None:
     print("\n".join(lines))
 
 
+def checkouts(doc: str, repeats: int | None = None):
+    """The command line of a benchmark that compares checkouts: (the ``--compare`` paths then this checkout,
+    ``--repeats`` or None where the benchmark takes no repeats)."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--compare", nargs="*", default=[], help="other checkouts to measure beside this one")
+    if repeats is not None:
+        ap.add_argument("--repeats", type=int, default=repeats, help=f"rounds, interleaved (default {repeats})")
+    args = ap.parse_args()
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    return [*args.compare, here], getattr(args, "repeats", None)
+
+
 def commit_of(path: str) -> str:
     """The short commit of the checkout at ``path`` (what a comparison row names)."""
     import subprocess

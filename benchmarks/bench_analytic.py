@@ -10,7 +10,6 @@ CPU seconds for the call. Medians of ``--repeats`` rounds, checkouts interleaved
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -41,14 +40,9 @@ print(json.dumps(out))
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--compare", nargs="*", default=[])
-    ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    paths = [*args.compare, here]
+    paths, repeats = _results.checkouts(__doc__, repeats=5)
     runs = {p: [] for p in paths}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for p in paths:
             got = subprocess.run([sys.executable, "-c", PROBE], env=dict(os.environ, PYTHONPATH=os.path.abspath(p)),
                                  cwd=p, capture_output=True, text=True, check=True)
@@ -62,7 +56,7 @@ def main():
     env = _results.environment()
     cases = [c for c in rows[0] if c not in ("checkout", "commit")]
     lines = ["# A first distill_analytic call", "", f"Machine: {env}. Command: `python benchmarks/bench_analytic.py "
-             f"--compare <older checkout>`. Fresh processes, median CPU seconds of {args.repeats} interleaved rounds; "
+             f"--compare <older checkout>`. Fresh processes, median CPU seconds of {repeats} interleaved rounds; "
              "programs compiled by the call (each case after the ones before it in the same process).", "",
              "| commit | " + " | ".join(f"{c}: programs, CPU s" for c in cases) + " |", "|---|" + "---:|" * len(cases)]
     for r in rows:

@@ -10,7 +10,6 @@ script pays before its first call: JAX itself).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -33,15 +32,10 @@ def _once(path: str, what: str) -> float:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--compare", nargs="*", default=[])
-    ap.add_argument("--repeats", type=int, default=7)
-    args = ap.parse_args()
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    paths = [*args.compare, here]
+    paths, repeats = _results.checkouts(__doc__, repeats=7)
     whats = ("import", "--help", "first name")
     times = {(p, w): [] for p in paths for w in whats}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         for p in paths:
             for w in whats:
                 times[p, w].append(_once(p, w))
@@ -52,7 +46,7 @@ def main():
                      "all": {w: times[p, w] for w in whats}})
     env = _results.environment()
     lines = ["# Start-up", "", f"Machine: {env}. Command: `python benchmarks/bench_startup.py --compare <older "
-             f"checkout>`. Wall seconds of a fresh process, median of {args.repeats} interleaved rounds.", "",
+             f"checkout>`. Wall seconds of a fresh process, median of {repeats} interleaved rounds.", "",
              "| commit | `import jaxdistill` | `jaxdistill --help` | import + first name (`jd.distill`) |",
              "|---|---:|---:|---:|"]
     for r in rows:

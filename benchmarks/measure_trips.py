@@ -7,7 +7,8 @@ Method (defined here; the issue that asked for it does not record its own): ever
 ``_src`` modules is recorded with ``sys.setprofile`` — for ``distill`` from its entry until the outer step
 (``BilevelSolver.step``) is first traced, for ``evaluate`` from its entry to its return. A reader follows the
 trip function by function, reading each once: every distinct function, at its first call, is a **stop** (a loop
-calling one function many times is one stop; comprehensions and lambdas belong to their caller); a stop in a
+calling one function many times is one stop; comprehensions and lambdas belong to their caller; every public
+name is loaded before the trip, so importing is not counted); a stop in a
 module already visited, with another module read in between, is a **return**. ``calls`` counts every recorded
 call, ``modules`` the distinct modules. Each checkout (``--compare`` paths: other checkouts of the repository,
 e.g. ``git worktree add``) is measured in a fresh process on diabetes (``distill(X, Y, m=20, steps=50)``, then
@@ -16,7 +17,6 @@ e.g. ``git worktree add``) is measured in a fresh process on diabetes (``distill
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -30,6 +30,8 @@ import json, os, sys, warnings
 warnings.simplefilter("ignore")
 import jaxdistill as jd
 from jaxdistill import datasets
+for name in getattr(jd, "__all__", ()):     # names that load on first use: loaded here, not counted in a trip
+    getattr(jd, name)
 root = os.path.join(os.path.dirname(jd.__file__), "_src")
 X, Y = datasets.load("diabetes")
 Xtr, Ytr, Xte, Yte = datasets.train_test_split(X, Y, 0.2, key=0)
@@ -81,11 +83,8 @@ def measure(path: str) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--compare", nargs="*", default=[], help="other checkouts to measure beside this one")
-    args = ap.parse_args()
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    rows = [measure(p) for p in args.compare] + [measure(here)]
+    paths, _ = _results.checkouts(__doc__)
+    rows = [measure(p) for p in paths]
     lines = ["# Trips through the code", "", f"Machine: {_results.environment()}. Command: "
              "`python benchmarks/measure_trips.py --compare <older checkout>`. Method: see the script's docstring "
              "(module stops along the recorded calls; a return is a stop in a module already visited).", "",
