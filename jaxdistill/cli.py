@@ -39,10 +39,12 @@ def _demo(args) -> int:
     fingerprint = data_fingerprint(Xtr, Ytr, Xte, Yte)
     print(f"jaxdistill {jd.__version__}: distilling {args.dataset} ({Xtr.shape[0]} training rows, "
           f"{Xtr.shape[1]} features) into m = {args.m} points, seed {args.seed}.\n")
-    m_min = Xtr.shape[1] + Ytr.shape[1] + 1
-    if args.m >= m_min:
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+    try:
         take = jd.distill_moments(Xtr, Ytr, m=args.m, key=args.seed)
+    except ValueError as exc:                      # m below the rows' rank + 1: the message gives the smallest m
+        print(f"1. (no set to take away: {exc})\n")
+    else:
         print(f"1. A set to take away (distill_moments, {time.perf_counter() - t0:.2f} s): {args.m} weighted rows "
               f"whose first and second moments equal the {Xtr.shape[0]} training rows'.\n   Valid for: "
               f"{take.valid_for}.\n")
@@ -50,8 +52,6 @@ def _demo(args) -> int:
         print("\n".join(learner_markdown(report.learners)))
         print("\n(each cell: held-out R², mean ± spread over 5 draws for the baselines, and in brackets its ratio to "
               "the same learner on all training rows; the learners get each set's sample weights)\n")
-    else:
-        print(f"1. (no set to take away: a moment-exact set needs m >= {m_min} here)\n")
     t0 = time.perf_counter()
     out = jd.distill(Xtr, Ytr, config=exp.config, key=args.seed, progress=not args.no_progress)
     out = out.replace(meta=out.meta.replace(experiment=exp.to_dict(), data_fingerprint=fingerprint))
@@ -288,8 +288,8 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--learners", action="store_true",
                     help="also train scikit-learn's learners (linear, ridge-CV, boosted trees, k-NN, SVR, MLP) on the "
                          "set, every baseline and all training rows (needs scikit-learn)")
-    ev.add_argument("--coresets", nargs="*", default=["leverage", "kmeans", "kcenter"],
-                    choices=["leverage", "kmeans", "kcenter", "herding"],
+    ev.add_argument("--coresets", nargs="*", default=["leverage", "kmeans", "kcenter"],    # = CORESETS, KINDS
+                    choices=["leverage", "kmeans", "kcenter", "herding"],                # (tested; no JAX for --help)
                     help="coreset baselines (default: leverage kmeans kcenter; add herding)")
     ev.add_argument("--json", action="store_true",
                     help="print the table as JSON (rows with stable ids: distilled, subset, full, mean, ...)")

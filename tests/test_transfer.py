@@ -192,3 +192,11 @@ def test_a_dataframes_constant_column_is_named_in_the_warning():
     with pytest.warns(UserWarning, match="constant column\\(s\\) over the training rows: 'stuck'"):
         out = jd.distill_moments(X, pd.Series(np.arange(50.0), name="y"), m=5)
     assert np.all(out.to_pandas()["stuck"] == 0.1)
+
+
+def test_the_clis_coreset_choices_are_the_librarys():
+    """The CLI spells the coreset kinds out (importing them would start JAX for --help): they must stay equal."""
+    from jaxdistill import cli, coresets
+    action = next(a for sub in cli.parser()._subparsers._group_actions for name, p in sub.choices.items()
+                  if name == "evaluate" for a in p._actions if a.dest == "coresets")
+    assert tuple(action.choices) == coresets.KINDS and tuple(action.default) == coresets.CORESETS
