@@ -74,6 +74,9 @@ if TYPE_CHECKING:                      # for type checkers, IDEs and the API ref
     from jaxdistill._src.outer.step import DistillState as DistillState
     from jaxdistill._src.outer.step import StepMetrics as StepMetrics
     from jaxdistill._src.outer.step import make_optimizer as make_optimizer
+    from jaxdistill._src.privacy.release import PrivateStatistics as PrivateStatistics
+    from jaxdistill._src.privacy.release import private_statistics as private_statistics
+    from jaxdistill._src.privacy.sets import distill_private as distill_private
     from jaxdistill._src.problem.config import DistillConfig as DistillConfig
     from jaxdistill._src.problem.config import ModelPool as ModelPool
     from jaxdistill._src.problem.config import QSchedule as QSchedule
@@ -156,6 +159,9 @@ _NAMES = {
     "DistillState": "jaxdistill._src.outer.step",
     "StepMetrics": "jaxdistill._src.outer.step",
     "make_optimizer": "jaxdistill._src.outer.step",
+    "PrivateStatistics": "jaxdistill._src.privacy.release",
+    "private_statistics": "jaxdistill._src.privacy.release",
+    "distill_private": "jaxdistill._src.privacy.sets",
     "DistillConfig": "jaxdistill._src.problem.config",
     "ModelPool": "jaxdistill._src.problem.config",
     "QSchedule": "jaxdistill._src.problem.config",

@@ -148,16 +148,35 @@ class DistillOutput:
     @property
     def valid_for(self) -> str:
         """Which learners this set reproduces: what it may be used for, recorded in every export."""
+        private = self.meta.privacy
         if self.transfers:
             w = self.sample_weight
             weight = f"{w[0]:.6g} per row (n/m)" if np.all(w == w[0]) else "the weights column"
+            if private:
+                return (f"{MOMENT_LEARNERS}, as on the private release's noisy statistics with its ridge penalty "
+                        f"folded in (not on the raw rows); fit with sample_weight = {weight}. {self.privacy_note}")
             return f"{MOMENT_LEARNERS}; fit with sample_weight = {weight}"
         own = self.procedure()
         if self.meta.original_lambda is not None:
             own += (f" with λ_S = {self.meta.lambda_s:g}, which reproduces ridge with λ = {self.meta.original_lambda:g}"
                     " on all rows (the KRR paper's analytic set)")
-        return (f"procedure-bound: only {own}. Other learners (scikit-learn's LinearRegression, boosted trees, …) "
-                "trained on these rows can score far below random rows")
+        bound = (f"procedure-bound: only {own}. Other learners (scikit-learn's LinearRegression, boosted trees, …) "
+                 "trained on these rows can score far below random rows")
+        return f"{bound}. {self.privacy_note}" if private else bound
+
+    @property
+    def privacy_note(self) -> str:
+        """One line on the set's privacy: its (ε, δ) guarantee, or that it has none (a set of raw rows)."""
+        p = self.meta.privacy
+        if not p:
+            return ("Not private: made from the raw rows, it may reveal them (jaxdistill.distill_private makes sets "
+                    "with a differential-privacy guarantee)")
+        parties = p.get("parties") or [p]
+        each = "; ".join(f"ε = {q['epsilon']:g}, δ = {q['delta']:.3g}" for q in parties)
+        who = "each party's rows" if len(parties) > 1 else "the rows"
+        flag = " NOT PRIVATE (test noise switch)" if any("NOT PRIVATE" in q for q in parties) else ""
+        return (f"Differentially private for {who} ({each}; {p.get('neighbours', parties[0]['neighbours'])}; "
+                f"{parties[0]['accountant']}){flag}")
 
     def column_names(self) -> tuple[list[str], list[str]]:
         """Names of the input and target columns: the data's own (DataFrame, Series), else ``x0…``, ``y`` / ``y0…``."""
@@ -185,7 +204,7 @@ class DistillOutput:
         return {"format": "jaxdistill.DistilledSet", "jaxdistill_version": __version__, "valid_for": self.valid_for,
                 "transfers": self.transfers, "procedure": self.procedure(), "weight_column": wn,
                 "feature_columns": xn, "target_columns": yn, "m": self.m, "n_train": self.meta.n_train,
-                "units": "original", "status": str(self.status)}
+                "units": "original", "status": str(self.status), "privacy": self.meta.privacy}
 
     def _warn_if_bound(self, what: str) -> None:
         if not self.transfers:
@@ -359,6 +378,8 @@ class DistillOutput:
         h, info = self.history, self.meta
         lines = [f"DistillOutput: m={self.m}, d={self.x.shape[1]}, d_out={self.y.shape[1]}, status={self.status}",
                  f"  model {self.model!r}", f"  trained by: {self.procedure()}", f"  valid for: {self.valid_for}"]
+        if self.meta.privacy:
+            lines.append(f"  privacy: {self.privacy_note}")
         if h.steps:
             steps = self.config.steps if self.config is not None else h.steps
             dl = h.data_loss if h.data_loss.size else h.loss

@@ -140,12 +140,19 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
         Regression*. NeurIPS 2024, https://openreview.net/forum?id=WI2VpcBdnd: the analytic sets for linear
         ridge (one point per output) and for KRR with surjective feature maps.
     """
-    seed = seed_of(key)
-    key = as_key(key)
     fmap = Identity() if feature_map is None else feature_map
     if not isinstance(fmap, FeatureMap):
         raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {feature_map!r}.")
-    data = _rows_of(X, Y)
+    return analytic_set(_rows_of(X, Y), m, lam=lam, lam_s=lam_s, fmap=fmap, key=key, labels=labels, init=init,
+                        root=root, standardize=standardize)
+
+
+def analytic_set(data, m, *, lam, lam_s, fmap, key, labels=None, init=None, root="+", standardize=True):
+    """`distill_analytic` on ``data``: anything with ``statistics(fmap, lam, standardize, m) → _Statistics`` and
+    ``features(stats, fmap, idx)`` (the m rows Z is taken from) — `_InMemory`, `_FromSource`, or a private
+    release's (``privacy/sets.py``)."""
+    seed = seed_of(key)
+    key = as_key(key)
     if m is None:
         raise ValueError("Pass m, the number of distilled points.")
     m = check_int("m", m, 1)

@@ -189,22 +189,31 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
     S = _joint_covariance(stats)
     rng = np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
     R, init_rows = _target_rows(source, stats, m, init, rng)
+    lam, choice = _lambda(lambda_inner, stats)
+    out = moment_set(S, m, R, std, n, lam, choice, schema, seed)
+    Z = np.concatenate([out.X, out.Y], axis=1)
+    in_range = float(np.mean((Z >= mom.lo) & (Z <= mom.hi)))   # inside their column's training range (the pass's)
+    return out.replace(meta=out.meta.replace(init_rows=None if init_rows is None else init_rows.tolist(),
+                                             extra={**out.meta.extra, "in_range": in_range, "init": init}))
+
+
+def moment_set(S: np.ndarray, m: int, R: np.ndarray | None, std, n: float, lam: float, choice: dict, schema,
+               seed, **meta) -> DistillOutput:
+    """The moment-exact set (eq. M1) of covariance S (standardised units, mean 0) with rows near R, each of weight
+    n/m, checked, as a [`DistillOutput`][jaxdistill.DistillOutput] whose ``predict`` is ridge with λ_I = ``lam``.
+    ``meta``: further `RunInfo` fields."""
     U = moment_rows(S, m, R)
-    x, y = U[:, :d], U[:, d:]
+    d = std.x_mean.size
     err = _moment_error(U, S)
     if not err <= MOMENT_RTOL:
         raise ValueError(f"The set's weighted moments differ from the rows' by {err:.2e} (relative): the statistics "
                          "are too ill-conditioned for float64. Drop collinear columns.")
-    lam, choice = _lambda(lambda_inner, stats)
-    Z = np.concatenate([std.x_inverse(x), std.y_inverse(y)], axis=1)       # the set in original units
-    in_range = float(np.mean((Z >= mom.lo) & (Z <= mom.hi)))   # inside their column's training range (the pass's)
     return DistillOutput(
-        x=x, y=y, inner_lr=None, history=None, config=None, standardizer=std, status="exact",
+        x=U[:, :d], y=U[:, d:], inner_lr=None, history=None, config=None, standardizer=std, status="exact",
         model=LinearModel(Identity(), init_scale=0.0), inner_solver=KernelRidge(), lambda_inner=lam, T=None,
         seed=seed, weights=np.full(m, n / m),
-        meta=RunInfo(kind="moments", n_train=int(n), full_data_lambda_inner=lam, lambda_choice=choice,
-                     init_rows=None if init_rows is None else init_rows.tolist(),
-                     extra={"moment_error": err, "in_range": in_range, "init": init}),
+        meta=RunInfo(kind="moments", n_train=int(round(n)), full_data_lambda_inner=lam, lambda_choice=choice,
+                     extra={"moment_error": err}, **meta),
         schema=schema)
 
 

@@ -197,6 +197,9 @@ class RunInfo:
       original_lambda, lambda_s, full_data_lambda_inner, theta, max_rel_WS_error: analytic (KRR paper) sets:
         λ of the original ridge model, λ_S of the distilled one, the full-data λ_I, θ* and the check of W_S.
       experiment, data_fingerprint: set by the CLI (the experiment file's settings; the data's fingerprint).
+      privacy: a set made from a private release ([`distill_private`][jaxdistill.distill_private]): its guarantee —
+        ε, δ, the neighbouring relation, the clipping bounds, the mechanism, the accountant and versions (per party for
+        a sum of releases) —, the set's construction and its ridge penalty; None for a set of raw rows.
       extra: anything else (e.g. entries of files written by other versions).
     """
 
@@ -227,6 +230,7 @@ class RunInfo:
     max_rel_WS_error: float | None = None
     experiment: dict | None = None
     data_fingerprint: str | None = None
+    privacy: dict | None = None
     extra: dict = dataclasses.field(default_factory=dict)
 
     _RENAMED = {"lam": "original_lambda", "lam_s": "lambda_s"}

@@ -1,0 +1,170 @@
+"""Distilled sets made from a private release alone (`release.py`): private by post-processing.
+
+Nothing here reads a training row. Three constructions, each from the release's noisy statistics in private
+standardised units (``PrivateStatistics.standardized``) with the ridge penalty λ_I of ``ridge_penalty``:
+
+* ``"moments"``: the exact-moment set (``analytic/moments.py``, eq. M1) of the noisy covariance with λ_I folded into
+  its input block (S + diag(λ_I, …, 0)), so that ordinary least squares on the set, with its weights n̂/m, *is* ridge
+  with λ_I on the release (AdaSSP's estimator with the default rule). Its rows are rotated towards m draws of
+  N(0, S) from the key (no real rows exist to rotate towards).
+* ``"analytic"``: the KRR paper's set (``analytic/krr.py``) reproducing ridge on the release; the m rows its free part
+  is taken from are the moment-exact rows of the noisy covariance (or, with a feature map, m points drawn uniformly
+  from the public box).
+* ``"bilevel"``: Algorithm 1 with the exact full-data objective of the release: `distill` is run on a proxy of M
+  rows whose moments equal the noisy statistics exactly (so its ``FullDataLoss`` is the release's), λ_I as above, no
+  held-out rows (the monitor is the full-data objective), no quality check against real rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from jaxdistill._src.analytic.krr import _check_sizes, _features, _project, _Statistics, analytic_set
+from jaxdistill._src.analytic.moments import _joint_covariance, moment_rows, moment_set
+from jaxdistill._src.components.features import Identity
+from jaxdistill._src.components.models import LinearModel
+from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
+from jaxdistill._src.core.linalg import ridge_from_cross_products
+from jaxdistill._src.core.validate import check_int
+from jaxdistill._src.distiller import Distiller
+from jaxdistill._src.privacy.release import POST_PROCESSING, PrivateStatistics
+from jaxdistill._src.problem.full_data import FullDataLoss
+from jaxdistill._src.result import DistillOutput
+
+#: the constructions of `distill_private`
+METHODS = ("moments", "analytic", "bilevel")
+#: rows of the bilevel run's moment-exact proxy of the release (at least this, and 4 (q + m))
+PROXY_ROWS = 512
+
+
+def _rng(key) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
+
+
+def _covariance(stats, n: float) -> np.ndarray:
+    """The noisy covariance of z' = [x, y] in private standardised units, over n̂ (the noisy count, not rounded)."""
+    return _joint_covariance(stats) * (stats.n / n)
+
+
+def _gaussian_rows(S: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """m draws of N(0, S): where a moment set's rows are rotated towards when no real rows may be read."""
+    ev, V = np.linalg.eigh(S)
+    return rng.standard_normal((m, S.shape[0])) @ (V * np.sqrt(np.maximum(ev, 0.0))).T
+
+
+class _FromRelease:
+    """The analytic pipeline's data (`analytic.krr.analytic_set`) for a private release: statistics from the noisy
+    matrix, and instead of m real rows, rows that are public or post-processed (module docs)."""
+
+    def __init__(self, release: PrivateStatistics, rng):
+        self.release, self.rng = release, rng
+
+    def statistics(self, fmap, lam: float, standardize: bool, m: int) -> _Statistics:
+        stats, _ = self.release.standardized()
+        n, k = stats.n, self.release.k
+        _check_sizes(m, n, k)
+        self.stats = stats
+        theta = ridge_from_cross_products(stats.FtF, stats.FtY, 1, lam)
+        ev, vecs = np.linalg.eigh(stats.YtY)
+        order = np.argsort(ev)[::-1]
+        sy, Vt = np.sqrt(np.maximum(ev[order], 0.0)), vecs[:, order].T
+        rms = float(np.sqrt(np.trace(stats.YtY) / (n * k)))
+        return _Statistics(n, k, stats.standardizer, self.release.schema, _project(theta, sy, Vt, n, k, True), rms,
+                           None)
+
+    def features(self, stats: _Statistics, fmap, idx):
+        m = len(idx)
+        if isinstance(fmap, Identity):
+            S = _joint_covariance(self.stats)
+            U = moment_rows(S, m, _gaussian_rows(S, m, self.rng))
+            return U[:, :self.release.d]
+        return _features(fmap, self.rng.uniform(-1.0, 1.0, (m, self.release.d)))   # the public box, no data
+
+
+def distill_private(release: PrivateStatistics, m: int | None = None, *, method: str = "moments", key=0,
+                    regularization="adassp", **settings) -> DistillOutput:
+    """A distilled set of m rows made from a private release alone: (ε, δ)-DP by post-processing.
+
+    Args:
+      release: a [`PrivateStatistics`][jaxdistill.PrivateStatistics] (from
+        [`private_statistics`][jaxdistill.private_statistics], or a sum of parties' releases).
+      m: rows of the set. ``"moments"`` needs m ≥ p + k + 1 (p inputs, k targets); ``"analytic"`` m ≥ k.
+      method: ``"moments"`` (default: a set every learner of second moments fits as ridge on the release, with the
+        weights of ``out.sample_weight``), ``"analytic"`` (the KRR paper's set; with a feature map, the release's
+        features) or ``"bilevel"`` (Algorithm 1 on the release's exact full-data objective; identity features).
+      key: seed of the post-processing (where rows are rotated towards, the bilevel run); not of the noise, and
+        it reveals nothing about the rows.
+      regularization: the ridge penalty: ``"adassp"`` (default; Wang 2018's rule from the private λ_min),
+        ``"gcv"`` (generalised cross-validation on the noisy statistics) or λ_I as a number.
+      **settings: for ``"bilevel"``, [`DistillConfig`][jaxdistill.DistillConfig] fields (``steps=…``).
+
+    Returns:
+      A [`DistillOutput`][jaxdistill.DistillOutput] whose ``meta.privacy`` records the guarantee (ε, δ, neighbours,
+      bounds, mechanism, accountant, versions; per party for a sum), as do its ``repr``, saved file and exports.
+
+    Raises:
+      ValueError: an unknown method, m too small for it, a feature map with ``"moments"`` / ``"bilevel"``.
+
+    Examples:
+      >>> import jaxdistill as jd
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> rel = jd.private_statistics(X, Y, x_range=(-0.2, 0.2), y_range=(0, 400), epsilon=1.0, delta=1e-6,
+      ...                             key=0)
+      >>> out = jd.distill_private(rel, m=12)
+      >>> out.meta.privacy["epsilon"], out.transfers
+      (1.0, True)
+    """
+    if not isinstance(release, PrivateStatistics):
+        raise ValueError(f"distill_private takes a jaxdistill PrivateStatistics (from jaxdistill.private_statistics); "
+                         f"got {type(release).__name__}. To distil raw rows use distill, distill_moments or "
+                         "distill_analytic.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if m is None:
+        raise ValueError("Pass m, the number of rows of the set.")
+    m = check_int("m", m, 1)
+    if release.feature_map is not None and method != "analytic":
+        raise ValueError(f"A release with a feature map gives a set only with method='analytic' (the inputs come from "
+                         f"the map's inverse); {method!r} needs a release of the inputs themselves.")
+    if method != "bilevel" and settings:
+        raise ValueError(f"Settings {sorted(settings)} apply to method='bilevel' only.")
+    lam, lam_record = release.ridge_penalty(regularization)
+    stats, _ = release.standardized()
+    n = max(release.n, 2.0)
+    rng = _rng(key)
+    if method == "moments":
+        S = _covariance(stats, n)
+        d = release.d
+        S[:d, :d] += lam * np.eye(d)                     # ridge folded in: OLS on the set = ridge on the release
+        out = moment_set(S, m, _gaussian_rows(S, m, rng), stats.standardizer, n, 0.0,
+                         {"method": "folded into the set", "lambda": 0.0, "ridge_of_the_release": lam_record},
+                         release.schema, seed_of(key))
+    elif method == "analytic":
+        fmap = release.feature_map or Identity()
+        out = analytic_set(_FromRelease(release, rng), m, lam=lam * n, lam_s=0.0, fmap=fmap, key=key,
+                           init=None if release.feature_map is None else "none")
+        out = out.replace(meta=out.meta.replace(init_rows=None, lambda_choice=lam_record))
+    else:
+        out = _bilevel(release, stats, m, lam, lam_record, rng, key, settings)
+    record = {**release.guarantee, "set": method, "regularization": lam_record, "after the release": POST_PROCESSING}
+    return out.replace(meta=out.meta.replace(privacy=record, n_train=int(round(n))))
+
+
+def _bilevel(release, stats, m, lam, lam_record, rng, key, settings) -> DistillOutput:
+    d, k = release.d, release.k
+    S = _covariance(stats, max(release.n, 2.0))
+    rows = max(PROXY_ROWS, 4 * (d + k + 1 + m))
+    U = moment_rows(S, rows, _gaussian_rows(S, rows, rng))
+    fixed = {"m": m, "validation_fraction": 0.0, "standardize": False, "lambda_inner": lam}
+    clash = sorted(set(settings) & set(fixed))
+    if clash:
+        raise ValueError(f"{clash} are set by distill_private's bilevel set (m is its argument; no held-out rows, the "
+                         "release's own standardisation and ridge penalty); leave them out.")
+    out = Distiller(objective=FullDataLoss(ridge=lam), model=LinearModel(init_scale=0.0),
+                    **fixed, **settings).fit(U[:, :d], U[:, d:], key=key)
+    return dataclasses.replace(out, standardizer=stats.standardizer, schema=release.schema).replace(
+        meta=out.meta.replace(init_rows=None, lambda_choice=lam_record,
+                              extra={**out.meta.extra, "proxy_rows": rows}))
