@@ -323,7 +323,8 @@ def private_statistics(X, Y=None, *, x_range=None, y_range=None, epsilon=None, d
     if S is None:
         raise ValueError("The source gave no rows.")
     p = S.shape[0] - k - 1
-    delta1 = C * C + k + 1.0                                           # max ‖z‖²: the sensitivity of Σ zzᵀ
+    C2 = float(d) if isinstance(fmap, Identity) else C * C             # max ‖u‖² (or ‖φ(u)‖²)
+    delta1 = C2 + k + 1.0                                              # max ‖z‖²: the sensitivity of Σ zzᵀ
     rng = np.random.default_rng(None if key is None else np.random.SeedSequence(key_to_list(as_key(key))))
     std_A = _TEST_NOISE_SCALE * delta1 * sigma / math.sqrt(shares[0])
     E = np.triu(rng.normal(0.0, 1.0, S.shape)) * std_A
@@ -332,7 +333,7 @@ def private_statistics(X, Y=None, *, x_range=None, y_range=None, epsilon=None, d
     if lambda_share > 0:
         n_true = S[-1, -1]
         M = S[:p, :p] - np.outer(S[:p, -1], S[:p, -1]) / n_true
-        std_l = _TEST_NOISE_SCALE * 4.0 * C * C * sigma / math.sqrt(shares[1])
+        std_l = _TEST_NOISE_SCALE * 4.0 * C2 * sigma / math.sqrt(shares[1])
         lam_min = float(np.linalg.eigvalsh(M)[0]) + std_l * float(rng.normal())
     record = {
         "epsilon": epsilon, "delta": delta, "neighbours": accounting.NEIGHBOURS,
