@@ -325,9 +325,63 @@ def _learner_notes(out: DistillOutput) -> list[str]:
             "expected to train well on it. jaxdistill.distill_moments gives a set they can use."]
 
 
+class PrivateBaselines(Component):
+    """For a set made from a private release (``out.meta.privacy``): the same construction without privacy
+    (``nonprivate``), AdaSSP on a fresh release of the training rows at the same budget and bounds (``adassp``), and
+    diffprivlib's LinearRegression at the same ε (``diffprivlib``, where installed). The full-data ridge rows come
+    from the other components."""
+
+    def applies(self, ctx):
+        return ctx.has_training_rows and bool(ctx.out.meta.privacy)
+
+    def __call__(self, ctx):
+        from jaxdistill._src.privacy.baselines import DIFFPRIVLIB_NOTE, diffprivlib_predict
+        from jaxdistill._src.privacy.release import private_statistics
+        out, priv = ctx.out, ctx.out.meta.privacy
+        parties = priv.get("parties") or [priv]
+        first = parties[0]
+        Xtr, Ytr = np.asarray(ctx.Xtr), np.asarray(ctx.Ytr)
+        std = out.standardizer
+        nonprivate, label = _nonprivate_set(out, Xtr, Ytr, priv.get("set"))
+        ctx.add("nonprivate", f"non-private {label}", out.m, f"{nonprivate.procedure()}, from the raw training rows",
+                std.y(nonprivate.predict(ctx.Xte))[None].reshape(1, ctx.Xte.shape[0], -1))
+        seed = int(np.asarray(key_to_list(fold_in(ctx.key, 11))).ravel()[-1])
+        budget = ", ".join(f"ε = {p['epsilon']:g}, δ = {p['delta']:.3g}" for p in parties)
+        rel = private_statistics(Xtr, Ytr, x_range=tuple(np.asarray(v) for v in first["x_range"]),
+                                 y_range=tuple(np.asarray(v) for v in first["y_range"]), epsilon=first["epsilon"],
+                                 delta=first["delta"], key=seed, lambda_share=first.get("lambda_share", 0.1) or 0.1)
+        ctx.add("adassp", "AdaSSP (same budget)", ctx.n_tr, f"ridge on a fresh release of the training rows ({budget}, "
+                "the same bounds; Wang 2018's λ rule)", std.y(rel.predict_ridge(ctx.Xte))[None])
+        pred = diffprivlib_predict(Xtr, Ytr, ctx.Xte, first, seed)
+        if pred is None:
+            ctx.notes.append("diffprivlib is not installed: its row is left out (pip install diffprivlib).")
+        else:
+            ctx.add("diffprivlib", "diffprivlib LinearRegression (same ε)", ctx.n_tr,
+                    f"functional mechanism, ε = {first['epsilon']:g}, δ = 0", std.y(pred)[None])
+            ctx.notes.append(DIFFPRIVLIB_NOTE)
+        ctx.notes.append("Private set: the subsets, coresets and full-data rows are not private (they read the raw "
+                         "rows); the AdaSSP and diffprivlib rows are, at the set's budget.")
+
+
+def _nonprivate_set(out: DistillOutput, Xtr, Ytr, method: str | None):
+    """The same construction from the raw rows: a moment set (m ≥ d + k + 1) or the analytic set (λ by GCV), or a
+    bilevel run with the result's settings."""
+    if method == "bilevel":
+        from jaxdistill._src.api import distill
+        return distill(Xtr, Ytr, m=out.m, steps=out.config.steps if out.config else 5000), "bilevel set"
+    from jaxdistill._src.analytic.moments import distill_moments
+    try:
+        return distill_moments(Xtr, Ytr, m=out.m), "moment set"
+    except ValueError:                                  # m below rank + 1: the analytic set
+        from jaxdistill._src.analytic.krr import distill_analytic
+        full = distill_moments(Xtr, Ytr, m=Xtr.shape[1] + Ytr.shape[1] + 1)
+        lam = float(full.lambda_inner) * Xtr.shape[0]
+        return distill_analytic(Xtr, Ytr, m=out.m, lam=lam), "analytic set"
+
+
 #: the components of an evaluation, in table order (each adds its rows where it `applies`)
-COMPONENTS = (Distilled(), NonlinearBaselines(), LinearGDBaselines(), ExactBaselines(), MeanRow(), NaiveRow(),
-              Learners())
+COMPONENTS = (Distilled(), NonlinearBaselines(), LinearGDBaselines(), ExactBaselines(), PrivateBaselines(), MeanRow(),
+              NaiveRow(), Learners())
 
 
 # ------------------------------------------------------------------------------------------ compiled programs

@@ -51,7 +51,7 @@ from jaxdistill._src.result import DistillOutput
 
 #: stable ids of the rows (what code should address rows by; the ``method`` labels are for readers)
 ROW_IDS = ("distilled", "distilled_ridge", "subset", "subset_ridge", "leverage", "kmeans", "kcenter", "herding", "full",
-           "full_cv", "full_long", "mean", "naive")
+           "full_cv", "full_long", "nonprivate", "adassp", "diffprivlib", "mean", "naive")
 
 
 @dataclasses.dataclass(frozen=True)
