@@ -132,6 +132,15 @@ def test_federated_sum_adds_statistics_and_keeps_each_partys_guarantee():
         a + jd.private_statistics(X, Y, x_range=(-1, 1), y_range=YR, epsilon=1.0, delta=1e-6, key=0)
 
 
+def test_federated_noise_equals_one_release_at_the_accountants_epsilon():
+    """The how-to's number: three parties at ε = 1 (δ = 1e-8) add up to the noise of one release at ε = 0.56."""
+    parts = [jd.private_statistics(X[i::3], Y[i::3], x_range=XR, y_range=YR, epsilon=1.0, delta=1e-8, key=i)
+             for i in range(3)]
+    total = parts[0] + parts[1] + parts[2]
+    one = jd.private_statistics(X, Y, x_range=XR, y_range=YR, epsilon=0.5612, delta=1e-8, key=0)
+    assert total.noise_std == pytest.approx(one.noise_std, rel=2e-3)
+
+
 def test_the_guarantee_travels_with_the_set(tmp_path):
     rel = jd.private_statistics(X, Y, x_range=XR, y_range=YR, epsilon=0.5, delta=1e-6, key=0)
     out = jd.distill_private(rel, m=12)

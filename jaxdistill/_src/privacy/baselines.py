@@ -20,8 +20,8 @@ import numpy as np
 #: what the evaluation table says of the diffprivlib row
 DIFFPRIVLIB_NOTE = ("diffprivlib's LinearRegression is pure ε-DP (δ = 0, Laplace noise on the objective's "
                     "coefficients); its known sensitivity bug (IBM/differential-privacy-library issue #105: the "
-                    "squared inputs' sensitivity reads the lower bound twice; unfixed in 0.6.6) is avoided by symmetric "
-                    "bounds (columns centred at the public midpoints, intercept as a constant column, "
+                    "squared inputs' sensitivity reads the lower bound twice; unfixed in 0.6.6) is avoided by "
+                    "symmetric bounds (columns centred at the public midpoints, intercept as a constant column, "
                     "fit_intercept=False).")
 
 

@@ -131,6 +131,11 @@ def distill_private(release: PrivateStatistics, m: int | None = None, *, method:
                          f"the map's inverse); {method!r} needs a release of the inputs themselves.")
     if method != "bilevel" and settings:
         raise ValueError(f"Settings {sorted(settings)} apply to method='bilevel' only.")
+    if not release.n >= m + 1:
+        raise ValueError(f"The release's noisy row count is n̂ = {release.n:.4g} (its noise has standard deviation "
+                         f"{release.noise_std:.3g}), below m + 1 = {m + 1}: at this budget the statistics are mostly "
+                         "noise. Raise epsilon, release more rows (or several parties' rows together), or narrow the "
+                         "bounds.")
     lam, lam_record = release.ridge_penalty(regularization)
     stats, _ = release.standardized()
     n = max(release.n, 2.0)

@@ -15,6 +15,8 @@ The components, in table order:
 * `ExactBaselines` — the same for exact procedures (kernel ridge, analytic and moment sets);
 * `NonlinearBaselines` — random subsets and the full data of a model not linear in θ, each with its step size
   tuned on training rows it does not fit (`nonlinear_program`);
+* `PrivateBaselines` — for a set made from a private release: the same construction without privacy, AdaSSP at the
+  same budget, diffprivlib at the same ε;
 * `MeanRow`, `NaiveRow` — the constant predictor and, for autoregressive windows, the last value;
 * `Learners` — other learners (scikit-learn estimators) on the distilled set, the drawn sets and all rows.
 """
