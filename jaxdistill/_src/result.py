@@ -378,8 +378,6 @@ class DistillOutput:
         h, info = self.history, self.meta
         lines = [f"DistillOutput: m={self.m}, d={self.x.shape[1]}, d_out={self.y.shape[1]}, status={self.status}",
                  f"  model {self.model!r}", f"  trained by: {self.procedure()}", f"  valid for: {self.valid_for}"]
-        if self.meta.privacy:
-            lines.append(f"  privacy: {self.privacy_note}")
         if h.steps:
             steps = self.config.steps if self.config is not None else h.steps
             dl = h.data_loss if h.data_loss.size else h.loss

@@ -39,7 +39,7 @@ from jaxdistill._src.core.linalg import ridge_from_cross_products
 from jaxdistill._src.core.validate import check_float, check_int
 from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_xy, on_device, warn_constant
 from jaxdistill._src.data.schema import InputSchema, read_pair
-from jaxdistill._src.data.sources import ArraySource, RowSource, sufficient_statistics
+from jaxdistill._src.data.sources import ArraySource, RowSource, SufficientStats, sufficient_statistics
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.outer.records import RunInfo
 from jaxdistill._src.result import DistillOutput
@@ -270,19 +270,24 @@ class _FromSource:
 
     def statistics(self, fmap, lam: float, standardize: bool, m: int) -> _Statistics:
         stats = sufficient_statistics(self.source, fmap, standardize=standardize)
-        n, k = stats.n, self.source.d_out
-        _check_sizes(m, n, k)
-        theta = ridge_from_cross_products(stats.FtF, stats.FtY, 1, lam)
-        ev, vecs = np.linalg.eigh(stats.YtY)               # singular values / right vectors of Y, from YᵀY
-        order = np.argsort(ev)[::-1]
-        sy, Vt = np.sqrt(np.maximum(ev[order], 0.0)), vecs[:, order].T
-        rms = float(np.sqrt(np.trace(stats.YtY) / (n * k)))
-        return _Statistics(n, k, stats.standardizer, InputSchema(n_features=self.source.d),
-                           _project(theta, sy, Vt, n, k, True), rms, None)
+        return statistics_from_sums(stats, self.source.d_out, InputSchema(n_features=self.source.d), lam, m)
 
     def features(self, stats: _Statistics, fmap, idx):
         X0, _ = self.source.take(np.asarray(idx))
         return _features(fmap, stats.std.x(X0))
+
+
+def statistics_from_sums(stats: SufficientStats, k: int, schema: InputSchema, lam: float, m: int) -> _Statistics:
+    """The solve's `_Statistics` from cross products alone (a source's pass, or a private release): θ* from FᵀF, FᵀY,
+    and Y's singular directions from YᵀY."""
+    n = stats.n
+    _check_sizes(m, n, k)
+    theta = ridge_from_cross_products(stats.FtF, stats.FtY, 1, lam)
+    ev, vecs = np.linalg.eigh(stats.YtY)               # singular values / right vectors of Y, from YᵀY
+    order = np.argsort(ev)[::-1]
+    sy, Vt = np.sqrt(np.maximum(ev[order], 0.0)), vecs[:, order].T
+    rms = float(np.sqrt(np.trace(stats.YtY) / (n * k)))
+    return _Statistics(n, k, stats.standardizer, schema, _project(theta, sy, Vt, n, k, True), rms, None)
 
 
 def _rows_of(X, Y):

@@ -26,6 +26,7 @@ AdaSSP's ridge is one number), y ↦ (y − μ̂_y)/ŝ_y; with a feature map x �
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.core.keys import as_key, key_to_list
+from jaxdistill._src.core.linalg import ridge_from_cross_products
 from jaxdistill._src.core.validate import check_float
 from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_xy
 from jaxdistill._src.data.schema import InputSchema, read_pair
@@ -43,6 +45,8 @@ from jaxdistill._src.version import __version__
 
 #: AdaSSP's failure probability ρ in its ridge rule (Wang 2018, Alg. 2)
 ADASSP_RHO = 0.05
+#: the part of the budget (in μ²) a release spends on λ_min for AdaSSP's ridge rule, by default
+LAMBDA_SHARE = 0.1
 #: the smallest standard deviation a target column is given, as a fraction of its bound's half-width
 MIN_SCALE = 1e-3
 #: multiplies the calibrated noise: 1 except inside ``jaxdistill.testing.noise_scale`` (the audit's negative control)
@@ -127,6 +131,16 @@ class PrivateStatistics:
         return float(self.A[-1, -1])
 
     @property
+    def count(self) -> float:
+        """n̂ as post-processing divides by it: the noisy count, at least 2."""
+        return max(self.n, 2.0)
+
+    @property
+    def identity(self) -> bool:
+        """Whether the release is of the inputs themselves (no feature map)."""
+        return self.feature_map is None or isinstance(self.feature_map, Identity)
+
+    @property
     def guarantee(self) -> dict:
         """What the release is private under: one party's record, or ``{"parties": [...]}`` for a sum."""
         if len(self.parties) == 1:
@@ -164,35 +178,38 @@ class PrivateStatistics:
                 f"noise std {self.noise_std:.3g} per entry)")
 
     # ------------------------------------------------------------------ post-processing
-    def moments(self) -> tuple[float, np.ndarray, np.ndarray]:
-        """(n̂, mean of z' = [u, v], the centred moments Σ (z' − mean)(z' − mean)ᵀ projected onto the PSD cone), in
-        the box units of eq. P1 — or, with a feature map, the feature block uncentred (as
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean of z' = [u, v], the centred moments Σ (z' − mean)(z' − mean)ᵀ projected onto the PSD cone), over the
+        noisy count `count`, in the box units of eq. P1 — or, with a feature map, the feature block uncentred (as
         [`sufficient_statistics`][jaxdistill.sufficient_statistics] has it)."""
-        A = self.A
-        n = max(float(A[-1, -1]), 2.0)
+        A, n = self.A, self.count
         s = A[:-1, -1]
         mean = s / n
         M = A[:-1, :-1] - np.outer(s, s) / n
-        if not isinstance(self.feature_map or Identity(), Identity):
+        if not self.identity:
             p = M.shape[0] - self.k
             M[:p, :p] = A[:p, :p]                       # features uncentred (the model has no intercept feature)
         M = 0.5 * (M + M.T)
         ev, V = np.linalg.eigh(M)
-        return n, mean, (V * np.maximum(ev, 0.0)) @ V.T
+        return mean, (V * np.maximum(ev, 0.0)) @ V.T
 
-    def standardized(self) -> tuple[SufficientStats, np.ndarray]:
-        """The release as [`SufficientStats`][jaxdistill.SufficientStats] in private standardised units (module docs)
-        and the mean of z' in box units."""
-        n, mean, M = self.moments()
+    def standardized(self) -> SufficientStats:
+        """The release as [`SufficientStats`][jaxdistill.SufficientStats] in private standardised units (module docs;
+        its ``n`` is `count` rounded). Computed once per release (it is immutable)."""
+        return self._standardized
+
+    @functools.cached_property
+    def _standardized(self) -> SufficientStats:
+        mean, M = self.moments()
+        n = self.count
         p = M.shape[0] - self.k
         (xlo, xhi), (ylo, yhi) = self.x_range, self.y_range
         cx, hx, cy, hy = (xlo + xhi) / 2, (xhi - xlo) / 2, (ylo + yhi) / 2, (yhi - ylo) / 2
         sd_v = np.sqrt(np.maximum(np.diag(M)[p:] / n, MIN_SCALE ** 2))
-        identity = isinstance(self.feature_map or Identity(), Identity)
-        x_centre = cx + hx * mean[:p] if identity else cx
+        x_centre = cx + hx * mean[:p] if self.identity else cx
         std = Standardizer(x_centre, hx, cy + hy * mean[p:], hy * sd_v)
         FtF, FtY, YtY = M[:p, :p], M[:p, p:] / sd_v, M[p:, p:] / np.outer(sd_v, sd_v)
-        return SufficientStats(int(round(n)), std, FtF, FtY, YtY), mean
+        return SufficientStats(int(round(n)), std, FtF, FtY, YtY)
 
     def ridge_penalty(self, regularization="adassp") -> tuple[float, dict]:
         """(λ_I, its record): the ridge penalty of models fitted to the release, normalised by n̂ (Def. 2.1's λ_I).
@@ -200,8 +217,7 @@ class PrivateStatistics:
         ``"adassp"``: Wang (2018), Alg. 2 — λ = max(0, σ_A √(p log(2p²/ρ)) − λ̃_min) with λ̃_min the released
         eigenvalue lowered by σ_λ √log(6/δ) (its high-probability margin), ρ = 0.05; λ_I = λ/n̂. ``"gcv"``:
         generalised cross-validation on the noisy statistics. A number: λ_I as given."""
-        stats, _ = self.standardized()
-        n = max(self.n, 2.0)
+        stats, n = self.standardized(), self.count
         if regularization == "adassp":
             if self.lambda_min is None:
                 raise ValueError("This release has no private λ_min (it was made with lambda_share=0): use "
@@ -222,26 +238,22 @@ class PrivateStatistics:
     def ridge(self, regularization="adassp") -> tuple[np.ndarray, float, dict]:
         """(θ (p, k) in private standardised units, λ_I, its record): ridge regression on the release alone —
         AdaSSP's estimator with ``regularization="adassp"``."""
-        stats, _ = self.standardized()
+        stats = self.standardized()
         lam, record = self.ridge_penalty(regularization)
-        n = max(self.n, 2.0)
-        theta = np.linalg.solve(stats.FtF + lam * n * np.eye(stats.FtF.shape[0]) + 1e-12 * np.eye(stats.FtF.shape[0]),
-                                stats.FtY)
-        return theta, lam, record
+        return ridge_from_cross_products(stats.FtF, stats.FtY, self.count, lam), lam, record
 
     def predict_ridge(self, X, regularization="adassp") -> np.ndarray:
         """Predictions (n, k) in original units of `ridge` (the AdaSSP baseline of ``evaluate``), identity features."""
-        if not isinstance(self.feature_map or Identity(), Identity):
+        if not self.identity:
             raise ValueError("predict_ridge is for releases without a feature map.")
-        stats, _ = self.standardized()
+        std = self.standardized().standardizer
         theta, _, _ = self.ridge(regularization)
-        X = as_2d_float("X", X, allow_1d=False)
-        return stats.standardizer.y_inverse(stats.standardizer.x(X) @ theta)
+        return std.y_inverse(std.x(as_2d_float("X", X, allow_1d=False)) @ theta)
 
 
 def private_statistics(X, Y=None, *, x_range=None, y_range=None, epsilon=None, delta=None, key=None,
                        feature_map: FeatureMap | None = None, feature_norm: float | None = None,
-                       lambda_share: float = 0.1, block_rows: int = BLOCK_ROWS) -> PrivateStatistics:
+                       lambda_share: float = LAMBDA_SHARE, block_rows: int = BLOCK_ROWS) -> PrivateStatistics:
     """Release a data set's sufficient statistics under (ε, δ)-differential privacy, reading each row once.
 
     Rows are clipped to the public bounds and mapped into the unit box (eq. P1); the augmented second-moment matrix

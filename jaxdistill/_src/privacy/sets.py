@@ -21,12 +21,11 @@ import dataclasses
 
 import numpy as np
 
-from jaxdistill._src.analytic.krr import _check_sizes, _features, _project, _Statistics, analytic_set
+from jaxdistill._src.analytic.krr import _features, _Statistics, analytic_set, statistics_from_sums
 from jaxdistill._src.analytic.moments import _joint_covariance, moment_rows, moment_set
 from jaxdistill._src.components.features import Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
-from jaxdistill._src.core.linalg import ridge_from_cross_products
 from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.distiller import Distiller
 from jaxdistill._src.privacy.release import POST_PROCESSING, PrivateStatistics
@@ -43,9 +42,10 @@ def _rng(key) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
 
 
-def _covariance(stats, n: float) -> np.ndarray:
+def _covariance(release: PrivateStatistics) -> np.ndarray:
     """The noisy covariance of z' = [x, y] in private standardised units, over n̂ (the noisy count, not rounded)."""
-    return _joint_covariance(stats) * (stats.n / n)
+    stats = release.standardized()
+    return _joint_covariance(stats) * (stats.n / release.count)
 
 
 def _gaussian_rows(S: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
@@ -62,22 +62,12 @@ class _FromRelease:
         self.release, self.rng = release, rng
 
     def statistics(self, fmap, lam: float, standardize: bool, m: int) -> _Statistics:
-        stats, _ = self.release.standardized()
-        n, k = stats.n, self.release.k
-        _check_sizes(m, n, k)
-        self.stats = stats
-        theta = ridge_from_cross_products(stats.FtF, stats.FtY, 1, lam)
-        ev, vecs = np.linalg.eigh(stats.YtY)
-        order = np.argsort(ev)[::-1]
-        sy, Vt = np.sqrt(np.maximum(ev[order], 0.0)), vecs[:, order].T
-        rms = float(np.sqrt(np.trace(stats.YtY) / (n * k)))
-        return _Statistics(n, k, stats.standardizer, self.release.schema, _project(theta, sy, Vt, n, k, True), rms,
-                           None)
+        return statistics_from_sums(self.release.standardized(), self.release.k, self.release.schema, lam, m)
 
     def features(self, stats: _Statistics, fmap, idx):
         m = len(idx)
         if isinstance(fmap, Identity):
-            S = _joint_covariance(self.stats)
+            S = _joint_covariance(self.release.standardized())
             U = moment_rows(S, m, _gaussian_rows(S, m, self.rng))
             return U[:, :self.release.d]
         return _features(fmap, self.rng.uniform(-1.0, 1.0, (m, self.release.d)))   # the public box, no data
@@ -126,7 +116,7 @@ def distill_private(release: PrivateStatistics, m: int | None = None, *, method:
     if m is None:
         raise ValueError("Pass m, the number of rows of the set.")
     m = check_int("m", m, 1)
-    if release.feature_map is not None and method != "analytic":
+    if not release.identity and method != "analytic":
         raise ValueError(f"A release with a feature map gives a set only with method='analytic' (the inputs come from "
                          f"the map's inverse); {method!r} needs a release of the inputs themselves.")
     if method != "bilevel" and settings:
@@ -137,11 +127,10 @@ def distill_private(release: PrivateStatistics, m: int | None = None, *, method:
                          "noise. Raise epsilon, release more rows (or several parties' rows together), or narrow the "
                          "bounds.")
     lam, lam_record = release.ridge_penalty(regularization)
-    stats, _ = release.standardized()
-    n = max(release.n, 2.0)
+    stats, n = release.standardized(), release.count
     rng = _rng(key)
     if method == "moments":
-        S = _covariance(stats, n)
+        S = _covariance(release)
         d = release.d
         S[:d, :d] += lam * np.eye(d)                     # ridge folded in: OLS on the set = ridge on the release
         out = moment_set(S, m, _gaussian_rows(S, m, rng), stats.standardizer, n, 0.0,
@@ -150,17 +139,17 @@ def distill_private(release: PrivateStatistics, m: int | None = None, *, method:
     elif method == "analytic":
         fmap = release.feature_map or Identity()
         out = analytic_set(_FromRelease(release, rng), m, lam=lam * n, lam_s=0.0, fmap=fmap, key=key,
-                           init=None if release.feature_map is None else "none")
+                           init=None if release.identity else "none")
         out = out.replace(meta=out.meta.replace(init_rows=None, lambda_choice=lam_record))
     else:
-        out = _bilevel(release, stats, m, lam, lam_record, rng, key, settings)
+        out = _bilevel(release, m, lam, lam_record, rng, key, settings)
     record = {**release.guarantee, "set": method, "regularization": lam_record, "after the release": POST_PROCESSING}
     return out.replace(meta=out.meta.replace(privacy=record, n_train=int(round(n))))
 
 
-def _bilevel(release, stats, m, lam, lam_record, rng, key, settings) -> DistillOutput:
+def _bilevel(release, m, lam, lam_record, rng, key, settings) -> DistillOutput:
     d, k = release.d, release.k
-    S = _covariance(stats, max(release.n, 2.0))
+    S = _covariance(release)
     rows = max(PROXY_ROWS, 4 * (d + k + 1 + m))
     U = moment_rows(S, rows, _gaussian_rows(S, rows, rng))
     fixed = {"m": m, "validation_fraction": 0.0, "standardize": False, "lambda_inner": lam}
@@ -170,6 +159,6 @@ def _bilevel(release, stats, m, lam, lam_record, rng, key, settings) -> DistillO
                          "release's own standardisation and ridge penalty); leave them out.")
     out = Distiller(objective=FullDataLoss(ridge=lam), model=LinearModel(init_scale=0.0),
                     **fixed, **settings).fit(U[:, :d], U[:, d:], key=key)
-    return dataclasses.replace(out, standardizer=stats.standardizer, schema=release.schema).replace(
+    return dataclasses.replace(out, standardizer=release.standardized().standardizer, schema=release.schema).replace(
         meta=out.meta.replace(init_rows=None, lambda_choice=lam_record,
                               extra={**out.meta.extra, "proxy_rows": rows}))

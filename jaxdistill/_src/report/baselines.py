@@ -338,7 +338,7 @@ class PrivateBaselines(Component):
 
     def __call__(self, ctx):
         from jaxdistill._src.privacy.baselines import DIFFPRIVLIB_NOTE, diffprivlib_predict
-        from jaxdistill._src.privacy.release import private_statistics
+        from jaxdistill._src.privacy.release import LAMBDA_SHARE, private_statistics
         out, priv = ctx.out, ctx.out.meta.privacy
         parties = priv.get("parties") or [priv]
         first = parties[0]
@@ -347,11 +347,12 @@ class PrivateBaselines(Component):
         nonprivate, label = _nonprivate_set(out, Xtr, Ytr, priv.get("set"))
         ctx.add("nonprivate", f"non-private {label}", out.m, f"{nonprivate.procedure()}, from the raw training rows",
                 std.y(nonprivate.predict(ctx.Xte))[None].reshape(1, ctx.Xte.shape[0], -1))
-        seed = int(np.asarray(key_to_list(fold_in(ctx.key, 11))).ravel()[-1])
+        seed = int(np.asarray(key_to_list(fold_in(ctx.key, 11))).ravel()[-1])     # diffprivlib takes an integer
         budget = ", ".join(f"ε = {p['epsilon']:g}, δ = {p['delta']:.3g}" for p in parties)
-        rel = private_statistics(Xtr, Ytr, x_range=tuple(np.asarray(v) for v in first["x_range"]),
-                                 y_range=tuple(np.asarray(v) for v in first["y_range"]), epsilon=first["epsilon"],
-                                 delta=first["delta"], key=seed, lambda_share=first.get("lambda_share", 0.1) or 0.1)
+        # AdaSSP needs the private λ_min: a release made without one (lambda_share 0) is compared at the default share
+        rel = private_statistics(Xtr, Ytr, x_range=first["x_range"], y_range=first["y_range"],
+                                 epsilon=first["epsilon"], delta=first["delta"], key=seed,
+                                 lambda_share=first["lambda_share"] or LAMBDA_SHARE)
         ctx.add("adassp", "AdaSSP (same budget)", ctx.n_tr, f"ridge on a fresh release of the training rows ({budget}, "
                 "the same bounds; Wang 2018's λ rule)", std.y(rel.predict_ridge(ctx.Xte))[None])
         pred = diffprivlib_predict(Xtr, Ytr, ctx.Xte, first, seed)
@@ -371,14 +372,14 @@ def _nonprivate_set(out: DistillOutput, Xtr, Ytr, method: str | None):
     if method == "bilevel":
         from jaxdistill._src.api import distill
         return distill(Xtr, Ytr, m=out.m, steps=out.config.steps if out.config else 5000), "bilevel set"
-    from jaxdistill._src.analytic.moments import distill_moments
+    from jaxdistill._src.analytic.moments import _lambda, distill_moments
     try:
         return distill_moments(Xtr, Ytr, m=out.m), "moment set"
-    except ValueError:                                  # m below rank + 1: the analytic set
+    except ValueError:                                  # m below rank + 1: the analytic set, with the same GCV λ
         from jaxdistill._src.analytic.krr import distill_analytic
-        full = distill_moments(Xtr, Ytr, m=Xtr.shape[1] + Ytr.shape[1] + 1)
-        lam = float(full.lambda_inner) * Xtr.shape[0]
-        return distill_analytic(Xtr, Ytr, m=out.m, lam=lam), "analytic set"
+        from jaxdistill._src.data.sources import ArraySource, sufficient_statistics
+        lam, _ = _lambda("auto", sufficient_statistics(ArraySource(Xtr, Ytr)))
+        return distill_analytic(Xtr, Ytr, m=out.m, lam=lam * Xtr.shape[0]), "analytic set"
 
 
 #: the components of an evaluation, in table order (each adds its rows where it `applies`)
