@@ -158,6 +158,15 @@ def test_the_guarantee_travels_with_the_set(tmp_path):
     assert "Not private" in jd.distill_moments(X, Y, m=12).privacy_note
 
 
+@pytest.mark.parametrize("m", [1, 5, 12])
+def test_private_analytic_set_reproduces_ridge_on_the_release_at_any_m(m):
+    """m ≥ k suffices (the KRR paper), also below the rank + 1 a moment set needs: its model is AdaSSP's."""
+    rel = jd.private_statistics(X, Y, x_range=XR, y_range=YR, epsilon=3.0, delta=1e-6, key=0)
+    out = jd.distill_private(rel, m=m, method="analytic")
+    assert out.m == m
+    np.testing.assert_allclose(out.predict(X), rel.predict_ridge(X), rtol=1e-6)
+
+
 def test_bilevel_and_random_feature_sets_from_the_release():
     rel = jd.private_statistics(X, Y, x_range=XR, y_range=YR, epsilon=3.0, delta=1e-6, key=0)
     out = jd.distill_private(rel, m=12, method="bilevel", steps=300)

@@ -8,8 +8,8 @@ standardised units (``PrivateStatistics.standardized``) with the ridge penalty �
   with λ_I on the release (AdaSSP's estimator with the default rule). Its rows are rotated towards m draws of
   N(0, S) from the key (no real rows exist to rotate towards).
 * ``"analytic"``: the KRR paper's set (``analytic/krr.py``) reproducing ridge on the release; the m rows its free part
-  is taken from are the moment-exact rows of the noisy covariance (or, with a feature map, m points drawn uniformly
-  from the public box).
+  is taken from are m draws of N(0, S) of the noisy covariance (or, with a feature map, m points drawn uniformly from
+  the public box).
 * ``"bilevel"``: Algorithm 1 with the exact full-data objective of the release: `distill` is run on a proxy of M
   rows whose moments equal the noisy statistics exactly (so its ``FullDataLoss`` is the release's), λ_I as above, no
   held-out rows (the monitor is the full-data objective), no quality check against real rows.
@@ -49,9 +49,13 @@ def _covariance(release: PrivateStatistics) -> np.ndarray:
 
 
 def _gaussian_rows(S: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """m draws of N(0, S): where a moment set's rows are rotated towards when no real rows may be read."""
+    """m draws of N(0, S): where a set's rows are rotated towards, or its free part taken from, when no real rows may
+    be read. Directions of S at rounding level (as `moment_rows` judges them) are dropped: a draw's 1e-8-sized
+    component along them would give its rows singular values the analytic set inverts."""
     ev, V = np.linalg.eigh(S)
-    return rng.standard_normal((m, S.shape[0])) @ (V * np.sqrt(np.maximum(ev, 0.0))).T
+    top = float(ev[-1]) if ev.size else 0.0
+    ev = np.where(ev > ev.size * np.finfo(np.float64).eps * top * 10, ev, 0.0)
+    return rng.standard_normal((m, S.shape[0])) @ (V * np.sqrt(ev)).T
 
 
 class _FromRelease:
@@ -66,10 +70,8 @@ class _FromRelease:
 
     def features(self, stats: _Statistics, fmap, idx):
         m = len(idx)
-        if isinstance(fmap, Identity):
-            S = _joint_covariance(self.release.standardized())
-            U = moment_rows(S, m, _gaussian_rows(S, m, self.rng))
-            return U[:, :self.release.d]
+        if isinstance(fmap, Identity):      # draws of the noisy inputs' covariance: any m (a moment set needs rank + 1)
+            return _gaussian_rows(_joint_covariance(self.release.standardized()), m, self.rng)[:, :self.release.d]
         return _features(fmap, self.rng.uniform(-1.0, 1.0, (m, self.release.d)))   # the public box, no data
 
 
