@@ -104,6 +104,19 @@ class PrivateStatistics:
       feature_map, feature_norm: the public feature map (None: the identity) and the bound C on ‖φ(u)‖.
       parties: each party's guarantee (a dict per release that was added in).
       schema: the inputs' names and shapes.
+
+    Examples:
+      >>> import jaxdistill as jd
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> bounds = dict(x_range=(-0.2, 0.2), y_range=(0, 400), delta=1e-6)
+      >>> a = jd.private_statistics(X[:200], Y[:200], epsilon=1.0, key=1, **bounds)   # one party's rows
+      >>> b = jd.private_statistics(X[200:], Y[200:], epsilon=2.0, key=2, **bounds)   # another's
+      >>> [p["epsilon"] for p in (a + b).guarantee["parties"]]
+      [1.0, 2.0]
+      >>> theta, lam, record = (a + b).ridge()     # AdaSSP's estimator on the summed release
+      >>> theta.shape, record["method"]
+      ((10, 1), 'adassp')
     """
 
     A: np.ndarray
