@@ -167,6 +167,20 @@ def test_private_analytic_set_reproduces_ridge_on_the_release_at_any_m(m):
     np.testing.assert_allclose(out.predict(X), rel.predict_ridge(X), rtol=1e-6)
 
 
+def test_evaluate_compares_a_private_set_with_private_and_raw_baselines():
+    """Every construction of one release stands for the same full-data ridge (its `full` row), and evaluate adds the
+    non-private, AdaSSP and diffprivlib rows."""
+    Xtr, Ytr, Xte, Yte = datasets.split("diabetes", X, Y, key=0)
+    rel = jd.private_statistics(Xtr, Ytr, x_range=XR, y_range=YR, epsilon=3.0, delta=1e-6, key=0)
+    reports = {m: jd.evaluate(jd.distill_private(rel, m=12, method=m), Xte, Yte, Xtr, Ytr)
+               for m in ("moments", "analytic")}
+    rows = {m: {r["id"]: r for r in rep.rows} for m, rep in reports.items()}
+    assert rows["moments"]["full"]["mse"] == pytest.approx(rows["analytic"]["full"]["mse"], rel=1e-9)
+    assert rows["moments"]["distilled"]["mse"] == pytest.approx(rows["moments"]["adassp"]["mse"], rel=0.5)
+    assert {"nonprivate", "adassp"} <= set(rows["moments"])
+    assert any("not private" in n for n in reports["moments"].notes)
+
+
 def test_bilevel_and_random_feature_sets_from_the_release():
     rel = jd.private_statistics(X, Y, x_range=XR, y_range=YR, epsilon=3.0, delta=1e-6, key=0)
     out = jd.distill_private(rel, m=12, method="bilevel", steps=300)

@@ -198,10 +198,11 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
 
 
 def moment_set(S: np.ndarray, m: int, R: np.ndarray | None, std, n: float, lam: float, choice: dict, schema,
-               seed, **meta) -> DistillOutput:
+               seed, full_lam: float | None = None, **meta) -> DistillOutput:
     """The moment-exact set (eq. M1) of covariance S (standardised units, mean 0) with rows near R, each of weight
     n/m, checked, as a [`DistillOutput`][jaxdistill.DistillOutput] whose ``predict`` is ridge with λ_I = ``lam``.
-    ``meta``: further `RunInfo` fields."""
+    ``full_lam``: λ_I of the ridge model on all rows the set stands for (default ``lam``; a private set folds its
+    penalty into S and predicts with 0). ``meta``: further `RunInfo` fields."""
     U = moment_rows(S, m, R)
     d = std.x_mean.size
     err = _moment_error(U, S)
@@ -212,7 +213,8 @@ def moment_set(S: np.ndarray, m: int, R: np.ndarray | None, std, n: float, lam: 
         x=U[:, :d], y=U[:, d:], inner_lr=None, history=None, config=None, standardizer=std, status="exact",
         model=LinearModel(Identity(), init_scale=0.0), inner_solver=KernelRidge(), lambda_inner=lam, T=None,
         seed=seed, weights=np.full(m, n / m),
-        meta=RunInfo(kind="moments", n_train=int(round(n)), full_data_lambda_inner=lam, lambda_choice=choice,
+        meta=RunInfo(kind="moments", n_train=int(round(n)),
+                     full_data_lambda_inner=lam if full_lam is None else full_lam, lambda_choice=choice,
                      extra={"moment_error": err}, **meta),
         schema=schema)
 

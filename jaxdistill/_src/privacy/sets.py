@@ -137,12 +137,13 @@ def distill_private(release: PrivateStatistics, m: int | None = None, *, method:
         S[:d, :d] += lam * np.eye(d)                     # ridge folded in: OLS on the set = ridge on the release
         out = moment_set(S, m, _gaussian_rows(S, m, rng), stats.standardizer, n, 0.0,
                          {"method": "folded into the set", "lambda": 0.0, "ridge_of_the_release": lam_record},
-                         release.schema, seed_of(key))
+                         release.schema, seed_of(key), full_lam=lam)
     elif method == "analytic":
         fmap = release.feature_map or Identity()
         out = analytic_set(_FromRelease(release, rng), m, lam=lam * n, lam_s=0.0, fmap=fmap, key=key,
                            init=None if release.identity else "none")
-        out = out.replace(meta=out.meta.replace(init_rows=None, lambda_choice=lam_record))
+        # the λ_I it stands for on all rows is the release's (analytic_set divides by the rounded count)
+        out = out.replace(meta=out.meta.replace(init_rows=None, lambda_choice=lam_record, full_data_lambda_inner=lam))
     else:
         out = _bilevel(release, m, lam, lam_record, rng, key, settings)
     record = {**release.guarantee, "set": method, "regularization": lam_record, "after the release": POST_PROCESSING}
