@@ -8,8 +8,8 @@ standardised units (``PrivateStatistics.standardized``) with the ridge penalty �
   with λ_I on the release (AdaSSP's estimator with the default rule). Its rows are rotated towards m draws of
   N(0, S) from the key (no real rows exist to rotate towards).
 * ``"analytic"``: the KRR paper's set (``analytic/krr.py``) reproducing ridge on the release; the m rows its free part
-  is taken from are m draws of N(0, S) of the noisy covariance (or, with a feature map, m points drawn uniformly from
-  the public box).
+  is taken from are moment-exact rows of the noisy covariance S (of its top m − 1 directions where m ≤ the columns),
+  rotated towards draws of N(0, S) (or, with a feature map, m points drawn uniformly from the public box).
 * ``"bilevel"``: Algorithm 1 with the exact full-data objective of the release: `distill` is run on a proxy of M
   rows whose moments equal the noisy statistics exactly (so its ``FullDataLoss`` is the release's), λ_I as above, no
   held-out rows (the monitor is the full-data objective), no quality check against real rows.
@@ -70,8 +70,13 @@ class _FromRelease:
 
     def features(self, stats: _Statistics, fmap, idx):
         m = len(idx)
-        if isinstance(fmap, Identity):      # draws of the noisy inputs' covariance: any m (a moment set needs rank + 1)
-            return _gaussian_rows(_joint_covariance(self.release.standardized()), m, self.rng)[:, :self.release.d]
+        if isinstance(fmap, Identity):
+            S = _joint_covariance(self.release.standardized())
+            if m - 1 < S.shape[0]:              # too few rows for all of S: its top m − 1 directions (any m ≥ 2)
+                ev, V = np.linalg.eigh(S)
+                S = (V[:, -(m - 1):] * ev[-(m - 1):]) @ V[:, -(m - 1):].T if m > 1 else np.zeros_like(S)
+            # moment-exact rows: as well-conditioned as S (m plain draws of N(0, S) just above d rows are not)
+            return moment_rows(S, m, _gaussian_rows(S, m, self.rng))[:, :self.release.d]
         return _features(fmap, self.rng.uniform(-1.0, 1.0, (m, self.release.d)))   # the public box, no data
 
 
