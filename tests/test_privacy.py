@@ -158,13 +158,40 @@ def test_the_guarantee_travels_with_the_set(tmp_path):
     assert "Not private" in jd.distill_moments(X, Y, m=12).privacy_note
 
 
-@pytest.mark.parametrize("m", [1, 5, 12])
-def test_private_analytic_set_reproduces_ridge_on_the_release_at_any_m(m):
-    """m ≥ k suffices (the KRR paper), also below the rank + 1 a moment set needs: its model is AdaSSP's."""
-    rel = jd.private_statistics(X, Y, x_range=XR, y_range=YR, epsilon=3.0, delta=1e-6, key=0)
-    out = jd.distill_private(rel, m=m, method="analytic")
-    assert out.m == m
-    np.testing.assert_allclose(out.predict(X), rel.predict_ridge(X), rtol=1e-6)
+#: in a fresh interpreter, in JAX's default float32 as a user runs it (the suite runs in float64): benchmarks/
+#: bench_privacy.py's setting at ε = 10 (plain random rows as the analytic set's free part once gave seed 2 a set whose
+#: own predict was 9 units off ridge on the release, R² 0.477 for 0.466, though the float64 check passed)
+_FLOAT32_ANALYTIC = """
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np, jaxdistill as jd
+from jaxdistill import datasets
+X, Y = datasets.load("diabetes")
+Xtr, Ytr, Xte, _ = datasets.split("diabetes", X, Y, key=0)
+worst = 0.0
+for m in (1, 2, 5, 12):
+    for key in range(10):
+        rel = jd.private_statistics(Xtr, Ytr, x_range=(Xtr.min(0), Xtr.max(0)), y_range=(Ytr.min(), Ytr.max()),
+                                    epsilon=10.0, delta=1 / len(Xtr) ** 2, key=key)
+        out = jd.distill_private(rel, m=m, method="analytic", key=key)
+        assert out.m == m
+        ref = rel.predict_ridge(Xte)
+        worst = max(worst, float(np.max(np.abs(out.predict(Xte) - ref)) / np.max(np.abs(ref))))
+print(json.dumps(worst))
+"""
+
+
+def test_private_analytic_set_reproduces_ridge_on_the_release_at_any_m():
+    """m ≥ k suffices (the KRR paper), also below the rank + 1 a moment set needs: the set's model is AdaSSP's, through
+    the set's own predict in float32, over ten noise draws at each m."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_ENABLE_X64", "XLA_FLAGS")}
+    got = subprocess.run([sys.executable, "-c", _FLOAT32_ANALYTIC], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert json.loads(got.stdout.strip().splitlines()[-1]) < 1e-4      # float32 rounding of a ridge solve, not 3 %
 
 
 def test_evaluate_compares_a_private_set_with_private_and_raw_baselines():
