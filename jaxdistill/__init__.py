@@ -36,6 +36,8 @@ if TYPE_CHECKING:                      # for type checkers, IDEs and the API ref
     from jaxdistill._src.core.component import Component as Component
     from jaxdistill._src.core.jit import set_cpu_compile_options as set_cpu_compile_options
     from jaxdistill._src.core.linalg import stability_bound as stability_bound
+    from jaxdistill._src.data.cluster import DaskSource as DaskSource
+    from jaxdistill._src.data.parquet import ParquetSource as ParquetSource
     from jaxdistill._src.data.sources import ArraySource as ArraySource
     from jaxdistill._src.data.sources import BlockSource as BlockSource
     from jaxdistill._src.data.sources import NpySource as NpySource
@@ -121,6 +123,8 @@ _NAMES = {
     "Component": "jaxdistill._src.core.component",
     "set_cpu_compile_options": "jaxdistill._src.core.jit",
     "stability_bound": "jaxdistill._src.core.linalg",
+    "DaskSource": "jaxdistill._src.data.cluster",
+    "ParquetSource": "jaxdistill._src.data.parquet",
     "ArraySource": "jaxdistill._src.data.sources",
     "BlockSource": "jaxdistill._src.data.sources",
     "NpySource": "jaxdistill._src.data.sources",

@@ -270,7 +270,7 @@ class _FromSource:
 
     def statistics(self, fmap, lam: float, standardize: bool, m: int) -> _Statistics:
         stats = sufficient_statistics(self.source, fmap, standardize=standardize)
-        return statistics_from_sums(stats, self.source.d_out, InputSchema(n_features=self.source.d), lam, m)
+        return statistics_from_sums(stats, self.source.d_out, self.source.schema(), lam, m)
 
     def features(self, stats: _Statistics, fmap, idx):
         X0, _ = self.source.take(np.asarray(idx))

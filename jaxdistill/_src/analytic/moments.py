@@ -36,7 +36,7 @@ from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
 from jaxdistill._src.core.validate import check_float, check_int
 from jaxdistill._src.data.arrays import check_xy
-from jaxdistill._src.data.schema import InputSchema, read_pair
+from jaxdistill._src.data.schema import read_pair
 from jaxdistill._src.data.sources import ArraySource, RowSource, SufficientStats, statistics_pass
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.outer.records import RunInfo
@@ -170,7 +170,7 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
     if source is not None:
         if Y is not None:
             raise ValueError("With a RowSource as X the targets come from the source: pass Y=None.")
-        schema = InputSchema(n_features=source.d)
+        schema = source.schema()
     else:
         X, Y, schema = read_pair(X, Y)
         X, Y = check_xy(X, Y)

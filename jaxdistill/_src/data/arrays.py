@@ -76,7 +76,8 @@ def as_2d_float(name: str, a, *, allow_1d: bool, check_finite: bool = True) -> n
     if n_bad:
         raise ValueError(
             f"{name} has {n_bad} non-finite values (NaN or inf) in {len(bad_rows)} rows, first at "
-            f"row {bad_rows[0]}; drop or impute those rows (a pandas missing value, pd.NA, counts as NaN).")
+            f"row {bad_rows[0]}; drop or impute those rows (a missing value — pandas' pd.NA, a polars or Arrow "
+            "null — counts as NaN).")
     return arr
 
 

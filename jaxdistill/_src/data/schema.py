@@ -1,12 +1,16 @@
 """The boundary with the caller's data: what a fit saw (`InputSchema`) and how later inputs are matched
 to it.
 
-At fit time the schema records the number of features, their names (pandas DataFrames, structured arrays),
+At fit time the schema records the number of features, their names (pandas and polars DataFrames, Arrow tables,
+structured arrays),
 the target's names and rank (1-D y gives 1-D predictions), and which feature columns were constant. Later
 inputs (``predict``, ``evaluate``) are matched to it: a DataFrame **by column name** (reordered columns give
-identical predictions; missing or unexpected names are an error listing them), an array by width. pandas
-objects are read without importing pandas here (it stays optional): what matters is ``.columns`` /
-``.index`` / ``.name`` / ``.to_numpy()``.
+identical predictions; missing or unexpected names are an error listing them), an array by width. pandas,
+polars and Arrow objects are read without importing their libraries here (they stay optional extras); a
+missing value (pandas' ``pd.NA``, a polars or Arrow null) is read as NaN, which the finiteness check refuses by
+row, and a column that is not integers or floats (strings, categories, booleans, dates) is refused by name.
+Predictions come back in the kind of the input: a pandas Series/DataFrame with the input's index, a polars
+Series/DataFrame, an Arrow array/table.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ def _is_frame(a) -> bool:
 
 def _is_series(a) -> bool:
     return _is_pandas(a) and hasattr(a, "name") and not hasattr(a, "columns")
+
+
+def _library(a) -> str:
+    return type(a).__module__.split(".")[0]
+
+
+#: where predictions of a polars or Arrow input go back to that kind (in place of a pandas index)
+POLARS, ARROW = "polars", "pyarrow"
 
 
 def _shape(a) -> tuple:
@@ -62,6 +74,10 @@ def unpack(name: str, a) -> tuple[Any, tuple[str, ...] | None, Any]:
     if _is_series(a):
         names = None if a.name is None else (str(a.name),)
         return _pandas_values(name, a, names), names, a.index
+    if _library(a) == POLARS and (hasattr(a, "schema") or hasattr(a, "dtype")):
+        return _polars_values(name, a)
+    if _library(a) == ARROW and (hasattr(a, "column_names") or hasattr(a, "type")):
+        return _arrow_values(name, a)
     if isinstance(a, np.ndarray) and a.dtype.names:
         names = tuple(a.dtype.names)
         return np.stack([np.asarray(a[f], np.float64) for f in names], axis=-1), names, None
@@ -86,10 +102,55 @@ def _pandas_values(name: str, a, names) -> np.ndarray:
     return a.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _refuse_non_numbers(name: str, cols, kinds) -> None:
+    bad = [f"{c!r} ({k})" for c, k in zip(cols, kinds, strict=True) if k is not None]
+    if bad:
+        listed = ", ".join(bad[:10]) + (f", … ({len(bad)} in all)" if len(bad) > 10 else "")
+        raise ValueError(f"{name} has columns that are not numbers: {listed}. Encode them as numbers first (e.g. "
+                         "to_dummies / one-hot for categories, a cast to float for booleans) or drop them.")
+
+
+def _polars_values(name: str, a):
+    """(values, names, POLARS) of a polars DataFrame or Series: integer and float columns only (refused by name
+    otherwise); nulls become NaN (refused by row later); float32 stays float32 when every column is float32."""
+    import polars as pl
+    frame = isinstance(a, pl.DataFrame)
+    cols = [str(c) for c in a.columns] if frame else [a.name or "(unnamed)"]
+    dtypes = list(a.schema.values()) if frame else [a.dtype]
+    _refuse_non_numbers(name, cols, [None if (dt.is_integer() or dt.is_float()) else str(dt) for dt in dtypes])
+    target = pl.Float32 if all(dt == pl.Float32 for dt in dtypes) else pl.Float64
+    a = a.cast({c: target for c in a.columns} if frame else target).fill_nan(None).fill_null(float("nan"))
+    values = a.to_numpy()
+    names = tuple(cols) if frame else ((a.name,) if a.name else None)
+    return values, names, POLARS
+
+
+def _arrow_values(name: str, a):
+    """(values, names, ARROW) of an Arrow Table, RecordBatch, Array or ChunkedArray (as `_polars_values`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    frame = hasattr(a, "column_names")
+    cols = [str(c) for c in a.column_names] if frame else ["(unnamed)"]
+    arrays = [a.column(i) for i in range(a.num_columns)] if frame else [a]
+    kinds = [None if (pa.types.is_integer(c.type) or pa.types.is_floating(c.type)) else str(c.type) for c in arrays]
+    _refuse_non_numbers(name, cols, kinds)
+    if frame and len(set(cols)) != len(cols):
+        raise ValueError(f"{name} has duplicated column names; give every column its own name.")
+    dt = np.float32 if all(pa.types.is_float32(c.type) for c in arrays) else np.float64
+    out = np.empty((len(arrays[0]) if arrays else 0, len(arrays)), dt)
+    for j, c in enumerate(arrays):
+        c = c.cast(pa.float32() if dt == np.float32 else pa.float64())
+        if c.null_count:
+            c = pc.fill_null(c, float("nan"))
+        out[:, j] = c.to_numpy(zero_copy_only=False) if not isinstance(c, pa.ChunkedArray) else \
+            np.concatenate([ch.to_numpy(zero_copy_only=False) for ch in c.chunks]) if c.num_chunks else []
+    return (out if frame else out[:, 0]), (tuple(cols) if frame else None), ARROW
+
+
 def check_aligned(x_index, y_index, what: str = "X and y") -> None:
     """Two pandas objects are paired row by row only when their indices are equal (scikit-learn pairs by
     position and says nothing; a shuffled DataFrame then trains on mismatched rows)."""
-    if x_index is None or y_index is None:
+    if not hasattr(x_index, "equals") or not hasattr(y_index, "equals"):   # not both pandas: rows pair by order
         return
     if len(x_index) == len(y_index) and x_index.equals(y_index):
         return
@@ -208,11 +269,24 @@ class InputSchema:
 
     def shape_predictions(self, pred: np.ndarray, index=None):
         """Predictions (n, d_out) in the training targets' shape: 1-D when y was 1-D; a pandas Series / DataFrame
-        with ``index`` when the input was a pandas object."""
+        with ``index`` when the input was a pandas object, a polars or Arrow one when it was (``index`` is then
+        `POLARS` / `ARROW`)."""
         if self.target_ndim == 1 and pred.shape[1] == 1:
             pred = pred[:, 0]
         if index is None:
             return pred
+        names = [f"y{j}" for j in range(pred.shape[1])] if pred.ndim == 2 else None
+        if pred.ndim == 2 and self.target_names is not None and len(self.target_names) == pred.shape[1]:
+            names = list(self.target_names)
+        one = None if self.target_names is None else self.target_names[0]
+        if isinstance(index, str) and index == POLARS:
+            import polars as pl
+            if pred.ndim == 1:
+                return pl.Series(one or "prediction", pred)
+            return pl.DataFrame({c: pred[:, j] for j, c in enumerate(names)})
+        if isinstance(index, str) and index == ARROW:
+            import pyarrow as pa
+            return pa.array(pred) if pred.ndim == 1 else pa.table({c: pred[:, j] for j, c in enumerate(names)})
         import pandas as pd
         if pred.ndim == 1:
             return pd.Series(pred, index=index, name=None if self.target_names is None else self.target_names[0])

@@ -62,6 +62,27 @@ class RowSource:
     n_rows: int | None = None
     d: int
     d_out: int
+    #: the input and target columns' names, where the source knows them (a Parquet data set does)
+    feature_names: tuple[str, ...] | None = None
+    target_names: tuple[str, ...] | None = None
+
+    #: True for a source whose passes run elsewhere (a Dask cluster) and already cover every row: it is neither
+    #: sharded over nor summed across ``jax.distributed`` processes
+    distributed: bool = False
+
+    def moments(self, block_rows: int = BLOCK_ROWS) -> Moments:
+        """The `Moments` of this source's rows: one pass here (a source on a cluster runs it there)."""
+        return _moments(self, block_rows)
+
+    def feature_sums(self, model, std: Standardizer, block_rows: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+        """(ΦᵀΦ, ΦᵀY) in float64 of the standardised rows featurised by ``model`` (a second pass)."""
+        return _feature_sums(self.blocks(block_rows), model, std, block_rows, dtype)
+
+    def schema(self):
+        """The [`InputSchema`][jaxdistill.InputSchema] of a fit on this source: width, and names where known."""
+        from jaxdistill._src.data.schema import InputSchema
+        return InputSchema(n_features=self.d, feature_names=self.feature_names, target_names=self.target_names,
+                           target_ndim=1 if self.target_names is not None and len(self.target_names) == 1 else 2)
 
     def blocks(self, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         raise NotImplementedError
@@ -100,6 +121,7 @@ class _RangeSource(RowSource):
     def __init__(self, base: RowSource, lo: int, hi: int):
         self.base, self.lo, self.hi = base, lo, hi
         self.n_rows, self.d, self.d_out = hi - lo, base.d, base.d_out
+        self.feature_names, self.target_names = base.feature_names, base.target_names
 
     def blocks(self, block_rows: int = BLOCK_ROWS):
         return self.base._range_blocks(self.lo, self.hi, block_rows)
@@ -270,29 +292,52 @@ def _read_into(f, buf, path):
 
 # ---------------------------------------------------------------------------------------------- statistics
 class Moments(NamedTuple):
-    """Count, mean, centred cross-product M = Σ (z − μ)(z − μ)ᵀ and column range of rows z = [x, y], float64."""
+    """Count, mean, centred cross-product M = Σ (z − μ)(z − μ)ᵀ and column range of rows z = [x, y], float64.
+
+    ``shift`` and ``offset`` (where the pass that made them kept them) give the mean unrounded as their sum
+    μ = shift + offset: a column at 10⁸ + N(0, 1) has its mean rounded to 1.5e-8 in one float64, which a merge of
+    two parts' means would multiply by √n; kept as the pair, the parts' means differ by (s_b − s_a) + (o_b − o_a),
+    both exact to the offsets' precision."""
 
     n: int
     mean: np.ndarray
     M: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    shift: np.ndarray | None = None
+    offset: np.ndarray | None = None
 
     @classmethod
     def empty(cls, k: int) -> Moments:
         return cls(0, np.zeros(k), np.zeros((k, k)), np.full(k, np.inf), np.full(k, -np.inf))
 
     def merge(self, other: Moments) -> Moments:
-        """Chan, Golub & LeVeque's pairwise update: exact, no cancellation."""
+        """Chan, Golub & LeVeque's pairwise update: exact, no cancellation (with the shift/offset pair where both
+        parts have it)."""
         if other.n == 0:
             return self
         if self.n == 0:
             return other
         n = self.n + other.n
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (other.n / n)
-        return Moments(n, mean, self.M + other.M + np.outer(delta, delta) * (self.n * other.n / n),
-                       np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi))
+        pairs = self.shift is not None and other.shift is not None
+        delta = (other.shift - self.shift) + (other.offset - self.offset) if pairs else other.mean - self.mean
+        lo, hi = np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi)
+        M = self.M + other.M + np.outer(delta, delta) * (self.n * other.n / n)
+        if pairs:
+            offset = self.offset + delta * (other.n / n)
+            return Moments(n, self.shift + offset, M, lo, hi, self.shift, offset)
+        return Moments(n, self.mean + delta * (other.n / n), M, lo, hi)
+
+    @staticmethod
+    def merge_all(parts) -> Moments:
+        """Every part merged, pairwise in a balanced tree (rounding grows as log of the parts, not their number)."""
+        parts = [p for p in parts if p.n > 0]
+        if not parts:
+            raise ValueError("The source gave no rows.")
+        while len(parts) > 1:
+            parts = [parts[i].merge(parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                     for i in range(0, len(parts), 2)]
+        return parts[0]
 
 
 class ShiftedSums:
@@ -350,18 +395,48 @@ class ShiftedSums:
         k = self.shift.size
         delta = self.A[:k, k] / self.n
         return Moments(self.n, self.shift + delta, self.A[:k, :k] - self.n * np.outer(delta, delta), self.lo,
-                       self.hi)
+                       self.hi, self.shift, delta)
 
 
 class SufficientStats(NamedTuple):
     """What a linear-in-θ model needs of n rows, in standardised units (float64): FᵀF (p, p), FᵀY (p, k),
-    YᵀY (k, k), plus n and the `Standardizer` that defines the units."""
+    YᵀY (k, k), plus n and the `Standardizer` that defines the units.
+
+    The statistics are an artifact: ``stats.save(path)`` writes them (with the schema, the feature map, the row
+    count and a checksum) and ``SufficientStats.load(path)`` reads them back, so a cluster job can make them and
+    another machine distil from them: ``distill(stats, m=…)``, ``distill_moments(stats, m=…)``,
+    ``distill_analytic(stats, m=…)`` take them in place of rows.
+
+    Attributes:
+      n: the number of rows.
+      standardizer: the per-column centres and scales that define the units.
+      FtF, FtY, YtY: the cross products (see the module docs).
+      schema: the inputs' width, names and constant columns, where the pass knew them.
+      feature_map: the feature map Φ (None: the identity).
+      standardized: whether the rows were standardised by ``standardizer`` (False: it is the identity).
+    """
 
     n: int
     standardizer: Standardizer
     FtF: np.ndarray
     FtY: np.ndarray
     YtY: np.ndarray
+    schema: object = None
+    feature_map: FeatureMap | None = None
+    standardized: bool = True
+
+    def save(self, path) -> None:
+        """Write the statistics to ``path`` (an ``.npz`` with a JSON header and a SHA-256 checksum; atomic)."""
+        from jaxdistill._src.io.statistics import save_statistics
+        save_statistics(self, path)
+
+    @staticmethod
+    def load(path, *, feature_map: FeatureMap | None = None) -> SufficientStats:
+        """Statistics written by `save`, checked: the checksum (a changed file is refused), the shapes, the values
+        (finite, symmetric, n ≥ 1) and the feature map (a user-defined one must be given as ``feature_map`` and is
+        checked to be the one saved)."""
+        from jaxdistill._src.io.statistics import load_statistics
+        return load_statistics(path, feature_map=feature_map)
 
 
 def _moments(source: RowSource, block_rows: int) -> Moments:
@@ -380,17 +455,7 @@ def _moments(source: RowSource, block_rows: int) -> Moments:
             as_2d_float("X block", X, allow_1d=False)      # raises, naming the rows, if a value is not finite
             as_2d_float("Y block", Y, allow_1d=True)
         sums.add(X.shape[0], *block)
-    acc = Moments.empty(source.d + source.d_out) if sums is None else sums.moments()
-    if jax.process_count() > 1:                      # several processes: merge each process's moments
-        parts = sharding.gather_from_processes((np.asarray(acc.n), acc.mean, acc.M, acc.lo, acc.hi))
-        acc = Moments.empty(acc.mean.size)
-        for n, mu, M, lo, hi in zip(*parts, strict=True):
-            acc = acc.merge(Moments(int(n), mu, M, lo, hi))
-    if acc.n == 0:
-        raise ValueError("The source gave no rows.")
-    if not np.all(np.isfinite(acc.M)):
-        raise OverflowError("The second moments overflowed float64 (values beyond ~1e150): rescale those columns.")
-    return acc
+    return Moments.empty(source.d + source.d_out) if sums is None else sums.moments()
 
 
 def _standardizer(mom: Moments, d: int, standardize: bool) -> tuple[Standardizer, np.ndarray]:
@@ -452,9 +517,16 @@ def statistics_pass(source: RowSource, feature_map=None, *, standardize: bool = 
         raise ValueError("source must be a jaxdistill RowSource (NpySource, ArraySource, BlockSource), "
                          f"got {source!r}.")
     block_rows = int(block_rows)
-    if jax.process_count() > 1 and source.n_rows is not None:   # a shared source: each process reads its range
+    several = jax.process_count() > 1 and not source.distributed
+    if several and source.n_rows is not None:          # a shared source: each process reads its range
         source = source.shard(jax.process_index(), jax.process_count())
-    mom = _moments(source, block_rows)
+    mom = source.moments(block_rows)
+    if several:                                        # several processes: merge each process's moments
+        mom = _merge_processes(mom)
+    if mom.n == 0:
+        raise ValueError("The source gave no rows.")
+    if not np.all(np.isfinite(mom.M)):
+        raise OverflowError("The second moments overflowed float64 (values beyond ~1e150): rescale those columns.")
     d = source.d
     std, const = _standardizer(mom, d, standardize)
     s_all = np.concatenate([std.x_scale, std.y_scale])
@@ -468,22 +540,43 @@ def statistics_pass(source: RowSource, feature_map=None, *, standardize: bool = 
     else:
         Mz = mom.M + mom.n * np.outer(mom.mean, mom.mean)
     YtY = Mz[d:, d:]
+    schema = source.schema().replace(constant=tuple(int(j) for j in np.flatnonzero(const[:d])))
+    if names is not None and len(names) == d and schema.feature_names is None:
+        schema = schema.replace(feature_names=tuple(names))
     if isinstance(fmap, Identity):
-        return SufficientStats(mom.n, std, Mz[:d, :d], Mz[:d, d:], YtY), mom, const
+        stats = SufficientStats(mom.n, std, Mz[:d, :d], Mz[:d, d:], YtY, schema, None, standardize)
+        return stats, mom, const
     dt = jnp.result_type(float) if dtype is None else dtype
     if source.n_rows is not None:
         block_rows = max(1, min(block_rows, source.n_rows))   # a shard may be empty: still one shape
-    model = LinearModel(fmap)                          # its featurize is the feature map
-    p = model.num_features(d, dt)
-    FtF, FtY = np.zeros((p, p)), np.zeros((p, source.d_out))
-    for X, Y in source.blocks(block_rows):
+    FtF, FtY = source.feature_sums(LinearModel(fmap), std, block_rows, dt)   # the model's featurize is the map
+    if several:
+        FtF, FtY = sharding.sum_over_processes((FtF, FtY))
+    return SufficientStats(mom.n, std, FtF, FtY, YtY, schema, fmap, standardize), mom, const
+
+
+def _merge_processes(acc: Moments) -> Moments:
+    """The moments of every ``jax.distributed`` process's rows, merged exactly (`Moments.merge_all`)."""
+    shift = acc.mean if acc.shift is None else acc.shift
+    offset = np.zeros_like(acc.mean) if acc.offset is None else acc.offset
+    parts = sharding.gather_from_processes((np.asarray(acc.n), acc.mean, acc.M, acc.lo, acc.hi, shift, offset))
+    return Moments.merge_all([Moments(int(n), *rest) for n, *rest in zip(*parts, strict=True)])
+
+
+def _feature_sums(blocks, model, std: Standardizer, block_rows: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(ΦᵀΦ, ΦᵀY) in float64 over (X, Y) ``blocks`` of at most ``block_rows`` rows, standardised by ``std`` and
+    featurised on the device in ``dtype`` (blocks padded to one shape: one compilation)."""
+    FtF = FtY = None
+    for X, Y in blocks:
         r = X.shape[0]
-        pad = block_rows - r                        # one compilation for every block
+        pad = block_rows - r
         Xs = np.pad(std.x(X), ((0, pad), (0, 0)))
         Ys = np.pad(std.y(Y), ((0, pad), (0, 0)))
         w = (np.arange(block_rows) < r).astype(np.float64)
-        a, b, _ = (np.asarray(v, np.float64) for v in chunk_stats(model, on_device(Xs, dt), on_device(Ys, dt),
-                                                                   on_device(w, dt)))
-        FtF, FtY = FtF + a, FtY + b
-    FtF, FtY = sharding.sum_over_processes((FtF, FtY))
-    return SufficientStats(mom.n, std, FtF, FtY, YtY), mom, const
+        a, b, _ = (np.asarray(v, np.float64) for v in chunk_stats(model, on_device(Xs, dtype), on_device(Ys, dtype),
+                                                                   on_device(w, dtype)))
+        FtF, FtY = (a, b) if FtF is None else (FtF + a, FtY + b)
+    if FtF is None:
+        p = model.num_features(std.x_mean.size, dtype)
+        FtF, FtY = np.zeros((p, p)), np.zeros((p, std.y_mean.size))
+    return FtF, FtY

@@ -325,7 +325,7 @@ def private_statistics(X, Y=None, *, x_range=None, y_range=None, epsilon=None, d
     if isinstance(X, RowSource):
         if Y is not None:
             raise ValueError("With a RowSource as X the targets come from the source: pass Y=None.")
-        source, schema = X, InputSchema(n_features=X.d)
+        source, schema = X, X.schema()
     else:
         Xv, Yv, schema = read_pair(X, Y)
         Xv, Yv = check_xy(Xv, Yv)
