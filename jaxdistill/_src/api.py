@@ -18,7 +18,7 @@ from jaxdistill._src.problem.objectives import Objective
 from jaxdistill._src.result import DistillOutput
 
 
-def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
+def distill(X, Y=None, m: int | None = None, *, key: jax.Array | int | None = None,
             config: DistillConfig | None = None, model: InnerModel | None = None,
             inner_solver: InnerSolver | None = None, objective: Objective | str | None = None,
             optimizer: optax.GradientTransformation | None = None,
@@ -35,8 +35,11 @@ def distill(X, Y, m: int | None = None, *, key: jax.Array | int | None = None,
     taken through T steps of inner gradient descent (eq. 3) from Q random initialisations.
 
     Args:
-      X: real inputs, shape (n, d) (a NumPy array or memory map; never copied whole).
-      Y: real targets, shape (n,) or (n, d_out).
+      X: real inputs, shape (n, d) (a NumPy array or memory map, never copied whole; a pandas, polars or Arrow
+        table, columns matched by name later). Or, with Y None, a [`RowSource`][jaxdistill.RowSource] (a Parquet
+        data set, a Dask cluster's rows) or saved [`SufficientStats`][jaxdistill.SufficientStats]: the run then
+        optimises their exact full-data objective (default model; no held-out rows; λ_I by GCV on the statistics).
+      Y: real targets, shape (n,) or (n, d_out); None with a source or statistics.
       m: number of distilled points (overrides ``config.m``).
       key: ``jax.random`` key or integer seed (default 0). The whole run is a function of it.
       config: a [`DistillConfig`][jaxdistill.DistillConfig]; ``**overrides`` replace single fields of it.

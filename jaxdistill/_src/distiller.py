@@ -25,6 +25,7 @@ from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
 from jaxdistill._src.core.linalg import ridge_host
 from jaxdistill._src.data.arrays import prepare, warn_constant
 from jaxdistill._src.data.schema import read_pair
+from jaxdistill._src.data.sources import RowSource, SufficientStats
 from jaxdistill._src.defaults import default_inner_solver, default_objective, warn_untrained_theta0
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.outer import driver
@@ -231,13 +232,17 @@ class Distiller:
                 "optimizer": solver.optimizer.key}
 
     # ------------------------------------------------------------------ running
-    def fit(self, X, Y, *, key: jax.Array | int | None = None, validation=None,
+    def fit(self, X, Y=None, *, key: jax.Array | int | None = None, validation=None,
             callbacks: Sequence[Callback] = (), raise_on_failure: bool = False) -> DistillOutput:
         """Distil (X, Y) into ``config.m`` points (Algorithm 1 of Mahowald et al., appendix A.3).
 
         Args:
-          X: real inputs, shape (n, d) (a NumPy array or memory map; never copied whole).
-          Y: real targets, shape (n,) or (n, d_out).
+          X: real inputs, shape (n, d) (a NumPy array or memory map; never copied whole; pandas, polars or Arrow);
+            or a [`RowSource`][jaxdistill.RowSource] (a Parquet data set, a Dask cluster's rows) or saved
+            [`SufficientStats`][jaxdistill.SufficientStats] with Y None: the run then optimises the statistics' exact
+            full-data objective (default model and objective only; no held-out rows; λ_I ``"auto"`` by generalised
+            cross-validation on the statistics).
+          Y: real targets, shape (n,) or (n, d_out); None with a source or statistics.
           key: ``jax.random`` key or integer seed (default 0). The whole run is a function of it.
           validation: optional held-out (X_val, Y_val) in original units; if omitted,
             ``config.validation_fraction`` of the rows are held out for monitoring.
@@ -253,6 +258,14 @@ class Distiller:
           ValueError: bad data or settings (before any compute), a checkpoint of another run.
         """
         callbacks = callback_list(callbacks)
+        if isinstance(X, (RowSource, SufficientStats)):      # no rows in memory: the statistics route
+            if Y is not None:
+                raise ValueError("With a RowSource or statistics as X the targets come from it: pass Y=None.")
+            from jaxdistill._src.analytic.from_stats import distill_statistics
+            return distill_statistics(self, X, key, {"validation": validation, "callbacks": callbacks,
+                                                     "raise_on_failure": raise_on_failure})
+        if Y is None:
+            raise ValueError("Pass the targets Y (or, as X, a RowSource or SufficientStats that holds them).")
         seed = seed_of(key)
         with CompileLog() as compiled:           # every program this call compiles, the key's included
             try:

@@ -34,7 +34,7 @@ import numpy as np
 from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.jit import jit
-from jaxdistill._src.core.keys import as_key, permutation, seed_of
+from jaxdistill._src.core.keys import as_key, key_to_list, permutation, seed_of
 from jaxdistill._src.core.linalg import ridge_from_cross_products
 from jaxdistill._src.core.validate import check_float, check_int
 from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_xy, on_device, warn_constant
@@ -153,6 +153,10 @@ def analytic_set(data, m, *, lam, lam_s, fmap, key, labels=None, init=None, root
     release's (``privacy/sets.py``)."""
     seed = seed_of(key)
     key = as_key(key)
+    made = isinstance(data, _Given) or getattr(data, "made_rows", False)     # no real rows to record
+    if isinstance(data, _Given):
+        _check_map(data.stats, fmap, standardize)
+        data = data.bind(key)
     if m is None:
         raise ValueError("Pass m, the number of distilled points.")
     m = check_int("m", m, 1)
@@ -173,8 +177,20 @@ def analytic_set(data, m, *, lam, lam_s, fmap, key, labels=None, init=None, root
         meta=RunInfo(kind="analytic (KRR paper)", original_lambda=float(lam), lambda_s=float(lam_s),
                      n_train=int(stats.n), full_data_lambda_inner=float(lam) / stats.n,
                      theta=np.asarray(stats.theta).tolist(), max_rel_WS_error=ws_err,
-                     init_rows=None if idx is None else np.asarray(idx).tolist()),
+                     init_rows=None if idx is None or made else np.asarray(idx).tolist()),
         schema=stats.schema)
+
+
+def _check_map(stats: SufficientStats, fmap, standardize: bool) -> None:
+    """Statistics are of one feature map, standardised: distill_analytic's settings must say the same."""
+    from jaxdistill._src.core.fingerprint import fingerprint
+    made = stats.feature_map or Identity()
+    if fingerprint(made) != fingerprint(fmap):
+        raise ValueError(f"The statistics were made with the feature map {type(made).__name__}, but feature_map is "
+                         f"{type(fmap).__name__}: pass feature_map=stats.feature_map (or leave it out for statistics "
+                         "of the inputs themselves).")
+    if not standardize:
+        raise ValueError("Statistics are in standardised units: leave standardize=True.")
 
 
 class _Statistics(NamedTuple):
@@ -277,6 +293,21 @@ class _FromSource:
         return _features(fmap, stats.std.x(X0))
 
 
+class _Given:
+    """Saved statistics (`SufficientStats`) as the analytic pipeline's data: `FromStatistics` once the key is known
+    (its made rows are drawn from the key), the feature map checked against the one the statistics were made with."""
+
+    def __init__(self, stats: SufficientStats):
+        self.stats = stats
+
+    def bind(self, key):
+        from jaxdistill._src.analytic.from_stats import FromStatistics
+        rng = np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
+        schema = self.stats.schema if self.stats.schema is not None else \
+            InputSchema(n_features=self.stats.standardizer.x_mean.size)
+        return FromStatistics(self.stats, schema, rng)
+
+
 def statistics_from_sums(stats: SufficientStats, k: int, schema: InputSchema, lam: float, m: int) -> _Statistics:
     """The solve's `_Statistics` from cross products alone (a source's pass, or a private release): θ* from FᵀF, FᵀY,
     and Y's singular directions from YᵀY."""
@@ -293,6 +324,12 @@ def statistics_from_sums(stats: SufficientStats, k: int, schema: InputSchema, la
 def _rows_of(X, Y):
     """The training rows as `_InMemory` or `_FromSource` (a RowSource; a memory map pair is read as one: the
     in-memory path standardises a float64 copy of all rows and puts it on the device, several times the data)."""
+    if isinstance(X, SufficientStats):
+        from jaxdistill._src.analytic.from_stats import check_statistics
+        if Y is not None:
+            raise ValueError("With statistics as X the targets are in them: pass Y=None.")
+        check_statistics(X)
+        return _Given(X)
     if isinstance(X, RowSource):
         if Y is not None:
             raise ValueError("With a RowSource as X the targets come from the source: pass Y=None.")

@@ -36,7 +36,7 @@ from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
 from jaxdistill._src.core.validate import check_float, check_int
 from jaxdistill._src.data.arrays import check_xy
-from jaxdistill._src.data.schema import read_pair
+from jaxdistill._src.data.schema import InputSchema, read_pair
 from jaxdistill._src.data.sources import ArraySource, RowSource, SufficientStats, statistics_pass
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.outer.records import RunInfo
@@ -129,9 +129,11 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
     data. One pass over the rows for the statistics, one for the target rows; nothing is compiled.
 
     Args:
-      X: training inputs (n, d): an array, memory map or DataFrame; or a [`RowSource`][jaxdistill.RowSource] (files
-        larger than memory) with Y None.
-      Y: training targets (n,) or (n, k), or None with a RowSource.
+      X: training inputs (n, d): an array, memory map or DataFrame (pandas, polars, Arrow); or with Y None a
+        [`RowSource`][jaxdistill.RowSource] (files larger than memory, a Parquet data set, a Dask cluster's rows), or
+        saved [`SufficientStats`][jaxdistill.SufficientStats] of the inputs themselves (no feature map): no row
+        is read then, and the set is rotated towards m draws of N(0, S) instead of rows (``init`` does not apply).
+      Y: training targets (n,) or (n, k), or None with a RowSource or statistics.
       m: rows of the set, at least rank(cov [x, y]) + 1 (d + k + 1 when no column is constant or collinear:
         d + 2 for one target).
       key: seed or key for the rows the set is rotated towards.
@@ -165,6 +167,8 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
       True
     """
     seed = seed_of(key)
+    if isinstance(X, SufficientStats):
+        return _from_statistics(X, Y, m, key, lambda_inner)
     source = X if isinstance(X, RowSource) else None
     schema = None
     if source is not None:
@@ -195,6 +199,26 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
     in_range = float(np.mean((Z >= mom.lo) & (Z <= mom.hi)))   # inside their column's training range (the pass's)
     return out.replace(meta=out.meta.replace(init_rows=None if init_rows is None else init_rows.tolist(),
                                              extra={**out.meta.extra, "in_range": in_range, "init": init}))
+
+
+def _from_statistics(stats: SufficientStats, Y, m, key, lambda_inner) -> DistillOutput:
+    """`distill_moments` from saved statistics: the same set, rotated towards draws of N(0, S) (no rows to read)."""
+    from jaxdistill._src.analytic.from_stats import check_statistics, gaussian_rows
+    if Y is not None:
+        raise ValueError("With statistics as X the targets are in them: pass Y=None.")
+    if stats.feature_map is not None:
+        raise ValueError("distill_moments matches the moments of the inputs themselves; these statistics are of a "
+                         f"feature map ({type(stats.feature_map).__name__}): use distill_analytic(stats, m=...).")
+    if m is None:
+        raise ValueError("Pass m, the number of rows of the set (at least d + k + 1).")
+    m = check_int("m", m, 2)
+    check_statistics(stats, m)
+    S = _joint_covariance(stats)
+    rng = np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
+    lam, choice = _lambda(lambda_inner, stats)
+    schema = stats.schema if stats.schema is not None else InputSchema(n_features=stats.FtF.shape[0])
+    out = moment_set(S, m, gaussian_rows(S, m, rng), stats.standardizer, stats.n, lam, choice, schema, seed_of(key))
+    return out.replace(meta=out.meta.replace(extra={**out.meta.extra, "init": "draws of N(0, S) (statistics only)"}))
 
 
 def moment_set(S: np.ndarray, m: int, R: np.ndarray | None, std, n: float, lam: float, choice: dict, schema,

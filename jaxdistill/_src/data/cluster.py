@@ -138,8 +138,8 @@ class DaskSource(RowSource):
 
     def feature_sums(self, model, std, block_rows: int, dtype):
         """(ΦᵀΦ, ΦᵀY): each partition featurised and summed on its worker, the sums added in a tree of tasks."""
+        import cloudpickle  # a dependency of dask
         import dask
-        import cloudpickle           # a dependency of dask
         dt = np.dtype(dtype).name
         # the model travels as bytes, unpickled inside the worker's float64 context: its arrays unpickled outside it
         # would come back as float32 (JAX's default there)
@@ -234,7 +234,7 @@ def _x64(dtype: str):
         return contextlib.nullcontext()
     if hasattr(jax, "enable_x64"):
         return jax.enable_x64(True)
-    from jax.experimental import enable_x64     # JAX before 0.6
+    from jax.experimental import enable_x64  # JAX before 0.6
     return enable_x64(True)
 
 

@@ -15,8 +15,12 @@ fields take the library defaults. Overrides ``key=value`` (the CLI's ``--set``) 
 (``m=30``), a top-level entry (``seed=1``, ``output=...``) or a data-set entry (``dataset.lags=24``);
 values are parsed as JSON when possible (``null``, numbers, ``{"max_q": 60}``), else kept as strings.
 
-Paths: data files named in an experiment *file* (``csv`` path, ``npy`` x / y) are relative to that file, so
-an experiment folder can be moved or run from anywhere; ``output`` and ``checkpoint`` are relative to the
+A Parquet data set is ``{"parquet": "rows/", "features": ["a", "b"], "target": "y"}`` (a file or a directory of
+partitions; ``features`` default every other column): the named columns are read into memory (use
+[`ParquetSource`][jaxdistill.ParquetSource] from Python for data beyond memory) and split like a CSV file.
+
+Paths: data files named in an experiment *file* (``csv`` / ``parquet`` path, ``npy`` x / y) are relative to that
+file, so an experiment folder can be moved or run from anywhere; ``output`` and ``checkpoint`` are relative to the
 working directory, like the CLI's ``--out``. Paths given by ``--set`` are relative to the working directory.
 """
 
@@ -32,7 +36,7 @@ from jaxdistill._src.problem.config import DistillConfig
 
 _TOP = ("seed", "output", "checkpoint", "method")
 METHODS = ("bilevel", "moments")
-_DATASET_ENTRIES = {"csv": ("path",), "npy": ("x", "y")}
+_DATASET_ENTRIES = {"csv": ("path",), "npy": ("x", "y"), "parquet": ("path",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +60,10 @@ class Experiment:
             raise ValueError(f"Unknown experiment entries {sorted(unknown)}; allowed: dataset, config, "
                              f"{', '.join(_TOP)}.")
         ds = d.get("dataset")
+        if isinstance(ds, dict) and "parquet" in ds and "name" not in ds:        # {"parquet": path, ...}
+            ds = {"name": "parquet", "path": ds["parquet"], **{k: v for k, v in ds.items() if k != "parquet"}}
+        if isinstance(ds, dict) and ds.get("name") == "parquet":
+            _check_parquet_entries(ds)
         if not isinstance(ds, dict) or not isinstance(ds.get("name"), str):
             raise ValueError(f'An experiment needs "dataset": {{"name": ...}} (a bundled name, "csv" or "npy"); '
                              f"got {ds!r}.")
@@ -131,6 +139,8 @@ class Experiment:
         shuffle = ds.pop("shuffle", None)
         if name == "csv":
             X, Y = datasets.load_csv(ds["path"], ds.get("target", -1))
+        elif name == "parquet":
+            X, Y = _load_parquet(ds)
         elif name == "npy":
             X, Y = (_load_npy(ds[k], k) for k in ("x", "y"))
         else:
@@ -139,6 +149,34 @@ class Experiment:
                 return datasets.split(name, X, Y, frac, key=self.seed)
         shuffle = True if shuffle is None else shuffle
         return datasets.train_test_split(X, Y, frac, key=self.seed, shuffle=shuffle)
+
+
+def _check_parquet_entries(ds: dict) -> None:
+    allowed = {"name", "path", "features", "target", "test_fraction", "shuffle"}
+    unknown = sorted(set(ds) - allowed)
+    if unknown:
+        raise ValueError(f"Unknown entries {unknown} of a Parquet data set; allowed: {sorted(allowed - {'name'})}.")
+    if not isinstance(ds.get("target"), (str, list)):
+        raise ValueError('A Parquet data set names its target column: {"parquet": "rows/", "target": "y"}.')
+    feats = ds.get("features")
+    if feats is not None and not (isinstance(feats, list) and all(isinstance(c, str) for c in feats)):
+        raise ValueError(f'"features" of a Parquet data set must be a list of column names, got {feats!r}.')
+
+
+def _load_parquet(ds: dict):
+    """The named columns of a Parquet data set, in memory, as a pandas pair (names kept for the schema)."""
+    import numpy as np
+    import pandas as pd
+
+    from jaxdistill._src.data.parquet import ParquetSource
+    src = ParquetSource(ds["path"], features=ds.get("features"), target=ds["target"])
+    parts = list(src.blocks())
+    X = np.concatenate([x for x, _ in parts])
+    Y = np.concatenate([y for _, y in parts])
+    Xf = pd.DataFrame(X, columns=list(src.feature_names))
+    Yf = pd.Series(Y[:, 0], name=src.target_names[0]) if Y.shape[1] == 1 else \
+        pd.DataFrame(Y, columns=list(src.target_names))
+    return Xf, Yf
 
 
 def _load_npy(path, which: str):

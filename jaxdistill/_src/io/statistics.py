@@ -69,7 +69,8 @@ def load_statistics(path, *, feature_map=None):
         raise bad(f"its schema is invalid ({exc})") from None
     d, p, k = schema.n_features, a["FtF"].shape[0] if a["FtF"].ndim == 2 else -1, a["YtY"].shape[0]
     shapes_ok = (a["FtF"].shape == (p, p) and a["FtY"].shape == (p, k) and a["YtY"].shape == (k, k)
-                 and a["x_mean"].shape == a["x_scale"].shape == (d,) and a["y_mean"].shape == a["y_scale"].shape == (k,))
+                 and a["x_mean"].shape == a["x_scale"].shape == (d,)
+                 and a["y_mean"].shape == a["y_scale"].shape == (k,))
     if not shapes_ok:
         raise bad(f"its shapes disagree (FtF {a['FtF'].shape}, FtY {a['FtY'].shape}, YtY {a['YtY'].shape}, "
                   f"{d} inputs)")

@@ -17,27 +17,20 @@ standardised units (``PrivateStatistics.standardized``) with the ridge penalty �
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from jaxdistill._src.analytic.krr import _features, _Statistics, analytic_set, statistics_from_sums
-from jaxdistill._src.analytic.moments import _joint_covariance, moment_rows, moment_set
+from jaxdistill._src.analytic.from_stats import FromStatistics, bilevel, gaussian_rows
+from jaxdistill._src.analytic.krr import analytic_set
+from jaxdistill._src.analytic.moments import _joint_covariance, moment_set
 from jaxdistill._src.components.features import Identity
-from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
 from jaxdistill._src.core.validate import check_int
 from jaxdistill._src.distiller import Distiller
 from jaxdistill._src.privacy.release import POST_PROCESSING, PrivateStatistics
-from jaxdistill._src.problem.full_data import FullDataLoss
 from jaxdistill._src.result import DistillOutput
 
 #: the constructions of `distill_private`
 METHODS = ("moments", "analytic", "bilevel")
-#: rows of the bilevel run's moment-exact proxy of the release (at least this, and 4 (q + m))
-PROXY_ROWS = 512
-
-
 def _rng(key) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
 
@@ -48,36 +41,11 @@ def _covariance(release: PrivateStatistics) -> np.ndarray:
     return _joint_covariance(stats) * (stats.n / release.count)
 
 
-def _gaussian_rows(S: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """m draws of N(0, S): where a set's rows are rotated towards, or its free part taken from, when no real rows may
-    be read. Directions of S at rounding level (as `moment_rows` judges them) are dropped: a draw's 1e-8-sized
-    component along them would give its rows singular values the analytic set inverts."""
-    ev, V = np.linalg.eigh(S)
-    top = float(ev[-1]) if ev.size else 0.0
-    ev = np.where(ev > ev.size * np.finfo(np.float64).eps * top * 10, ev, 0.0)
-    return rng.standard_normal((m, S.shape[0])) @ (V * np.sqrt(ev)).T
-
-
-class _FromRelease:
-    """The analytic pipeline's data (`analytic.krr.analytic_set`) for a private release: statistics from the noisy
-    matrix, and instead of m real rows, rows that are public or post-processed (module docs)."""
-
-    def __init__(self, release: PrivateStatistics, rng):
-        self.release, self.rng = release, rng
-
-    def statistics(self, fmap, lam: float, standardize: bool, m: int) -> _Statistics:
-        return statistics_from_sums(self.release.standardized(), self.release.k, self.release.schema, lam, m)
-
-    def features(self, stats: _Statistics, fmap, idx):
-        m = len(idx)
-        if isinstance(fmap, Identity):
-            S = _joint_covariance(self.release.standardized())
-            if m - 1 < S.shape[0]:              # too few rows for all of S: its top m − 1 directions (any m ≥ 2)
-                ev, V = np.linalg.eigh(S)
-                S = (V[:, -(m - 1):] * ev[-(m - 1):]) @ V[:, -(m - 1):].T if m > 1 else np.zeros_like(S)
-            # moment-exact rows: as well-conditioned as S (m plain draws of N(0, S) just above d rows are not)
-            return moment_rows(S, m, _gaussian_rows(S, m, self.rng))[:, :self.release.d]
-        return _features(fmap, self.rng.uniform(-1.0, 1.0, (m, self.release.d)))   # the public box, no data
+def _from_release(release: PrivateStatistics, rng) -> FromStatistics:
+    """The analytic pipeline's data for a release: its noisy statistics, and (with a feature map) m points drawn
+    uniformly from the public box, which the release's private units map to [−1, 1]."""
+    return FromStatistics(release.standardized(), release.schema, rng,
+                          draw=lambda m: rng.uniform(-1.0, 1.0, (m, release.d)))
 
 
 def distill_private(release: PrivateStatistics, m: int | None = None, *, method: str = "moments", key=0,
@@ -140,33 +108,22 @@ def distill_private(release: PrivateStatistics, m: int | None = None, *, method:
         S = _covariance(release)
         d = release.d
         S[:d, :d] += lam * np.eye(d)                     # ridge folded in: OLS on the set = ridge on the release
-        out = moment_set(S, m, _gaussian_rows(S, m, rng), stats.standardizer, n, 0.0,
+        out = moment_set(S, m, gaussian_rows(S, m, rng), stats.standardizer, n, 0.0,
                          {"method": "folded into the set", "lambda": 0.0, "ridge_of_the_release": lam_record},
                          release.schema, seed_of(key), full_lam=lam)
     elif method == "analytic":
         fmap = release.feature_map or Identity()
-        out = analytic_set(_FromRelease(release, rng), m, lam=lam * n, lam_s=0.0, fmap=fmap, key=key,
+        out = analytic_set(_from_release(release, rng), m, lam=lam * n, lam_s=0.0, fmap=fmap, key=key,
                            init=None if release.identity else "none")
         # the λ_I it stands for on all rows is the release's (analytic_set divides by the rounded count)
         out = out.replace(meta=out.meta.replace(init_rows=None, lambda_choice=lam_record, full_data_lambda_inner=lam))
     else:
-        out = _bilevel(release, m, lam, lam_record, rng, key, settings)
+        stats = stats._replace(schema=release.schema)
+        fixed = {"m", "validation_fraction", "standardize", "lambda_inner"}
+        if set(settings) & fixed:
+            raise ValueError(f"{sorted(set(settings) & fixed)} are set by distill_private's bilevel set (m is its "
+                             "argument; no held-out rows, the release's own standardisation and ridge penalty); "
+                             "leave them out.")
+        out = bilevel(stats, m, lam, lam_record, rng, key, _covariance(release), Distiller(m=m, **settings))
     record = {**release.guarantee, "set": method, "regularization": lam_record, "after the release": POST_PROCESSING}
     return out.replace(meta=out.meta.replace(privacy=record, n_train=int(round(n))))
-
-
-def _bilevel(release, m, lam, lam_record, rng, key, settings) -> DistillOutput:
-    d, k = release.d, release.k
-    S = _covariance(release)
-    rows = max(PROXY_ROWS, 4 * (d + k + 1 + m))
-    U = moment_rows(S, rows, _gaussian_rows(S, rows, rng))
-    fixed = {"m": m, "validation_fraction": 0.0, "standardize": False, "lambda_inner": lam}
-    clash = sorted(set(settings) & set(fixed))
-    if clash:
-        raise ValueError(f"{clash} are set by distill_private's bilevel set (m is its argument; no held-out rows, the "
-                         "release's own standardisation and ridge penalty); leave them out.")
-    out = Distiller(objective=FullDataLoss(ridge=lam), model=LinearModel(init_scale=0.0),
-                    **fixed, **settings).fit(U[:, :d], U[:, d:], key=key)
-    return dataclasses.replace(out, standardizer=release.standardized().standardizer, schema=release.schema).replace(
-        meta=out.meta.replace(init_rows=None, lambda_choice=lam_record,
-                              extra={**out.meta.extra, "proxy_rows": rows}))
