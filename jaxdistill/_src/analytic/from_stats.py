@@ -3,9 +3,9 @@ artifact, `SufficientStats.load`) and private releases (``privacy/sets.py``) bot
 
 Three constructions, each from the rows' standardised covariance S of z = [x, y] (``moments._joint_covariance``):
 
-* the exact-moment set (eq. M1 of ``moments.py``), rotated towards m draws of N(0, S) (`gaussian_rows`), since no
-  real rows exist to rotate towards;
-* the KRR paper's set (``krr.analytic_set``) through `FromStatistics`, whose m rows for the free part are
+* the exact-moment set (eq. M1 of ``moments.py``), rotated towards m draws of N(0, S) (``moments.gaussian_rows``),
+  since no real rows exist to rotate towards;
+* the KRR paper's set (``krr.analytic_set``) through ``krr.FromStatistics``, whose m rows for the free part are
   moment-exact rows of S (of its top m − 1 directions where m ≤ the columns) — as well conditioned as S — or, with
   a feature map, m draws of standardised inputs;
 * Algorithm 1 with the exact full-data objective (`bilevel`): ``Distiller`` on a proxy of M rows whose moments
@@ -19,74 +19,13 @@ import dataclasses
 
 import numpy as np
 
-from jaxdistill._src.analytic.krr import _features, _Statistics, statistics_from_sums
-from jaxdistill._src.analytic.moments import moment_rows
+from jaxdistill._src.analytic.moments import check_statistics, gaussian_rows, moment_rows
 from jaxdistill._src.components.features import Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.result import DistillOutput
 
 #: rows of the bilevel run's moment-exact proxy of the statistics (at least this, and 4 (q + m))
 PROXY_ROWS = 512
-
-
-def check_statistics(stats, m: int | None = None) -> None:
-    """Refuse statistics a set cannot be made from, saying what to change."""
-    if not stats.standardized:
-        raise ValueError("These statistics were made with standardize=False (raw, uncentred sums); the sets made from "
-                         "statistics need standardised ones: make them with sufficient_statistics(source) (the "
-                         "default standardize=True).")
-    if m is not None and m >= stats.n:
-        raise ValueError(f"m = {m} must be smaller than the {stats.n} rows the statistics summarise.")
-
-
-def gaussian_rows(S: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """m draws of N(0, S): where a set's rows are rotated towards, or its free part taken from, when no real rows may
-    be read. Directions of S at rounding level (as `moment_rows` judges them) are dropped: a draw's 1e-8-sized
-    component along them would give its rows singular values the analytic set inverts."""
-    ev, V = np.linalg.eigh(S)
-    top = float(ev[-1]) if ev.size else 0.0
-    ev = np.where(ev > ev.size * np.finfo(np.float64).eps * top * 10, ev, 0.0)
-    return rng.standard_normal((m, S.shape[0])) @ (V * np.sqrt(ev)).T
-
-
-def top_directions(S: np.ndarray, m: int) -> np.ndarray:
-    """S restricted to its top m − 1 directions when m − 1 is below its size (m moment-exact rows hold rank m − 1)."""
-    if m - 1 >= S.shape[0]:
-        return S
-    if m <= 1:
-        return np.zeros_like(S)
-    ev, V = np.linalg.eigh(S)
-    return (V[:, -(m - 1):] * ev[-(m - 1):]) @ V[:, -(m - 1):].T
-
-
-class FromStatistics:
-    """The analytic pipeline's data (`krr.analytic_set`) for statistics alone: θ* from the cross products, and for
-    the m rows of the free part rows that are made, not read (module docs).
-
-    Args:
-      stats: standardised `SufficientStats` (of the inputs, or of a feature map's features).
-      schema: the inputs' schema.
-      rng: the generator of the made rows.
-      S: the joint covariance the identity's rows are moment-exact for (default the statistics' own).
-      draw: with a feature map, ``draw(m)`` gives m standardised inputs (default m draws of N(0, I)).
-    """
-
-    def __init__(self, stats, schema, rng, S=None, draw=None):
-        from jaxdistill._src.analytic.moments import _joint_covariance
-        self.stats, self.schema, self.rng = stats, schema, rng
-        self.S = _joint_covariance(stats) if S is None else S
-        self.d = stats.standardizer.x_mean.size
-        self.draw = draw or (lambda m: rng.standard_normal((m, self.d)))
-
-    def statistics(self, fmap, lam: float, standardize: bool, m: int) -> _Statistics:
-        return statistics_from_sums(self.stats, self.stats.FtY.shape[1], self.schema, lam, m)
-
-    def features(self, stats: _Statistics, fmap, idx):
-        m = len(idx)
-        if isinstance(fmap, Identity):
-            S = top_directions(self.S, m)
-            return moment_rows(S, m, gaussian_rows(S, m, self.rng))[:, :self.d]
-        return _features(fmap, self.draw(m))
 
 
 def bilevel(stats, m: int, lam: float, lam_record: dict, rng, key, S: np.ndarray, distiller,

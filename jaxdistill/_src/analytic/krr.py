@@ -31,6 +31,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdistill._src.analytic.moments import (
+    _joint_covariance,
+    check_statistics,
+    gaussian_rows,
+    moment_rows,
+    top_directions,
+)
 from jaxdistill._src.components.features import FeatureMap, Identity
 from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.jit import jit
@@ -293,6 +300,35 @@ class _FromSource:
         return _features(fmap, stats.std.x(X0))
 
 
+class FromStatistics:
+    """The analytic pipeline's data (`krr.analytic_set`) for statistics alone: θ* from the cross products, and for
+    the m rows of the free part rows that are made, not read (module docs).
+
+    Args:
+      stats: standardised `SufficientStats` (of the inputs, or of a feature map's features).
+      schema: the inputs' schema.
+      rng: the generator of the made rows.
+      S: the joint covariance the identity's rows are moment-exact for (default the statistics' own).
+      draw: with a feature map, ``draw(m)`` gives m standardised inputs (default m draws of N(0, I)).
+    """
+
+    def __init__(self, stats, schema, rng, S=None, draw=None):
+        self.stats, self.schema, self.rng = stats, schema, rng
+        self.S = _joint_covariance(stats) if S is None else S
+        self.d = stats.standardizer.x_mean.size
+        self.draw = draw or (lambda m: rng.standard_normal((m, self.d)))
+
+    def statistics(self, fmap, lam: float, standardize: bool, m: int) -> _Statistics:
+        return statistics_from_sums(self.stats, self.stats.FtY.shape[1], self.schema, lam, m)
+
+    def features(self, stats: _Statistics, fmap, idx):
+        m = len(idx)
+        if isinstance(fmap, Identity):
+            S = top_directions(self.S, m)
+            return moment_rows(S, m, gaussian_rows(S, m, self.rng))[:, :self.d]
+        return _features(fmap, self.draw(m))
+
+
 class _Given:
     """Saved statistics (`SufficientStats`) as the analytic pipeline's data: `FromStatistics` once the key is known
     (its made rows are drawn from the key), the feature map checked against the one the statistics were made with."""
@@ -301,7 +337,6 @@ class _Given:
         self.stats = stats
 
     def bind(self, key):
-        from jaxdistill._src.analytic.from_stats import FromStatistics
         rng = np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
         schema = self.stats.schema if self.stats.schema is not None else \
             InputSchema(n_features=self.stats.standardizer.x_mean.size)
@@ -325,7 +360,6 @@ def _rows_of(X, Y):
     """The training rows as `_InMemory` or `_FromSource` (a RowSource; a memory map pair is read as one: the
     in-memory path standardises a float64 copy of all rows and puts it on the device, several times the data)."""
     if isinstance(X, SufficientStats):
-        from jaxdistill._src.analytic.from_stats import check_statistics
         if Y is not None:
             raise ValueError("With statistics as X the targets are in them: pass Y=None.")
         check_statistics(X)

@@ -97,6 +97,36 @@ def _centred_basis(m: int) -> np.ndarray:
     return Hh[:, 1:]
 
 
+def check_statistics(stats, m: int | None = None) -> None:
+    """Refuse statistics a set cannot be made from, saying what to change."""
+    if not stats.standardized:
+        raise ValueError("These statistics were made with standardize=False (raw, uncentred sums); the sets made from "
+                         "statistics need standardised ones: make them with sufficient_statistics(source) (the "
+                         "default standardize=True).")
+    if m is not None and m >= stats.n:
+        raise ValueError(f"m = {m} must be smaller than the {stats.n} rows the statistics summarise.")
+
+
+def gaussian_rows(S: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """m draws of N(0, S): where a set's rows are rotated towards, or its free part taken from, when no real rows may
+    be read. Directions of S at rounding level (as `moment_rows` judges them) are dropped: a draw's 1e-8-sized
+    component along them would give its rows singular values the analytic set inverts."""
+    ev, V = np.linalg.eigh(S)
+    top = float(ev[-1]) if ev.size else 0.0
+    ev = np.where(ev > ev.size * np.finfo(np.float64).eps * top * 10, ev, 0.0)
+    return rng.standard_normal((m, S.shape[0])) @ (V * np.sqrt(ev)).T
+
+
+def top_directions(S: np.ndarray, m: int) -> np.ndarray:
+    """S restricted to its top m − 1 directions when m − 1 is below its size (m moment-exact rows hold rank m − 1)."""
+    if m - 1 >= S.shape[0]:
+        return S
+    if m <= 1:
+        return np.zeros_like(S)
+    ev, V = np.linalg.eigh(S)
+    return (V[:, -(m - 1):] * ev[-(m - 1):]) @ V[:, -(m - 1):].T
+
+
 def _joint_covariance(stats: SufficientStats) -> np.ndarray:
     """The standardised rows' covariance S of z = [x, y] (the rows are centred in these units)."""
     top = np.concatenate([stats.FtF, stats.FtY], axis=1)
@@ -203,7 +233,6 @@ def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmea
 
 def _from_statistics(stats: SufficientStats, Y, m, key, lambda_inner) -> DistillOutput:
     """`distill_moments` from saved statistics: the same set, rotated towards draws of N(0, S) (no rows to read)."""
-    from jaxdistill._src.analytic.from_stats import check_statistics, gaussian_rows
     if Y is not None:
         raise ValueError("With statistics as X the targets are in them: pass Y=None.")
     if stats.feature_map is not None:

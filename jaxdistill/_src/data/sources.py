@@ -436,7 +436,7 @@ class SufficientStats(NamedTuple):
         (finite, symmetric, n ≥ 1) and the feature map (a user-defined one must be given as ``feature_map`` and is
         checked to be the one saved)."""
         from jaxdistill._src.io.statistics import load_statistics
-        return load_statistics(path, feature_map=feature_map)
+        return load_statistics(path, SufficientStats, feature_map=feature_map)
 
 
 def _moments(source: RowSource, block_rows: int) -> Moments:

@@ -37,9 +37,8 @@ def save_statistics(stats, path) -> None:
     write_npz(path, {k: np.asarray(v) for k, v in arrays.items()}, meta)
 
 
-def load_statistics(path, *, feature_map=None):
-    """See `SufficientStats.load`."""
-    from jaxdistill._src.data.sources import SufficientStats
+def load_statistics(path, cls, *, feature_map=None):
+    """See `SufficientStats.load` (``cls``: the class to build)."""
     what = "sufficient-statistics"
     files, meta = read_npz(path, what, verify=False)
     if meta.get("format") != FORMAT:
@@ -86,7 +85,7 @@ def load_statistics(path, *, feature_map=None):
     if fmap is None and p != d:
         raise bad(f"FtF is {p} × {p} for {d} inputs without a feature map")
     std = Standardizer(a["x_mean"], a["x_scale"], a["y_mean"], a["y_scale"])
-    return SufficientStats(n, std, a["FtF"], a["FtY"], a["YtY"], schema, fmap, bool(meta.get("standardized", True)))
+    return cls(n, std, a["FtF"], a["FtY"], a["YtY"], schema, fmap, bool(meta.get("standardized", True)))
 
 
 def _feature_map(path, saved, files, given):

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxdistill._src.analytic.from_stats import FromStatistics, bilevel, gaussian_rows
-from jaxdistill._src.analytic.krr import analytic_set
-from jaxdistill._src.analytic.moments import _joint_covariance, moment_set
+from jaxdistill._src.analytic.from_stats import bilevel
+from jaxdistill._src.analytic.krr import FromStatistics, analytic_set
+from jaxdistill._src.analytic.moments import _joint_covariance, gaussian_rows, moment_set
 from jaxdistill._src.components.features import Identity
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
 from jaxdistill._src.core.validate import check_int
