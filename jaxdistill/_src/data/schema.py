@@ -252,20 +252,25 @@ class InputSchema:
         """(2-D values in the fitted column order, pandas index or None) of a later input ``a``."""
         values, names, index = unpack(name, a)
         if names is not None and self.feature_names is not None:
-            missing = [c for c in self.feature_names if c not in names]
-            extra = [c for c in names if c not in self.feature_names]
-            if missing or extra:
-                parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])
-                raise ValueError(f"{name}'s columns do not match the ones distilled from: {'; '.join(parts)}. "
-                                 f"Pass a DataFrame with the columns {list(self.feature_names)}.")
-            order = [names.index(c) for c in self.feature_names]
-            values = np.asarray(values)[:, order]
+            values = np.asarray(values)[:, self.column_order(name, names)]
         values = np.asarray(values) if not isinstance(values, np.ndarray) else values
         if values.ndim == 2 and values.shape[1] != self.n_features:
             raise ValueError(f"{name} has {values.shape[1]} columns; the distilled set was made from "
                              f"{self.n_features}" + (f" ({list(self.feature_names)})" if self.feature_names else "")
                              + ". Pass inputs with the same columns.")
         return values, index
+
+    def column_order(self, name: str, names) -> list[int]:
+        """Where each fitted feature is among ``names`` (the columns of a later input called ``name``); an error
+        listing the missing and unexpected names when they are not the fitted ones."""
+        names = list(names)
+        missing = [c for c in self.feature_names if c not in names]
+        extra = [c for c in names if c not in self.feature_names]
+        if missing or extra:
+            parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])
+            raise ValueError(f"{name}'s columns do not match the ones distilled from: {'; '.join(parts)}. "
+                             f"Pass a DataFrame with the columns {list(self.feature_names)}.")
+        return [names.index(c) for c in self.feature_names]
 
     def shape_predictions(self, pred: np.ndarray, index=None):
         """Predictions (n, d_out) in the training targets' shape: 1-D when y was 1-D; a pandas Series / DataFrame

@@ -65,6 +65,8 @@ class RowSource:
     #: the input and target columns' names, where the source knows them (a Parquet data set does)
     feature_names: tuple[str, ...] | None = None
     target_names: tuple[str, ...] | None = None
+    #: 1 when the targets were given 1-D (predictions are then 1-D), 2 when 2-D, None: from the targets' names
+    target_ndim: int | None = None
 
     #: True for a source whose passes run elsewhere (a Dask cluster) and already cover every row: it is neither
     #: sharded over nor summed across ``jax.distributed`` processes
@@ -78,11 +80,19 @@ class RowSource:
         """(ΦᵀΦ, ΦᵀY) in float64 of the standardised rows featurised by ``model`` (a second pass)."""
         return _feature_sums(self.blocks(block_rows), model, std, block_rows, dtype)
 
+    def read_all(self, block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+        """All rows in memory, (X (n, d), Y (n, d_out)): for what needs every row at once (evaluate's baselines)."""
+        parts = list(self.blocks(block_rows))
+        if not parts:
+            raise ValueError(f"{self!r} gave no rows.")
+        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+
     def schema(self):
         """The [`InputSchema`][jaxdistill.InputSchema] of a fit on this source: width, and names where known."""
         from jaxdistill._src.data.schema import InputSchema
+        ndim = self.target_ndim or (1 if self.target_names is not None and len(self.target_names) == 1 else 2)
         return InputSchema(n_features=self.d, feature_names=self.feature_names, target_names=self.target_names,
-                           target_ndim=1 if self.target_names is not None and len(self.target_names) == 1 else 2)
+                           target_ndim=ndim)
 
     def blocks(self, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         raise NotImplementedError
@@ -121,7 +131,8 @@ class _RangeSource(RowSource):
     def __init__(self, base: RowSource, lo: int, hi: int):
         self.base, self.lo, self.hi = base, lo, hi
         self.n_rows, self.d, self.d_out = hi - lo, base.d, base.d_out
-        self.feature_names, self.target_names = base.feature_names, base.target_names
+        self.feature_names, self.target_names, self.target_ndim = base.feature_names, base.target_names, \
+            base.target_ndim
 
     def blocks(self, block_rows: int = BLOCK_ROWS):
         return self.base._range_blocks(self.lo, self.hi, block_rows)
@@ -139,6 +150,7 @@ class ArraySource(RowSource):
                              f"{Y.shape}.")
         self.X, self.Y = X, Y if Y.ndim == 2 else Y.reshape(-1, 1)
         self.n_rows, self.d, self.d_out = X.shape[0], X.shape[1], self.Y.shape[1]
+        self.target_ndim = Y.ndim
 
     def blocks(self, block_rows: int = BLOCK_ROWS):
         return self._range_blocks(0, self.n_rows, block_rows)
@@ -173,6 +185,7 @@ class NpySource(RowSource):
                              "or (n, d_out) with the same n.")
         self._xdt, self._ydt = xd, yd
         self.n_rows, self.d, self.d_out = int(xs[0]), int(xs[1]), int(ys[1]) if len(ys) == 2 else 1
+        self.target_ndim = len(ys)
 
     def blocks(self, block_rows: int = BLOCK_ROWS):
         return self._range_blocks(0, self.n_rows, block_rows)

@@ -44,6 +44,7 @@ import numpy as np
 from jaxdistill._src.core.keys import as_key
 from jaxdistill._src.core.validate import check_int, json_safe
 from jaxdistill._src.data.arrays import as_2d_float, check_squarable, on_device
+from jaxdistill._src.data.sources import RowSource
 from jaxdistill._src.report.baselines import COMPONENTS, EvalContext
 from jaxdistill._src.report.coresets import CORESETS, KINDS
 from jaxdistill._src.report.learners import as_learners, learner_markdown
@@ -134,7 +135,9 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
       X_test: held-out inputs in original units (never seen by distillation), at least 2 rows.
       Y_test: held-out targets matching ``X_test``.
       X_train: the training inputs in original units, for the baselines (optional: without them only the
-        distilled rows are reported).
+        distilled rows are reported). ``X_test`` and ``X_train`` may be a [`RowSource`][jaxdistill.RowSource] (a
+        Parquet data set, its columns matched by name) with the targets None: its rows are read into memory, as
+        the baselines (random subsets, coresets, all rows) draw from every row.
       Y_train: the training targets matching ``X_train``.
       key: key or seed for θ₀ draws and subset draws.
       n_inits: θ₀ draws per T-step-GD evaluation.
@@ -194,6 +197,8 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
             raise ValueError(f"last_value_column = {last_value_column} is not a column of the {out.x.shape[1]} inputs.")
     key = as_key(key)
     std = out.standardizer
+    X_test, Y_test = _from_source(out.schema, X_test, Y_test, "X_test", "Y_test")
+    X_train, Y_train = _from_source(out.schema, X_train, Y_train, "X_train", "Y_train")
     X_test, Y_test = out.schema.match_pair(X_test, Y_test, ("X_test", "Y_test"))
     if X_train is not None:
         X_train, Y_train = out.schema.match_pair(X_train, Y_train, ("X_train", "Y_train"))
@@ -231,6 +236,19 @@ def evaluate(out: DistillOutput, X_test, Y_test, X_train=None, Y_train=None, *, 
     notes = _lambda_notes(out) + _transfer_notes(out, ctx.rows) + ctx.notes
     return EvalReport(rows=ctx.rows, m=out.m, n_train=ctx.n_tr, n_test=Xte.shape[0], notes=notes,
                       predictions=ctx.predictions, learners=ctx.learners)
+
+
+def _from_source(schema, X, Y, xname: str, yname: str):
+    """A `RowSource` given as ``xname`` read into memory (the baselines draw from every row), its columns put in the
+    fitted order by name where both know names; other inputs as they are."""
+    if not isinstance(X, RowSource):
+        return X, Y
+    if Y is not None:
+        raise ValueError(f"With a RowSource as {xname} the targets come from it: pass {yname}=None.")
+    Xa, Ya = X.read_all()
+    if X.feature_names is not None and schema.feature_names is not None:
+        Xa = Xa[:, schema.column_order(xname, X.feature_names)]
+    return Xa, Ya
 
 
 def _transfer_notes(out: DistillOutput, rows: list[dict]) -> list[str]:
