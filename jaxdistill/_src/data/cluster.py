@@ -185,12 +185,18 @@ def _tree(combine, parts):
 
 
 def _arrays(a, b, columns):
-    """(X, Y) float arrays of a partition: a pandas frame's columns (``columns`` = (d, names)) or two blocks."""
+    """(X, Y) arrays of a partition: a pandas frame's columns (``columns`` = (d, names)) or two blocks. Columns of
+    one numpy dtype come out without a copy (pandas keeps them as one column-ordered block: its transpose); others
+    (nullable dtypes: ``pd.NA`` as NaN, refused by row later) as float64."""
     if columns is not None:
         d, names = columns
-        values = a[names].to_numpy(dtype=np.float64, na_value=np.nan) if len(a) else np.empty((0, len(names)))
-        return np.ascontiguousarray(values[:, :d]), np.ascontiguousarray(values[:, d:])
-    return np.ascontiguousarray(a), np.ascontiguousarray(b)
+        frame = a[names]
+        plain = all(isinstance(t, np.dtype) for t in frame.dtypes)
+        values = frame.to_numpy() if plain else frame.to_numpy(dtype=np.float64, na_value=np.nan)
+        if values.shape[0] == 0:
+            values = np.empty((0, len(names)))
+        return values[:, :d], values[:, d:]
+    return np.asarray(a), np.asarray(b)
 
 
 def _partition_moments(XY, index: int, q: int) -> Moments:

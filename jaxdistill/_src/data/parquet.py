@@ -62,6 +62,7 @@ class ParquetSource(RowSource):
     def __init__(self, data, features: Sequence[str] | None = None, target: str | Sequence[str] | None = None, *,
                  filter=None):
         pa, ds = import_pyarrow()
+        self._ds = ds
         if isinstance(data, ds.Dataset):
             self.dataset = data
         else:
@@ -124,8 +125,12 @@ class ParquetSource(RowSource):
                 start += count
                 continue
             row = start
+            # pre_buffer=False: Arrow's default pre-buffers whole column chunks of a file (memory grows with the
+            # file: 1.3 GiB for a 2·10⁶-row file of 101 columns, 0.24 GiB without, and faster)
+            opts = self._ds.ParquetFragmentScanOptions(pre_buffer=False, use_buffered_stream=True,
+                                                       buffer_size=1 << 20)
             for batch in frag.to_batches(columns=self._columns, filter=self.filter, batch_size=int(block_rows),
-                                         batch_readahead=1, fragment_readahead=1):
+                                         batch_readahead=1, fragment_readahead=1, fragment_scan_options=opts):
                 r = batch.num_rows
                 a, b = max(lo, row) - row, min(hi, row + r) - row
                 if b > a:
@@ -134,12 +139,15 @@ class ParquetSource(RowSource):
             start += count
 
     def _arrays(self, batch, first_row: int) -> tuple[np.ndarray, np.ndarray]:
-        X, Y = np.empty((batch.num_rows, self.d), self._dtype), np.empty((batch.num_rows, self.d_out), self._dtype)
+        """(X, Y) of a batch, in column (Fortran) order: each column is one contiguous copy (writing them into a
+        row-ordered block strides through all of it once per column); the statistics pass transposes a sub-block
+        at a time, in cache."""
+        XT, YT = np.empty((self.d, batch.num_rows), self._dtype), np.empty((self.d_out, batch.num_rows), self._dtype)
         for j, col in enumerate(batch.columns):
             if col.null_count:
                 i = int(np.flatnonzero(~np.asarray(col.is_valid()))[0])
                 raise ValueError(f"The Parquet data set has a missing value (null) in column "
                                  f"{self._columns[j]!r} at row {first_row + i} (counting from 0 in the source's "
                                  "order); drop or impute those rows, or filter them out (filter=...).")
-            (X[:, j] if j < self.d else Y[:, j - self.d])[:] = col.to_numpy(zero_copy_only=False)
-        return X, Y
+            (XT[j] if j < self.d else YT[j - self.d])[:] = col.to_numpy(zero_copy_only=False)
+        return XT.T, YT.T

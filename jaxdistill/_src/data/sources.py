@@ -427,6 +427,16 @@ class SufficientStats(NamedTuple):
       schema: the inputs' width, names and constant columns, where the pass knew them.
       feature_map: the feature map Φ (None: the identity).
       standardized: whether the rows were standardised by ``standardizer`` (False: it is the identity).
+
+    Examples:
+      >>> import jaxdistill as jd
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> jd.sufficient_statistics(jd.ArraySource(X, Y)).save("stats.npz")     # where the rows are
+      >>> stats = jd.SufficientStats.load("stats.npz")                          # later, anywhere
+      >>> out = jd.distill_moments(stats, m=12)
+      >>> stats.n, out.X.shape, round(float(out.weights.sum()), 6)
+      (442, (12, 10), 442.0)
     """
 
     n: int
