@@ -118,6 +118,7 @@ if task.startswith("dask"):
     pids = lambda: worker_pids
 stop = threading.Event()
 th = threading.Thread(target=sample, args=(stop, pids), daemon=True)
+jax.devices()                      # the backend's own memory is not the pass's
 base = rss_anon()
 th.start()
 t = time.perf_counter()
@@ -128,6 +129,10 @@ elif task == "mmap":
                          np.load(os.path.join(folder, "Y.npy"), mmap_mode="r"))
 elif task == "parquet":
     src = jd.ParquetSource(os.path.join(folder, "parquet"), features=names, target="y")
+elif task.startswith("files"):                      # the first k files only: memory against n
+    k = int(task.split()[1])
+    files = sorted(os.listdir(os.path.join(folder, "parquet")))[:k]
+    src = jd.ParquetSource([os.path.join(folder, "parquet", f) for f in files], features=names, target="y")
 else:
     ddf = dd.read_parquet(os.path.join(folder, "parquet"), columns=names + ["y"])
     src = jd.DaskSource(ddf, features=names, target="y")
@@ -172,6 +177,13 @@ def main():
             last[task] = res
             print(f"round {r}: {task}: {res['wall_s']:.2f} s, peak anon {res['peak_anon_bytes'] / 2**20:.0f} MiB",
                   flush=True)
+    n_files = len(os.listdir(os.path.join(folder, "parquet")))
+    growth = []
+    for k in sorted({1, min(4, n_files), n_files}):
+        res = run(f"files {k}", folder, os.path.join(folder, "ftf_files.npy"))
+        growth.append({"files": k, "rows": res["n"], "wall_s": res["wall_s"],
+                       "peak_anon_mib": (res["peak_anon_bytes"] - res["base_anon_bytes"]) / 2**20})
+        print(f"{k} files: {res['n']} rows, peak anon {growth[-1]['peak_anon_mib']:.0f} MiB", flush=True)
     ref = np.load(os.path.join(folder, "ftf_npy.npy"))
     rows = []
     for task, label in TASKS:
@@ -199,6 +211,9 @@ def main():
         wp = "—" if r["worker_peak_anon_mib"] is None else f"{r['worker_peak_anon_mib']:.0f}"
         lines.append(f"| {r['label']} | {r['median_wall_s']:.2f} | {r['median_wall_s'] / base:.2f} | "
                      f"{r['rows_per_s']:.3g} | {r['peak_anon_mib']:.0f} | {wp} | {r['max_rel_diff_FtF']:.1e} |")
+    lines += ["", "ParquetSource's peak memory against n (the first k files of the directory, one pass each, a fresh "
+              "process each):", "", "| files | rows | wall s | peak anon MiB |", "|---:|---:|---:|---:|"]
+    lines += [f"| {g['files']} | {g['rows']:,} | {g['wall_s']:.2f} | {g['peak_anon_mib']:.0f} |" for g in growth]
     q = D + 1
     per_part = (3 * q + q * q + 2 * q + 1) * 8
     lines += ["", "## 10⁹ rows on a cluster: the plan on paper", "",
@@ -222,7 +237,7 @@ def main():
               "ratio between the Dask rows is the scaling measured here, not a cluster's."]
     if not args.no_save:
         _results.save("data_at_scale", _results.environment(), rows, lines, n=args.rows, d=D, write_s=write_s,
-                      parquet_bytes=size)
+                      parquet_bytes=size, memory_against_n=growth)
     else:
         print("\n".join(lines))
 

@@ -46,6 +46,14 @@ def test_polars_and_arrow_inputs_are_read_by_name_and_predictions_come_back_in_t
     np.testing.assert_allclose(q.to_numpy(), out32.predict(X.astype(np.float32)), rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match=r"missing \['f9'\]"):
         out.predict(frame.drop("f9"))
+    Ftr, ytr, Fte, yte = datasets.train_test_split(frame, pl.Series("target", y), 0.2, key=0)   # polars stays polars
+    Ttr, _, _, _ = datasets.train_test_split(table, pa.array(y), 0.2, key=0)
+    assert isinstance(Ftr, pl.DataFrame) and isinstance(yte, pl.Series) and isinstance(Ttr, pa.Table)
+    np.testing.assert_array_equal(Ttr.column("f3").to_numpy(), Ftr["f3"].to_numpy().astype(np.float32))
+    fit = jd.distill_moments(Ftr, ytr, m=12)
+    a = jd.evaluate(fit, Fte.select(cols[::-1]), yte, Ftr, ytr, n_subsets=2, coresets=())
+    b = jd.evaluate(fit, Fte.to_numpy(), yte.to_numpy(), Ftr.to_numpy(), ytr.to_numpy(), n_subsets=2, coresets=())
+    assert a.row("full")["r2"] == b.row("full")["r2"] and a.row("distilled")["r2"] == b.row("distilled")["r2"]
 
 
 def test_polars_and_arrow_nulls_are_refused_by_row_and_non_numbers_by_name(diabetes):

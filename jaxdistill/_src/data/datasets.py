@@ -190,7 +190,7 @@ def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0,
     """Split into (X_train, Y_train, X_test, Y_test) with ``round(test_fraction · n)`` test rows.
 
     Arrays give arrays; pandas DataFrames / Series give pandas objects (rows taken by position, their index
-    kept), so the parts stay aligned with each other.
+    kept), so the parts stay aligned with each other; polars and Arrow objects give polars and Arrow objects.
 
     ``shuffle=False`` keeps the order and takes the *last* rows as the test set (time series: no
     future values leak into training).
@@ -204,8 +204,12 @@ def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0,
         raise ValueError(f"X has {n} rows but Y has {len(Y)}.")
     k = int(round(test_fraction * n))
 
-    def take(a, rows):          # pandas objects by position (their index comes along), arrays as usual
-        return a.iloc[rows] if hasattr(a, "iloc") else a[rows]
+    def take(a, rows):          # pandas objects by position (their index comes along), Arrow by take, arrays as usual
+        if hasattr(a, "iloc"):
+            return a.iloc[rows]
+        if type(a).__module__.split(".")[0] == "pyarrow":
+            return a.slice(rows.start, rows.stop - rows.start) if isinstance(rows, slice) else a.take(rows)
+        return a[rows]
     if not shuffle:
         return take(X, slice(0, n - k)), take(Y, slice(0, n - k)), take(X, slice(n - k, n)), take(Y, slice(n - k, n))
     perm = np.asarray(keys.permutation(as_key(key), n))
