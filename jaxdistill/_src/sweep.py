@@ -84,7 +84,9 @@ class SweepResult:
 
     def plot(self, path=None, title: str | None = None):
         """Test MSE against m (log–log): distilled, best random subset, full-data ridge."""
-        from jaxdistill._src.report.plots import _plt
+        from matplotlib import ticker
+
+        from jaxdistill._src.report.plots import _plt, _scale
         plt = _plt()
         s = self.summary()
         ms = np.array([r["m"] for r in s])
@@ -97,9 +99,10 @@ class SweepResult:
                 ax.errorbar(ms, mu, yerr=sd, fmt=style, capsize=3, label=label)
         ax.axhline(s[0]["full_mse"], color="k", lw=1, ls=":", label="full data, ridge")
         ax.set_xscale("log")
-        ax.set_yscale("log")
         ax.set_xticks(ms, [str(m) for m in ms])          # the m values themselves, not powers of ten
-        ax.minorticks_off()
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
+        shown = [np.array([r[k] for r in s]) for k in ("distilled_mse", "subset_mse", "coreset_mse")]
+        _scale(ax, *shown, np.array([s[0]["full_mse"]]))   # log only where the errors span a factor 10
         ax.set_xlabel("m (points)")
         ax.set_ylabel("held-out MSE (original units)")
         ax.set_title(title or "held-out error against m", fontsize=10)

@@ -35,19 +35,45 @@ def _legend_outside(ax, **kw):
     return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7, **kw)
 
 
+def _scale(ax, *values, axis: str = "y") -> None:
+    """A log scale where the positive values span at least a factor 10, labelled at 1, 2 and 5 × 10^k (so that at
+    least three ticks are labelled); a linear scale otherwise (a log axis inside one decade shows no numbers)."""
+    from matplotlib import ticker
+    v = np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in values]) if values else np.zeros(0)
+    v = v[np.isfinite(v)]
+    if v.size == 0 or v.min() <= 0 or v.max() / v.min() < 10:
+        return
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(ticker.LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(np.inf, np.inf)))
+    target.set_minor_locator(ticker.NullLocator())
+
+
+def _bound_label(out: DistillOutput) -> str:
+    """What η̃'s cap is: Lemma 2.4 for models linear in θ, the inner Hessian's 2/λ_max otherwise."""
+    if getattr(out.model, "linear_in_params", False):
+        return "stability bound (Lemma 2.4)"
+    return "stability bound 2/λ_max (inner Hessian)"
+
+
 def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | None = None, title: str | None = None):
     """The run against the outer step, for a reader.
 
-    The top panel shows the outer data loss, the held-out loss, the loss the stopping rule monitored, the
-    returned step (dashed) and each baseline in ``references`` as a dotted line, on a log scale with the
-    legend outside the data. Below it, on its own panel, the inner learning rate η̃ and (where one applies)
-    the stability bound of Lemma 2.4 it is capped by, on a log scale so that both stay visible.
+    The loss panel shows the outer data loss, the held-out loss (on the validation rows held out of the run), the
+    loss the stopping rule monitored and the returned step. Below it, the inner learning rate η̃ and the stability
+    bound that caps it (Lemma 2.4 for models linear in θ, 2/λ_max of the inner Hessian otherwise). Baselines in
+    ``references`` are losses on the **test** rows, so they get their own panel on the right — a dot per method,
+    labelled by name on its axis — and never share an axis with the validation curves. Each panel's legend has at
+    most four entries; an axis spanning less than a factor 10 is linear (a log axis inside one decade shows no
+    numbers).
 
     Args:
       out: a [`DistillOutput`][jaxdistill.DistillOutput] with an optimisation history.
-      ax: draw the loss panel into these axes (then without the η̃ panel); default: a new two-panel figure.
-      references: label → loss of a baseline in the same units (½ MSE per row, standardised), e.g.
-        ``{r["method"]: r["loss"] for r in evaluate(...).rows}`` (test rows). Every entry is drawn.
+      ax: draw the loss panel into these axes (then without the η̃ and test panels; references are then drawn as
+        dotted lines labelled at their right end, and the legend says they are test rows); default: a new figure.
+      references: label → loss of a method on the test rows in the same units (½ MSE per row, standardised), e.g.
+        ``{r["method"]: r["loss"] for r in evaluate(...).rows}``. Every entry is drawn.
       title: the data set's name for the title (default: the one the result records, if any).
 
     Returns:
@@ -55,63 +81,103 @@ def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | Non
     """
     plt = _plt()
     h = out.history
-    eta, ratio = h.get("eta"), h.get("stability_ratio")
+    eta = h.get("eta") if h is not None else None
     has_eta = eta is not None and eta.size > 0 and bool(np.isfinite(eta).any())
-    ax_eta = None
+    refs = {k: float(v) for k, v in (references or {}).items() if np.isfinite(v) and v > 0}
+    ax_eta = ax_ref = None
     if ax is None:
+        fig = plt.figure(figsize=(10.5 if refs else 8, 5.4 if has_eta else 4), layout="constrained")
+        grid = fig.add_gridspec(2 if has_eta else 1, 2 if refs else 1, height_ratios=[3, 1.3] if has_eta else [1],
+                                width_ratios=[2.3, 1] if refs else [1])
+        ax = fig.add_subplot(grid[0, 0])
         if has_eta:
-            fig, (ax, ax_eta) = plt.subplots(2, 1, figsize=(9, 5.2), sharex=True,
-                                             gridspec_kw={"height_ratios": [3, 1.3]}, layout="constrained")
-        else:
-            fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
-    if h.get("loss") is None or not h["loss"].size:
+            ax_eta = fig.add_subplot(grid[1, 0], sharex=ax)
+        if refs:
+            ax_ref = fig.add_subplot(grid[:, 1])
+    if h is None or h.get("loss") is None or not h["loss"].size:
         ax.text(0.5, 0.5, "no optimisation history (analytic or exact result)", ha="center", va="center")
         ax.set_axis_off()
-        if ax_eta is not None:
-            ax_eta.set_axis_off()
+        for other in (ax_eta, ax_ref):
+            if other is not None:
+                other.set_axis_off()
         return ax
     s = np.arange(1, h["loss"].size + 1)
     objective = str(out.meta.objective or "").split("(")[0] or "outer objective"
     where = "all training rows" if objective == "FullDataLoss" else "the sampled batch"
+    curves = []
     if "data_loss" in h and h["data_loss"].size:
-        ax.semilogy(s, h["data_loss"], lw=0.7, alpha=0.8, label=f"outer data loss\n({objective} on {where})")
+        ax.plot(s, h["data_loss"], lw=0.7, alpha=0.8, label=f"outer data loss ({objective} on {where})")
+        curves.append(h["data_loss"])
     if h["val_loss"].size:
-        ax.semilogy(h["eval_step"][:h["val_loss"].size], h["val_loss"], "o-", ms=3, label="held-out loss")
+        ax.plot(h["eval_step"][:h["val_loss"].size], h["val_loss"], "o-", ms=3,
+                label="held-out loss (validation rows)")
+        curves.append(h["val_loss"])
     monitor = out.meta.monitor
     if monitor and monitor != "held-out loss" and h.get("monitored") is not None and h["monitored"].size:
-        ax.semilogy(h["eval_step"], h["monitored"], "s", ms=3, mfc="none", label=f"monitored: {monitor}")
+        ax.plot(h["eval_step"], h["monitored"], "s", ms=3, mfc="none", label=f"monitored: {monitor}")
+        curves.append(h["monitored"])
     if out.meta.returned_step is not None:
         ax.axvline(out.meta.returned_step, color="k", ls="--", lw=0.8,
                    label=f"returned state (step {out.meta.returned_step})")
-    colours = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "black")
-    for i, (label, value) in enumerate((references or {}).items()):   # every reference drawn, none dropped
-        colour = colours[i % len(colours)]
-        if np.isfinite(value) and value > 0:
-            ax.axhline(value, color=colour, ls=":", lw=1.2, label=f"{label} (test rows)")
+    if refs and ax_ref is None:                      # into a given axes: dotted lines, labelled where they end
+        for label, value in refs.items():
+            ax.axhline(value, color="0.45", ls=":", lw=1.0)
+            ax.annotate(label, (1.0, value), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                        textcoords="offset points", fontsize=6, va="center", color="0.3")
+        ax.plot([], [], color="0.45", ls=":", lw=1.0, label="baselines on the test rows (labelled)")
+        curves.append(np.array(list(refs.values())))
+    _scale(ax, *curves)
     ax.set_ylabel("½ MSE per row\n(standardised targets)")
     ax.set_title(f"{_prefix(out, title)}distilling into m = {out.m} points, status {out.status}\n"
                  f"trained by: {out.procedure()}", fontsize=9, loc="left")
     ax.grid(alpha=0.3, which="both", lw=0.4)
-    _legend_outside(ax)
+    ax.legend(fontsize=7, loc="best")
+    if ax_ref is not None:
+        _reference_panel(ax_ref, refs)
     if ax_eta is None:
         ax.set_xlabel("outer step")
         return ax
-    ax_eta.plot(s, eta, color="tab:blue", lw=1.0, label="η̃ (learned)")
+    plt.setp(ax.get_xticklabels(), visible=False)
+    _eta_panel(out, ax_eta)
+    return ax
+
+
+def _reference_panel(ax, refs: dict[str, float]) -> None:
+    """Methods' losses on the test rows as labelled dots (names on the axis: no legend)."""
+    names = list(refs)
+    values = np.array([refs[k] for k in names])
+    y = np.arange(len(names))[::-1]
+    ax.plot(values, y, "o", color="tab:green", ms=5)
+    ax.set_yticks(y, names, fontsize=7)
+    _scale(ax, values, axis="x")
+    lo, hi = float(values.min()), float(values.max())
+    if ax.get_xscale() != "log":
+        pad = 0.08 * (hi - lo) if hi > lo else 0.1 * abs(hi) + 1e-3
+        ax.set_xlim(max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad)
+    ax.set_xlabel("½ MSE per row on the test rows")
+    ax.set_title("test rows (never seen in the run)", fontsize=9, loc="left")
+    ax.grid(alpha=0.3, lw=0.4, axis="x")
+
+
+def _eta_panel(out: DistillOutput, ax) -> None:
+    h = out.history
+    eta, ratio = h.get("eta"), h.get("stability_ratio")
+    s = np.arange(1, eta.size + 1)
+    ax.plot(s, eta, color="tab:blue", lw=1.0, label="η̃ (learned)")
+    shown = [eta]
     if ratio is not None and ratio.size == eta.size and np.isfinite(ratio).any():
         bound = eta / ratio
-        ax_eta.plot(s, bound, color="tab:orange", ls="--", lw=1.0, label="stability bound (Lemma 2.4)")
-        ax_eta.set_ylabel("η̃ and its bound")
-        finite = np.concatenate([eta[np.isfinite(eta)], bound[np.isfinite(bound)]])
-        if finite.size and finite.min() > 0 and finite.max() / finite.min() > 10:
-            ax_eta.set_yscale("log")
+        ax.plot(s, bound, color="tab:orange", ls="--", lw=1.0, label=_bound_label(out))
+        shown.append(bound)
+        ax.set_ylabel("η̃ and its bound")
     else:
-        ax_eta.set_ylabel("η̃")
+        ax.set_ylabel("η̃")
+    _scale(ax, *shown)
     if out.meta.returned_step is not None:
-        ax_eta.axvline(out.meta.returned_step, color="k", ls="--", lw=0.8)
-    ax_eta.set_xlabel("outer step")
-    ax_eta.grid(alpha=0.3, lw=0.4)
-    _legend_outside(ax_eta)
-    return ax
+        ax.axvline(out.meta.returned_step, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("outer step")
+    ax.grid(alpha=0.3, lw=0.4)
+    ax.legend(fontsize=7, loc="best")
 
 
 def plot_inner_lr(out: DistillOutput, ax=None):
@@ -119,26 +185,28 @@ def plot_inner_lr(out: DistillOutput, ax=None):
     [`plot_history`][jaxdistill.plots.plot_history]); returns the axes."""
     plt = _plt()
     ax = ax or plt.subplots(figsize=(7, 2.5), layout="constrained")[1]
-    h = out.history
-    eta, ratio = h.get("eta"), h.get("stability_ratio")
+    eta = out.history.get("eta") if out.history is not None else None
     if eta is None or not eta.size:
         ax.text(0.5, 0.5, "no η̃ history", ha="center", va="center")
         ax.set_axis_off()
         return ax
-    s = np.arange(1, eta.size + 1)
-    ax.plot(s, eta, color="tab:blue", lw=1.0, label="η̃ (learned)")
-    if ratio is not None and ratio.size == eta.size:
-        ax.plot(s, eta / ratio, color="tab:orange", ls="--", lw=1.0, label="stability bound (Lemma 2.4)")
-    ax.set_xlabel("outer step")
-    ax.set_ylabel("η̃ and its bound")
-    _legend_outside(ax)
+    _eta_panel(out, ax)
     return ax
 
 
-def plot_projection(out: DistillOutput, X_real, ax=None, Y_real=None):
+def plot_projection(out: DistillOutput, X_real, Y_real=None, ax=None):
     """Real training inputs and distilled inputs on the first two principal axes of the real data; with
-    ``Y_real``, every point is coloured by its (first) target, the distilled ones by Ỹ, on one scale."""
+    ``Y_real``, every point is coloured by its (first) target, the distilled ones by Ỹ, on one scale.
+
+    The arguments come in the order of [`plot_predictions`][jaxdistill.plots.plot_predictions]'s: the result, the
+    rows (X, then Y), then the axes. (Before 0.9 the axes came before ``Y_real``; axes passed there still work,
+    with a ``DeprecationWarning``.)"""
     plt = _plt()
+    if Y_real is not None and hasattr(Y_real, "scatter"):      # the 0.8 order: (out, X_real, ax, Y_real)
+        import warnings
+        warnings.warn("plot_projection(out, X_real, ax, Y_real) is the old argument order; pass "
+                      "plot_projection(out, X_real, Y_real, ax=ax).", DeprecationWarning, stacklevel=2)
+        Y_real, ax = ax, Y_real
     ax = ax or plt.subplots(figsize=(5, 5))[1]
     Xs = out.standardizer.x(np.asarray(out.schema.match_features("X_real", X_real)[0], np.float64))
     mu = Xs.mean(0)
@@ -400,7 +468,7 @@ def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None,
     save(plot_history(out, references=references, title=title).figure, "loss.png")
     if X_train is not None:
         fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
-        plot_projection(out, X_train, ax, Y_train)
+        plot_projection(out, X_train, Y_train, ax=ax)
         save(fig, "projection.png")
     if X_test is not None and Y_test is not None:
         pred = _as_columns(out.predict(X_test))
