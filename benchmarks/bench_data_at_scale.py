@@ -212,7 +212,8 @@ def main():
         lines.append(f"| {r['label']} | {r['median_wall_s']:.2f} | {r['median_wall_s'] / base:.2f} | "
                      f"{r['rows_per_s']:.3g} | {r['peak_anon_mib']:.0f} | {wp} | {r['max_rel_diff_FtF']:.1e} |")
     lines += ["", "ParquetSource's peak memory against n (the first k files of the directory, one pass each, a fresh "
-              "process each; measured once, so their times are single samples):", "", "| files | rows | wall s | peak anon MiB |", "|---:|---:|---:|---:|"]
+              "process each; measured once, so their times are single samples):", "",
+              "| files | rows | wall s | peak anon MiB |", "|---:|---:|---:|---:|"]
     lines += [f"| {g['files']} | {g['rows']:,} | {g['wall_s']:.2f} | {g['peak_anon_mib']:.0f} |" for g in growth]
     q = D + 1
     per_part = (3 * q + q * q + 2 * q + 1) * 8

@@ -89,7 +89,8 @@ def rows():
     X = (rng.normal(size=(n, 6)) * [1, 2, 3, 1, 1, 5] + [0, 10, -3, 1e3, 0, 7]).astype(np.float32)
     Y = (X @ np.linspace(-1, 1, 6) + rng.normal(size=n)).astype(np.float32)
     cols = [f"x{j}" for j in range(6)]
-    table = pa.table({**{c: X[:, j] for j, c in enumerate(cols)}, "y": Y, "year": np.repeat([2020, 2021, 2022], n // 3)})
+    years = np.repeat([2020, 2021, 2022], n // 3)
+    table = pa.table({**{c: X[:, j] for j, c in enumerate(cols)}, "y": Y, "year": years})
     return X, Y, cols, table
 
 

@@ -96,7 +96,10 @@ def test_every_example_runs_on_small_settings(name, tmp_path, monkeypatch, capsy
         warnings.simplefilter("ignore")
         runpy.run_path(str(ROOT / "examples" / f"{name}.py"), run_name="__main__")
     import matplotlib.pyplot as plt
+    from figure_helpers import figure_problems
+    problems = [p for num in plt.get_fignums() for p in figure_problems(plt.figure(num))]
     plt.close("all")
+    assert problems == [], problems                  # readable ticks, short legends (tests/test_figures.py)
     assert capsys.readouterr().out.strip(), "every example prints its result"
     assert (tmp_path / f"{name}.png").exists(), "every example writes the figure the gallery shows"
     gallery = (ROOT / "docs" / "examples.md").read_text()

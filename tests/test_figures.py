@@ -7,7 +7,6 @@ carry at least two non-empty tick labels — except image axes, whose ticks are 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import jaxdistill as jd
@@ -16,42 +15,9 @@ from jaxdistill import datasets
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from figure_helpers import MAX_LEGEND, figure_problems  # noqa: E402
 
 from jaxdistill import plots  # noqa: E402
-
-MAX_LEGEND = 5
-
-
-def figure_problems(fig) -> list[str]:
-    """What is wrong with a figure by this file's rules (empty when nothing is)."""
-    fig.canvas.draw()
-    problems = []
-    for i, ax in enumerate(fig.axes):
-        if not ax.get_visible() or not ax.axison:
-            continue
-        name = f"axes {i} ({ax.get_title(loc='left') or ax.get_title() or ax.get_ylabel() or ax.get_label()!r})"
-        legend = ax.get_legend()
-        if legend is not None and len(legend.get_texts()) > MAX_LEGEND:
-            problems.append(f"{name}: a legend of {len(legend.get_texts())} entries")
-        if ax.images:                                # an image: ticks off on purpose
-            continue
-        colorbar = ax.get_label() == "<colorbar>"          # a colour scale: numbers along its long side only
-        for which, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
-            if not axis.get_visible() or colorbar and not axis.get_ticklocs().size:
-                continue
-            shared = which == "x" and any(ax in g and other is not ax and other.get_position().y0 < ax.get_position().y0
-                                          for g in [ax.get_shared_x_axes().get_siblings(ax)] for other in g)
-            lo, hi = sorted(axis.get_view_interval())
-            k = 0 if which == "x" else 1
-            labels = [t.get_text() for t in axis.get_ticklabels(which="both") if t.get_visible() and
-                      t.get_text().strip() and lo - 1e-9 * abs(hi - lo) <= t.get_position()[k] <= hi + 1e-9 * abs(hi - lo)]
-            if len(labels) < 2 and not shared:
-                problems.append(f"{name}: the {which} axis has {len(labels)} tick labels")
-        for text in [ax.get_title(loc=k) for k in ("left", "center", "right")] + \
-                [t.get_text() for t in (legend.get_texts() if legend else [])]:
-            if "Lemma 2.4" in text and getattr(fig, "_jd_nonlinear", False):
-                problems.append(f"{name}: cites Lemma 2.4 on a nonlinear model's panel")
-    return problems
 
 
 @pytest.fixture(scope="module")
