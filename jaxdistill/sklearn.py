@@ -18,6 +18,7 @@ gradient descent with the learned η̃), ``score`` is R².
 from __future__ import annotations
 
 import numbers
+import re
 import warnings
 
 import numpy as np
@@ -30,6 +31,34 @@ from jaxdistill._src.api import distill
 from jaxdistill._src.data.schema import check_aligned as _check_aligned
 
 __all__ = ["DistillRegressor"]
+
+
+#: warnings about the data (constant columns) this process has shown: a grid search or cross-validation fits the
+#: same columns again and again, and the message would repeat each time
+_SHOWN: set[str] = set()
+_CONSTANT = re.compile(r"^[XY] has \d+ constant column")
+
+
+def _in_joblib_worker() -> bool:
+    """In a joblib (loky) worker process of a parallel search: the parent holds the same data and says it."""
+    import multiprocessing
+    return multiprocessing.current_process().name.startswith("LokyProcess")
+
+
+def _say(w: warnings.WarningMessage, feature_names) -> None:
+    """Pass on a warning ``distill`` gave inside ``fit``. A data warning (constant columns) names the columns by
+    their names where the estimator saw them (``validate_data`` hands ``distill`` a bare array), is said once per
+    process, and not from joblib's workers; every other warning as it came."""
+    message = str(w.message)
+    if not _CONSTANT.match(message):
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return
+    if feature_names is not None and message.startswith("X"):
+        message = re.sub(r"\bcolumn (\d+)\b", lambda k: repr(str(feature_names[int(k.group(1))])), message)
+    if message in _SHOWN or _in_joblib_worker():
+        return
+    _SHOWN.add(message)
+    warnings.warn(message, w.category, stacklevel=3)
 
 
 class DistillRegressor(RegressorMixin, BaseEstimator):
@@ -105,11 +134,15 @@ class DistillRegressor(RegressorMixin, BaseEstimator):
         seed = self.random_state
         if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
             seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
-        out = distill(X, y, m=self.m, key=int(seed), steps=self.steps, T=self.T, Q=self.Q,
-                      lambda_inner=self.lambda_inner, lambda_outer=self.lambda_outer, lr_x=self.lr_x,
-                      lr_y=self.lr_y, lr_eta=self.lr_eta, validation_fraction=self.validation_fraction,
-                      patience=self.patience, model=self.model, inner_solver=self.inner_solver, progress=False,
-                      raise_on_failure=True)
+        with warnings.catch_warnings(record=True) as caught:      # said once, with names (see _say)
+            warnings.simplefilter("always")
+            out = distill(X, y, m=self.m, key=int(seed), steps=self.steps, T=self.T, Q=self.Q,
+                          lambda_inner=self.lambda_inner, lambda_outer=self.lambda_outer, lr_x=self.lr_x,
+                          lr_y=self.lr_y, lr_eta=self.lr_eta, validation_fraction=self.validation_fraction,
+                          patience=self.patience, model=self.model, inner_solver=self.inner_solver, progress=False,
+                          raise_on_failure=True)
+        for w in caught:
+            _say(w, getattr(self, "feature_names_in_", None))
         if out.status == "budget":
             warnings.warn(f"DistillRegressor: the step budget ({self.steps}) ran out while the distilled set was "
                           "still improving; raise steps for a converged set.", ConvergenceWarning, stacklevel=2)

@@ -83,3 +83,18 @@ def test_the_estimator_follows_scikit_learns_idioms_and_fails_loudly(diabetes):
     with pytest.raises(RuntimeError, match="diverged"):
         blown.fit(Xr, yr)
     assert not hasattr(blown, "result_")                # nothing to predict or score with
+
+
+def test_a_grid_search_says_a_constant_column_once_and_by_its_name(diabetes):
+    """Seven fits of the same columns (3 folds × 2 settings + the refit) say the data's constant column once, by the
+    DataFrame's name (scikit-learn hands the estimator a bare array), not once per fit as 'column 10'."""
+    import warnings
+    pd = pytest.importorskip("pandas")
+    X, Y = diabetes
+    frame = pd.DataFrame(X, columns=[f"c{j}" for j in range(X.shape[1])]).assign(always_one_in_this_test=1.0)
+    search = GridSearchCV(DistillRegressor(m=5, steps=20), {"m": [4, 5]}, cv=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        search.fit(frame, Y.ravel())
+    said = [str(w.message) for w in caught if "constant column" in str(w.message)]
+    assert len(said) == 1 and "'always_one_in_this_test'" in said[0], said

@@ -137,8 +137,10 @@ class Experiment:
         name = ds.pop("name")
         frac = ds.pop("test_fraction", 0.2)
         shuffle = ds.pop("shuffle", None)
-        if name == "csv":
-            X, Y = datasets.load_csv(ds["path"], ds.get("target", -1))
+        if name == "csv":              # with pandas, as a named frame: warnings and the saved schema use the names
+            import importlib.util
+            named = importlib.util.find_spec("pandas") is not None
+            X, Y = datasets.load_csv(ds["path"], ds.get("target", -1), as_frame=named)
         elif name == "parquet":
             X, Y = _load_parquet(ds)
         elif name == "npy":

@@ -93,7 +93,7 @@ def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | Non
         if has_eta:
             ax_eta = fig.add_subplot(grid[1, 0], sharex=ax)
         if refs:
-            ax_ref = fig.add_subplot(grid[:, 1])
+            ax_ref = fig.add_subplot(grid[0, 1])
     if h is None or h.get("loss") is None or not h["loss"].size:
         ax.text(0.5, 0.5, "no optimisation history (analytic or exact result)", ha="center", va="center")
         ax.set_axis_off()
@@ -143,12 +143,18 @@ def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | Non
 
 
 def _reference_panel(ax, refs: dict[str, float]) -> None:
-    """Methods' losses on the test rows as labelled dots (names on the axis: no legend)."""
+    """Methods' losses on the test rows as labelled dots (names on the axis: no legend); the distilled set's own
+    rows (labels starting "distilled") in blue, the baselines in grey."""
     names = list(refs)
     values = np.array([refs[k] for k in names])
     y = np.arange(len(names))[::-1]
-    ax.plot(values, y, "o", color="tab:green", ms=5)
+    mine = np.array([k.lower().startswith("distilled") for k in names])
+    ax.plot(values[~mine], y[~mine], "o", color="0.35", ms=5)
+    ax.plot(values[mine], y[mine], "D", color="tab:blue", ms=6)
     ax.set_yticks(y, names, fontsize=7)
+    for tick, own in zip(ax.get_yticklabels(), mine, strict=True):
+        tick.set_color("tab:blue" if own else "black")
+    ax.set_ylim(-0.7, len(names) - 0.3)
     _scale(ax, values, axis="x")
     lo, hi = float(values.min()), float(values.max())
     if ax.get_xscale() != "log":
@@ -457,7 +463,7 @@ def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None,
     os.makedirs(outdir, exist_ok=True)
     paths = []
     if references is None and report is not None:
-        references = {r["method"]: r["loss"] for r in report.rows if not r["id"].startswith("distilled")}
+        references = {r["method"]: r["loss"] for r in report.rows}     # on their own panel: the test rows
 
     def save(fig, name):
         p = os.path.join(outdir, name)
