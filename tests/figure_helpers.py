@@ -9,7 +9,7 @@ def figure_problems(fig) -> list[str]:
     """What is wrong with a figure (empty when nothing is): after a draw, each visible axis of each axes must carry
     at least two non-empty tick labels inside its limits (image axes excepted: their ticks are off on purpose; a
     colour bar only along its scale; the upper panel of a shared x axis may leave it to the panel below), no legend
-    may have more than MAX_LEGEND entries, and a figure marked ``_jd_nonlinear`` must not cite Lemma 2.4."""
+    may have more than MAX_LEGEND entries, no title may run off the figure, and a figure marked ``_jd_nonlinear`` must not cite Lemma 2.4."""
     fig.canvas.draw()
     problems = []
     for i, ax in enumerate(fig.axes):
@@ -33,6 +33,11 @@ def figure_problems(fig) -> list[str]:
                       t.get_text().strip() and lo - slack <= t.get_position()[k] <= hi + slack]
             if len(labels) < 2 and not shared:
                 problems.append(f"{name}: the {which} axis has {len(labels)} tick labels")
+        renderer = fig.canvas.get_renderer()
+        for title in (ax.title, ax._left_title, ax._right_title):
+            box = title.get_window_extent(renderer) if title.get_text() else None
+            if box is not None and (box.x0 < fig.bbox.x0 - 1 or box.x1 > fig.bbox.x1 + 1):
+                problems.append(f"{name}: its title runs off the figure ({title.get_text()[:40]!r}…)")
         for text in [ax.get_title(loc=k) for k in ("left", "center", "right")] + \
                 [t.get_text() for t in (legend.get_texts() if legend else [])]:
             if "Lemma 2.4" in text and getattr(fig, "_jd_nonlinear", False):

@@ -28,11 +28,22 @@ def distill(X, Y=None, m: int | None = None, *, key: jax.Array | int | None = No
             validation=None, progress: bool | None = None, raise_on_failure: bool = False,
             checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
             resume: bool = True, mesh=None, callbacks: Sequence[Callback] = (), **overrides) -> DistillOutput:
-    """Distil a regression data set (X, Y) into m synthetic points (X̃, Ỹ) and an inner learning rate η̃.
+    r"""Distil a regression data set (X, Y) into m synthetic points (X̃, Ỹ) and an inner learning rate η̃.
 
     Runs Algorithm 1 of Mahowald et al. (*Toward Dataset Distillation for Regression Problems*,
     appendix A.3): outer gradient descent (eq. 7) on the outer loss of Def. 2.5, whose gradient is
-    taken through T steps of inner gradient descent (eq. 3) from Q random initialisations.
+    taken through T steps of inner gradient descent (eq. 3) from Q random initialisations:
+
+    $$
+    \theta_{t+1} = \theta_t - \tilde\eta\,\nabla_\theta\,\ell(\tilde X, \tilde Y, \theta_t), \qquad
+    \ell = \frac{1}{2m}\lVert f_\theta(\tilde X) - \tilde Y\rVert^2 + \frac{\lambda_I}{2}\lVert\theta\rVert^2,
+    $$
+
+    $$
+    (\tilde X, \tilde Y, \tilde\eta) \leftarrow \text{optax step on } \nabla \sum_{q=1}^{Q} L^{(q)}, \qquad
+    L^{(q)} = \frac{1}{2b}\lVert f_{\theta_T^{(q)}}(X_B) - Y_B\rVert^2
+      + \frac{\lambda_O}{2}\big(\lVert\tilde X\rVert^2 + \lVert\tilde Y\rVert^2\big).
+    $$
 
     Args:
       X: real inputs, shape (n, d) (a NumPy array or memory map, never copied whole; a pandas, polars or Arrow

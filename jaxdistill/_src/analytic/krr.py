@@ -98,7 +98,15 @@ def _target_features(G, lam_s, root):
 def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s: float = 0.0,
                      feature_map: FeatureMap | None = None, key: jax.Array | int = 0, labels=None,
                      init: str | None = None, root: str = "+", standardize: bool = True) -> DistillOutput:
-    """A distilled set of m points whose ridge model equals the original one exactly, with no optimisation.
+    r"""A distilled set of m points whose ridge model equals the original one exactly, with no optimisation.
+
+    With λ_S = 0 the set's features G = Φ(X̃)ᵀ are every solution of G Ỹ = θ* (the KRR paper; Z free, Ỹ⁺ the
+    pseudo-inverse of the labels):
+
+    $$
+    \theta^* = \arg\min_\theta \lVert\Phi\theta - Y\rVert^2 + \lambda\lVert\theta\rVert^2, \qquad
+    \Phi(\tilde X)^\top = \theta^*\tilde Y^{+} + Z\,(I_m - \tilde Y\tilde Y^{+}) .
+    $$
 
     Args:
       X: real inputs (n, d); or a [`RowSource`][jaxdistill.RowSource] (e.g. ``NpySource`` over files larger than memory)

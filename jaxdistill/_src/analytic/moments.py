@@ -149,7 +149,13 @@ def _target_rows(source: RowSource, stats: SufficientStats, m: int, init: str, r
 
 def distill_moments(X, Y=None, m: int | None = None, *, key=0, init: str = "kmeans",
                     lambda_inner: float | str = "auto") -> DistillOutput:
-    """A set of m weighted rows whose weighted first and second moments equal those of the training rows exactly.
+    r"""A set of m weighted rows whose weighted first and second moments equal those of the training rows exactly.
+
+    With μ and S = L Lᵀ the rows' mean and covariance of z = [x, y], the set is (eq. M1, weights n/m)
+
+    $$
+    \tilde Z = \mathbf 1\mu^\top + \sqrt m\,Q L^\top, \qquad Q^\top Q = I_r,\quad \mathbf 1^\top Q = 0 .
+    $$
 
     Every learner that reads the data only through Σw, Σw·z and Σw·zzᵀ of its rows z = (x, y) fits on the set, with its
     ``sample_weight`` (n/m for every row), the model it fits on all n rows: scikit-learn's ``LinearRegression``,

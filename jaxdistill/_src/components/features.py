@@ -78,10 +78,14 @@ class Polynomial(FeatureMap):
 
 
 class RandomFourierFeatures(FeatureMap):
-    """Φ(x) = √(2/p) cos(Wx + b), W ~ N(0, I/ℓ²), b ~ U[0, 2π): approximates the RBF kernel of
+    r"""Φ(x) = √(2/p) cos(Wx + b), W ~ N(0, I/ℓ²), b ~ U[0, 2π): approximates the RBF kernel of
     length-scale ℓ (Rahimi & Recht). For p ≤ d it maps onto the box (−√(2/p), √(2/p))^p, and
     `inverse` returns the minimum-norm preimage of features inside that box (KRR paper, §KRR
-    with surjective feature maps).
+    with surjective feature maps):
+
+    $$
+    \Phi(x) = \sqrt{2/p}\,\cos(Wx + b), \qquad W \sim \mathcal N(0, I/\ell^2),\quad b \sim U[0, 2\pi) .
+    $$
 
     Args:
       key: PRNG key for W and b.

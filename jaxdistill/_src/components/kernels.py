@@ -52,7 +52,12 @@ class FeatureKernel(Kernel):
 
 
 class RBF(Kernel):
-    """k(x, y) = exp(−‖x − y‖² / (2ℓ²)), ℓ > 0."""
+    r"""k(x, y) = exp(−‖x − y‖² / (2ℓ²)), ℓ > 0:
+
+    $$
+    k(x, y) = \exp\!\Big(-\frac{\lVert x - y\rVert^2}{2\ell^2}\Big) .
+    $$
+    """
 
     def __init__(self, lengthscale: float = 1.0):
         self.lengthscale = check_float("RBF lengthscale", lengthscale, positive=True)

@@ -67,7 +67,13 @@ class InnerModel(Component):
         return jax.vmap(lambda k: self.init(k, features[:1], d_out))(jax.random.split(key, num))
 
     def loss(self, params: PyTree, F: jax.Array, Y: jax.Array, lambda_inner) -> jax.Array:
-        """Inner loss of Def. 2.1: ℓ(x̃, θ) = 1/(2m) ‖f_θ(X̃) − Ỹ‖² + λ_I/2 ‖θ‖²."""
+        r"""Inner loss of Def. 2.1: ℓ(x̃, θ) = 1/(2m) ‖f_θ(X̃) − Ỹ‖² + λ_I/2 ‖θ‖²,
+
+        $$
+        \ell(\tilde X, \theta) = \frac{1}{2m}\lVert f_\theta(\tilde X) - \tilde Y\rVert^2
+          + \frac{\lambda_I}{2}\lVert\theta\rVert^2 .
+        $$
+        """
         resid = self.apply(params, F) - Y
         return 0.5 / F.shape[0] * jnp.sum(jnp.square(resid)) + 0.5 * lambda_inner * sq_norm(params)
 
@@ -103,7 +109,11 @@ def draw_inits(model: InnerModel, key: jax.Array, features: jax.Array, d_out: in
 
 
 class LinearModel(InnerModel):
-    """f_θ(x) = Φ(x)ᵀθ with θ of shape (p, d_out), θ₀ ~ N(0, σ²I) (the regression paper, eq. 2).
+    r"""f_θ(x) = Φ(x)ᵀθ with θ of shape (p, d_out), θ₀ ~ N(0, σ²I) (the regression paper, eq. 2):
+
+    $$
+    f_\theta(x) = \Phi(x)^\top \theta, \qquad \theta_0 \sim \mathcal N(0, \sigma^2 I).
+    $$
 
     Args:
       feature_map: the fixed feature map Φ (default [`Identity`][jaxdistill.Identity]).

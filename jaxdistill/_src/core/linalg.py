@@ -76,10 +76,14 @@ def bound_from_top(top, m: int, lambda_inner) -> jax.Array:
 
 
 def stability_bound(F: jax.Array, lambda_inner) -> jax.Array:
-    """Largest stable inner learning rate of Lemma 2.4, eq. (5): 2m / (σ²_max + mλ_I).
+    r"""Largest stable inner learning rate of Lemma 2.4, eq. (5): 2m / (σ²_max + mλ_I).
 
     Gradient descent on the inner loss of a model linear in θ with features F = Φ(X̃) (m, p)
-    converges iff η̃ is below this value.
+    converges iff η̃ is below this value:
+
+    $$
+    \tilde\eta < \frac{2m}{\sigma_{\max}^2(\Phi(\tilde X)) + m\lambda_I} .
+    $$
     """
     return bound_from_top(top_eigenvalue(jax.lax.stop_gradient(F)), F.shape[0], lambda_inner)
 

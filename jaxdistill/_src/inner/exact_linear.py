@@ -50,11 +50,17 @@ def doubling(N: jnp.ndarray, beta, T, num_bits: int, weighted: bool = True):
 
 
 class ExactLinearGD(InnerSolver):
-    """θ_T of T inner GD steps in closed form by doubling; the fast path for linear-in-θ models.
+    r"""θ_T of T inner GD steps in closed form by doubling; the fast path for linear-in-θ models.
 
     Gives the same θ_T, outer loss and meta-gradient as [`UnrolledGD`][jaxdistill.UnrolledGD] (to rounding) at a cost
     O(r³ log T + r·(m + p)·Q) with r = min(m, p), flat in T. Picks the p×p form when p ≤ m and the
-    m×m push-through form otherwise. Its meta-gradient is autodiff through the closed form.
+    m×m push-through form otherwise. Its meta-gradient is autodiff through the closed form. With A = Φ(X̃)ᵀΦ(X̃),
+    B = Φ(X̃)ᵀỸ, β = 1 − η̃λ_I, γ = η̃/m and M = βI − γA (the regression paper's A.4, corrected: its eq. (4) is wrong),
+
+    $$
+    \theta_T = M^T\theta_0 + \gamma\sum_{k=0}^{T-1} M^k B
+             = M^T\theta_0 + (A + m\lambda_I I)^{-1}(I - M^T)\,B .
+    $$
 
     Args:
       expectation: shorthand kept from 0.1: distil with the objective

@@ -155,7 +155,12 @@ class FullDataLoss(Objective):
         return ExpectedBatchLoss() if self.expectation else BatchLoss()
 
     def value(self, theta: jax.Array) -> jax.Array:
-        """L(θ) = 1/(2n)‖Φθ − Y‖² (+ ridge/2‖θ‖²) for one θ of shape (p, d_out)."""
+        r"""L(θ) = 1/(2n)‖Φθ − Y‖² (+ ridge/2‖θ‖²) for one θ of shape (p, d_out):
+
+        $$
+        L(\theta) = \frac{1}{2n}\lVert \Phi\theta - Y\rVert^2 + \frac{\lambda}{2}\lVert\theta\rVert^2 .
+        $$
+        """
         self._require_bound()
         r = self.R @ theta - self.target
         return 0.5 * jnp.sum(r ** 2) + self.floor

@@ -50,7 +50,12 @@ class Objective(Component):
 
 
 class BatchLoss(Objective):
-    """Def. 2.5's data term on a batch of real pairs: 1/(2b)‖f_{θ_T}(X_B) − Y_B‖² per θ₀."""
+    r"""Def. 2.5's data term on a batch of real pairs: 1/(2b)‖f_{θ_T}(X_B) − Y_B‖² per θ₀,
+
+    $$
+    L_{\text{data}} = \frac{1}{2b}\lVert f_{\theta_T}(X_B) - Y_B\rVert^2 .
+    $$
+    """
 
     def data_losses(self, solution, model, FB, YB):
         pred = solution.predict(FB)                                       # (Q, b, d_out)

@@ -98,7 +98,14 @@ def gcv_scores(G: np.ndarray, C: np.ndarray, s: float, n: int, lams: np.ndarray,
 
 
 def choose_ridge(G: np.ndarray, C: np.ndarray, s: float, n: int, centred: bool = True) -> RidgeChoice:
-    """The λ of the grid (`gcv_grid`) with the lowest GCV score (ties: the larger λ, the simpler model).
+    r"""The λ of the grid (`gcv_grid`) with the lowest GCV score (ties: the larger λ, the simpler model):
+
+    $$
+    \mathrm{GCV}(\lambda) = \frac{\mathrm{RSS}(\lambda)/n}{\big(1 - (\mathrm{df}(\lambda) + c)/n\big)^2}, \qquad
+    \mathrm{df}(\lambda) = \sum_i \frac{e_i}{e_i + \lambda},
+    $$
+
+    with e_i the eigenvalues of ΦᵀΦ/n, RSS(λ) of ridge with λ (normalised as in Def. 2.1) and c = 1 for centred rows.
 
     Args:
       G: ΦᵀΦ of the training rows (p, p) (features standardised or not).

@@ -389,9 +389,17 @@ def plot_predictions(out: DistillOutput, X_test, Y_test, ax=None, time_series: b
     ax.grid(alpha=0.3, lw=0.4)
     _legend_outside(ax)
     which = f"output {output}, " if out.y.shape[1] > 1 else ""
-    ax.set_title(f"{_prefix(out, title)}held-out predictions ({which}R² {r2:.3f}) of the model trained on the "
-                 f"distilled set:\n{out.procedure()}", fontsize=8)
+    _wrapped_title(ax, f"{_prefix(out, title)}held-out predictions ({which}R² {r2:.3f}) of the model trained on the "
+                       f"distilled set:\n{out.procedure()}")
     return ax
+
+
+def _wrapped_title(ax, text: str, fontsize: float = 8) -> None:
+    """A left-aligned title wrapped to the axes' width (a long one ran off the figure's left edge)."""
+    import textwrap
+    width_in = ax.get_position().width * ax.figure.get_figwidth() * 0.8      # the legend outside takes a share
+    chars = max(30, int(width_in * 72 / (0.6 * fontsize)))
+    ax.set_title("\n".join(textwrap.fill(line, chars) for line in text.split("\n")), fontsize=fontsize, loc="left")
 
 
 def is_one_hot(Y) -> bool:
