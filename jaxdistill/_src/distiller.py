@@ -72,7 +72,13 @@ def _choose_lambda(config, model, objective, data):
     G, C, s, n = linear_sufficient_stats(model, data)
     choice = choose_ridge(G, C, s, n, centred=config.standardize)
     bound = objective.replace(ridge=choice.lam).with_statistics(G, C, s, n, data.dtype)
-    return choice.lam, bound, choice.record()
+    record = choice.record()
+    if data.n_validation and data.val is not None:      # the rows the run fits: n_train less the held-out rows
+        record["description"] = record["description"].replace(
+            f"on the {n} training rows", f"on the {n} training rows the run fits ({data.n_validation} more are held "
+            "out for validation, validation_fraction)")
+        record["held_out"] = int(data.n_validation)
+    return choice.lam, bound, record
 
 
 #: random subsets of m training rows the held-out check of a finished run compares with

@@ -40,9 +40,9 @@ class ProgressBar:
         self._last, self._first = (now, info["step"]), False
         left = (self.total - info["step"]) / rate if rate == rate and rate > 0 else float("nan")
         val = f"  held-out {info['val_loss']:.4g}" if "val_loss" in info else ""
+        pace = f", {rate:.0f} steps/s, {_fmt_time(left)} left" if rate == rate and left == left else ""
         text = (f"{info['step']}/{self.total}  data loss {info['loss']:.4g}{val}  η̃ {info['eta']:.3g}  "
-                f"{_fmt_time(now - self._t0)} elapsed, {f'{rate:.0f}' if rate == rate else '?'} steps/s, "
-                f"{_fmt_time(left)} left")
+                f"{_fmt_time(now - self._t0)} elapsed{pace}")      # no pace until two chunks have run
         if self.tty:
             frac = min(info["step"] / self.total, 1.0)
             fill = int(frac * self.width)
