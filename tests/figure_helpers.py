@@ -6,10 +6,14 @@ MAX_LEGEND = 5
 
 
 def figure_problems(fig) -> list[str]:
-    """What is wrong with a figure (empty when nothing is): after a draw, each visible axis of each axes must carry
-    at least two non-empty tick labels inside its limits (image axes excepted: their ticks are off on purpose; a
-    colour bar only along its scale; the upper panel of a shared x axis may leave it to the panel below), no legend
-    may have more than MAX_LEGEND entries, no title may run off the figure, and a figure marked ``_jd_nonlinear`` must not cite Lemma 2.4."""
+    """What is wrong with a figure (empty when nothing is). After a draw:
+
+    - each visible axis of each axes carries at least two non-empty tick labels inside its limits (image axes
+      excepted: their ticks are off on purpose; a colour bar only along its scale; the upper panel of a shared x
+      axis may leave it to the panel below);
+    - no legend has more than MAX_LEGEND entries, and no title runs off the figure;
+    - a figure marked ``_jd_nonlinear`` does not cite Lemma 2.4.
+    """
     fig.canvas.draw()
     problems = []
     for i, ax in enumerate(fig.axes):

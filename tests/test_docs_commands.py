@@ -3,7 +3,8 @@
 
 Commands are taken from the ```bash blocks of the docs pages and from inline code that starts with
 `jaxdistill ` (placeholders in capitals, such as EXPERIMENT, RUN or COMMAND, and a bare `jaxdistill run` naming the
-command in prose are not commands and are skipped). `jaxdistill demo` is run by tests/test_readme.py, which also checks its numbers."""
+command in prose are not commands and are skipped). `jaxdistill demo` is run by tests/test_readme.py, which also
+checks its numbers."""
 
 from __future__ import annotations
 
