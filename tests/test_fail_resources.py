@@ -14,7 +14,10 @@ from jaxdistill import datasets
 
 @pytest.mark.parametrize("error", [MemoryError("cannot allocate"),
                                    jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "
-                                                              "allocate 1.00TiB.")])
+                                                              "allocate 1.00TiB."),
+                                   # under `ulimit -v`, a library loaded lazily (LAPACK through SciPy) cannot map
+                                   # its code: seen at 1.6 GiB on this machine, a traceback from inside an import
+                                   ImportError("libgfortran.so.5: failed to map segment from shared object")])
 def test_a_run_that_does_not_fit_names_what_sets_its_size(monkeypatch, error):
     """XLA's RESOURCE_EXHAUSTED (or a MemoryError) from the compiled step becomes a message naming n, d, m, Q, T
     and the batch with an estimate (simulated here: a real one would take this machine's memory)."""
@@ -87,3 +90,17 @@ def test_a_torn_jsonl_log_does_not_block_resume(tmp_path):
     out = jd.distill(X, Y, steps=60, callbacks=[jd.MetricsLogger(log)], **kw)
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
     assert out.meta.steps_run == 60 and steps == sorted(set(steps)) and steps[-1] == 60
+
+
+def test_synthetic_data_too_large_for_memory_is_refused_before_jax_aborts():
+    """#43: `jaxdistill run` on a synthetic set larger than memory ended with signal 6 (JAX's allocator aborts) or a
+    RESOURCE_EXHAUSTED traceback; the size is now checked against the available memory first: one line, exit 2."""
+    import subprocess
+    import sys
+    got = subprocess.run([sys.executable, "-m", "jaxdistill.cli", "run", "configs/diabetes.json", "--set",
+                          "dataset.name=synthetic", "--set", "dataset.n=1000000000", "--no-progress",
+                          "--no-checkpoint"], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.join(os.path.dirname(__file__), ".."))
+    assert got.returncode == 2, got.stderr[-1500:]
+    assert "Traceback" not in got.stderr
+    assert "synthetic data of 1,000,000,000 × 100 needs about" in got.stderr and "Lower n or d" in got.stderr

@@ -81,6 +81,18 @@ def _choose_lambda(config, model, objective, data):
     return choice.lam, bound, record
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is the run running out of memory: a MemoryError, XLA's RESOURCE_EXHAUSTED, or (under an
+    address-space limit, ``ulimit -v``) a library that JAX or SciPy loads lazily failing to map its code into the
+    address space ("failed to map segment", ENOMEM) — a traceback from deep inside an import otherwise."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    if isinstance(exc, jax.errors.JaxRuntimeError):
+        return "RESOURCE_EXHAUSTED" in text
+    return "failed to map segment" in text or "Cannot allocate memory" in text or getattr(exc, "errno", None) == 12
+
+
 #: random subsets of m training rows the held-out check of a finished run compares with
 QUALITY_SUBSETS = 10
 #: fewer held-out rows than this: the check is recorded but warns of nothing (two or three rows are noise)
@@ -276,8 +288,8 @@ class Distiller:
         with CompileLog() as compiled:           # every program this call compiles, the key's included
             try:
                 return self._fit(X, Y, key, seed, validation, callbacks, raise_on_failure, compiled)
-            except (MemoryError, jax.errors.JaxRuntimeError) as exc:
-                if isinstance(exc, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" not in str(exc):
+            except (MemoryError, jax.errors.JaxRuntimeError, ImportError, OSError) as exc:
+                if not _out_of_memory(exc):
                     raise
                 raise MemoryError(self._memory_message(X, Y, exc)) from None
 

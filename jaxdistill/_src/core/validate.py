@@ -67,3 +67,37 @@ def json_safe(obj):
         v = float(obj)
         return v if math.isfinite(v) else None
     return obj
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable, within an address-space limit if one is
+    set), or None where the system does not say."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                used = int(f.read().split()[0]) * resource.getpagesize()
+            left = max(0, soft - used)
+            avail = left if avail is None else min(avail, left)
+    except (ImportError, OSError, ValueError):
+        pass
+    return avail
+
+
+def check_fits(nbytes: float, what: str, remedy: str) -> None:
+    """``MemoryError`` saying what to change when ``nbytes`` exceed the memory available (see `available_memory`):
+    before an allocation that would otherwise abort the process (JAX's CPU allocator does) or swap it to a halt."""
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise MemoryError(f"{what} needs about {nbytes / 2**30:.3g} GiB; {avail / 2**30:.3g} GiB of memory is "
+                          f"available. {remedy}")

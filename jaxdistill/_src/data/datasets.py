@@ -12,11 +12,12 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxdistill._src.core import keys
 from jaxdistill._src.core.keys import as_key
-from jaxdistill._src.core.validate import check_bool, check_float, check_int
+from jaxdistill._src.core.validate import check_bool, check_fits, check_float, check_int
 
 
 def _need(module: str, extra: str):
@@ -56,6 +57,10 @@ def synthetic(key: jax.Array | int = 0, n: int = 1000, d: int = 100, noise: floa
     """The regression paper's data (A.7): X, θ ~ N(0, I_d), Y = Xθ + noise·ε, ε ~ N(0, 1)."""
     n, d = check_int("synthetic n (rows)", n, 2, 10**9), check_int("synthetic d (features)", d, 1, 10**6)
     noise = check_float("synthetic noise", noise, lo=0.0)
+    # JAX draws X in its float (4 or 8 bytes), then a float64 copy: checked first, as JAX aborts the process (signal
+    # 6) when an allocation fails
+    check_fits(n * d * (jnp.dtype(jnp.result_type(float)).itemsize + 8), f"synthetic data of {n:,} × {d:,}",
+               "Lower n or d (dataset.n, dataset.d), or write the rows to files and read them with jd.NpySource.")
     kx, kt, ke = jax.random.split(as_key(key), 3)
     X = jax.random.normal(kx, (n, d))
     theta = jax.random.normal(kt, (d, 1))
