@@ -104,3 +104,39 @@ def test_synthetic_data_too_large_for_memory_is_refused_before_jax_aborts():
     assert got.returncode == 2, got.stderr[-1500:]
     assert "Traceback" not in got.stderr
     assert "synthetic data of 1,000,000,000 × 100 needs about" in got.stderr and "Lower n or d" in got.stderr
+
+
+TRUNCATE = r"""
+import os, sys, numpy as np, jaxdistill as jd
+path = sys.argv[1]
+rng = np.random.default_rng(0)
+X = np.lib.format.open_memmap(path + "X.npy", mode="w+", dtype=np.float32, shape=(20000, 8))
+X[:] = rng.normal(size=X.shape)
+Y = (X[:, :1] * 2.0).astype(np.float32)
+np.save(path + "Y.npy", Y)
+X.flush(); del X
+Xm = np.load(path + "X.npy", mmap_mode="r")
+
+class Truncate(jd.Callback):
+    def on_evaluation(self, view):
+        with open(path + "X.npy", "r+b") as f:    # another program shortens the file mid-run
+            f.truncate(4096)
+        return False
+
+try:
+    jd.distill(Xm, np.load(path + "Y.npy"), m=5, steps=200, eval_every=50, batch_size=256, objective="batch",
+               progress=False, callbacks=[Truncate()])
+except ValueError as e:
+    print("ValueError:", e)
+"""
+
+
+def test_a_memory_map_truncated_mid_run_is_an_error_not_sigbus(tmp_path):
+    """#43: a memory-mapped input truncated during a run killed the process with SIGBUS; the file behind a map is
+    checked before each chunk's gathers, so the run ends with a message saying what happened and what to do."""
+    import subprocess
+    import sys
+    got = subprocess.run([sys.executable, "-c", TRUNCATE, str(tmp_path) + "/"], capture_output=True, text=True,
+                         timeout=300)
+    assert got.returncode == 0, (got.returncode, got.stderr[-1500:])      # -7 is SIGBUS
+    assert "ValueError:" in got.stdout and "was truncated while being read" in got.stdout, got.stdout[-800:]

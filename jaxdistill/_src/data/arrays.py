@@ -14,6 +14,7 @@ all training rows, exactly (the deterministic full-batch objective).
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import NamedTuple
 
@@ -91,11 +92,38 @@ def check_xy(X, Y, names: tuple[str, str] = ("X", "Y")) -> tuple[np.ndarray, np.
     return X, Y
 
 
+def check_mapped(*arrays) -> None:
+    """Refuse to read a memory map whose file is now shorter than the map: touching its pages past the new end of
+    the file kills the process with SIGBUS (no Python exception can catch it). One ``stat`` per call: made before
+    each chunk's gathers and each block of a pass, it leaves only the time between the check and the read for a
+    truncation to strike."""
+    for a in arrays:
+        mm = getattr(a, "_mmap", None)
+        name = getattr(a, "filename", None)
+        if mm is None or not name:
+            continue
+        import mmap as _mmap_module
+        start = int(getattr(a, "offset", 0) or 0)
+        start -= start % _mmap_module.ALLOCATIONGRANULARITY
+        need = start + len(mm)
+        try:
+            size = os.path.getsize(name)
+        except OSError:
+            raise ValueError(f"The memory-mapped file {name} is gone (deleted or moved while being read). Restore "
+                             "it and run again (a checkpointed run resumes where it was).") from None
+        if size < need:
+            raise ValueError(f"The memory-mapped file {name} was truncated while being read: it has {size:,} bytes, "
+                             f"the map covers {need:,}; the rows past its end are gone, and reading them would kill "
+                             "the process (SIGBUS). Restore the file and run again (a checkpointed run resumes where "
+                             "it was).")
+
+
 def row_blocks(A, rows=None, block: int = _BLOCK):
     """Row blocks of A (the rows ``rows``, in sorted order within each block) converted to float64: a pass over
     an array or memory map that never copies it whole."""
     n = A.shape[0] if rows is None else rows.size
     for i in range(0, n, block):
+        check_mapped(A)
         sl = slice(i, i + block)
         yield np.asarray(A[sl] if rows is None else A[np.sort(rows[sl])], np.float64)
 
@@ -315,6 +343,7 @@ class TrainData:
         """
         r = self.train[np.asarray(idx).ravel()]
         shape = np.shape(idx)
+        check_mapped(self.X, self.Y)
         if raw:
             return (jax.device_put(np.take(self.X, r, axis=0).reshape(*shape, self.d)),
                     jax.device_put(np.take(self.Y, r, axis=0).reshape(*shape, self.d_out)))

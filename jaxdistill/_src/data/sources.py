@@ -39,6 +39,7 @@ from jaxdistill._src.data.arrays import (
     Standardizer,
     as_2d_float,
     centre_and_scale,
+    check_mapped,
     column_reduce,
     on_device,
     warn_constant,
@@ -158,10 +159,12 @@ class ArraySource(RowSource):
     def _range_blocks(self, lo, hi, block_rows):
         for i in range(lo, hi, block_rows):
             j = min(i + block_rows, hi)
+            check_mapped(self.X, self.Y)            # a memory map truncated under us: an error, not SIGBUS
             yield np.asarray(self.X[i:j]), np.asarray(self.Y[i:j])
 
     def take(self, rows):
         rows = np.asarray(rows, np.int64)
+        check_mapped(self.X, self.Y)
         return np.asarray(self.X[rows]), np.asarray(self.Y[rows])
 
 
