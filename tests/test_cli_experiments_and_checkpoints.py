@@ -349,7 +349,7 @@ def test_cli_checks_output_paths_before_the_run_and_never_loses_a_finished_one(t
 def test_demo_save_works_with_evaluate_and_plot_and_the_figures_draw_the_baselines(tmp_path, capsys, monkeypatch):
     """`demo --save` records its experiment like `run`: `evaluate` scores it on the same split and `plot` draws
     every figure; the predictions figure draws the full-data ridge model's predictions, which equal an
-    independent numpy ridge on the standardised training rows."""
+    independent numpy ridge on the training rows standardised by their own means and deviations."""
     monkeypatch.chdir(tmp_path)
     assert cli.main(["demo", "--steps", "30", "--no-progress", "--save", "d.npz"]) == 0
     capsys.readouterr()
@@ -364,10 +364,10 @@ def test_demo_save_works_with_evaluate_and_plot_and_the_figures_draw_the_baselin
     assert {p.name for p in (tmp_path / "figs").iterdir()} == {"loss.png", "projection.png", "predictions.png"}
     from jaxdistill.plots import plot_predictions
     rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=2, coresets=())
-    std = out.standardizer
-    Xs, ys = std.x(Xtr), std.y(Ytr)
+    mx, sx, my, sy = Xtr.mean(0), Xtr.std(0), Ytr.mean(0), Ytr.std(0)     # the given rows' own units (#43)
+    Xs, ys = (Xtr - mx) / sx, (Ytr - my) / sy
     theta = np.linalg.solve(Xs.T @ Xs + len(Xs) * out.lambda_inner * np.eye(Xs.shape[1]), Xs.T @ ys)
-    ridge = std.y_inverse(std.x(Xte) @ theta)
+    ridge = ((Xte - mx) / sx @ theta) * sy + my
     ax = plot_predictions(out, Xte, Yte, report=rep)
     hollow, filled = ax.collections[0], ax.collections[1]
     np.testing.assert_allclose(hollow.get_offsets()[:, 1], ridge[:, 0], rtol=1e-6)

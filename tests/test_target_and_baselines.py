@@ -321,3 +321,25 @@ def test_gcv_extends_its_grid_past_an_edge_and_warns_if_still_there():
     noise -= noise.mean()
     with pytest.warns(UserWarning, match="at the edge of its grid"):
         jd.choose_ridge(Xs.T @ Xs / 200, (Xs.T @ noise)[:, None] / 200, float(noise @ noise) / 200, 200)
+
+
+def test_the_full_data_ridge_row_standardises_the_rows_it_is_given_not_the_runs():
+    """#43: evaluate's 'full data, ridge' row standardised with the run's training rows (those the run did not hold
+    out, which depend on its key), so on a 26-row set it moved by 0.035 R² between keys at one λ. It is now ridge
+    with an intercept on the given rows in their own standard units: equal to scikit-learn's on StandardScaler-ed
+    rows (α = nλ), and the same for every key."""
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+    X, Y = datasets.load("diabetes")
+    Xtr, Ytr, Xte, Yte = X[:26], Y[:26, 0], X[300:], Y[300:, 0]
+    lam = 0.05
+    r2 = []
+    for key in (0, 1, 2):
+        out = jd.distill(Xtr, Ytr, m=3, steps=30, key=key, lambda_inner=lam, progress=False)
+        rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=2, coresets=())
+        r2.append(rep.row("full")["r2"])
+    sx, sy = StandardScaler().fit(Xtr), StandardScaler().fit(Ytr[:, None])
+    oracle = Ridge(alpha=lam * len(Xtr)).fit(sx.transform(Xtr), sy.transform(Ytr[:, None]).ravel())
+    pred = sy.inverse_transform(oracle.predict(sx.transform(Xte))[:, None]).ravel()
+    want = 1 - np.sum((pred - Yte) ** 2) / np.sum((Yte - Yte.mean()) ** 2)
+    np.testing.assert_allclose(r2, want, rtol=0, atol=1e-9)

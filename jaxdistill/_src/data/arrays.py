@@ -233,10 +233,12 @@ class TrainFeatures:
         """One pass over the rows in blocks of ``block`` rows: each block of standardised inputs is refused by
         `check_squarable` (naming its row) before anything is computed from it, then featurised. Returns
         (FᵀF, FᵀY in float64, None), or with ``keep`` (None, None, the features of all rows in ``dtype``) for
-        baselines that train on all rows at once."""
+        baselines that train on all rows at once; without ``keep`` the features' column sums are left in
+        ``column_sums``."""
         n, p = self.shape
         G, C = (None, None) if keep else (np.zeros((p, p)), np.zeros((p, Y.shape[1])))
         kept = np.empty(self.shape, self.dtype) if keep else None
+        self.column_sums = None if keep else np.zeros(p)      # Σ F (float64): the features' own mean
         for start in range(0, n, block):
             xb = self.Xs[start:start + block]
             check_squarable((("X_train", xb),), self.dtype, "training", "the baselines would be inf or NaN", remedy,
@@ -247,6 +249,7 @@ class TrainFeatures:
             else:
                 fb = np.asarray(fb, np.float64)
                 G += fb.T @ fb
+                self.column_sums += fb.sum(0)
                 C += fb.T @ np.asarray(Y[start:start + block], np.float64)
         return G, C, kept
 

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdistill._src.components.features import Identity
 from jaxdistill._src.components.models import draw_inits
 from jaxdistill._src.core.jit import jit
 from jaxdistill._src.core.keys import concat, fold_in, key_to_list, permutation, split, split2
@@ -184,16 +185,41 @@ def subsets(key, num, n, m):
         yield np.array(np.asarray(permutation(ks, n))[:m]), kg     # a copy: a slice would keep all n alive
 
 
-def _full_ridge_rows(ctx: EvalContext, label: str, procedure: str, lam: float) -> None:
+def _full_ridge_rows(ctx: EvalContext, label: str, procedure: str, lam: float, own_units: bool = False) -> None:
     """``full`` (ridge with ``lam`` on all training rows) and ``full_cv`` (λ by GCV on them), both from the first
-    pass's cross products."""
-    Fte = np.asarray(ctx.Fte, np.float64)
-    ctx.add("full", label, ctx.n_tr, procedure, [Fte @ ridge_from_cross_products(ctx.G, ctx.C, ctx.n_tr, lam)])
-    n = ctx.n_tr
-    choice = choose_ridge(ctx.G / n, ctx.C / n, float(np.sum(np.asarray(ctx.Ytr_s, np.float64) ** 2)) / n, n,
-                          centred=bool(np.any(ctx.out.standardizer.y_mean != 0)))
+    pass's cross products. ``own_units``: the rows standardised by their own statistics (with an intercept), not by
+    the run's — so the rows do not depend on which rows the run held out (its key)."""
+    Fte, n = np.asarray(ctx.Fte, np.float64), ctx.n_tr
+    G, C, s = ctx.G, ctx.C, float(np.sum(np.asarray(ctx.Ytr_s, np.float64) ** 2))
+    centred = bool(np.any(ctx.out.standardizer.y_mean != 0))
+    to_run = lambda P: P                                            # noqa: E731 - predictions in the run's units
+    if own_units:
+        G, C, s, Fte, to_run = _own_units(ctx, Fte)
+        centred = True
+    ctx.add("full", label, n, procedure, [to_run(Fte @ ridge_from_cross_products(G, C, n, lam))])
+    choice = choose_ridge(G / n, C / n, s / n, n, centred=centred)
     ctx.add("full_cv", "full data, ridge-CV", n, f"exact ridge, λ = {choice.lam:.3g} by GCV on these rows",
-            [Fte @ ridge_from_cross_products(ctx.G, ctx.C, n, choice.lam)])
+            [to_run(Fte @ ridge_from_cross_products(G, C, n, choice.lam))])
+
+
+def _own_units(ctx: EvalContext, Fte: np.ndarray):
+    """The first pass's FᵀF, FᵀY (in the run's units) re-expressed for the training rows standardised by their own
+    means and deviations (exact: an affine change of the same sums), the test features in those units, and the map
+    of predictions back to the run's units."""
+    n = ctx.n_tr
+    Y = np.asarray(ctx.Ytr_s, np.float64)
+    mx, my = ctx.Ftr.column_sums / n, Y.mean(0)
+    Gc = ctx.G - n * np.outer(mx, mx)
+    Cc = ctx.C - n * np.outer(mx, my)
+    Yc = Y - my
+    sx = np.sqrt(np.maximum(np.diag(Gc), 0.0) / n)
+    sy = np.sqrt(np.sum(Yc ** 2, axis=0) / n)
+    sx = np.where(sx > 1e-12 * max(1.0, float(np.max(sx, initial=0.0))), sx, 1.0)   # constant columns: scale 1
+    sy = np.where(sy > 0, sy, 1.0)
+    G = Gc / np.outer(sx, sx)
+    C = Cc / np.outer(sx, sy)
+    s = float(np.sum((Yc / sy) ** 2))
+    return G, C, s, (Fte - mx) / sx, lambda P: P * sy + my
 
 
 class LinearGDBaselines(Component):
@@ -224,7 +250,8 @@ class LinearGDBaselines(Component):
         for kind, num in kinds:
             ctx.add(kind, f"{LABELS[kind]}, T-step GD", out.m, sub_proc, gd_preds[k:k + num].reshape(shape))
             k += num
-        _full_ridge_rows(ctx, "full data, ridge", out.procedure(limit=True), lam)
+        _full_ridge_rows(ctx, "full data, ridge", out.procedure(limit=True), lam,
+                         own_units=isinstance(getattr(out.model, "feature_map", None), Identity))
 
 
 class ExactBaselines(Component):
