@@ -343,3 +343,20 @@ def test_the_full_data_ridge_row_standardises_the_rows_it_is_given_not_the_runs(
     pred = sy.inverse_transform(oracle.predict(sx.transform(Xte))[:, None]).ravel()
     want = 1 - np.sum((pred - Yte) ** 2) / np.sum((Yte - Yte.mean()) ** 2)
     np.testing.assert_allclose(r2, want, rtol=0, atol=1e-9)
+
+
+def test_the_quality_check_does_not_cry_wolf_on_a_set_that_wins_on_the_test_rows():
+    """#43: the check fired whenever the held-out loss was above the subsets' mean, however little; it fired falsely in
+    8 of 177 winning runs (benchmarks/results/quality_check.md). This run's held-out loss is 0.2 % above the subsets'
+    (well within what the draw of 35 held-out rows moves), while on the test rows the set is 23 % better: no warning
+    now, and meta.quality says how much the check could see."""
+    X, Y = datasets.load("diabetes")
+    Xtr, Ytr, Xte, Yte = datasets.split("diabetes", X, Y, 0.2, key=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jd.QualityWarning)
+        out = jd.distill(Xtr, Ytr, m=3, key=1, steps=1, lr_x=1e-6, lr_y=1e-6, progress=False)
+    q = out.meta.quality
+    assert q["distilled_loss"] > q["subset_mean_loss"]                       # 0.8's rule would have warned
+    assert q["distilled_loss"] < q["subset_mean_loss"] + q["z"] * q["difference_se"] and "warning" not in q
+    rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=10, coresets=(), key=1)
+    assert rep.row("distilled")["loss"] < rep.row("subset_ridge")["loss"]    # the test rows: the set wins
