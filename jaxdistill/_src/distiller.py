@@ -23,6 +23,7 @@ from jaxdistill._src.core.compile_log import CompileLog
 from jaxdistill._src.core.fingerprint import flat_description
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
 from jaxdistill._src.core.linalg import ridge_host
+from jaxdistill._src.core.threads import single_blas_thread
 from jaxdistill._src.data.arrays import prepare, warn_constant
 from jaxdistill._src.data.schema import read_pair
 from jaxdistill._src.data.sources import RowSource, SufficientStats
@@ -346,9 +347,10 @@ class Distiller:
         state = driver.initial_params(solver, problem, data, k_init, config, mesh)
         stopping = StoppingRule.from_config(config)
         t0 = time.perf_counter()
-        state, hist, stopping, view = driver.run(
-            solver, problem, data, state, k_run, config, callbacks=callbacks, stopping=stopping, mesh=mesh,
-            identity_fn=lambda: self._identity(key, data, problem, solver))
+        with single_blas_thread():                  # the step's LAPACK eigh must not fight XLA's threads
+            state, hist, stopping, view = driver.run(
+                solver, problem, data, state, k_run, config, callbacks=callbacks, stopping=stopping, mesh=mesh,
+                identity_fn=lambda: self._identity(key, data, problem, solver))
         wall = time.perf_counter() - t0
         status = view.status
         params, step = state.params, int(state.step)
