@@ -325,3 +325,25 @@ def test_deprecated_second_ways_warn_and_name_their_replacement(tmp_path):
     with pytest.warns(DeprecationWarning, match="jaxdistill.testing"):
         old = importlib.import_module("jaxdistill.closed_form")
     assert old.theta_T is jd.testing.theta_T
+
+
+def test_blas_runs_on_one_thread_inside_the_compiled_loop_and_gets_its_threads_back():
+    """#44: OpenBLAS's own threads (behind JAX's LAPACK eigh, the stability bound every step) fought XLA's pool: 1.36×
+    per step at d = 1000 on 2 cores (benchmarks/results/blas_threads.md). During the run every loaded BLAS has one
+    thread; afterwards each has what it had; JAXDISTILL_BLAS_THREADS=0 leaves them alone."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+    seen = []
+
+    class Look(jd.Callback):
+        def on_evaluation(self, view):
+            seen.append({i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()
+                         if i["user_api"] == "blas"})
+            return False
+
+    from jaxdistill import datasets
+    X, Y = datasets.load("diabetes")
+    jd.distill(X, Y, m=5, steps=20, eval_every=10, progress=False, callbacks=[Look()])
+    assert seen and all(set(s.values()) == {1} for s in seen)
+    after = {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+    assert {k: after[k] for k in before} == before

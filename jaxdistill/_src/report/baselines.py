@@ -437,15 +437,17 @@ STEP_GRID = (0.9, 0.45, 0.2, 0.1, 0.05, 0.02)
 CONVERGED_FACTOR = 10
 
 
-def _grid_fit(model, solver, F, Y, Fv, Yv, Fte, th0s, steps, lam, etas, *, sequential=False):
+def _grid_fit(model, solver, F, Y, Fv, Yv, keep: bool, th0s, steps, lam, etas, *, sequential=False):
     """T-step GD on (F, Y) from ``th0s`` at each step size of ``etas``: (mean squared error on the selection rows
-    (Fv, Yv) — inf where the predictions are not finite —, predictions on Fte or None). ``sequential`` maps
-    over the step sizes one at a time (bounded memory on many rows) instead of vmapping them."""
+    (Fv, Yv) — inf where the predictions are not finite —, the trained parameters θ_T (stacked over θ₀) if
+    ``keep``, else None). The test rows are not predicted here: only at the step size chosen, a subset at a time
+    (`nonlinear_program`). ``sequential`` maps over the step sizes one at a time (bounded memory on many rows)
+    instead of vmapping them."""
     def at(eta):
         sol = solver.solve(model, Support(F, Y, eta, lam), th0s, steps, steps)
         pv = sol.predict(Fv)
         loss = jnp.where(jnp.all(jnp.isfinite(pv)), jnp.mean((pv - Yv[None]) ** 2), jnp.inf)
-        return loss, (None if Fte is None else sol.predict(Fte))
+        return loss, (sol.thetas if keep else None)
 
     return jax.lax.map(at, etas) if sequential else jax.vmap(at)(etas)
 
@@ -472,18 +474,21 @@ def nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: i
         F, Y = Ftr[idx], Ytr[idx]
         th0s = model.sample_init(kg, Ftr[:1], d_out, n_draws)
         etas = grid * model.gd_stability_bound(F, Y, lam)
-        losses, preds = _grid_fit(model, solver, F, Y, Ftr[rest], Ytr[rest], Fte, th0s, T, lam, etas)
+        losses, thetas = _grid_fit(model, solver, F, Y, Ftr[rest], Ytr[rest], True, th0s, T, lam, etas)
         best = jnp.argmin(losses)
-        return preds[best], best
+        return jax.tree_util.tree_map(lambda a: a[best], thetas), best
 
-    sub_preds, sub_best = jax.vmap(subset)(jax.random.split(k_sub, n_subsets))
+    sub_thetas, sub_best = jax.vmap(subset)(jax.random.split(k_sub, n_subsets))
+    # the test rows predicted only at each subset's chosen step size, one subset at a time: memory n_draws × n_te,
+    # not n_subsets × the grid × n_draws × n_te (benchmarks/results/nonlinear_evaluate_memory.md)
+    sub_preds = jax.lax.map(lambda th: jax.vmap(lambda t: model.apply(t, Fte))(th), sub_thetas)
     perm = jax.random.permutation(k_sel, n_tr)
     fit, sel = perm[n_sel:], perm[:n_sel]
     th0s = model.sample_init(k_full, Ftr[:1], d_out, n_draws)
     etas = grid * model.gd_stability_bound(Ftr, Ytr, lam)   # fractions of the bound of the rows finally trained on
     full = []
     for steps in (T, long):
-        losses, _ = _grid_fit(model, solver, Ftr[fit], Ytr[fit], Ftr[sel], Ytr[sel], None, th0s, steps, lam, etas,
+        losses, _ = _grid_fit(model, solver, Ftr[fit], Ytr[fit], Ftr[sel], Ytr[sel], False, th0s, steps, lam, etas,
                               sequential=True)
         best = jnp.argmin(losses)
         full.append((solver.solve(model, Support(Ftr, Ytr, etas[best], lam), th0s, steps, steps).predict(Fte), best))
