@@ -37,9 +37,9 @@ Y = (X[:, :5].sum(1, keepdims=True) + rng.normal(size=(4000, 1))).astype(np.floa
 kw = dict(m=m, T=T, Q=Q, progress=False, validation_fraction=0.1, patience=10**6)
 jd.distill(X, Y, steps=50, **kw)                 # compiles
 t = time.perf_counter()
-out = jd.distill(X, Y, steps=%d, **kw)
-print(json.dumps({"ms_per_step": 1000 * (time.perf_counter() - t) / %d, "solver": type(out.inner_solver).__name__}))
-""" % (STEPS, STEPS)
+out = jd.distill(X, Y, steps=STEPS, **kw)
+print(json.dumps({"ms_per_step": 1000 * (time.perf_counter() - t) / STEPS, "solver": type(out.inner_solver).__name__}))
+""".replace("STEPS", str(STEPS))
 
 
 def cell(shape, threads: str) -> dict:

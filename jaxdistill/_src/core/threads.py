@@ -3,10 +3,10 @@
 On the CPU, JAX runs `eigh` (the stability bound of Lemma 2.4, every outer step) through LAPACK from SciPy's
 OpenBLAS, which starts its own threads while XLA's pool is busy with the step. On 2 cores the step at d = 1000,
 m = 100, T = 100, Q = 8 took 4.69 ms with OpenBLAS's default threads and 3.22 ms with one (1.46×; 1.04× at
-d = 100; `benchmarks/results/blas_threads.md`). `single_blas_thread()` sets every loaded BLAS to one thread for the duration
-of a compiled loop, with `threadpoolctl` (scikit-learn's; a dependency of jaxdistill for this), and restores them
-after: the host's own numpy work outside the loop (statistics passes) keeps its threads. ``JAXDISTILL_BLAS_THREADS``
-(an integer) overrides the limit; ``0`` leaves the libraries alone.
+d = 100; `benchmarks/results/blas_threads.md`). `single_blas_thread()` sets every loaded BLAS to one thread for the
+duration of a compiled loop, with `threadpoolctl` (scikit-learn's; a dependency of jaxdistill for this), and restores
+them after: the host's own numpy work outside the loop (statistics passes) keeps its threads.
+``JAXDISTILL_BLAS_THREADS`` (an integer) overrides the limit; ``0`` leaves the libraries alone.
 """
 
 from __future__ import annotations
