@@ -89,7 +89,7 @@ class RowSource:
         return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
     def schema(self):
-        """The input schema of a fit on this source (what `DistillOutput.schema` holds): width, and names where known."""
+        """The input schema of a fit on this source (what `DistillOutput.schema` holds): width, names where known."""
         from jaxdistill._src.data.schema import InputSchema
         ndim = self.target_ndim or (1 if self.target_names is not None and len(self.target_names) == 1 else 2)
         return InputSchema(n_features=self.d, feature_names=self.feature_names, target_names=self.target_names,
