@@ -260,6 +260,11 @@ def test_a_non_finite_row_on_a_worker_is_named_by_its_partition(cluster):
         jd.sufficient_statistics(jd.DaskSource(dd.from_pandas(frame, npartitions=3, sort=False), target="y"))
     with pytest.raises(ValueError, match=r"no column\(s\) \['z'\]"):
         jd.DaskSource(dd.from_pandas(frame, npartitions=3), features=["a", "z"], target="y")
+    raw = dd.from_pandas(frame, npartitions=3)                 # a bare Dask frame would be pulled into memory
+    with pytest.raises(ValueError, match=r"DaskSource\(frame, target='y'\)"):
+        jd.sufficient_statistics(raw)
+    with pytest.raises(ValueError, match="X is a Dask DataFrame: wrap it"):
+        jd.distill(raw, raw["y"], m=2, progress=False)
 
 
 # ------------------------------------------------------------------------------------------ statistics as a file

@@ -65,6 +65,10 @@ def unpack(name: str, a) -> tuple[Any, tuple[str, ...] | None, Any]:
     refuse_masked(name, a)
     if isinstance(a, np.ma.MaskedArray):
         a = np.ma.getdata(a)
+    if _library(a) == "dask":                 # np.asarray would pull every partition into this process
+        raise ValueError(f"{name} is a Dask {type(a).__name__}: wrap it as jaxdistill.DaskSource(frame, "
+                         "target='y') (or DaskSource(X_array, Y_array)) and pass that with Y=None; its statistics "
+                         "pass then runs on the cluster.")
     if _is_frame(a):
         names = tuple(str(c) for c in a.columns)
         if len(set(names)) != len(names):

@@ -540,8 +540,13 @@ def statistics_pass(source: RowSource, feature_map=None, *, standardize: bool = 
     if not isinstance(fmap, FeatureMap):
         raise ValueError(f"feature_map must be a jaxdistill.FeatureMap, got {feature_map!r}.")
     if not isinstance(source, RowSource):
-        raise ValueError("source must be a jaxdistill RowSource (NpySource, ArraySource, BlockSource), "
-                         f"got {source!r}.")
+        kind = type(source).__module__.split(".")[0]
+        hint = {"dask": "jaxdistill.DaskSource(frame, target='y')", "pyarrow": "jaxdistill.ParquetSource(path, "
+                "target='y') for a Parquet data set, or ArraySource(X, Y) for arrays",
+                "polars": "ArraySource(frame.to_numpy(), y.to_numpy())", "pandas": "ArraySource(X.to_numpy(), "
+                "y.to_numpy())"}.get(kind, "ArraySource(X, Y) for arrays")
+        raise ValueError("source must be a jaxdistill RowSource (NpySource, ArraySource, BlockSource, ParquetSource, "
+                         f"DaskSource), got {type(source).__name__}: wrap it, e.g. {hint}.")
     block_rows = int(block_rows)
     several = jax.process_count() > 1 and not source.distributed
     if several and source.n_rows is not None:          # a shared source: each process reads its range
