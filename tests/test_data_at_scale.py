@@ -340,3 +340,15 @@ def test_distill_from_statistics_keeps_every_check_of_the_row_path(diabetes, tmp
     assert out.meta.n_train == Xtr.shape[0] and out.meta.lambda_choice["method"] == "gcv"
     report = jd.evaluate(out, Xte, yte, Xtr, ytr, n_subsets=5, coresets=())
     assert report.row("distilled")["r2"] > report.row("subset")["r2"]
+
+
+def test_a_missing_optional_library_says_how_to_install_it(monkeypatch, tmp_path):
+    """pyarrow and dask are optional extras: without them the sources say which extra to install."""
+    import sys
+    monkeypatch.setitem(sys.modules, "pyarrow", None)             # as if not installed
+    monkeypatch.setitem(sys.modules, "pyarrow.dataset", None)
+    with pytest.raises(ImportError, match=r'pip install "jaxdistill\[arrow\]"'):
+        jd.ParquetSource(tmp_path / "rows.parquet", target="y")
+    monkeypatch.setitem(sys.modules, "dask", None)
+    with pytest.raises(ImportError, match=r'pip install "jaxdistill\[dask\]"'):
+        jd.DaskSource(np.zeros((3, 2)), np.zeros(3))
