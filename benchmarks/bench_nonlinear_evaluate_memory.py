@@ -7,8 +7,10 @@ the peak resident memory (VmHWM) of `evaluate` alone, in fresh processes, on a s
 training rows, at several test-set sizes, for this checkout and (``--compare DIR``) another one beside it.
 
     python benchmarks/bench_nonlinear_evaluate_memory.py --compare /path/to/old/checkout
+    python benchmarks/bench_nonlinear_evaluate_memory.py --large     # the issue's size: ~7 min on 2 cores
 
-Results: results/nonlinear_evaluate_memory.{md,json}.
+Results: results/nonlinear_evaluate_memory.{md,json}; ``--large`` (250,000 training and 60,000 test rows, default
+`evaluate` settings, this checkout only): results/nonlinear_evaluate_large.{md,json}.
 """
 
 from __future__ import annotations
@@ -49,8 +51,65 @@ print(json.dumps({"peak_mib": peak / 1024, "before_mib": before / 1024, "wall_s"
 """
 
 
+LARGE = r"""
+import json, resource, time
+import numpy as np
+import flax.linen as nn
+import jaxdistill as jd
+
+class MLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(1)(nn.tanh(nn.Dense(32)(nn.tanh(nn.Dense(32)(x)))))
+
+n_tr, n_te = 250_000, 60_000
+rng = np.random.default_rng(0)
+X = rng.normal(size=(n_tr + n_te, 8)).astype(np.float32)
+Y = (np.sin(X[:, :1]) + X[:, 1:2] ** 2 + 0.1 * rng.normal(size=(len(X), 1))).astype(np.float32)
+Xtr, Ytr, Xte, Yte = X[:n_tr], Y[:n_tr], X[n_tr:], Y[n_tr:]
+mib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base = mib()
+t = time.perf_counter()
+out = jd.distill(Xtr, Ytr, m=50, key=0, model=jd.FlaxModel(MLP()), T=20, steps=1000, progress=False)
+t_distill, after = time.perf_counter() - t, mib()
+t = time.perf_counter()
+rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr)
+print(json.dumps({"data_mib": (X.nbytes + Y.nbytes) / 2**20, "base_mib": base, "after_distill_mib": after,
+                  "peak_mib": mib(), "distill_s": t_distill, "evaluate_s": time.perf_counter() - t,
+                  "status": str(out.status), **{f"r2_{k}": rep.row(k)["r2"] for k in ("distilled", "subset", "full")}}))
+"""
+
+
+def large():
+    import _results
+    got = subprocess.run([sys.executable, "-c", LARGE], capture_output=True, text=True, timeout=7200, cwd="/",
+                         env={**os.environ, "PYTHONPATH": os.path.join(HERE, "..")})
+    if got.returncode:
+        raise RuntimeError(got.stderr[-2000:])
+    r = json.loads(got.stdout.strip().splitlines()[-1])
+    lines = ["# `evaluate` of a flax MLP on 250,000 training and 60,000 test rows", "",
+             f"{_results.environment()}. Synthetic rows (8 inputs, y = sin x₁ + x₂² + noise), a flax MLP "
+             "8 → 32 → 32 → 1 distilled with m = 50, T = 20, at most 1,000 steps; then `evaluate` with its default "
+             "settings (20 "
+             "subsets, 8 θ₀ draws, each subset's and the full data's step size tuned on training rows). One fresh "
+             "process; peak resident memory (VmHWM).", "",
+             "| data MiB | peak MiB before distill | after distill | after evaluate | distill s | evaluate s | "
+             "evaluate ÷ distill | status | R² distilled / subsets / full |",
+             "|---:|---:|---:|---:|---:|---:|---:|---|---|",
+             f"| {r['data_mib']:.1f} | {r['base_mib']:.0f} | {r['after_distill_mib']:.0f} | {r['peak_mib']:.0f} | "
+             f"{r['distill_s']:.1f} | {r['evaluate_s']:.0f} | {r['evaluate_s'] / r['distill_s']:.0f}× | "
+             f"{r['status']} | {r['r2_distilled']:.3f} / {r['r2_subset']:.3f} / {r['r2_full']:.3f} |", "",
+             "The memory stays bounded (the issue's table peaked at 16.3 GB with 60k test rows before the test "
+             "predictions were made per subset at the chosen step size only). The time is not yet within 3× of the "
+             "distillation: the full-data rows train the MLP by GD on all 250,000 rows at each of 6 step sizes, then "
+             "for T and 10·T steps."]
+    _results.save("nonlinear_evaluate_large", _results.environment(), [r], lines)
+
+
 def main():
     import _results
+    if "--large" in sys.argv:
+        return large()
     checkouts, _ = _results.checkouts(__doc__)
     rows = []
     for path in checkouts:
