@@ -301,7 +301,8 @@ class _FromSource:
 
     def statistics(self, fmap, lam: float, standardize: bool, m: int) -> _Statistics:
         stats = sufficient_statistics(self.source, fmap, standardize=standardize)
-        return statistics_from_sums(stats, self.source.d_out, self.source.schema(), lam, m)
+        schema = stats.schema if standardize else self.source.schema()      # constant columns, as in memory
+        return statistics_from_sums(stats, self.source.d_out, schema, lam, m)
 
     def features(self, stats: _Statistics, fmap, idx):
         X0, _ = self.source.take(np.asarray(idx))
