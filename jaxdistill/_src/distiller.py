@@ -73,13 +73,8 @@ def _choose_lambda(config, model, objective, data):
     G, C, s, n = linear_sufficient_stats(model, data)
     choice = choose_ridge(G, C, s, n, centred=config.standardize)
     bound = objective.replace(ridge=choice.lam).with_statistics(G, C, s, n, data.dtype)
-    record = choice.record()
-    if data.n_validation and data.val is not None:      # the rows the run fits: n_train less the held-out rows
-        record["description"] = record["description"].replace(
-            f"on the {n} training rows", f"on the {n} training rows the run fits ({data.n_validation} more are held "
-            "out for validation, validation_fraction)")
-        record["held_out"] = int(data.n_validation)
-    return choice.lam, bound, record
+    held_out = int(data.n_validation) if data.val is not None else 0      # split off the given rows, not given apart
+    return choice.lam, bound, choice.record(held_out)
 
 
 def _out_of_memory(exc: BaseException) -> bool:

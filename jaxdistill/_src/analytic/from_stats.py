@@ -74,9 +74,7 @@ def distill_statistics(distiller, X, key, fit_args: dict) -> DistillOutput:
         raise ValueError(f"These statistics are of a feature map ({type(stats.feature_map).__name__}); distill "
                          "needs them of the inputs themselves. Use distill_analytic(stats, m=...).")
     check_statistics(stats, config.m)
-    if stats.schema is None:
-        from jaxdistill._src.data.schema import InputSchema
-        stats = stats._replace(schema=InputSchema(n_features=stats.FtF.shape[0]))
+    stats = stats._replace(schema=stats.input_schema())
     lam, record = _lambda(config.lambda_inner, stats)
     rng = np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
     args = {k: v for k, v in fit_args.items() if k != "validation"}

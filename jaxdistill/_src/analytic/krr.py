@@ -168,10 +168,10 @@ def analytic_set(data, m, *, lam, lam_s, fmap, key, labels=None, init=None, root
     release's (``privacy/sets.py``)."""
     seed = seed_of(key)
     key = as_key(key)
-    made = isinstance(data, _Given) or getattr(data, "made_rows", False)     # no real rows to record
     if isinstance(data, _Given):
         _check_map(data.stats, fmap, standardize)
         data = data.bind(key)
+    made = getattr(data, "made_rows", False)            # the free part's rows were made, not read: none to record
     if m is None:
         raise ValueError("Pass m, the number of distilled points.")
     m = check_int("m", m, 1)
@@ -321,6 +321,8 @@ class FromStatistics:
       draw: with a feature map, ``draw(m)`` gives m standardised inputs (default m draws of N(0, I)).
     """
 
+    made_rows = True           # no training row is read: `analytic_set` records no init_rows
+
     def __init__(self, stats, schema, rng, S=None, draw=None):
         self.stats, self.schema, self.rng = stats, schema, rng
         self.S = _joint_covariance(stats) if S is None else S
@@ -347,9 +349,7 @@ class _Given:
 
     def bind(self, key):
         rng = np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
-        schema = self.stats.schema if self.stats.schema is not None else \
-            InputSchema(n_features=self.stats.standardizer.x_mean.size)
-        return FromStatistics(self.stats, schema, rng)
+        return FromStatistics(self.stats, self.stats.input_schema(), rng)
 
 
 def statistics_from_sums(stats: SufficientStats, k: int, schema: InputSchema, lam: float, m: int) -> _Statistics:

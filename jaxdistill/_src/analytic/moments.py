@@ -36,7 +36,7 @@ from jaxdistill._src.components.models import LinearModel
 from jaxdistill._src.core.keys import as_key, key_to_list, seed_of
 from jaxdistill._src.core.validate import check_float, check_int
 from jaxdistill._src.data.arrays import check_xy
-from jaxdistill._src.data.schema import InputSchema, read_pair
+from jaxdistill._src.data.schema import read_pair
 from jaxdistill._src.data.sources import ArraySource, RowSource, SufficientStats, statistics_pass
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
 from jaxdistill._src.outer.records import RunInfo
@@ -251,8 +251,8 @@ def _from_statistics(stats: SufficientStats, Y, m, key, lambda_inner) -> Distill
     S = _joint_covariance(stats)
     rng = np.random.default_rng(np.random.SeedSequence(key_to_list(as_key(key))))
     lam, choice = _lambda(lambda_inner, stats)
-    schema = stats.schema if stats.schema is not None else InputSchema(n_features=stats.FtF.shape[0])
-    out = moment_set(S, m, gaussian_rows(S, m, rng), stats.standardizer, stats.n, lam, choice, schema, seed_of(key))
+    out = moment_set(S, m, gaussian_rows(S, m, rng), stats.standardizer, stats.n, lam, choice, stats.input_schema(),
+                     seed_of(key))
     return out.replace(meta=out.meta.replace(extra={**out.meta.extra, "init": "draws of N(0, S) (statistics only)"}))
 
 

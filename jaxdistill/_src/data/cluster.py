@@ -28,8 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxdistill._src.data.arrays import as_2d_float
-from jaxdistill._src.data.sources import BLOCK_ROWS, Moments, RowSource, ShiftedSums, _feature_sums
+from jaxdistill._src.data.sources import BLOCK_ROWS, ArraySource, Moments, RowSource, _feature_sums, _moments
 
 
 def import_dask():
@@ -200,21 +199,14 @@ def _arrays(a, b, columns):
 
 
 def _partition_moments(XY, index: int, q: int) -> Moments:
+    """The partition's `Moments` by the in-process pass (`sources._moments`: its checks, one shift), on the worker."""
     X, Y = XY
     if X.shape[0] == 0:
         return Moments.empty(q)
-    X = as_2d_float("X", X, allow_1d=False, check_finite=False)
-    Y = as_2d_float("Y", Y, allow_1d=True, check_finite=False)
-    sums = ShiftedSums(X, Y)
-    block = sums.block(X, Y)
-    if not np.all(np.isfinite(block[0])):
-        try:
-            as_2d_float("X", X, allow_1d=False)
-            as_2d_float("Y", Y, allow_1d=True)
-        except ValueError as exc:
-            raise ValueError(f"Partition {index} (counting from 0): {exc}") from None
-    sums.add(X.shape[0], *block)
-    return sums.moments()
+    try:
+        return _moments(ArraySource(X, Y), BLOCK_ROWS)
+    except ValueError as exc:
+        raise ValueError(f"Partition {index} (counting from 0): {exc}") from None
 
 
 def _count(mom: Moments) -> int:

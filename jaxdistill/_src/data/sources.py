@@ -451,6 +451,13 @@ class SufficientStats(NamedTuple):
     feature_map: FeatureMap | None = None
     standardized: bool = True
 
+    def input_schema(self):
+        """``schema``, or where the statistics carry none (a private release's, ones built by hand) the width alone."""
+        if self.schema is not None:
+            return self.schema
+        from jaxdistill._src.data.schema import InputSchema
+        return InputSchema(n_features=self.standardizer.x_mean.size)
+
     def save(self, path) -> None:
         """Write the statistics to ``path`` (an ``.npz`` with a JSON header and a SHA-256 checksum; atomic)."""
         from jaxdistill._src.io.statistics import save_statistics

@@ -116,7 +116,7 @@ def distill_private(release: PrivateStatistics, m: int | None = None, *, method:
         out = analytic_set(_from_release(release, rng), m, lam=lam * n, lam_s=0.0, fmap=fmap, key=key,
                            init=None if release.identity else "none")
         # the λ_I it stands for on all rows is the release's (analytic_set divides by the rounded count)
-        out = out.replace(meta=out.meta.replace(init_rows=None, lambda_choice=lam_record, full_data_lambda_inner=lam))
+        out = out.replace(meta=out.meta.replace(lambda_choice=lam_record, full_data_lambda_inner=lam))
     else:
         stats = stats._replace(schema=release.schema)
         fixed = {"m", "validation_fraction", "standardize", "lambda_inner"}

@@ -57,15 +57,19 @@ class RidgeChoice:
         """Whether the choice is the smallest or largest λ of the grid (the optimum may lie beyond it)."""
         return bool(self.lam <= self.grid[0] or self.lam >= self.grid[-1])
 
-    def describe(self) -> str:
+    def describe(self, held_out: int = 0) -> str:
+        """The choice in words; ``held_out``: rows a run held out for validation besides the ``n`` it fits."""
         edge = " (at the edge of the grid)" if self.at_edge else ""
-        return (f"λ_I = {self.lam:.3g} chosen by generalised cross-validation on the {self.n} training rows "
+        rows = (f"the {self.n} training rows the run fits ({held_out} more are held out for validation, "
+                "validation_fraction)" if held_out else f"the {self.n} training rows")
+        return (f"λ_I = {self.lam:.3g} chosen by generalised cross-validation on {rows} "
                 f"({self.df:.3g} effective parameters; {self.grid.size} values from {self.grid[0]:.2g} to "
                 f"{self.grid[-1]:.2g}){edge}")
 
-    def record(self) -> dict:
-        """What a result records of the choice (``meta.lambda_choice``): `to_dict` and its description."""
-        return {**self.to_dict(), "description": self.describe()}
+    def record(self, held_out: int = 0) -> dict:
+        """What a result records of the choice (``meta.lambda_choice``): `to_dict` and its description (and the rows
+        held out for validation, where a run held some out)."""
+        return {**self.to_dict(), "description": self.describe(held_out)} | ({"held_out": held_out} if held_out else {})
 
     def to_dict(self) -> dict:
         return {"method": "gcv", "lambda": self.lam, "df": self.df, "n": self.n,
