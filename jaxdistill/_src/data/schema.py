@@ -95,23 +95,23 @@ def _pandas_values(name: str, a, names) -> np.ndarray:
     anything else (strings, categories, booleans, dates) is refused by name: ``to_numpy()`` would have made
     the whole frame ``object``."""
     dtypes = list(a.dtypes) if _is_frame(a) else [a.dtype]
-    cols = names or ("(unnamed)",)
-    bad = [f"{c!r} ({dt})" for c, dt in zip(cols, dtypes, strict=True) if getattr(dt, "kind", "O") not in "iuf"]
-    if bad:
-        listed = ", ".join(bad[:10]) + (f", … ({len(bad)} in all)" if len(bad) > 10 else "")
-        raise ValueError(f"{name} has columns that are not numbers: {listed}. Encode them as numbers first (e.g. "
-                         "pandas.get_dummies for categories, .astype(float) for booleans) or drop them.")
+    _refuse_non_numbers(name, names or ("(unnamed)",),
+                        [None if getattr(dt, "kind", "O") in "iuf" else str(dt) for dt in dtypes],
+                        "pandas.get_dummies for categories, .astype(float) for booleans")
     if all(isinstance(dt, np.dtype) for dt in dtypes):
         return a.to_numpy()                    # numpy dtypes: their common dtype (float32 stays float32)
     return a.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _refuse_non_numbers(name: str, cols, kinds) -> None:
+def _refuse_non_numbers(name: str, cols, kinds, how: str = "to_dummies / one-hot for categories, a cast to float "
+                        "for booleans") -> None:
+    """Refuse, by name, the columns whose ``kinds`` entry is not None (their type's name): `to_numpy` would make
+    them, and with them the whole table, ``object``. ``how``: the library's own ways to encode them."""
     bad = [f"{c!r} ({k})" for c, k in zip(cols, kinds, strict=True) if k is not None]
     if bad:
         listed = ", ".join(bad[:10]) + (f", … ({len(bad)} in all)" if len(bad) > 10 else "")
         raise ValueError(f"{name} has columns that are not numbers: {listed}. Encode them as numbers first (e.g. "
-                         "to_dummies / one-hot for categories, a cast to float for booleans) or drop them.")
+                         f"{how}) or drop them.")
 
 
 def _polars_values(name: str, a):
