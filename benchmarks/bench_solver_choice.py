@@ -3,11 +3,12 @@
     python benchmarks/bench_solver_choice.py     # writes benchmarks/results/solver_choice.{md,json}
 
 For m = p ∈ {30, 100, 300, 1000}, T ∈ {5, 20, 100, 1000} and Q ∈ {1, 8}: one compiled outer step (float32,
-θ₀ ~ N(0, I), a batch of 32 rows) with the scan (`UnrolledGD`) and with the doubling path (`ExactLinearGD`),
+θ₀ ~ N(0, I), a batch of 32 rows) with the scan (`UnrolledGD`) and with the fast path (`ExactLinearGD`: doubling
+below r = `SPECTRAL_FROM`, one eigendecomposition from there),
 timed side by side (median of 3 × 2 calls after a warm-up), and what `default_inner_solver` picks for those
 shapes. Both solvers give the same θ_T and meta-gradient to rounding (tests/test_exact_linear_gd.py), so the choice
 is about time only. Both steps include the Lemma 2.4 stability bound (an eigvalsh of the m × m Gram matrix),
-which is the same for both.
+which is the same for both. Timed with one BLAS thread, as `distill` runs its compiled loop.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import _results as results  # noqa: E402
 from bench_outer_step import jax_step_timer  # noqa: E402
 
 import jaxdistill as jd  # noqa: E402
+from jaxdistill._src import defaults  # noqa: E402
+from jaxdistill._src.core.threads import single_blas_thread  # noqa: E402
+from jaxdistill._src.inner.exact_linear import SPECTRAL_FROM  # noqa: E402
 
 
 def main():
@@ -29,8 +33,9 @@ def main():
     for r in (30, 100, 300, 1000):
         for T in (5, 20, 100, 1000):
             for q in (1, 8):
-                scan, _ = jax_step_timer(r, r, T, jd.UnrolledGD(), n=2000, q=q, reps=3, inner=2)
-                exact, _ = jax_step_timer(r, r, T, jd.ExactLinearGD(), n=2000, q=q, reps=3, inner=2)
+                with single_blas_thread():            # as distill() runs its compiled loop
+                    scan, _ = jax_step_timer(r, r, T, jd.UnrolledGD(), n=2000, q=q, reps=3, inner=2)
+                    exact, _ = jax_step_timer(r, r, T, jd.ExactLinearGD(), n=2000, q=q, reps=3, inner=2)
                 pick = type(jd.default_inner_solver(jd.LinearModel(), r, r, T, q)).__name__
                 picked = scan if pick == "UnrolledGD" else exact
                 row = {"m": r, "p": r, "T": T, "Q": q, "scan_ms": 1e3 * scan, "exact_ms": 1e3 * exact,
@@ -45,21 +50,24 @@ def main():
     lines = ["# Default inner solver for linear models: the cost rule against measurement", "",
              f"`python benchmarks/bench_solver_choice.py` — {env}. One compiled outer step, ms (median), both "
              "solvers side by side; `picked` is `default_inner_solver(LinearModel(), m, p, T, Q)`.", "",
-             "| m = p | T | Q | scan ms | doubling ms | faster | picked | picked ÷ faster |",
+             "| m = p | T | Q | scan ms | fast path ms | faster | picked | picked ÷ faster |",
              "|---:|---:|---:|---:|---:|---|---|---:|"]
     for r in rows:
-        faster = "scan" if r["scan_ms"] < r["exact_ms"] else "doubling"
+        faster = "scan" if r["scan_ms"] < r["exact_ms"] else "fast path"
         lines.append(f"| {r['m']} | {r['T']} | {r['Q']} | {r['scan_ms']:.2f} | {r['exact_ms']:.2f} | {faster} | "
-                     f"{'scan' if r['picked'] == 'UnrolledGD' else 'doubling'} | {r['picked_over_best']:.2f} |")
+                     f"{'scan' if r['picked'] == 'UnrolledGD' else 'fast path'} | {r['picked_over_best']:.2f} |")
     off = ", ".join("m = {m}, T = {T}, Q = {Q}".format(**r) for r in slow) or "none"
     lines += ["", f"- the picked solver's time ÷ the faster one's: median {sorted(ratios)[len(ratios) // 2]:.2f}, "
               f"worst {max(ratios):.2f}; {len(slow)} of {len(rows)} shapes more than 1.25× off ({off}).",
-              f"- always taking the doubling path (the 0.5 default): worst {max(exact_only):.1f}× the faster.",
-              "- the rule: scan when SCAN_FLOP_PENALTY · T · Q · d_out · 2mp < 2⌈log₂ T⌉ · min(m, p)³, "
-              f"SCAN_FLOP_PENALTY = {jd._src.api.SCAN_FLOP_PENALTY:g} (the scan's thin products are slower per flop "
-              "than the doubling path's square ones)."]
-    results.save("solver_choice", env, rows, lines, scan_flop_penalty=jd._src.api.SCAN_FLOP_PENALTY,
-                 rule="scan if SCAN_FLOP_PENALTY·T·Q·d_out·2mp < 2⌈log2 T⌉·min(m,p)³")
+              f"- always taking the fast path (the 0.5 default): worst {max(exact_only):.1f}× the faster.",
+              "- the rule: scan when SCAN_FLOP_PENALTY · T · Q · d_out · 2mp < c · r³, r = min(m, p), with "
+              f"c = 2⌈log₂ T⌉ for doubling (r < SPECTRAL_FROM = {SPECTRAL_FROM}) and c = SPECTRAL_COST = "
+              f"{defaults.SPECTRAL_COST:g} for the eigendecomposition; SCAN_FLOP_PENALTY = "
+              f"{defaults.SCAN_FLOP_PENALTY:g} (the scan's thin products are slower per flop than square ones)."]
+    results.save("solver_choice", env, rows, lines, scan_flop_penalty=defaults.SCAN_FLOP_PENALTY,
+                 spectral_cost=defaults.SPECTRAL_COST, spectral_from=SPECTRAL_FROM,
+                 rule="scan if SCAN_FLOP_PENALTY·T·Q·d_out·2mp < c·min(m,p)³, c = 2⌈log2 T⌉ below SPECTRAL_FROM "
+                      "else SPECTRAL_COST")
 
 
 if __name__ == "__main__":

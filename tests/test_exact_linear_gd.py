@@ -24,26 +24,87 @@ def losses(solver, X, Y, eta, th0, XB, YB, T, max_T=200, model=None, objective=N
 
 @pytest.mark.parametrize("m, p", [(5, 8), (9, 4), (6, 6)])  # m-form (push-through), p-form, square
 @pytest.mark.parametrize("T", [1, 7, 100, 175])
-def test_loss_and_meta_gradient_match_scan(rng, m, p, T):
+@pytest.mark.parametrize("method", ["doubling", "eigh"])
+def test_loss_and_meta_gradient_match_scan(rng, m, p, T, method):
     X, Y, th0, XB, YB = setup(rng, m, p)
 
     def objective(solver):
         return lambda X, Y, eta: jnp.sum(losses(solver, X, Y, eta, th0, XB, YB, T))
 
     ref, g_ref = jax.jit(jax.value_and_grad(objective(jd.UnrolledGD()), argnums=(0, 1, 2)))(X, Y, ETA)
-    val, g = jax.jit(jax.value_and_grad(objective(jd.ExactLinearGD()), argnums=(0, 1, 2)))(X, Y, ETA)
+    val, g = jax.jit(jax.value_and_grad(objective(jd.ExactLinearGD(method=method)), argnums=(0, 1, 2)))(X, Y, ETA)
     assert abs(float(val - ref)) < 1e-10 * abs(float(ref))
     for a, b in zip(g, g_ref, strict=True):
         assert float(jnp.linalg.norm(a - b)) < 1e-10 * float(jnp.linalg.norm(b))
 
 
-def test_traced_T_within_one_compilation(rng):
+@pytest.mark.parametrize("method", ["doubling", "eigh"])
+def test_traced_T_within_one_compilation(rng, method):
     X, Y, th0, XB, YB = setup(rng, 5, 8)
-    f = jax.jit(lambda T: losses(jd.ExactLinearGD(), X, Y, ETA, th0, XB, YB, T))
+    f = jax.jit(lambda T: losses(jd.ExactLinearGD(method=method), X, Y, ETA, th0, XB, YB, T))
     for T in (0, 1, 2, 3, 64, 127, 150):
         ref = losses(jd.UnrolledGD(), X, Y, ETA, th0, XB, YB, T)
         np.testing.assert_allclose(f(T), ref, rtol=1e-11)
     assert f._cache_size() == 1
+
+
+@pytest.mark.parametrize("case", ["duplicated rows", "duplicated columns", "one eigenvalue", "equal pairs"])
+def test_eigendecomposition_path_is_exact_at_repeated_eigenvalues(rng, case):
+    """Where the Gram matrix has repeated eigenvalues, autodiff through ``eigh`` divides by their zero gap; the
+    eigendecomposition path's Daleckii–Krein derivative still equals the scan's to float64 rounding. Rank
+    deficiency (the first two cases) repeats the eigenvalue 0; the last two repeat non-zero eigenvalues, where the
+    Taylor form of the divided differences is what keeps the derivative right (without it both fail)."""
+    m, p = (12, 30) if case != "duplicated columns" else (30, 12)
+    X, Y, th0, XB, YB = setup(rng, m, p)
+    if case == "duplicated rows":                  # m-form: K = XXᵀ has rank 6 of 12, six zero eigenvalues
+        X = X.at[6:].set(X[:6])
+    elif case == "duplicated columns":             # p-form: A = XᵀX has rank 6 of 12
+        X = X.at[:, 6:].set(X[:, :6])
+    else:                                          # K = 3I, or K's eigenvalues 1, 1, 2, 2, …, 6, 6
+        norms = jnp.full(m, 3.0) if case == "one eigenvalue" else jnp.repeat(jnp.arange(1.0, 7.0), 2)
+        X = jnp.sqrt(norms)[:, None] * jnp.linalg.qr(X.T)[0].T
+    gram = X @ X.T if m < p else X.T @ X
+    kappa = np.linalg.eigvalsh(np.asarray(gram))
+    assert np.min(np.diff(kappa)) < 1e-12 * kappa[-1]          # the spectrum really is repeated
+
+    def objective(solver):
+        return lambda X, Y, eta: jnp.sum(losses(solver, X, Y, eta, th0, XB, YB, 100))
+
+    ref, g_ref = jax.value_and_grad(objective(jd.UnrolledGD()), argnums=(0, 1, 2))(X, Y, ETA)
+    val, g = jax.value_and_grad(objective(jd.ExactLinearGD(method="eigh")), argnums=(0, 1, 2))(X, Y, ETA)
+    assert abs(float(val - ref)) < 1e-10 * abs(float(ref))
+    for a, b in zip(g, g_ref, strict=True):
+        assert float(jnp.linalg.norm(a - b)) < 1e-10 * float(jnp.linalg.norm(b))
+
+
+def test_eigendecomposition_path_in_float32_is_as_accurate_as_doubling(rng):
+    """In float32 both routes to the series are within float32 rounding of the float64 result (m = 120, p = 400)."""
+    X, Y, th0, XB, YB = setup(rng, 120, 400)
+    X = X / 20.0
+
+    def value_and_grad(solver, dtype):
+        args = [jnp.asarray(a, dtype) for a in (X, Y, th0, XB, YB)]
+        f = lambda X, Y, eta: jnp.sum(losses(solver, X, Y, eta, *args[2:], 100))  # noqa: E731
+        v, g = jax.value_and_grad(f, argnums=(0, 1, 2))(args[0], args[1], jnp.asarray(0.5, dtype))
+        return np.float64(v), [np.asarray(x, np.float64) for x in g]
+
+    ref = value_and_grad(jd.UnrolledGD(), jnp.float64)
+    errors = {}
+    for method in ("doubling", "eigh"):
+        v, g = value_and_grad(jd.ExactLinearGD(method=method), jnp.float32)
+        errors[method] = max([abs(v - ref[0]) / abs(ref[0])]
+                             + [np.linalg.norm(a - b) / np.linalg.norm(b) for a, b in zip(g, ref[1], strict=True)])
+    assert errors["eigh"] < 1e-4
+    assert errors["eigh"] < 10 * errors["doubling"]
+
+
+def test_fast_path_picks_its_route_by_rank():
+    """``method="auto"``: doubling for small r = min(m, p), one eigendecomposition from ``SPECTRAL_FROM`` on."""
+    auto = jd.ExactLinearGD()
+    assert not auto.uses_eigh(20) and auto.uses_eigh(400)
+    assert jd.ExactLinearGD(method="eigh").uses_eigh(2) and not jd.ExactLinearGD(method="doubling").uses_eigh(4000)
+    with pytest.raises(ValueError, match="use 'auto', 'doubling' or 'eigh'"):
+        jd.ExactLinearGD(method="svd")
 
 
 @pytest.mark.parametrize("m, p", [(5, 8), (9, 4)])
@@ -94,7 +155,7 @@ def test_default_solver_is_the_cheaper_exact_one_and_gives_the_same_run(rng):
     import flax.linen as nn
     model = jd.LinearModel()
     assert isinstance(jd.default_inner_solver(model, 20, 10, 50, 8), jd.ExactLinearGD)       # the demo's shapes
-    assert isinstance(jd.default_inner_solver(model, 1000, 1000, 100, 8), jd.UnrolledGD)      # wide, few steps
+    assert isinstance(jd.default_inner_solver(model, 1000, 1000, 50, 8), jd.UnrolledGD)       # wide, few steps
     assert isinstance(jd.default_inner_solver(model, 1000, 1000, 10_000, 1), jd.ExactLinearGD)  # long T
     assert isinstance(jd.default_inner_solver(jd.FlaxModel(nn.Dense(1))), jd.UnrolledGD)
     X = rng.normal(size=(80, 12))

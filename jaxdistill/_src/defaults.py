@@ -6,7 +6,7 @@ import warnings
 
 from jaxdistill._src.components.models import InnerModel
 from jaxdistill._src.inner.base import InnerSolver
-from jaxdistill._src.inner.exact_linear import ExactLinearGD
+from jaxdistill._src.inner.exact_linear import SPECTRAL_FROM, ExactLinearGD
 from jaxdistill._src.inner.unrolled import UnrolledGD
 from jaxdistill._src.problem.full_data import MAX_AUTO_FEATURES, FullDataLoss
 from jaxdistill._src.problem.objectives import BatchLoss, ExpectedBatchLoss, Objective
@@ -14,6 +14,9 @@ from jaxdistill._src.problem.objectives import BatchLoss, ExpectedBatchLoss, Obj
 #: the scan's thin matrix products (p × m by m × Q·d_out) run at about a fifth of the speed per flop of the
 #: doubling path's square r × r products (measured on 2 CPU cores: benchmarks/results/solver_choice.md)
 SCAN_FLOP_PENALTY = 5.0
+#: the eigendecomposition route of the fast path costs about this many r³ flop-equivalents per step (its ``eigh``
+#: and a few r × r products; measured against the scan at m = p = 1000, T = 100, Q = 8: equal times)
+SPECTRAL_COST = 8.0
 
 
 def default_inner_solver(model: InnerModel, m: int | None = None, p: int | None = None, T: int | None = None,
@@ -22,20 +25,20 @@ def default_inner_solver(model: InnerModel, m: int | None = None, p: int | None 
 
     For a model linear in θ both [`ExactLinearGD`][jaxdistill.ExactLinearGD] (closed form by doubling) and
     [`UnrolledGD`][jaxdistill.UnrolledGD] (the scan) give the same θ_T and meta-gradient to rounding (tested); their
-    costs differ: about 2·⌈log₂ T⌉·r³ flops for the doubling path (r = min(m, p)) against T·Q·d_out·2·m·p for the scan,
-      whose
-    thin products are ``SCAN_FLOP_PENALTY`` times slower per flop. The doubling path wins for small r or
-    long T (every bundled data set at the defaults), the scan for wide problems with few steps (m = p =
-    1000, T = 100: 1.7× faster). Without the shapes: the doubling path.
+    costs differ: about 2·⌈log₂ T⌉·r³ flops for the fast path's doubling (r = min(m, p) < ``SPECTRAL_FROM``) or
+    ``SPECTRAL_COST``·r³ for its eigendecomposition (larger r), against T·Q·d_out·2·m·p for the scan, whose thin
+    products are ``SCAN_FLOP_PENALTY`` times slower per flop. The fast path wins for small r or long T (every
+    bundled data set at the defaults), the scan for wide problems with few steps (m = p = 1000, T = 50). Without
+    the shapes: the fast path.
     """
     if not model.linear_in_params:
         return UnrolledGD()
     if m is None or p is None or T is None:
         return ExactLinearGD()
     r = min(m, p)
-    doubling = 2.0 * max(1, int(T).bit_length()) * float(r) ** 3
+    fast = (SPECTRAL_COST if r >= SPECTRAL_FROM else 2.0 * max(1, int(T).bit_length())) * float(r) ** 3
     scan = SCAN_FLOP_PENALTY * float(T) * q * d_out * 2.0 * m * p
-    return UnrolledGD() if scan < doubling else ExactLinearGD()
+    return UnrolledGD() if scan < fast else ExactLinearGD()
 
 
 def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int, kind: str = "auto") -> Objective:
