@@ -63,9 +63,10 @@ class UnrolledGD(InnerSolver):
     def training_steps(self, model, key, num_steps):
         return self.adjoint_for(model).steps(key, num_steps)
 
-    def _body(self, loss_fn, eta, num_steps):
-        """One inner step on the carry (θ, optimiser state); inactive past ``num_steps``."""
-        grad_fn = jax.grad(loss_fn)
+    def _body(self, loss_fn, eta, num_steps, grad_fn=None):
+        """One inner step on the carry (θ, optimiser state); inactive past ``num_steps``. ``grad_fn``: ∇ℓ written
+        out (default: ``jax.grad(loss_fn)``)."""
+        grad_fn = jax.grad(loss_fn) if grad_fn is None else grad_fn
         opt = None if self.optimizer is None else self.optimizer.value
 
         def body(carry, t):
@@ -83,9 +84,9 @@ class UnrolledGD(InnerSolver):
     def _init_state(self, theta0):
         return () if self.optimizer is None else self.optimizer.value.init(theta0)
 
-    def _train(self, model, loss_fn, theta0, eta, num_steps, max_steps):
+    def _train(self, model, loss_fn, theta0, eta, num_steps, max_steps, grad_fn=None):
         carry = (theta0, self._init_state(theta0))
-        return self.adjoint_for(model).run(self._body(loss_fn, eta, num_steps), carry, max_steps, num_steps,
+        return self.adjoint_for(model).run(self._body(loss_fn, eta, num_steps, grad_fn), carry, max_steps, num_steps,
                                            loss_fn)[0]
 
     def solve(self, model, support, theta0s, num_steps, max_steps):
@@ -102,7 +103,10 @@ class UnrolledGD(InnerSolver):
         def loss_fn(th):  # = Σ over the Q·d_out columns of the inner loss of Def. 2.1
             return 0.5 / m * jnp.sum(jnp.square(th @ F.T - Yr)) + 0.5 * lambda_inner * jnp.sum(jnp.square(th))
 
-        th = self._train(model, loss_fn, th0, eta, num_steps, max_steps)
+        def grad_fn(th):  # its gradient written out: differentiating through jax.grad(loss_fn) cost 17 % more
+            return (th @ F.T - Yr) @ F / m + lambda_inner * th   # per outer step (d 1000, m 100, Q 8, one core)
+
+        th = self._train(model, loss_fn, th0, eta, num_steps, max_steps, grad_fn)
         return ThetaSolution(model, jnp.moveaxis(th.reshape(Q, k, p), 2, 1))
 
     def trajectory(self, model, support, theta0, max_steps):

@@ -42,8 +42,9 @@ class DistillParams(NamedTuple):
 
 
 #: the stability bound is tracked (``DistillConfig.exact_bound_every``) only from this r = min(m, p) on: below,
-#: an exact eigh costs about as much as the Lanczos steps (benchmarks/results/bound_tracking.md)
-TRACK_MIN_RANK = 256
+#: an exact eigh costs about as much as the Lanczos steps (benchmarks/results/bound_tracking.md). At r = 99 (shape
+#: A) the exact eigh each step was 12 % of the step, pinned to one core (benchmarks/results/outer_step.md)
+TRACK_MIN_RANK = 64
 #: Lanczos steps per tracked bound (each one product with F and one with Fᵀ)
 TRACK_LANCZOS_STEPS = 8
 
