@@ -38,7 +38,7 @@ case, cache, min_s = sys.argv[2], sys.argv[3], float(sys.argv[4])
 if cache:
     jd.enable_compilation_cache(cache, min_compile_time_s=min_s)
 if os.environ.get("BENCH_XLA_DEFAULTS"):
-    jd.set_cpu_compile_options(None, None)
+    jd.set_cpu_compile_options(None, None, None)
 
 STAGES = {"jaxpr_trace_duration": "trace", "jaxpr_to_mlir_module_duration": "lower",
           "backend_compile_duration": "compile"}
@@ -90,7 +90,7 @@ print("RESULT " + json.dumps(res))
 """
 
 
-XLA_DEFAULTS = "XLA's default options (jd.set_cpu_compile_options(None, None))"
+XLA_DEFAULTS = "XLA's default options (jd.set_cpu_compile_options(None, None, None))"
 NOTE = ("Since this version the library compiles its CPU programs with XLA's classic loop emitters and LLVM at "
         "level 1 (`jd.set_cpu_compile_options`; the row \"XLA's default options\" turns that off in the same "
         "run); what it costs and saves per program, side by side on one core: results/compile_options.md. "

@@ -1,12 +1,15 @@
-"""The library's CPU compile options (``jaxdistill._src.core.jit.CPU_OPTIONS``: XLA's classic loop emitters, LLVM
-at level 1) against XLA's defaults: compile time and run time of the programs a user runs, side by side.
+"""The library's CPU compile options against XLA's defaults: compile time and run time of the programs a user runs,
+side by side, under three option sets — XLA's defaults, the classic loop emitters at LLVM level 1
+(``jaxdistill._src.core.jit.CPU_OPTIONS``, the library's choice for models linear in θ) and the fusion emitters at
+level 1 (``NONLINEAR_OPTIONS``, its choice for other models).
 
 Everything runs in one process pinned to one core (``taskset -c 0``; this machine is shared and two-core times
 move by ±10 % between runs), the two option sets alternating pair by pair; each row is the median of the pairs
-and the ratio is the median of the per-pair ratios (options / defaults: below 1 is faster with the options).
+and the ratio is the median of the per-round ratios (the library's choice / defaults: below 1 is faster).
 
 - outer steps: one jitted outer step (the benchmark of ``bench_outer_step.py``) at its shapes A–D with the scan,
-  C and D with the exact fast path, and a flax MLP (d 10, m 20, T 100, Q 30);
+  C and D with the exact fast path, and two flax MLPs (d 10 → 16 → 1, m 20, T 100, Q 30; d 10 → 32 → 32 → 1,
+  m 50, T 50, Q 8);
 - whole calls, warm (each option set compiled before timing): ``evaluate()`` of a linear result at m = 200,
   T = 200 (the case that level 0 made 250× slower) and of an MLP result on diabetes; ``distill()`` of the MLP.
 
@@ -30,7 +33,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from _results import environment, save  # noqa: E402
 
 
-def _step_case(d, m, T, solver_name, model=None):
+def _step_case(d, m, T, solver_name, model=None, q=30):
     """(compile for options, run for options): one jitted outer step as in ``bench_outer_step.jax_step_timer``."""
     import bench_outer_step as BO
     import jax
@@ -40,7 +43,7 @@ def _step_case(d, m, T, solver_name, model=None):
     solver = {"scan": jd.UnrolledGD(), "fast": jd.ExactLinearGD()}[solver_name]
     X = jax.random.normal(jax.random.PRNGKey(0), (BO.N, d))
     Y = X @ jax.random.normal(jax.random.PRNGKey(1), (d, 1))
-    s, problem = BO.make_solver(d, m, T, solver)
+    s, problem = BO.make_solver(d, m, T, solver, q=q)
     if model is not None:
         problem = jd.Problem(model, BO.LAM, BO.LAM)
     params = jd.DistillParams(jax.random.normal(jax.random.PRNGKey(2), (m, d)),
@@ -101,13 +104,13 @@ def _api_case(which, quick):
             call = lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0)  # noqa: E731
 
     def compile_(opts):
-        J.set_cpu_compile_options(opts, J.RUN_ONCE if opts else None)
+        J.set_cpu_compile_options(opts, J.RUN_ONCE if opts else None, opts)
         t0 = time.process_time()
         call()
         return opts, time.process_time() - t0
 
     def run(opts):
-        J.set_cpu_compile_options(opts, J.RUN_ONCE if opts else None)
+        J.set_cpu_compile_options(opts, J.RUN_ONCE if opts else None, opts)
         t0 = time.perf_counter()
         call()
         return time.perf_counter() - t0
@@ -127,31 +130,39 @@ def child(quick: bool, pairs: int):
         @nn.compact
         def __call__(self, x):
             return nn.Dense(1)(nn.tanh(nn.Dense(16)(x)))
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(1)(nn.tanh(nn.Dense(32)(nn.tanh(nn.Dense(32)(x)))))
     shapes = {"A": (100, 99, 100), "B": (100, 99, 175), "C": (1000, 100, 100), "D": (1000, 100, 175)}
     if quick:
         shapes = {"A": (20, 20, 20)}
-    cases = [(f"outer step {k} (d {d}, m {m}, T {T}), scan", lambda d=d, m=m, T=T: _step_case(d, m, T, "scan"))
-             for k, (d, m, T) in shapes.items()]
-    cases += [(f"outer step {k} (d {d}, m {m}, T {T}), fast path", lambda d=d, m=m, T=T: _step_case(d, m, T, "fast"))
+    cases = [(f"outer step {k} (d {d}, m {m}, T {T}), scan", False,
+              lambda d=d, m=m, T=T: _step_case(d, m, T, "scan")) for k, (d, m, T) in shapes.items()]
+    cases += [(f"outer step {k} (d {d}, m {m}, T {T}), fast path", False,
+               lambda d=d, m=m, T=T: _step_case(d, m, T, "fast"))
               for k, (d, m, T) in shapes.items() if k in ("C", "D") or quick]
-    cases.append(("outer step, flax MLP (d 10, m 20, T 100)",
+    cases.append(("outer step, flax MLP 10-16-1 (m 20, T 100, Q 30)", True,
                   lambda: _step_case(10, 20, 100, "scan", model=jd.FlaxModel(Net()))))
-    cases += [(w, lambda w=w: _api_case(w, quick))
+    cases.append(("outer step, flax MLP 10-32-32-1 (m 50, T 50, Q 8)", True,
+                  lambda: _step_case(10, 50, 50, "scan", model=jd.FlaxModel(MLP()), q=8)))
+    cases += [(w, "MLP" in w, lambda w=w: _api_case(w, quick))
               for w in ("evaluate linear m=200 T=200", "distill MLP", "evaluate MLP")]
+    sets = {"XLA defaults": None, "classic, level 1": J.CPU_OPTIONS, "fusion, level 1": J.NONLINEAR_OPTIONS}
     rows = []
-    for name, make in cases:
+    for name, nonlinear, make in cases:
         compile_, run = make()
-        opts = {"XLA defaults": None, "library options": J.CPU_OPTIONS}
-        compiled = {k: compile_(o) for k, o in opts.items()}
-        times = {k: [] for k in opts}
+        chosen = "fusion, level 1" if nonlinear else "classic, level 1"
+        compiled = {k: compile_(o) for k, o in sets.items()}
+        times = {k: [] for k in sets}
         for _ in range(pairs):
-            for k in opts:
+            for k in sets:
                 times[k].append(run(compiled[k][0]))
-        ratios = [a / b for a, b in zip(times["library options"], times["XLA defaults"], strict=True)]
-        row = {"case": name, "pairs": pairs,
-               "compile_defaults_s": compiled["XLA defaults"][1], "compile_options_s": compiled["library options"][1],
-               "run_defaults_s": statistics.median(times["XLA defaults"]),
-               "run_options_s": statistics.median(times["library options"]),
+        ratios = [a / b for a, b in zip(times[chosen], times["XLA defaults"], strict=True)]
+        row = {"case": name, "pairs": pairs, "library_choice": chosen,
+               "compile_s": {k: compiled[k][1] for k in sets}, "run_s": {k: statistics.median(v) for k, v in
+                                                                        times.items()},
                "ratio": statistics.median(ratios), "ratios": ratios}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
@@ -177,13 +188,13 @@ def main():
     if not line:
         raise RuntimeError(p.stderr[-4000:])
     rows = json.loads(line[0][7:])
-    md = ["| case | compile, XLA defaults (s) | compile, library options (s) | run, XLA defaults | "
-          "run, library options | run ratio (options / defaults) | per-pair ratios |",
-          "|---|---:|---:|---:|---:|---:|---|"]
+    names = ("XLA defaults", "classic, level 1", "fusion, level 1")
+    md = ["| case | the library's choice | compile s: " + " / ".join(names) + " | run: " + " / ".join(names)
+          + " | run ratio (choice / defaults) | per-round ratios |", "|---|---|---|---|---:|---|"]
     for r in rows:
-        unit, f = ("ms", 1e3) if r["run_defaults_s"] < 1 else ("s", 1)
-        md.append(f"| {r['case']} | {r['compile_defaults_s']:.2f} | {r['compile_options_s']:.2f} | "
-                  f"{r['run_defaults_s'] * f:.3g} {unit} | {r['run_options_s'] * f:.3g} {unit} | {r['ratio']:.2f} | "
+        unit, f = ("ms", 1e3) if r["run_s"]["XLA defaults"] < 1 else ("s", 1)
+        md.append(f"| {r['case']} | {r['library_choice']} | " + " / ".join(f"{r['compile_s'][k]:.2f}" for k in names)
+                  + " | " + " / ".join(f"{r['run_s'][k] * f:.3g}" for k in names) + f" {unit} | {r['ratio']:.2f} | "
                   + ", ".join(f"{x:.2f}" for x in r["ratios"]) + " |")
     if args.quick:
         print("\n".join(md))
@@ -191,12 +202,14 @@ def main():
     envs = environment("one pinned core")
     save("compile_options", envs, rows, [
         f"# The library's CPU compile options against XLA's defaults ({envs})", "",
-        "Library options: `xla_cpu_use_fusion_emitters=False`, `xla_backend_optimization_level=1` (per program, "
-        "CPU only; `jaxdistill/_src/core/jit.py`). One process pinned to one core, the two option sets "
-        f"alternating, {args.pairs} pairs; run = median time of one call (outer steps: one step; whole calls: "
-        "warm, i.e. compiled before timing). Compile: seconds to compile the step (outer steps) or CPU seconds of "
-        "the first call including compilation (whole calls; the first option set measured also pays one-off "
-        "costs such as tracing).", "", *md])
+        "Option sets: XLA's defaults; the classic loop emitters at LLVM level 1 (`xla_cpu_use_fusion_emitters=False`, "
+        "`xla_backend_optimization_level=1`: `CPU_OPTIONS`, the library's choice for programs of models linear in "
+        "θ); the fusion emitters at level 1 (`xla_backend_optimization_level=1`: `NONLINEAR_OPTIONS`, its choice for "
+        "programs of other models; `jaxdistill/_src/core/jit.py`). One process pinned to one core, the three sets "
+        f"in turn, {args.pairs} rounds; run = median time of one call (outer steps: one step; whole calls: warm, "
+        "i.e. compiled before timing). Compile: seconds to compile the step (outer steps) or CPU seconds of the "
+        "first call including compilation (whole calls; the first option set measured also pays one-off costs such "
+        "as tracing).", "", *md])
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def main():
              f"a compiling warm-up; checkouts interleaved, medians of {repeats} rounds.", "",
              "| checkout | m | ms per step (median) | ÷ this checkout | each round |", "|---|---:|---:|---:|---|"]
     for r in sorted(rows, key=lambda r: (r["m"], not r["this"])):
-        label = f"{r['checkout']} (this checkout)" if r["this"] else r["checkout"]
+        label = f"this checkout ({r['checkout']}, with its uncommitted changes)" if r["this"] else r["checkout"]
         lines.append(f"| {label} | {r['m']} | {r['median_ms']:.2f} | {r['ratio_to_this']:.2f} | "
                      + ", ".join(f"{v:.2f}" for v in r["ms"]) + " |")
     _results.save("mlp_step", _results.environment(), rows, lines)

@@ -55,3 +55,39 @@ def test_library_options_agree_with_xla_defaults_and_user_flags_win():
     out = _run(flags, evaluate=False)
     assert out["library"]["chunk_compiles"] == 1 and out["xla"]["chunk_compiles"] == 0
     assert out["library"]["x"] == out["xla"]["x"]
+
+
+ROUTING = r"""
+import json
+import jax
+import flax.linen as nn
+import numpy as np
+compiles = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda e, d, **k: compiles.append(k.get("fun_name")) if e.endswith("backend_compile_duration") else None)
+import jaxdistill as jd
+rng = np.random.default_rng(0)
+X = rng.normal(size=(200, 3)).astype(np.float32)
+Y = X @ np.ones((3, 1), np.float32)
+mlp = jd.FlaxModel(nn.Dense(1))                       # flax: not linear in θ as far as the library knows
+kw = dict(m=4, key=0, steps=20, eval_every=10, progress=False, T=5)
+out = {}
+for label, model, setting in (("linear", None, {}), ("linear, other nonlinear options", None, {"nonlinear": None}),
+                              ("mlp", mlp, {"nonlinear": None}), ("mlp, library options", mlp, {})):
+    jd.set_cpu_compile_options(**setting)
+    compiles.clear()
+    jd.distill(X, Y, model=model, **kw)
+    out[label] = compiles.count("jit(_run_chunk)")
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_programs_of_nonlinear_models_have_their_own_options():
+    """The outer loop of a model not linear in θ compiles with the ``nonlinear`` option set: changing that set
+    recompiles an MLP's loop and leaves a linear model's compiled loop in use."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+    proc = subprocess.run([sys.executable, "-c", ROUTING], capture_output=True, text=True, env=env, timeout=600)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert line, proc.stderr[-3000:]
+    out = json.loads(line[0][7:])
+    assert out == {"linear": 1, "linear, other nonlinear options": 0, "mlp": 1, "mlp, library options": 1}

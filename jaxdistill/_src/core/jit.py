@@ -10,6 +10,15 @@ at d ≤ 100 and for a flax MLP, 7–12 % slower at d = 1000 (see the table). Le
 time again but makes loops far slower (the linear evaluation's baselines at m = 200, T = 200 ran in 0.2 s at full
 optimisation and had not finished after 50 s at level 0), so it is kept for programs without loops.
 
+Which of the two emitters is faster depends on the program, measured on one pinned core: programs of models linear
+in θ (matmuls and sums) run as fast or faster with the classic emitters at every shape A–D, but a flax MLP's step
+(tanh activations) ran 30 % slower with them than with the fusion emitters (12.6 against 8.9 ms at m = 50, T = 50,
+Q = 8; the fusion emitters at level 1 also beat XLA's defaults, 10.4 ms, and compile in 3.8 s against their 5.5 s).
+``evaluate``'s program for an MLP, by contrast, ran 9 % faster with the classic emitters. So the outer loop
+(``jit(..., by_model=True)``), when it takes a model *not* linear in θ — directly or as a problem's ``.model`` —,
+compiles with ``NONLINEAR_OPTIONS`` (the fusion emitters, LLVM at level 1), and every other program with
+``CPU_OPTIONS`` (``benchmarks/results/compile_options.md``, all programs under all three option sets).
+
 The options are per program (``jax.jit(..., compiler_options=...)``): nothing global changes for the user's own
 programs. They apply only when JAX's default backend is the CPU; on a GPU or TPU the library's programs compile
 with XLA's defaults. An option the user sets in ``XLA_FLAGS`` wins over the library's (the test suite, for
@@ -29,20 +38,24 @@ CPU_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_l
 #: XLA options of a tiny program without loops that a call runs once (see the module docs)
 RUN_ONCE = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0}
 
-_settings = {"options": CPU_OPTIONS, "run_once": RUN_ONCE}
+#: XLA options of programs that train or apply a model not linear in θ (see the module docs)
+NONLINEAR_OPTIONS = {"xla_backend_optimization_level": 1}
+
+_settings = {"options": CPU_OPTIONS, "run_once": RUN_ONCE, "nonlinear": NONLINEAR_OPTIONS}
 
 
-def set_cpu_compile_options(options: dict | None = CPU_OPTIONS, run_once: dict | None = RUN_ONCE) -> None:
+def set_cpu_compile_options(options: dict | None = CPU_OPTIONS, run_once: dict | None = RUN_ONCE,
+                            nonlinear: dict | None = NONLINEAR_OPTIONS) -> None:
     """Choose the XLA options of jaxdistill's own programs on the CPU, for programs compiled from now on.
 
-    By default every program compiles with XLA's classic loop emitters and LLVM at optimisation level 1
-    (``CPU_OPTIONS``), which roughly halves compile time; measured side by side on one core
-    (``benchmarks/results/compile_options.md``) the outer step then runs 3–12 % *faster* at d ≤ 100 and for a
-    flax MLP, but 7–12 % *slower* at d = 1000. For long runs on wide data, XLA's defaults may pay:
+    By default programs of models linear in θ compile with XLA's classic loop emitters and LLVM at optimisation
+    level 1 (``CPU_OPTIONS``), which roughly halves compile time, and programs of other models (a flax MLP) with
+    the fusion emitters at level 1 (``NONLINEAR_OPTIONS``), under which their activations run faster; measured side
+    by side on one core in ``benchmarks/results/compile_options.md``. For XLA's defaults everywhere:
 
     ```python
-    jd.set_cpu_compile_options(None)   # XLA's defaults for every library program compiled from now on
-    jd.set_cpu_compile_options()       # back to jaxdistill's
+    jd.set_cpu_compile_options(None, None, None)   # XLA's defaults for library programs compiled from now on
+    jd.set_cpu_compile_options()                   # back to jaxdistill's
     ```
 
     Results agree to float rounding either way. Options you set in ``XLA_FLAGS`` always win; GPU and TPU
@@ -53,8 +66,10 @@ def set_cpu_compile_options(options: dict | None = CPU_OPTIONS, run_once: dict |
         defaults.
       run_once: those of the tiny loop-free programs a call runs once (key derivations, θ₀ draws); ``None``
         for XLA's defaults. Level 0 halves their compile time; do not use it for programs with loops.
+      nonlinear: those of programs that take a model not linear in θ (in place of ``options``); ``None`` for
+        XLA's defaults.
     """
-    _settings["options"], _settings["run_once"] = options, run_once
+    _settings["options"], _settings["run_once"], _settings["nonlinear"] = options, run_once, nonlinear
 
 
 def _options_key(options: dict | None, xla_flags: str) -> tuple | None:
@@ -64,43 +79,57 @@ def _options_key(options: dict | None, xla_flags: str) -> tuple | None:
     return kept or None
 
 
-class _Jitted:
-    """``jax.jit(fun, **kwargs)`` whose compiler options are chosen per call: the library's CPU options when
-    JAX's default backend is the CPU, XLA's defaults otherwise. One ``jax.jit`` object per option set, so
-    the usual tracing and compilation caches apply unchanged."""
+def _nonlinear(args, kwargs) -> bool:
+    """Whether a call's arguments hold a model not linear in θ, directly or as a problem's ``.model``."""
+    for a in (*args, *kwargs.values()):
+        linear = getattr(a, "linear_in_params", None)
+        if linear is None:
+            linear = getattr(getattr(a, "model", None), "linear_in_params", None)
+        if linear is False:
+            return True
+    return False
 
-    def __init__(self, fun, which: str, kwargs: dict):
-        self._fun, self._which, self._kwargs, self._jits = fun, which, kwargs, {}
+
+class _Jitted:
+    """``jax.jit(fun, **kwargs)`` whose compiler options are chosen per call: on the CPU the library's options for
+    the program's kind (`NONLINEAR_OPTIONS` for a ``by_model`` program whose arguments hold a model not linear in
+    θ), XLA's defaults on other backends. One ``jax.jit`` object per option set, so the usual tracing and
+    compilation caches apply unchanged."""
+
+    def __init__(self, fun, which: str, kwargs: dict, by_model: bool = False):
+        self._fun, self._which, self._kwargs, self._jits, self._by_model = fun, which, kwargs, {}, by_model
         functools.update_wrapper(self, fun)
 
-    def _jit(self):
+    def _jit(self, args, kwargs):
+        which = "nonlinear" if self._by_model and _nonlinear(args, kwargs) else self._which
         cpu = jax.default_backend() == "cpu"
-        key = _options_key(_settings[self._which] if cpu else None, os.environ.get("XLA_FLAGS", ""))
+        key = _options_key(_settings[which] if cpu else None, os.environ.get("XLA_FLAGS", ""))
         f = self._jits.get(key)
         if f is None:
             f = self._jits[key] = jax.jit(self._fun, compiler_options=dict(key) if key else None, **self._kwargs)
         return f
 
     def __call__(self, *args, **kwargs):
-        return self._jit()(*args, **kwargs)
+        return self._jit(args, kwargs)(*args, **kwargs)
 
     def lower(self, *args, **kwargs):
-        return self._jit().lower(*args, **kwargs)
+        return self._jit(args, kwargs).lower(*args, **kwargs)
 
     def _cache_size(self) -> int:
         return sum(f._cache_size() for f in self._jits.values())
 
 
-def _decorator(which: str, fun, kwargs):
+def _decorator(which: str, fun, kwargs, by_model: bool = False):
     if fun is None:
-        return lambda f: _Jitted(f, which, kwargs)
-    return _Jitted(fun, which, kwargs)
+        return lambda f: _Jitted(f, which, kwargs, by_model)
+    return _Jitted(fun, which, kwargs, by_model)
 
 
-def jit(fun=None, **kwargs):
+def jit(fun=None, *, by_model: bool = False, **kwargs):
     """``jax.jit`` with the library's CPU options (`CPU_OPTIONS`); usable as ``@jit`` or
-    ``@partial(jit, static_argnames=...)``."""
-    return _decorator("options", fun, kwargs)
+    ``@partial(jit, static_argnames=...)``. ``by_model``: `NONLINEAR_OPTIONS` for calls whose arguments hold a
+    model not linear in θ (the outer loop; see the module docs)."""
+    return _decorator("options", fun, kwargs, by_model)
 
 
 def jit_once(fun=None, **kwargs):

@@ -42,7 +42,7 @@ DEFAULT_ETA = 0.01
 CHUNK_STEPS = 50
 
 
-@partial(jit, static_argnames=("full_batch", "mesh"))
+@partial(jit, static_argnames=("full_batch", "mesh"), by_model=True)
 def _run_chunk(solver: BilevelSolver, problem: Problem, state: DistillState, XB, YB, stats, run_key, valid,
                full_batch: bool, mesh=None):
     """``len(valid)`` outer steps in one ``lax.scan``; steps with valid=False are no-ops. Batches (chunk, b, ·)
