@@ -91,9 +91,10 @@ print("RESULT " + json.dumps(res))
 
 
 XLA_DEFAULTS = "XLA's default options (jd.set_cpu_compile_options(None, None, None))"
-NOTE = ("Since this version the library compiles its CPU programs with XLA's classic loop emitters and LLVM at "
-        "level 1 (`jd.set_cpu_compile_options`; the row \"XLA's default options\" turns that off in the same "
-        "run); what it costs and saves per program, side by side on one core: results/compile_options.md. "
+NOTE = ("Since 0.8 the library compiles its CPU programs with XLA's classic loop emitters and LLVM at level 1, and "
+        "since 0.9 a nonlinear model's outer loop with the fusion emitters at level 1 (`jd.set_cpu_compile_options`; "
+        "the row \"XLA's default options\" turns that off in the same run); what it costs and saves per program, "
+        "side by side on one core: results/compile_options.md. "
         "Decision on the persistent cache: see docs/concepts.md (\"The persistent compilation cache\").")
 
 

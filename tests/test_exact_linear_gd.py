@@ -169,10 +169,10 @@ def test_default_solver_is_the_cheaper_exact_one_and_gives_the_same_run(rng):
 
 
 def test_tracked_stability_bound_follows_the_exact_one(rng):
-    """r = min(m, p) ≥ 256: the bound of Lemma 2.4 is exact every `exact_bound_every` steps and tracked by
-    warm-started Lanczos in between. Against a run with an exact eigh every step (float64): the same distilled
-    set (the cap does not bind here, so the bound only feeds the reported ratio), equal ratios at the exact
-    steps, and tracked bounds at most 1e-6 above and 2 % below the exact ones."""
+    """r = min(m, p) ≥ 64 (`TRACK_MIN_RANK`; here 256): the bound of Lemma 2.4 is exact every `exact_bound_every` steps
+    and tracked by warm-started Lanczos in between. Against a run with an exact eigh every step (float64): the same
+    distilled set (the cap does not bind here, so the bound only feeds the reported ratio), equal ratios at the
+    exact steps, and tracked bounds at most 1e-6 above and 2 % below the exact ones."""
     X = rng.normal(size=(600, 256))
     Y = X @ rng.normal(size=(256, 1)) + rng.normal(size=(600, 1))
     kw = dict(m=256, steps=24, T=2, Q=1, eval_every=12, progress=False, validation_fraction=0.0)

@@ -164,7 +164,7 @@ class DistillConfig(_Schedules):
         partially trained models instead of fresh θ₀ draws (FRePo); ``None`` (default): fresh draws.
       eta_floor: η̃ is kept ≥ eta_floor · η̃₀ so it stays positive.
       exact_bound_every: where the stability bound of Lemma 2.4 is costly (models linear in θ with
-        r = min(m, p) ≥ 256: an ``eigh`` of an r × r matrix, O(r³), every step), it is computed exactly
+        r = min(m, p) ≥ 64: an ``eigh`` of an r × r matrix, O(r³), every step), it is computed exactly
         every this many outer steps and tracked in between by 8 Lanczos steps warm-started at the last top
         eigenvector, O(m·p) (``core.linalg.gram_top_tracked``). 1: exact every step. Smaller problems
         are exact every step whatever this says.
