@@ -149,6 +149,20 @@ def test_distill_same_trajectory_with_scan_and_fast_path(rng):
     np.testing.assert_allclose(a.history.loss, b.history.loss, rtol=1e-9)
 
 
+def test_distill_through_the_eigendecomposition_route_is_the_scan_run(rng):
+    """r = min(m, p) = 70 ≥ SPECTRAL_FROM: ``distill`` with the fast path as picked (one eigendecomposition per step)
+    follows the scan's trajectory, on random Fourier features (float64)."""
+    X = rng.normal(size=(300, 5))
+    Y = np.sin(X[:, :1]) + 0.1 * rng.normal(size=(300, 1))
+    model = jd.LinearModel(feature_map=jd.RandomFourierFeatures(0, 5, 80))
+    kw = dict(m=70, steps=20, T=30, Q=2, eval_every=10, key=1, progress=False, model=model)
+    assert jd.ExactLinearGD().uses_eigh(70)
+    a = jd.distill(X, Y, inner_solver=jd.UnrolledGD(), **kw)
+    b = jd.distill(X, Y, inner_solver=jd.ExactLinearGD(), **kw)
+    np.testing.assert_allclose(b.x, a.x, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(b.history.loss, a.history.loss, rtol=1e-9)
+
+
 def test_default_solver_is_the_cheaper_exact_one_and_gives_the_same_run(rng):
     """For linear models the default picks the doubling path or the scan by their cost; both are exact, so the
     choice changes the time, never the result (checked against the other solver, given explicitly)."""
