@@ -92,11 +92,13 @@ def large():
 
 def large_lines(r, env):
     """The table of ``--large`` (``--large --md-only`` rewrites it from the committed JSON)."""
+    sys.path.insert(0, os.path.join(HERE, ".."))
+    from jaxdistill._src.report.baselines import LARGE_DATA_DRAWS
     return ["# `evaluate` of a flax MLP on 250,000 training and 60,000 test rows", "",
              f"{env}. Synthetic rows (8 inputs, y = sin x₁ + x₂² + noise), a flax MLP "
              "8 → 32 → 32 → 1 distilled with m = 50, T = 20, at most 1,000 steps; then `evaluate` with its default "
-             "settings (20 "
-             "subsets, 8 θ₀ draws, each subset's and the full data's step size tuned on training rows). One fresh "
+             f"settings (20 subsets, 8 θ₀ draws — {LARGE_DATA_DRAWS} for the full-data rows at this size —, each "
+             "subset's and the full data's step size tuned on training rows). One fresh "
              "process; peak resident memory (VmHWM).", "",
              "| data MiB | peak MiB before distill | after distill | after evaluate | distill s | evaluate s | "
              "evaluate ÷ distill | status | R² distilled / subsets / full |",
@@ -109,8 +111,8 @@ def large_lines(r, env):
              + ("The time is within 3× of the distillation." if r["evaluate_s"] <= 3 * r["distill_s"] else
                 "The time is not within 3× of the distillation: after choosing their step sizes on 20,000 fitted "
                 "training rows (`SELECT_ROWS`), the full-data rows train the MLP by GD on all 250,000 rows for T "
-                "and for 10·T steps from 8 θ₀ draws — 1,760 passes over every row, against the distillation's "
-                "batches.")]
+                f"and for 10·T steps from {LARGE_DATA_DRAWS} θ₀ draws (`LARGE_DATA_DRAWS`) — "
+                f"{220 * LARGE_DATA_DRAWS} passes over every row, against the distillation's batches.")]
 
 
 def main():

@@ -250,3 +250,20 @@ def test_model_pool_runs_resume_exactly_and_are_refused_where_meaningless(rng, t
         jd.distill(X, Y, m=6, model_pool=jd.ModelPool(size=4))
     with pytest.raises(ValueError, match="KernelRidge has no θ₀ to keep in a pool"):
         jd.distill(X, Y, m=6, model_pool=jd.ModelPool(), inner_solver=jd.KernelRidge())
+
+
+def test_evaluate_of_a_nonlinear_model_on_many_rows_says_how_its_full_data_rows_were_trained(rng):
+    """Over 25,000 training rows the full data's step size is chosen on 20,000 fitted and 5,000 scored rows and its
+    rows are trained from 2 θ₀ draws (evaluate's cost); below, the 80/20 split and n_inits // 4 draws. Each row's
+    procedure says which, and the full-data predictions are finite either way."""
+    n = 26_000
+    X = rng.normal(size=(n + 200, 2)).astype(np.float32)
+    Y = (X[:, :1] - 0.5 * X[:, 1:]).astype(np.float32)
+    model = jd.FlaxModel(nn.Dense(1))
+    out = jd.distill(X[:300], Y[:300], m=4, T=2, steps=10, eval_every=10, progress=False, model=model)
+    big = jd.evaluate(out, X[n:], Y[n:], X[:n], Y[:n], n_subsets=2)           # n_inits 32: 8 draws, 2 here
+    small = jd.evaluate(out, X[n:], Y[n:], X[:2000], Y[:2000], n_subsets=2)
+    for row_id in ("full", "full_long"):
+        assert "20,000 training rows fitted and 5,000 others scored; 2 θ₀ draws" in big.row(row_id)["procedure"]
+        assert "a 20 % split of the training rows)" in small.row(row_id)["procedure"]
+        assert np.isfinite(big.row(row_id)["r2"]) and big.row(row_id)["r2"] > 0.9

@@ -440,6 +440,10 @@ CONVERGED_FACTOR = 10
 #: training rows it is the 80/20 split of every row; at 250,000 it cut the full-data rows' cost ~4×
 #: (benchmarks/results/nonlinear_evaluate_large.md)
 SELECT_ROWS = 20_000
+#: θ₀ draws of a nonlinear model's full-data rows once the training rows exceed SELECT_ROWS + SELECT_ROWS // 4:
+#: their mean is unchanged in expectation, their spread over draws less precise; at 250,000 rows the full data's
+#: T and 10·T steps from 8 draws were ~90 % of evaluate's time (benchmarks/results/nonlinear_evaluate_large.md)
+LARGE_DATA_DRAWS = 2
 
 
 def _grid_fit(model, solver, F, Y, Fv, Yv, keep: bool, th0s, steps, lam, etas, *, sequential=False):
@@ -457,17 +461,19 @@ def _grid_fit(model, solver, F, Y, Fv, Yv, keep: bool, th0s, steps, lam, etas, *
     return jax.lax.map(at, etas) if sequential else jax.vmap(at)(etas)
 
 
-@partial(jit, static_argnames=("m", "n_subsets", "n_draws", "n_val", "T", "long", "n_sel", "n_fit", "lam"))
+@partial(jit, static_argnames=("m", "n_subsets", "n_draws", "n_val", "T", "long", "n_sel", "n_fit", "n_full_draws",
+                               "lam"))
 def nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: int, n_draws: int, n_val: int,
-                      T: int, long: int, n_sel: int, n_fit: int, lam: float):
+                      T: int, long: int, n_sel: int, n_fit: int, n_full_draws: int, lam: float):
     """Every baseline of a nonlinear model trained by T-step GD in one compiled program.
 
     Random subsets (vmapped over subsets and the step-size grid): m rows, each trained at every step size
-    ``STEP_GRID`` × the subset's GD bound; the one with the lowest loss on ``n_val`` other training rows gives
-    the predictions on Fte (from ``n_draws`` θ₀). Full data: the fraction of the GD bound on all rows chosen
-    the same way on a split (``n_sel`` selection rows, ``n_fit`` others fitted; the grid mapped sequentially,
-    bounded memory), then T and ``long`` steps on all rows at it. Returns (subset predictions (n_subsets, n_draws,
-    n_te, d_out), the subsets' chosen grid indices, [(full predictions, chosen index) for T and long])."""
+    ``STEP_GRID`` × the subset's GD bound; the one with the lowest loss on ``n_val`` other training rows gives the
+    predictions on Fte (from ``n_draws`` θ₀). Full data: the fraction of the GD bound on all rows chosen the same
+    way on a split (``n_sel`` selection rows, ``n_fit`` others fitted; the grid mapped sequentially, bounded
+    memory), then T and ``long`` steps on all rows at it, from ``n_full_draws`` θ₀. Returns (subset predictions
+    (n_subsets, n_draws, n_te, d_out), the subsets' chosen grid indices, [(full predictions, chosen index) for T and
+    long])."""
     grid = jnp.asarray(STEP_GRID, Ftr.dtype)
     n_tr, d_out = Ftr.shape[0], Ytr.shape[1]
     k_sub, k_full, k_sel = jax.random.split(key, 3)
@@ -489,7 +495,7 @@ def nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: i
     sub_preds = jax.lax.map(lambda th: jax.vmap(lambda t: model.apply(t, Fte))(th), sub_thetas)
     perm = jax.random.permutation(k_sel, n_tr)
     fit, sel = perm[n_sel:n_sel + n_fit], perm[:n_sel]
-    th0s = model.sample_init(k_full, Ftr[:1], d_out, n_draws)
+    th0s = model.sample_init(k_full, Ftr[:1], d_out, n_full_draws)
     etas = grid * model.gd_stability_bound(Ftr, Ytr, lam)   # fractions of the bound of the rows finally trained on
     full = []
     for steps in (T, long):
@@ -509,12 +515,17 @@ def _nonlinear_baselines(ctx: EvalContext, Ftr, Ytr, key) -> None:
     n_tr = Ftr.shape[0]
     n_sel = max(1, min(n_tr // 5, SELECT_ROWS // 4))
     n_fit = min(n_tr - n_sel, SELECT_ROWS)
+    n_draws = max(1, n_inits // 4)
+    large = n_fit + n_sel < n_tr
+    n_full_draws = min(n_draws, LARGE_DATA_DRAWS) if large else n_draws
     sub_preds, sub_best, full = nonlinear_program(
         mdl, out.inner_solver, Ftr, Ytr, ctx.Fte, key, m=out.m, n_subsets=ctx.settings["n_subsets"],
-        n_draws=max(1, n_inits // 4), n_val=min(1000, n_tr - out.m), T=T, long=CONVERGED_FACTOR * T, n_sel=n_sel,
-        n_fit=n_fit, lam=float(out.lambda_inner))
-    split = ("a 20 % split of the training rows" if n_fit + n_sel == n_tr else
-             f"{n_fit:,} training rows fitted and {n_sel:,} others scored")
+        n_draws=n_draws, n_val=min(1000, n_tr - out.m), T=T, long=CONVERGED_FACTOR * T, n_sel=n_sel,
+        n_fit=n_fit, n_full_draws=n_full_draws, lam=float(out.lambda_inner))
+    split = (f"{n_fit:,} training rows fitted and {n_sel:,} others scored" if large else
+             "a 20 % split of the training rows")
+    draws = (f"; {n_full_draws} θ₀ draws, as for every data set over {n_fit + n_sel:,} rows"
+             if n_full_draws < n_draws else "")
     fracs = np.asarray(STEP_GRID)[np.asarray(sub_best)]
     sub_preds = np.asarray(sub_preds)
     ctx.add("subset", "random subset, T-step GD", out.m, f"{T} GD steps, step size tuned per subset on other "
@@ -524,4 +535,4 @@ def _nonlinear_baselines(ctx: EvalContext, Ftr, Ytr, key) -> None:
             ("full_long", CONVERGED_FACTOR * T, f"full data, {CONVERGED_FACTOR}·T-step GD"))
     for (row_id, steps, label), (pred, best) in zip(rows, full, strict=True):
         ctx.add(row_id, label, n_tr, f"{steps} GD steps, step size {STEP_GRID[int(best)]:g} × its GD bound (chosen "
-                f"on {split}), {mdl.init_description}", np.asarray(pred))
+                f"on {split}{draws}), {mdl.init_description}", np.asarray(pred))
