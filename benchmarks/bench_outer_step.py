@@ -277,13 +277,20 @@ def main():
     ap.add_argument("--reference-only", action="store_true",
                     help="re-measure only the library-vs-hand-written section (the rest from outer_step.json)")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the library-vs-hand-written section")
+    ap.add_argument("--md-only", action="store_true", help="rewrite outer_step.md and .png from outer_step.json")
     ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile (slow to compile)")
     args = ap.parse_args()
+    if args.md_only:                    # re-render the table and figure from the committed JSON (no measuring)
+        with open(os.path.join(OUT, "outer_step.json")) as f:
+            results = json.load(f)
+        write(results, "torch" in results["machine"])
+        return
     if args.reference_only:
         with open(os.path.join(OUT, "outer_step.json")) as f:
             results = json.load(f)
         results.pop("pinned", None)
-        results["reference"] = reference_section(5)
+        results["reference"] = reference_section(args.rounds)
         write(results, "torch" in results["machine"])
         return
     reps = 3 if args.quick else 7
@@ -323,7 +330,7 @@ def main():
         print("  memory", {k: round(v, 3) for k, v in r.items()}, flush=True)
     results["scaling"] = scaling(args.quick)
     results.pop("pinned", None)
-    results["reference"] = reference_section(3 if args.quick else 5)
+    results["reference"] = reference_section(3 if args.quick else args.rounds)
     write(results, have_torch)
 
 
@@ -398,6 +405,7 @@ def write(res, have_torch):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("matplotlib not installed: no PNG (pip install 'jaxdistill[bench]').")
         return
@@ -406,6 +414,12 @@ def write(res, have_torch):
         x = [r[var] for r in rows]
         ax.loglog(x, [r["scan"] * 1e3 for r in rows], "o-", label="scan (UnrolledGD)")
         ax.loglog(x, [r["fast"] * 1e3 for r in rows], "s-", label="fast (ExactLinearGD)")
+        # label the measured values only: log axes' minor labels overlapped
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(var)
         ax.set_ylabel("ms per outer step")
         ax.grid(True, which="both", alpha=0.3)
