@@ -268,6 +268,12 @@ def reference_ratios(repeats=5, pinned=True):
             for case, v in pairs.items()}
 
 
+def _commit() -> str:
+    import subprocess
+    return subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip() or "this checkout"
+
+
 def reference_section(repeats):
     return {"pinned": reference_ratios(repeats, pinned=True), "default": reference_ratios(repeats, pinned=False)}
 
@@ -291,6 +297,8 @@ def main():
             results = json.load(f)
         results.pop("pinned", None)
         results["reference"] = reference_section(args.rounds)
+        results["reference_note"] = (f"This section was re-measured (`--reference-only`) at {_commit()}, after the "
+                                     "tables above.")
         write(results, "torch" in results["machine"])
         return
     reps = 3 if args.quick else 7
@@ -330,6 +338,7 @@ def main():
         print("  memory", {k: round(v, 3) for k, v in r.items()}, flush=True)
     results["scaling"] = scaling(args.quick)
     results.pop("pinned", None)
+    results.pop("reference_note", None)
     results["reference"] = reference_section(3 if args.quick else args.rounds)
     write(results, have_torch)
 
@@ -381,7 +390,7 @@ def write(res, have_torch):
               "hand-written JAX step with θ as Q rows (XLA's defaults), timed alternately in one process, median of "
               f"{len(next(iter(res['reference']['pinned'].values()))['ratios'])} rounds. Pinned: the process on one "
               "core (`taskset -c 0`); default: no pinning and default threads, as a user runs it. Ratio > 1: the "
-              "library is slower.\n",
+              "library is slower." + (f" {res['reference_note']}" if res.get("reference_note") else "") + "\n",
               "| shape | Q | pinned: library ms | hand-written ms | library ÷ hand-written | range | "
               "default env: library ms | hand-written ms | library ÷ hand-written | range |",
               "|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
