@@ -1,12 +1,13 @@
 """How the library compiles its programs on the CPU: XLA's classic loop emitters and LLVM at optimisation level 1
-for every program, level 0 for tiny programs without loops that a call runs once (key derivations, θ₀ draws).
+for every program but one kind, the fusion emitters at level 1 for the outer loop of a model not linear in θ, and
+level 0 for tiny programs without loops that a call runs once (key derivations, θ₀ draws).
 
-XLA's CPU compiler spends most of a first result compiling: the outer-loop chunk of a diabetes run compiles in
-~0.9 s and runs its 550 steps in ~0.3 s. Two options of XLA's own halve that (``benchmarks/results/
+XLA's CPU compiler spends most of a first result compiling: with its defaults the outer-loop chunk of a diabetes
+run compiled in ~0.9 s and ran its 550 steps in ~0.3 s. Two options of XLA's own halve that (``benchmarks/results/
 compile_options.md``, side by side on one pinned core): ``xla_cpu_use_fusion_emitters=False`` (the classic
 elemental emitters instead of the newer MLIR fusion emitters) and ``xla_backend_optimization_level=1`` (LLVM at
--O1 instead of -O2/-O3). Every program measured compiles 2.2–2.8× faster; the outer step then runs 3–12 % faster
-at d ≤ 100 and for a flax MLP, 7–12 % slower at d = 1000 (see the table). Level 0, by contrast, halves compile
+-O1 instead of -O2/-O3). Every linear program measured compiles about 2× faster and its outer step runs 0–7 %
+faster at shapes A–D (the exact fast path's step, 20–27 % slower at d = 1000; see the table). Level 0 halves compile
 time again but makes loops far slower (the linear evaluation's baselines at m = 200, T = 200 ran in 0.2 s at full
 optimisation and had not finished after 50 s at level 0), so it is kept for programs without loops.
 
@@ -15,7 +16,7 @@ in θ (matmuls and sums) run as fast or faster with the classic emitters at ever
 (tanh activations) ran 30 % slower with them than with the fusion emitters (12.6 against 8.9 ms at m = 50, T = 50,
 Q = 8; the fusion emitters at level 1 also beat XLA's defaults, 10.4 ms, and compile in 3.8 s against their 5.5 s).
 ``evaluate``'s program for an MLP, by contrast, ran 9 % faster with the classic emitters. So the outer loop
-(``jit(..., by_model=True)``), when it takes a model *not* linear in θ — directly or as a problem's ``.model`` —,
+(``jit(..., by_model=True)``), when it takes a model *not* linear in θ (directly or as a problem's ``.model``),
 compiles with ``NONLINEAR_OPTIONS`` (the fusion emitters, LLVM at level 1), and every other program with
 ``CPU_OPTIONS`` (``benchmarks/results/compile_options.md``, all programs under all three option sets).
 
@@ -38,7 +39,7 @@ CPU_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_l
 #: XLA options of a tiny program without loops that a call runs once (see the module docs)
 RUN_ONCE = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0}
 
-#: XLA options of programs that train or apply a model not linear in θ (see the module docs)
+#: XLA options of the outer loop of a model not linear in θ (see the module docs)
 NONLINEAR_OPTIONS = {"xla_backend_optimization_level": 1}
 
 _settings = {"options": CPU_OPTIONS, "run_once": RUN_ONCE, "nonlinear": NONLINEAR_OPTIONS}
@@ -49,9 +50,9 @@ def set_cpu_compile_options(options: dict | None = CPU_OPTIONS, run_once: dict |
     """Choose the XLA options of jaxdistill's own programs on the CPU, for programs compiled from now on.
 
     By default programs of models linear in θ compile with XLA's classic loop emitters and LLVM at optimisation
-    level 1 (``CPU_OPTIONS``), which roughly halves compile time, and programs of other models (a flax MLP) with
-    the fusion emitters at level 1 (``NONLINEAR_OPTIONS``), under which their activations run faster; measured side
-    by side on one core in ``benchmarks/results/compile_options.md``. For XLA's defaults everywhere:
+    level 1 (``CPU_OPTIONS``), which roughly halves compile time, and the outer loop of other models (a flax MLP)
+    with the fusion emitters at level 1 (``NONLINEAR_OPTIONS``), under which their activations run faster; measured
+    side by side on one core in ``benchmarks/results/compile_options.md``. For XLA's defaults everywhere:
 
     ```python
     jd.set_cpu_compile_options(None, None, None)   # XLA's defaults for library programs compiled from now on
@@ -66,7 +67,7 @@ def set_cpu_compile_options(options: dict | None = CPU_OPTIONS, run_once: dict |
         defaults.
       run_once: those of the tiny loop-free programs a call runs once (key derivations, θ₀ draws); ``None``
         for XLA's defaults. Level 0 halves their compile time; do not use it for programs with loops.
-      nonlinear: those of programs that take a model not linear in θ (in place of ``options``); ``None`` for
+      nonlinear: those of the outer loop of a model not linear in θ (in place of ``options``); ``None`` for
         XLA's defaults.
     """
     _settings["options"], _settings["run_once"], _settings["nonlinear"] = options, run_once, nonlinear

@@ -24,37 +24,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jaxdistill._src.inner.base import AffineSolution, InnerSolver
-from jaxdistill._src.inner.spectral import series, spectral_apply
+from jaxdistill._src.inner.spectral import doubling, spectral_apply
 
 #: r = min(m, p) from which ``method="auto"`` takes one eigendecomposition instead of doubling (measured on 2 CPU
 #: cores: benchmarks/results/fast_path.md)
 SPECTRAL_FROM = 64
-
-
-def doubling(N: jnp.ndarray, beta, T, num_bits: int, weighted: bool = True):
-    """Return (N^T, Σ_{k<T} N^k, Σ_{k<T} β^{T−1−k} N^k, β^T) for integer 0 ≤ T < 2**num_bits.
-
-    ``T`` may be traced; every bit is processed and selected with ``where`` so shapes are static.
-    With ``weighted=False`` the third output is not computed (returned as ``None``).
-    """
-    eye = jnp.eye(N.shape[0], dtype=N.dtype)
-    T = jnp.asarray(T, jnp.int32)
-    beta = jnp.asarray(beta, N.dtype)
-    # Accumulated block of length a (initially 0) and the current power-of-two block of length 2^j.
-    P, S, F, bp = eye, jnp.zeros_like(N), jnp.zeros_like(N), jnp.ones((), N.dtype)
-    Pb, Sb, Fb, bb = N, eye, eye, beta
-    for j in range(num_bits):
-        take = ((T >> j) & 1) == 1
-        S = jnp.where(take, S + P @ Sb, S)
-        if weighted:
-            F = jnp.where(take, bb * F + P @ Fb, F)
-        P, bp = jnp.where(take, P @ Pb, P), jnp.where(take, bp * bb, bp)
-        if j + 1 < num_bits:
-            Sb = Sb + Pb @ Sb
-            if weighted:
-                Fb = bb * Fb + Pb @ Fb
-            Pb, bb = Pb @ Pb, bb * bb
-    return P, S, (F if weighted else None), bp
 
 
 class ExactLinearGD(InnerSolver):
@@ -123,7 +97,7 @@ class ExactLinearGD(InnerSolver):
                                   gamma * spectral_apply(A, a, gamma, num_steps, F.T @ Y, bits, "sum"), theta0s)
         K = F @ F.T
         beta = 1.0 - a
-        bT = series(beta, beta, num_steps, bits, False)[0]
+        bT = doubling(beta, beta, num_steps, bits, False, elementwise=True)[3]
         return AffineSolution(
             lambda th: bT * th - gamma * (F.T @ spectral_apply(K, a, gamma, num_steps, F @ th, bits, "weighted")),
             gamma * (F.T @ spectral_apply(K, a, gamma, num_steps, Y, bits, "sum")), theta0s)

@@ -7,7 +7,8 @@ step's scalars β = 1 − η̃λ_I, γ = η̃/m, ν(κ) = β − γκ, the matri
     N^T = U diag(ν^T) Uᵀ,   S_T = Σ_{k<T} N^k = U diag(s(ν)) Uᵀ,   F_T = Σ_{k<T} β^{T−1−k} N^k = U diag(f(ν)) Uᵀ.
 
 The scalar series ν^T, s and f are evaluated elementwise by the same binary doubling the matrix path uses
-(`series`), so they are polynomials in ν with no division: nothing cancels at ν = 1 or ν = β, and T may be traced.
+(`doubling`), so they are polynomials in ν with no division: nothing cancels at ν = 1 or ν = β, and T may be
+traced.
 
 Their derivative in G is the Daleckii–Krein formula (Higham, *Functions of Matrices*, Thm. 3.11):
 
@@ -31,25 +32,33 @@ import jax.numpy as jnp
 _CLOSE = {jnp.dtype("float64"): 1e-3, jnp.dtype("float32"): 5e-2}
 
 
-def series(nu, beta, T, num_bits: int, weighted: bool):
-    """(ν^T, Σ_{k<T} ν^k, Σ_{k<T} β^{T−1−k} ν^k) elementwise, by binary doubling over the bits of ``T`` (which may
-    be traced; 0 ≤ T < 2**num_bits). The third is ``None`` unless ``weighted``."""
+def doubling(N, beta, T, num_bits: int, weighted: bool = True, elementwise: bool = False):
+    """Return (N^T, Σ_{k<T} N^k, Σ_{k<T} β^{T−1−k} N^k, β^T) for integer 0 ≤ T < 2**num_bits, by binary doubling:
+    S_{a+b} = S_a + N^a S_b, F_{a+b} = β^b F_a + N^a F_b.
+
+    ``N`` is a square matrix (products are matmuls), or with ``elementwise`` an array of scalars (the series of
+    each entry). ``T`` may be traced; every bit is processed and selected with ``where`` so shapes are static. With
+    ``weighted=False`` the third output is not computed (returned as ``None``).
+    """
+    mul = jnp.multiply if elementwise else jnp.matmul
+    one = jnp.ones_like(N) if elementwise else jnp.eye(N.shape[0], dtype=N.dtype)
     T = jnp.asarray(T, jnp.int32)
-    one, zero = jnp.ones_like(nu), jnp.zeros_like(nu)
-    P, S, F = one, zero, zero
-    Pb, Sb, Fb, bb = nu, one, one, beta
+    beta = jnp.asarray(beta, N.dtype)
+    # Accumulated block of length a (initially 0) and the current power-of-two block of length 2^j.
+    P, S, F, bp = one, jnp.zeros_like(N), jnp.zeros_like(N), jnp.ones((), N.dtype)
+    Pb, Sb, Fb, bb = N, one, one, beta
     for j in range(num_bits):
         take = ((T >> j) & 1) == 1
-        S = jnp.where(take, S + P * Sb, S)
+        S = jnp.where(take, S + mul(P, Sb), S)
         if weighted:
-            F = jnp.where(take, bb * F + P * Fb, F)
-        P = jnp.where(take, P * Pb, P)
+            F = jnp.where(take, bb * F + mul(P, Fb), F)
+        P, bp = jnp.where(take, mul(P, Pb), P), jnp.where(take, bp * bb, bp)
         if j + 1 < num_bits:
-            Sb = Sb + Pb * Sb
+            Sb = Sb + mul(Pb, Sb)
             if weighted:
-                Fb = bb * Fb + Pb * Fb
-            Pb, bb = Pb * Pb, bb * bb
-    return P, S, (F if weighted else None)
+                Fb = bb * Fb + mul(Pb, Fb)
+            Pb, bb = mul(Pb, Pb), bb * bb
+    return P, S, (F if weighted else None), bp
 
 
 def _phis(kappa, a, g, T, num_bits: int, which: tuple[str, ...]):
@@ -57,7 +66,7 @@ def _phis(kappa, a, g, T, num_bits: int, which: tuple[str, ...]):
     a = η̃λ_I (β = 1 − a) and g = γ = η̃/m."""
     beta = 1.0 - a
     nu = beta - g * kappa
-    P, S, F = series(nu, beta, T, num_bits, "weighted" in which)
+    P, S, F, _ = doubling(nu, beta, T, num_bits, "weighted" in which, elementwise=True)
     return tuple({"power": P, "sum": S, "weighted": F}[w] for w in which)
 
 
