@@ -61,13 +61,13 @@ def doubling(N, beta, T, num_bits: int, weighted: bool = True, elementwise: bool
     return P, S, (F if weighted else None), bp
 
 
-def _phis(kappa, a, g, T, num_bits: int, which: tuple[str, ...]):
-    """The scalar functions named in ``which`` ("power": ν^T, "sum": s, "weighted": f) at the eigenvalues κ, with
+def _phi(kappa, a, g, T, num_bits: int, which: str):
+    """The scalar function named by ``which`` ("power": ν^T, "sum": s, "weighted": f) at the eigenvalues κ, with
     a = η̃λ_I (β = 1 − a) and g = γ = η̃/m."""
     beta = 1.0 - a
     nu = beta - g * kappa
-    P, S, F, _ = doubling(nu, beta, T, num_bits, "weighted" in which, elementwise=True)
-    return tuple({"power": P, "sum": S, "weighted": F}[w] for w in which)
+    P, S, F, _ = doubling(nu, beta, T, num_bits, which == "weighted", elementwise=True)
+    return {"power": P, "sum": S, "weighted": F}[which]
 
 
 def _outer_sum(u, v):
@@ -93,8 +93,7 @@ def spectral_apply(G, a, g, T, V, num_bits: int, which: str):
     symmetric PSD ``G`` (r × r), applied to ``V`` (r × k), for a = η̃λ_I and g = γ = η̃/m (arrays of G's dtype) and
     T < 2**num_bits steps (may be traced). Calls on one G share its eigendecomposition (XLA merges them)."""
     kappa, U = jnp.linalg.eigh(G)
-    (phi,) = _phis(kappa, a, g, T, num_bits, (which,))
-    return U @ (phi[:, None] * (U.T @ V))
+    return U @ (_phi(kappa, a, g, T, num_bits, which)[:, None] * (U.T @ V))
 
 
 @spectral_apply.defjvp
@@ -102,12 +101,12 @@ def _spectral_apply_jvp(num_bits, which, primals, tangents):
     G, a, g, T, V = primals
     dG, da, dg, _, dV = tangents
     kappa, U = jnp.linalg.eigh(G)
-    f = lambda k: _phis(k, a, g, T, num_bits, (which,))[0]  # noqa: E731
+    f = lambda k: _phi(k, a, g, T, num_bits, which)  # noqa: E731
     ones = jnp.ones_like(kappa)
     d1_of = lambda k: jax.jvp(f, (k,), (ones,))[1]  # noqa: E731
     phi, d1 = jax.jvp(f, (kappa,), (ones,))
     d3 = jax.jvp(lambda k: jax.jvp(d1_of, (k,), (ones,))[1], (kappa,), (ones,))[1]
-    dphi = jax.jvp(lambda a_, g_: _phis(kappa, a_, g_, T, num_bits, (which,))[0], (a, g), (da, dg))[1]
+    dphi = jax.jvp(lambda a_, g_: _phi(kappa, a_, g_, T, num_bits, which), (a, g), (da, dg))[1]
     scale = g * jnp.maximum(jnp.asarray(T, kappa.dtype), 1.0)
     D = _divided_differences(phi, d1, d3, _outer_sum(kappa, -kappa), scale, _CLOSE.get(kappa.dtype, 5e-2))
     W = U.T @ V

@@ -77,9 +77,8 @@ class UnrolledGD(InnerSolver):
                 # the select cost 5 % of the step at d = 1000, Q = 8 with two cores (benchmarks/results/outer_step.md)
                 rate = eta * (t < num_steps).astype(jnp.result_type(eta))
                 return jax.tree_util.tree_map(lambda p, g: (p - rate * g).astype(p.dtype), theta, g), s
-            else:
-                u, s2 = opt.update(g, s, theta)
-                new = jax.tree_util.tree_map(lambda p, u: (p + eta * u).astype(p.dtype), theta, u)
+            u, s2 = opt.update(g, s, theta)
+            new = jax.tree_util.tree_map(lambda p, u: (p + eta * u).astype(p.dtype), theta, u)
             return tree_where(t < num_steps, new, theta), tree_where(t < num_steps, s2, s)
 
         return body
