@@ -267,3 +267,26 @@ def test_evaluate_of_a_nonlinear_model_on_many_rows_says_how_its_full_data_rows_
         assert "20,000 training rows fitted and 5,000 others scored; 2 θ₀ draws" in big.row(row_id)["procedure"]
         assert "a 20 % split of the training rows)" in small.row(row_id)["procedure"]
         assert np.isfinite(big.row(row_id)["r2"]) and big.row(row_id)["r2"] > 0.9
+
+
+class _NotDeclaredPlainGD(jd.UnrolledGD):
+    """The same training, without the declaration that lets evaluate continue one GD run from another."""
+    plain_gd = False
+
+
+def test_full_data_rows_continuing_the_t_step_run_equal_the_rows_trained_from_scratch(rng):
+    """Under plain GD the 10·T-step full-data row continues the T-step run's θ when both choose the same step size
+    (GD for T then 9·T steps is GD for 10·T steps); a solver that does not declare plain GD trains it from θ₀. The
+    two give the same rows, and the continued one is exercised (both rows name the same step size)."""
+    import dataclasses
+    X = rng.normal(size=(700, 2))
+    Y = X[:, :1] - 0.5 * X[:, 1:] + 0.05 * rng.normal(size=(700, 1))
+    out = jd.distill(X[:300], Y[:300], m=4, T=3, steps=10, eval_every=10, progress=False,
+                     model=jd.FlaxModel(nn.Dense(1)))
+    args = (X[600:], Y[600:], X[:600], Y[:600])
+    continued = jd.evaluate(out, *args, n_subsets=2)
+    scratch = jd.evaluate(dataclasses.replace(out, inner_solver=_NotDeclaredPlainGD()), *args, n_subsets=2)
+    steps = [continued.row(r)["procedure"].split("step size ")[1].split(" ")[0] for r in ("full", "full_long")]
+    assert steps[0] == steps[1]
+    for row_id in ("full", "full_long", "subset"):   # the same GD steps (flax keeps float32 parameters), compiled apart
+        np.testing.assert_allclose(continued.predictions[row_id], scratch.predictions[row_id], rtol=1e-5, atol=1e-6)

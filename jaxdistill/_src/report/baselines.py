@@ -446,19 +446,28 @@ SELECT_ROWS = 20_000
 LARGE_DATA_DRAWS = 2
 
 
-def _grid_fit(model, solver, F, Y, Fv, Yv, keep: bool, th0s, steps, lam, etas, *, sequential=False):
-    """T-step GD on (F, Y) from ``th0s`` at each step size of ``etas``: (mean squared error on the selection rows
-    (Fv, Yv) — inf where the predictions are not finite —, the trained parameters θ_T (stacked over θ₀) if
-    ``keep``, else None). The test rows are not predicted here: only at the step size chosen, a subset at a time
-    (`nonlinear_program`). ``sequential`` maps over the step sizes one at a time (bounded memory on many rows)
-    instead of vmapping them."""
-    def at(eta):
-        sol = solver.solve(model, Support(F, Y, eta, lam), th0s, steps, steps)
+def _grid_fit(model, solver, F, Y, Fv, Yv, keep: bool, th0s, steps, lam, etas):
+    """GD on (F, Y) from ``th0s`` at each step size of ``etas`` for each number of steps in ``steps`` (increasing):
+    per count, (mean squared error on the selection rows (Fv, Yv) — inf where the predictions are not finite —,
+    the trained parameters θ (stacked over θ₀) if ``keep``, else None). Under plain GD the longer counts continue
+    from the shorter one's θ (GD for s₁ then s₂ − s₁ steps is GD for s₂ steps), so they cost s₂ steps in all, not
+    s₁ + s₂. The test rows are not predicted here: only at the step size chosen, a subset at a time
+    (`nonlinear_program`). More than one count maps over the step sizes one at a time (bounded memory on many
+    rows); one count vmaps them."""
+    def score(sol):
         pv = sol.predict(Fv)
-        loss = jnp.where(jnp.all(jnp.isfinite(pv)), jnp.mean((pv - Yv[None]) ** 2), jnp.inf)
-        return loss, (sol.thetas if keep else None)
+        return jnp.where(jnp.all(jnp.isfinite(pv)), jnp.mean((pv - Yv[None]) ** 2), jnp.inf)
 
-    return jax.lax.map(at, etas) if sequential else jax.vmap(at)(etas)
+    def at(eta):
+        out, th, done = [], th0s, 0
+        for s in steps:
+            start, n = (th, s - done) if solver.plain_gd else (th0s, s)
+            sol = solver.solve(model, Support(F, Y, eta, lam), start, n, n)
+            th, done = sol.thetas, s
+            out.append((score(sol), sol.thetas if keep else None))
+        return out
+
+    return jax.lax.map(at, etas) if len(steps) > 1 else jax.vmap(at)(etas)
 
 
 @partial(jit, static_argnames=("m", "n_subsets", "n_draws", "n_val", "T", "long", "n_sel", "n_fit", "n_full_draws",
@@ -471,9 +480,10 @@ def nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: i
     ``STEP_GRID`` × the subset's GD bound; the one with the lowest loss on ``n_val`` other training rows gives the
     predictions on Fte (from ``n_draws`` θ₀). Full data: the fraction of the GD bound on all rows chosen the same
     way on a split (``n_sel`` selection rows, ``n_fit`` others fitted; the grid mapped sequentially, bounded
-    memory), then T and ``long`` steps on all rows at it, from ``n_full_draws`` θ₀. Returns (subset predictions
-    (n_subsets, n_draws, n_te, d_out), the subsets' chosen grid indices, [(full predictions, chosen index) for T and
-    long])."""
+    memory), for T and for ``long`` steps, then T and ``long`` steps on all rows at the chosen fractions, from
+    ``n_full_draws`` θ₀; where both choose the same step size under plain GD, the ``long`` run continues the T run
+    (the same GD steps, T fewer of them). Returns (subset predictions (n_subsets, n_draws, n_te, d_out), the
+    subsets' chosen grid indices, [(full predictions, chosen index) for T and long])."""
     grid = jnp.asarray(STEP_GRID, Ftr.dtype)
     n_tr, d_out = Ftr.shape[0], Ytr.shape[1]
     k_sub, k_full, k_sel = jax.random.split(key, 3)
@@ -485,7 +495,7 @@ def nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: i
         F, Y = Ftr[idx], Ytr[idx]
         th0s = model.sample_init(kg, Ftr[:1], d_out, n_draws)
         etas = grid * model.gd_stability_bound(F, Y, lam)
-        losses, thetas = _grid_fit(model, solver, F, Y, Ftr[rest], Ytr[rest], True, th0s, T, lam, etas)
+        [(losses, thetas)] = _grid_fit(model, solver, F, Y, Ftr[rest], Ytr[rest], True, th0s, (T,), lam, etas)
         best = jnp.argmin(losses)
         return jax.tree_util.tree_map(lambda a: a[best], thetas), best
 
@@ -497,13 +507,18 @@ def nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: i
     fit, sel = perm[n_sel:n_sel + n_fit], perm[:n_sel]
     th0s = model.sample_init(k_full, Ftr[:1], d_out, n_full_draws)
     etas = grid * model.gd_stability_bound(Ftr, Ytr, lam)   # fractions of the bound of the rows finally trained on
-    full = []
-    for steps in (T, long):
-        losses, _ = _grid_fit(model, solver, Ftr[fit], Ytr[fit], Ftr[sel], Ytr[sel], False, th0s, steps, lam, etas,
-                              sequential=True)
-        best = jnp.argmin(losses)
-        full.append((solver.solve(model, Support(Ftr, Ytr, etas[best], lam), th0s, steps, steps).predict(Fte), best))
-    return sub_preds, sub_best, full
+    (loss_T, _), (loss_long, _) = _grid_fit(model, solver, Ftr[fit], Ytr[fit], Ftr[sel], Ytr[sel], False, th0s,
+                                             (T, long), lam, etas)
+    best_T, best_long = jnp.argmin(loss_T), jnp.argmin(loss_long)
+    train = lambda th, eta, n: solver.solve(model, Support(Ftr, Ytr, eta, lam), th, n, n)  # noqa: E731
+    sol_T = train(th0s, etas[best_T], T)
+    if solver.plain_gd:
+        pred_long = jax.lax.cond(best_T == best_long,
+                                 lambda: train(sol_T.thetas, etas[best_long], long - T).predict(Fte),
+                                 lambda: train(th0s, etas[best_long], long).predict(Fte))
+    else:
+        pred_long = train(th0s, etas[best_long], long).predict(Fte)
+    return sub_preds, sub_best, [(sol_T.predict(Fte), best_T), (pred_long, best_long)]
 
 
 def _nonlinear_baselines(ctx: EvalContext, Ftr, Ytr, key) -> None:
