@@ -183,20 +183,21 @@ _NAMES = {
     "evaluate": "jaxdistill._src.report.evaluate",
     "DistillOutput": "jaxdistill._src.result",
     "load": "jaxdistill._src.result",
-    "save": "jaxdistill._src.result",
     "SweepResult": "jaxdistill._src.sweep",
     "error_vs_m": "jaxdistill._src.sweep",
 }
 #: public submodules
 _MODULES = ('coresets', 'testing')
+#: deprecated names (not in __all__): still importable, each warns and names its replacement (see the CHANGELOG)
+_DEPRECATED = {"save": "jaxdistill._src.result"}
 
 __all__ = sorted([*_NAMES, *_MODULES, "__version__"])
 
 
 def __getattr__(name: str):
     """A public name, imported on first use; deprecated names warn and name their replacement (see the CHANGELOG)."""
-    if name in _NAMES:
-        value = getattr(importlib.import_module(_NAMES[name]), name)
+    if name in _NAMES or name in _DEPRECATED:
+        value = getattr(importlib.import_module(_NAMES.get(name) or _DEPRECATED[name]), name)
     elif name in _MODULES or name == "closed_form":        # closed_form warns: use jaxdistill.testing
         value = importlib.import_module(f"jaxdistill.{name}")
     else:

@@ -325,6 +325,12 @@ def test_deprecated_second_ways_warn_and_name_their_replacement(tmp_path):
     with pytest.warns(DeprecationWarning, match="jaxdistill.testing"):
         old = importlib.import_module("jaxdistill.closed_form")
     assert old.theta_T is jd.testing.theta_T
+    assert "save" not in jd.__all__                                     # deprecated names are not in the surface
+    from jaxdistill import plots
+    with pytest.warns(DeprecationWarning, match="use plot_images"):
+        assert plots.plot_digits is not plots.plot_images               # still there, and warns
+    with pytest.warns(DeprecationWarning, match="check one-hot targets themselves"):
+        assert plots.is_one_hot(np.eye(3))
 
 
 def test_blas_runs_on_one_thread_inside_the_compiled_loop_and_gets_its_threads_back():

@@ -158,18 +158,8 @@ class Distiller:
     Args:
       config: a [`DistillConfig`][jaxdistill.DistillConfig]; ``**overrides`` replace single fields of it (``m=20``,
         ``steps=2000``).
-      model: inner model (default [`LinearModel`][jaxdistill.LinearModel], identity features, θ₀ = 0; ``theta0_scale``
-        sets σ).
-      inner_solver: how θ_T is computed (default [`default_inner_solver`][jaxdistill.default_inner_solver], chosen by
-        cost for the shapes).
-      objective: the outer objective, an [`Objective`][jaxdistill.Objective] or a name for ``config.objective`` (default
-        [`default_objective`][jaxdistill.default_objective]: the exact [`FullDataLoss`][jaxdistill.FullDataLoss] for
-        linear models, else [`BatchLoss`][jaxdistill.BatchLoss]).
-      optimizer: one optax transformation over (X̃, Ỹ, η̃) (a [`DistillParams`][jaxdistill.DistillParams]); or the
-        per-part ``optimizer_x``, ``optimizer_y``, ``optimizer_eta`` (default ``config.outer_optimizer`` with
-        ``lr_x``, ``lr_y``, gradient descent with ``lr_eta`` on η̃; the rates are traced values).
-      mesh: a device count or a ``jax.sharding.Mesh`` with axes ``"q"`` / ``"batch"`` (see the docs, "Many
-        devices and hosts").
+      model, inner_solver, objective, optimizer, optimizer_x, optimizer_y, optimizer_eta, mesh: the components, as
+        [`distill`][jaxdistill.distill] documents them (one home: ``distill`` builds this object and calls `fit`).
 
     Examples:
       >>> import jaxdistill as jd
@@ -263,19 +253,8 @@ class Distiller:
         """Distil (X, Y) into ``config.m`` points (Algorithm 1 of Mahowald et al., appendix A.3).
 
         Args:
-          X: real inputs, shape (n, d) (a NumPy array or memory map; never copied whole; pandas, polars or Arrow);
-            or a [`RowSource`][jaxdistill.RowSource] (a Parquet data set, a Dask cluster's rows) or saved
-            [`SufficientStats`][jaxdistill.SufficientStats] with Y None: the run then optimises the statistics' exact
-            full-data objective (default model and objective only; no held-out rows; λ_I ``"auto"`` by generalised
-            cross-validation on the statistics).
-          Y: real targets, shape (n,) or (n, d_out); None with a source or statistics.
-          key: ``jax.random`` key or integer seed (default 0). The whole run is a function of it.
-          validation: optional held-out (X_val, Y_val) in original units; if omitted,
-            ``config.validation_fraction`` of the rows are held out for monitoring.
-          callbacks: [`Callback`][jaxdistill.Callback] objects run between compiled chunks (progress, checkpoints, logs,
-            yours).
-          raise_on_failure: raise if the run fails instead of returning the result with its status:
-            ``FloatingPointError`` for ``nonfinite``, ``RuntimeError`` for the other failures.
+          X, Y, key, validation, callbacks, raise_on_failure: as [`distill`][jaxdistill.distill] documents them (its
+            ``progress`` and ``checkpoint`` settings are callbacks here: `ProgressCallback`, `CheckpointCallback`).
 
         Returns:
           A [`DistillOutput`][jaxdistill.DistillOutput].
