@@ -174,33 +174,51 @@ class History:
 
 @dataclasses.dataclass(frozen=True)
 class RunInfo:
-    """What is known about how a result was made (all optional; analytic results fill fewer fields).
+    """What is known about how a result was made: every field optional, each set by what made the result.
 
-    Attributes:
-      objective, optimizer: the outer objective (repr) and the optimizer's fingerprint (16 hex digits).
-      n_train, n_validation: rows trained on and held out.
-      wall_time_s: seconds of the run (compilation included); steps_run: outer steps done;
-      returned_step: the step whose state is returned (the best monitored one with ``restore_best``).
-      monitor: what the stopping rule watched; best_monitored_loss: its best value.
-      init_rows: rows of the caller's X that started X̃ (``init="real"``), or None.
-      compilations: programs compiled by this call, from ``jax.monitoring`` events: ``{"programs": …,
-        "backend_compiles": …, "seconds": …}`` (new programs lowered; those XLA compiled, not found in the persistent
-        cache; seconds of tracing, lowering and compiling).
-      jaxdistill_version, jax_version, backend, devices: where it ran; saved_with: version that saved the file.
-      checkpoint_error: why a checkpoint could not be written (the run went on), if that happened.
-      lambda_choice: how λ_I was set: ``{"method": "given" | "gcv" | "fallback", "lambda": …}`` (GCV adds ``df``,
-        ``n``, ``grid`` and a ``description``; fallback a ``why``).
-      quality: the check of the distilled set against same-size baselines on the held-out rows (see
-        [`QualityWarning`][jaxdistill.QualityWarning]): their held-out losses, how much the check can see (the held-out
-        rows, the subsets' ``subset_loss_std`` and the standard error of their mean, ``subset_mean_se``: a distilled
-        loss within a few of those of the mean is a tie, not a verdict) and a ``warning`` if the distilled set lost.
-      original_lambda, lambda_s, full_data_lambda_inner, theta, max_rel_WS_error: analytic (KRR paper) sets:
-        λ of the original ridge model, λ_S of the distilled one, the full-data λ_I, θ* and the check of W_S.
-      experiment, data_fingerprint: set by the CLI (the experiment file's settings; the data's fingerprint).
-      privacy: a set made from a private release ([`distill_private`][jaxdistill.distill_private]): its guarantee —
-        ε, δ, the neighbouring relation, the clipping bounds, the mechanism, the accountant and versions (per party for
-        a sum of releases) —, the set's construction and its ridge penalty; None for a set of raw rows.
-      extra: anything else (e.g. entries of files written by other versions).
+    The fields are flat (``meta.steps_run``, ``meta["theta"]``, ``meta.get("privacy")``) and saved as one dict;
+    ``init_rows``, ``lambda_choice`` and ``full_data_lambda_inner`` are set by more than one producer. By producer:
+
+    **Every result**
+
+    - ``kind``: what made it (None for a bilevel run; ``"analytic (KRR paper)"``, ``"moments"``, …);
+      ``n_train``: rows the set was made from (or the statistics' n).
+    - ``lambda_choice``: how λ_I was set: ``{"method": "given" | "gcv" | "fallback", "lambda": …}`` (GCV adds
+      ``df``, ``n``, ``grid`` and a ``description``; fallback a ``why``).
+    - ``init_rows``: rows of the caller's X that started X̃ (``init="real"``), or None.
+    - ``saved_with``: the version that saved the file (a loaded result); ``extra``: anything else (e.g. entries of
+      files written by other versions).
+
+    **A bilevel run** ([`distill`][jaxdistill.distill], [`Distiller`][jaxdistill.Distiller])
+
+    - ``objective``, ``optimizer``: the outer objective (repr) and the optimizer's fingerprint (16 hex digits).
+    - ``jaxdistill_version``, ``jax_version``, ``backend``, ``devices``: where it ran.
+    - ``n_validation``: rows held out; ``wall_time_s``: seconds of the run (compilation included); ``steps_run``:
+      outer steps done; ``returned_step``: the step whose state is returned (the best monitored one with
+      ``restore_best``); ``monitor``: what the stopping rule watched; ``best_monitored_loss``: its best value.
+    - ``compilations``: programs compiled by this call, from ``jax.monitoring`` events: ``{"programs": …,
+      "backend_compiles": …, "seconds": …}`` (new programs lowered; those XLA compiled, not found in the persistent
+      cache; seconds of tracing, lowering and compiling).
+    - ``checkpoint_error``: why a checkpoint could not be written (the run went on), if that happened.
+    - ``quality``: the check of the distilled set against same-size baselines on the held-out rows (see
+      [`QualityWarning`][jaxdistill.QualityWarning]): their held-out losses, how much the check can see (the
+      held-out rows, the subsets' ``subset_loss_std`` and the standard error of their mean, ``subset_mean_se``: a
+      distilled loss within a few of those of the mean is a tie, not a verdict) and a ``warning`` if the distilled
+      set lost.
+
+    **A set built from statistics** ([`distill_analytic`][jaxdistill.distill_analytic],
+    [`distill_moments`][jaxdistill.distill_moments], [`distill_private`][jaxdistill.distill_private])
+
+    - ``full_data_lambda_inner``: the full-data λ_I the set reproduces.
+    - ``original_lambda``, ``lambda_s``, ``theta``, ``max_rel_WS_error``: the KRR paper's sets: λ of the original
+      ridge model, λ_S of the distilled one, θ* and the check of W_S.
+    - ``privacy``: a set made from a private release: its guarantee — ε, δ, the neighbouring relation, the
+      clipping bounds, the mechanism, the accountant and versions (per party for a sum of releases) —, the set's
+      construction and its ridge penalty; None for a set of raw rows.
+
+    **The command line** (``jaxdistill run``)
+
+    - ``experiment``, ``data_fingerprint``: the experiment file's settings; the data's fingerprint.
     """
 
     kind: str | None = None
