@@ -28,6 +28,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: the library's own mix for a whole distill of a nonlinear model: classic everywhere, fusion for its outer loop
+MIXED = "classic; fusion for the outer loop"
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from _results import environment, save  # noqa: E402
@@ -103,14 +105,14 @@ def _api_case(which, quick):
             out = fit()
             call = lambda: jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=0)  # noqa: E731
 
-    def compile_(opts):
-        J.set_cpu_compile_options(opts, J.RUN_ONCE if opts else None, opts)
+    def compile_(opts):          # (linear programs' options, a nonlinear model's outer loop's options)
+        J.set_cpu_compile_options(opts[0], J.RUN_ONCE if opts[0] else None, opts[1])
         t0 = time.process_time()
         call()
         return opts, time.process_time() - t0
 
     def run(opts):
-        J.set_cpu_compile_options(opts, J.RUN_ONCE if opts else None, opts)
+        J.set_cpu_compile_options(opts[0], J.RUN_ONCE if opts[0] else None, opts[1])
         t0 = time.perf_counter()
         call()
         return time.perf_counter() - t0
@@ -147,13 +149,20 @@ def child(quick: bool, pairs: int):
                   lambda: _step_case(10, 20, 100, "scan", model=jd.FlaxModel(Net()))))
     cases.append(("outer step, flax MLP 10-32-32-1 (m 50, T 50, Q 8)", True,
                   lambda: _step_case(10, 50, 50, "scan", model=jd.FlaxModel(MLP()), q=8)))
-    cases += [(w, "MLP" in w, lambda w=w: _api_case(w, quick))
+    # whole calls: the library's choice is classic for every program but a nonlinear model's outer loop (fusion);
+    # evaluate's programs are not routed by model, so `evaluate` of an MLP result compiles classic throughout
+    cases += [(w, {"distill MLP": MIXED}.get(w, "classic, level 1"), lambda w=w: _api_case(w, quick))
               for w in ("evaluate linear m=200 T=200", "distill MLP", "evaluate MLP")]
-    sets = {"XLA defaults": None, "classic, level 1": J.CPU_OPTIONS, "fusion, level 1": J.NONLINEAR_OPTIONS}
     rows = []
-    for name, nonlinear, make in cases:
+    for name, chosen, make in cases:
         compile_, run = make()
-        chosen = "fusion, level 1" if nonlinear else "classic, level 1"
+        whole = name.startswith(("evaluate", "distill"))
+        chosen = chosen if isinstance(chosen, str) else ("fusion, level 1" if chosen else "classic, level 1")
+        sets = {"XLA defaults": None, "classic, level 1": J.CPU_OPTIONS, "fusion, level 1": J.NONLINEAR_OPTIONS}
+        if whole:
+            sets = {k: (o, o) for k, o in sets.items()}
+            if chosen == MIXED:
+                sets[MIXED] = (J.CPU_OPTIONS, J.NONLINEAR_OPTIONS)
         compiled = {k: compile_(o) for k, o in sets.items()}
         times = {k: [] for k in sets}
         for _ in range(pairs):
@@ -174,9 +183,14 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--pairs", type=int, default=7)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--md-only", action="store_true", help="rewrite compile_options.md from its JSON")
     args = ap.parse_args()
     if args.child:
         return child(args.quick, args.pairs)
+    if args.md_only:
+        from _results import load
+        rows, _ = load("compile_options")
+        return write(rows, args)
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--pairs", str(args.pairs)] + (
@@ -187,15 +201,31 @@ def main():
     line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
     if not line:
         raise RuntimeError(p.stderr[-4000:])
-    rows = json.loads(line[0][7:])
+    write(json.loads(line[0][7:]), args)
+
+
+def write(rows, args):
     names = ("XLA defaults", "classic, level 1", "fusion, level 1")
     md = ["| case | the library's choice | compile s: " + " / ".join(names) + " | run: " + " / ".join(names)
           + " | run ratio (choice / defaults) | per-round ratios |", "|---|---|---|---|---:|---|"]
     for r in rows:
         unit, f = ("ms", 1e3) if r["run_s"]["XLA defaults"] < 1 else ("s", 1)
-        md.append(f"| {r['case']} | {r['library_choice']} | " + " / ".join(f"{r['compile_s'][k]:.2f}" for k in names)
+        mixed = (f" (this mix runs {r['run_s'][MIXED] * f:.3g} {unit}; its programs are the other sets', compiled "
+                 "already)" if MIXED in r["run_s"] else "")
+        md.append(f"| {r['case']} | {r['library_choice']}{mixed} | "
+                  + " / ".join(f"{r['compile_s'][k]:.2f}" for k in names)
                   + " | " + " / ".join(f"{r['run_s'][k] * f:.3g}" for k in names) + f" {unit} | {r['ratio']:.2f} | "
                   + ", ".join(f"{x:.2f}" for x in r["ratios"]) + " |")
+    slower = []
+    for r in rows:                      # where the choice runs slower than the defaults: after how many calls it loses
+        c = r["library_choice"] if r["library_choice"] in names else "classic, level 1"
+        extra_run = r["run_s"][c] - r["run_s"]["XLA defaults"]
+        saved = r["compile_s"]["XLA defaults"] - r["compile_s"][c]
+        if r["ratio"] > 1.05 and extra_run > 0 and saved > 0:
+            slower.append(f"{r['case']}: {r['ratio']:.2f}× the defaults' time per call, {saved:.2f} s less to compile "
+                          f"— the defaults are ahead after {saved / extra_run:,.0f} calls")
+    md += ["", "Where the library's choice runs more than 5 % slower than XLA's defaults: "
+           + ("; ".join(slower) + "." if slower else "nowhere.")]
     if args.quick:
         print("\n".join(md))
         return
@@ -203,9 +233,10 @@ def main():
     save("compile_options", envs, rows, [
         f"# The library's CPU compile options against XLA's defaults ({envs})", "",
         "Option sets: XLA's defaults; the classic loop emitters at LLVM level 1 (`xla_cpu_use_fusion_emitters=False`, "
-        "`xla_backend_optimization_level=1`: `CPU_OPTIONS`, the library's choice for programs of models linear in "
-        "θ); the fusion emitters at level 1 (`xla_backend_optimization_level=1`: `NONLINEAR_OPTIONS`, its choice for "
-        "programs of other models; `jaxdistill/_src/core/jit.py`). One process pinned to one core, the three sets "
+        "`xla_backend_optimization_level=1`: `CPU_OPTIONS`, the library's choice for every program but one); the "
+        "fusion emitters at level 1 (`xla_backend_optimization_level=1`: `NONLINEAR_OPTIONS`, its choice for the "
+        "outer loop of a model not linear in θ; `jaxdistill/_src/core/jit.py`). One process pinned to one core, the "
+        "three sets "
         f"in turn, {args.pairs} rounds; run = median time of one call (outer steps: one step; whole calls: warm, "
         "i.e. compiled before timing). Compile: seconds to compile the step (outer steps) or CPU seconds of the "
         "first call including compilation (whole calls; the first option set measured also pays one-off costs such "
