@@ -11,6 +11,7 @@ and must give the reason.
 from __future__ import annotations
 
 import doctest
+import enum
 import importlib
 import inspect
 import pathlib
@@ -136,6 +137,39 @@ def test_every_public_name_has_an_api_reference_entry():
     missing = sorted(_public_names() - set(entries))
     assert not missing, f"add these to a page of docs/reference/: {missing}"
     assert len(entries) == len(set(entries)), "a name documented on two pages"
+
+
+def _undocumented_arguments(obj) -> list[str]:
+    """Parameters of ``obj`` not named in its docstring's Args (or, for a record, Attributes) section."""
+    doc = inspect.getdoc(obj) or ""
+    if inspect.isclass(obj) and issubclass(obj, enum.Enum):
+        return [] if "Attributes:" in doc else ["its members (an Attributes section)"]
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return []
+    section = "".join(doc.split(head, 1)[1] for head in ("Args:", "Attributes:") if head in doc)
+    return [name for name, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            and name != "self" and not re.search(rf"\b{re.escape(name)}\b", section)]
+
+
+def test_every_public_name_documents_its_arguments_and_what_it_returns():
+    """Every public function and class (the test oracles of jaxdistill.testing aside, as in the count) names each of
+    its parameters in an Args (or Attributes) section, and every function says what it returns."""
+    problems = {}
+    for full in sorted(_public_names()):
+        if full.startswith("jaxdistill.testing."):
+            continue
+        *mod, name = full.split(".")
+        obj = getattr(importlib.import_module(".".join(mod)), name)
+        if not callable(obj):
+            continue
+        missing = _undocumented_arguments(obj)
+        if not inspect.isclass(obj) and "Returns:" not in (inspect.getdoc(obj) or ""):
+            missing.append("a Returns section")
+        if missing:
+            problems[full] = missing
+    assert not problems, f"document these in the docstrings: {problems}"
 
 
 def _entry_points():

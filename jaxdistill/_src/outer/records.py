@@ -22,6 +22,16 @@ class Status(str, enum.Enum):
 
     Only `ok` statuses (``converged``, ``budget``, ``exact``, ``stopped``) are successes; each member's
     `message` says what it means and, for failures, what to change.
+
+    Attributes:
+      CONVERGED: the stopping rule saw no further improvement (success).
+      BUDGET: the run used all its ``steps`` (success).
+      EXACT: a set computed in closed form, not by a run (success).
+      STOPPED: a callback ended the run (success).
+      DIVERGED: the monitored loss rose far above its best.
+      NO_PROGRESS: the run ended no better than it started.
+      UNSTABLE: the set's training procedure is beyond its stability bound.
+      NONFINITE: a NaN or inf stopped the run.
     """
 
     CONVERGED = "converged"
@@ -97,15 +107,21 @@ _DTYPES = {"eval_step": np.int64, "monitored": np.float64, "eval_time": np.float
 
 @dataclasses.dataclass(frozen=True)
 class History:
-    """What a run recorded, as numpy arrays.
+    """What a run recorded, as numpy arrays: the first six per outer step, the last four per evaluation (every
+    ``eval_every`` steps). ``history.loss`` is the access (``to_dict`` gives a plain dict; ``history["loss"]``
+    is deprecated).
 
-    Per outer step: ``loss`` (outer loss of Def. 2.5, mean over the active θ₀), ``data_loss`` (without λ_O),
-    ``q`` (active initialisations), ``T`` (inner steps), ``eta`` (η̃ used), ``stability_ratio`` (η̃ / the
-    stability bound; NaN where none applies). Per evaluation (every ``eval_every`` steps): ``eval_step``,
-    ``monitored`` (the loss the stopping rule watched), ``eval_time`` (seconds since the start, compilation
-    included) and ``val_loss`` (held-out loss; empty when no rows were held out).
-
-    ``history.loss`` is the access (``to_dict`` gives a plain dict; ``history["loss"]`` is deprecated).
+    Attributes:
+      loss: the outer loss of Def. 2.5, the mean over the active θ₀.
+      data_loss: the same without the λ_O term.
+      q: active initialisations.
+      T: inner steps.
+      eta: the η̃ used.
+      stability_ratio: η̃ / the stability bound (NaN where none applies).
+      eval_step: the step of each evaluation.
+      monitored: the loss the stopping rule watched.
+      eval_time: seconds since the start (compilation included).
+      val_loss: the held-out loss (empty when no rows were held out).
     """
 
     loss: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
@@ -174,51 +190,52 @@ class History:
 
 @dataclasses.dataclass(frozen=True)
 class RunInfo:
-    """What is known about how a result was made: every field optional, each set by what made the result.
+    """What is known about how a result was made: every field optional, each set by what made the result — every
+    result, a bilevel run ([`distill`][jaxdistill.distill], [`Distiller`][jaxdistill.Distiller]), a set built from
+    statistics ([`distill_analytic`][jaxdistill.distill_analytic], [`distill_moments`][jaxdistill.distill_moments],
+    [`distill_private`][jaxdistill.distill_private]) or the command line (``jaxdistill run``). The fields are flat
+    (``meta.steps_run``, ``meta["theta"]``, ``meta.get("privacy")``) and saved as one dict.
 
-    The fields are flat (``meta.steps_run``, ``meta["theta"]``, ``meta.get("privacy")``) and saved as one dict;
-    ``init_rows``, ``lambda_choice`` and ``full_data_lambda_inner`` are set by more than one producer. By producer:
-
-    **Every result**
-
-    - ``kind``: what made it (None for a bilevel run; ``"analytic (KRR paper)"``, ``"moments"``, …);
-      ``n_train``: rows the set was made from (or the statistics' n).
-    - ``lambda_choice``: how λ_I was set: ``{"method": "given" | "gcv" | "fallback", "lambda": …}`` (GCV adds
-      ``df``, ``n``, ``grid`` and a ``description``; fallback a ``why``).
-    - ``init_rows``: rows of the caller's X that started X̃ (``init="real"``), or None.
-    - ``saved_with``: the version that saved the file (a loaded result); ``extra``: anything else (e.g. entries of
-      files written by other versions).
-
-    **A bilevel run** ([`distill`][jaxdistill.distill], [`Distiller`][jaxdistill.Distiller])
-
-    - ``objective``, ``optimizer``: the outer objective (repr) and the optimizer's fingerprint (16 hex digits).
-    - ``jaxdistill_version``, ``jax_version``, ``backend``, ``devices``: where it ran.
-    - ``n_validation``: rows held out; ``wall_time_s``: seconds of the run (compilation included); ``steps_run``:
-      outer steps done; ``returned_step``: the step whose state is returned (the best monitored one with
-      ``restore_best``); ``monitor``: what the stopping rule watched; ``best_monitored_loss``: its best value.
-    - ``compilations``: programs compiled by this call, from ``jax.monitoring`` events: ``{"programs": …,
-      "backend_compiles": …, "seconds": …}`` (new programs lowered; those XLA compiled, not found in the persistent
-      cache; seconds of tracing, lowering and compiling).
-    - ``checkpoint_error``: why a checkpoint could not be written (the run went on), if that happened.
-    - ``quality``: the check of the distilled set against same-size baselines on the held-out rows (see
-      [`QualityWarning`][jaxdistill.QualityWarning]): their held-out losses, how much the check can see (the
-      held-out rows, the subsets' ``subset_loss_std`` and the standard error of their mean, ``subset_mean_se``: a
-      distilled loss within a few of those of the mean is a tie, not a verdict) and a ``warning`` if the distilled
-      set lost.
-
-    **A set built from statistics** ([`distill_analytic`][jaxdistill.distill_analytic],
-    [`distill_moments`][jaxdistill.distill_moments], [`distill_private`][jaxdistill.distill_private])
-
-    - ``full_data_lambda_inner``: the full-data λ_I the set reproduces.
-    - ``original_lambda``, ``lambda_s``, ``theta``, ``max_rel_WS_error``: the KRR paper's sets: λ of the original
-      ridge model, λ_S of the distilled one, θ* and the check of W_S.
-    - ``privacy``: a set made from a private release: its guarantee — ε, δ, the neighbouring relation, the
-      clipping bounds, the mechanism, the accountant and versions (per party for a sum of releases) —, the set's
-      construction and its ridge penalty; None for a set of raw rows.
-
-    **The command line** (``jaxdistill run``)
-
-    - ``experiment``, ``data_fingerprint``: the experiment file's settings; the data's fingerprint.
+    Attributes:
+      kind: every result: what made it (None for a bilevel run; ``"analytic (KRR paper)"``, ``"moments"``, …).
+      objective: a bilevel run: the outer objective (repr).
+      optimizer: a bilevel run: the outer optimizer's fingerprint (16 hex digits).
+      n_train: every result: rows the set was made from (or the statistics' n).
+      n_validation: a bilevel run: rows held out.
+      wall_time_s: a bilevel run: seconds of the run (compilation included).
+      steps_run: a bilevel run: outer steps done.
+      returned_step: a bilevel run: the step whose state is returned (the best monitored one with
+        ``restore_best``).
+      monitor: a bilevel run: what the stopping rule watched.
+      best_monitored_loss: a bilevel run: the best monitored value.
+      init_rows: a bilevel run or a moment set: rows of the caller's X that started X̃ (``init="real"``), or None.
+      compilations: a bilevel run: programs compiled by the call, from ``jax.monitoring`` events:
+        ``{"programs": …, "backend_compiles": …, "seconds": …}`` (new programs lowered; those XLA compiled, not
+        found in the persistent cache; seconds of tracing, lowering and compiling).
+      jaxdistill_version: a bilevel run: the version that ran it.
+      jax_version: a bilevel run: JAX's version.
+      backend: a bilevel run: JAX's backend (``"cpu"``, ``"gpu"``, ``"tpu"``).
+      devices: a bilevel run: the devices it ran on.
+      saved_with: a loaded result: the version that saved the file.
+      checkpoint_error: a bilevel run: why a checkpoint could not be written (the run went on), if that happened.
+      lambda_choice: every result but a KRR-paper set: how λ_I was set: ``{"method": "given" | "gcv" | "fallback",
+        "lambda": …}`` (GCV adds ``df``, ``n``, ``grid`` and a ``description``; fallback a ``why``).
+      quality: a bilevel run: the check of the distilled set against same-size baselines on the held-out rows
+        (see [`QualityWarning`][jaxdistill.QualityWarning]): their held-out losses, how much the check can see (the
+        held-out rows, the subsets' ``subset_loss_std`` and the standard error of their mean, ``subset_mean_se``: a
+        distilled loss within a few of those of the mean is a tie, not a verdict) and a ``warning`` if the
+        distilled set lost.
+      original_lambda: a KRR-paper set: λ of the original ridge model.
+      lambda_s: a KRR-paper set: λ_S of the distilled one.
+      full_data_lambda_inner: a set built from statistics: the full-data λ_I it reproduces.
+      theta: a KRR-paper set: θ* in standardised units.
+      max_rel_WS_error: a KRR-paper set: the check of W_S (largest relative error).
+      experiment: the command line: the experiment file's settings.
+      data_fingerprint: the command line: the data's fingerprint.
+      privacy: a set made from a private release: its guarantee — ε, δ, the neighbouring relation, the clipping
+        bounds, the mechanism, the accountant and versions (per party for a sum of releases) —, the set's
+        construction and its ridge penalty; None for a set of raw rows.
+      extra: anything else (e.g. entries of files written by other versions).
     """
 
     kind: str | None = None

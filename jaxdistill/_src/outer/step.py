@@ -34,7 +34,13 @@ MAX_BAD_STEPS = 6
 
 
 class DistillParams(NamedTuple):
-    """What the outer loop learns: X̃ (m, d), Ỹ (m, d_out), η̃ (scalar)."""
+    """What the outer loop learns (a pytree; one optax transformation updates all three, eq. 7).
+
+    Attributes:
+      x: the distilled inputs X̃, shape (m, d).
+      y: the distilled targets Ỹ, shape (m, d_out).
+      eta: the inner learning rate η̃ (a scalar).
+    """
 
     x: jax.Array
     y: jax.Array
@@ -50,7 +56,22 @@ TRACK_LANCZOS_STEPS = 8
 
 
 class DistillState(NamedTuple):
-    """Carry of the outer loop."""
+    """Carry of the outer loop (`BilevelSolver.init` makes it, `BilevelSolver.step` advances it).
+
+    Attributes:
+      params: the [`DistillParams`][jaxdistill.DistillParams] (X̃, Ỹ, η̃).
+      opt_state: the outer optimizer's state.
+      q: active initialisations (int32; the q schedule of appendix A.7).
+      prev_loss: the last outer loss, for the q schedule.
+      step: outer steps done (int32).
+      eta_min: the floor keeping η̃ > 0.
+      failed: whether the run gave up after `MAX_BAD_STEPS` non-finite steps in a row (bool).
+      bound: the stability bound for the current X̃ (NaN where none applies; `BilevelSolver.bound`).
+      bad_steps: non-finite steps in a row so far (int32); each halves η̃ and retries.
+      bound_vec: the Gram matrix's top eigenvector where the bound is tracked, else shape (0,).
+      pool: with ``config.model_pool``, the pool's parameter vectors stacked on axis 0 (else None).
+      pool_age: inner steps each pool member has been trained (int32, (size,)), else None.
+    """
 
     params: DistillParams
     opt_state: optax.OptState
@@ -67,8 +88,17 @@ class DistillState(NamedTuple):
 
 
 class StepMetrics(NamedTuple):
-    """Per-step record: outer loss (mean over active θ₀ of L^(q), Def. 2.5), its data term alone, q,
-    T_s, η̃ used, η̃ / stability bound (NaN where no bound applies), and whether the step was finite."""
+    """What one outer step reports (`BilevelSolver.step`'s second output).
+
+    Attributes:
+      loss: the outer loss, the mean over active θ₀ of L^(q) (Def. 2.5).
+      data_loss: its data term alone (without λ_O).
+      q: active initialisations.
+      T: inner steps T_s of this step.
+      eta: the η̃ used.
+      stability_ratio: η̃ / the stability bound (NaN where no bound applies).
+      finite: whether the step's loss and gradients were finite.
+    """
 
     loss: jax.Array
     data_loss: jax.Array
@@ -142,7 +172,18 @@ def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, opti
     its learning rate.
 
     [`distill`][jaxdistill.distill] uses `outer_optimizer`, which keeps the learning rates out of the compiled
-    program; both are built from the same parts, and their updates are equal to the last bit."""
+    program; both are built from the same parts, and their updates are equal to the last bit.
+
+    Args:
+      config: the [`DistillConfig`][jaxdistill.DistillConfig] whose ``outer_optimizer``, ``lr_x``, ``lr_y`` and
+        ``lr_eta`` make the defaults.
+      optimizer: one optax transformation over all of (X̃, Ỹ, η̃), used as it is.
+      optimizer_x, optimizer_y, optimizer_eta: a transformation for one part each (with learning rate 1: the
+        config's rate follows it); None: the default for that part.
+
+    Returns:
+      An ``optax.GradientTransformation`` over [`DistillParams`][jaxdistill.DistillParams].
+    """
     parts = (optimizer_x, optimizer_y, optimizer_eta)
     whole = _whole(config, optimizer, parts)
     if whole is not None:

@@ -33,6 +33,10 @@ class QSchedule:
 
     Design: the step always draws ``max_q`` initialisations and masks those with index ≥ q, so a
     change of q never recompiles; the cost of a step is that of ``max_q`` initialisations.
+
+    Attributes:
+      max_q: the most initialisations q grows to (the paper: 60).
+      threshold: q grows when the outer loss rose to at least this × the previous step's (the paper: 1.02).
     """
 
     max_q: int = _static(60)
@@ -53,6 +57,10 @@ class TSchedule:
     Design: the scan runs ``max_steps(T)`` iterations and masks iterations t ≥ T_s, so a change of
     T_s never recompiles; the cost of a step is that of ``max_steps(T)`` inner steps (at most
     1.5× T, about 1.04× the average T_s of a 2500-step run).
+
+    Attributes:
+      tau: the schedule's time constant in outer steps (the paper: 300).
+      growth: T grows towards T + int(growth · T) (the paper's reading: 1/2).
     """
 
     tau: float = _static(300.0)
@@ -84,6 +92,11 @@ class ModelPool:
     distilled set is thus fitted to models at every stage of training up to ``max_age`` + T steps, while
     each meta-gradient still unrolls only T steps. Initial ages are spread over [0, max_age) so that resets
     do not come all at once. Evaluation is unchanged: T steps from fresh θ₀.
+
+    Attributes:
+      size: parameter vectors in the pool (at least Q, the initialisations each step takes from it).
+      advance: inner GD steps each chosen member is trained after an outer update.
+      max_age: inner steps after which a member is replaced by a fresh draw.
     """
 
     size: int = _static(16)
@@ -348,6 +361,10 @@ class StepConfig(_Schedules):
     host-side settings (``steps``, ``patience``, ``min_improvement``, ``divergence_factor``,
     ``restore_best``, ``eval_every``, a checkpoint, …) or in the outer learning rates (traced values) share
     one compiled program. Build it with `of`.
+
+    Attributes:
+      T, Q, reduction, q_schedule, t_schedule, model_pool, eta_floor, eta_cap, exact_bound_every: the
+        [`DistillConfig`][jaxdistill.DistillConfig] fields of the same names (their defaults too).
     """
 
     # DistillConfig's own defaults (one source of truth)
@@ -382,6 +399,14 @@ def paper_a7(T: int = 100, m: int = 100, steps: int = 2500) -> DistillConfig:
     few steps on its own synthetic data (the run then diverges). Not a good default for users: plain
     gradient descent with these step sizes needs thousands of steps, and random initialisation wastes
     the real data.
+
+    Args:
+      T: inner steps (the paper: 100, growing by its T schedule).
+      m: distilled points.
+      steps: outer steps S.
+
+    Returns:
+      A [`DistillConfig`][jaxdistill.DistillConfig] with these settings.
     """
     return DistillConfig(
         m=m, steps=steps, T=T, Q=30, batch_size=32, inner_lr=0.05, lr_x=0.0025, lr_y=0.0025,

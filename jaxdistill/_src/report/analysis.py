@@ -29,7 +29,16 @@ from jaxdistill._src.inner.unrolled import UnrolledGD
 
 @dataclasses.dataclass(frozen=True)
 class LogLinearFit:
-    """Fit of log L_s = intercept + slope · s over the main run [start, stop)."""
+    """Fit of log L_s = intercept + slope · s over the main run [start, stop) (Theorem 2.9's linear rate).
+
+    Attributes:
+      slope, slope_se: the fitted slope of log L_s per outer step and its standard error.
+      intercept: the fitted log L at s = 0.
+      r2: R² of the fit.
+      start, stop: the steps fitted, [start, stop).
+      mu, mu_se: the rate μ_T = (1 − e^slope)/α_x the slope implies, and its standard error.
+      met_threshold: whether the window met ``r2_min`` and ``half_tol`` (else it is the window of best R²).
+    """
 
     slope: float
     slope_se: float
@@ -109,6 +118,18 @@ def inner_curve(x, y, eta, lambda_inner: float, T: int, key: jax.Array, model: I
 
     The top panel of the regression paper's Figure 1: how fast the inner loop converges on the
     distilled set (x, y, η̃) of a given outer step.
+
+    Args:
+      x, y: a distilled set X̃ (m, d), Ỹ (m, d_out), in the units the model was trained in (standardised).
+      eta: the inner learning rate η̃.
+      lambda_inner: the inner ridge penalty λ_I.
+      T: inner steps.
+      key: the ``jax.random`` key of the θ₀ draws.
+      model: the inner model (default [`LinearModel`][jaxdistill.LinearModel], θ₀ = 0).
+      n_inits: θ₀ draws averaged over.
+
+    Returns:
+      The mean inner loss at t = 0..T, shape (T + 1,).
     """
     model = LinearModel() if model is None else model
     F = model.featurize(jax.numpy.asarray(x))

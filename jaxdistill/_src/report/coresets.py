@@ -74,8 +74,16 @@ def leverage_scores(F: np.ndarray, lam: float, gram: np.ndarray | None = None) -
 
     From one eigendecomposition G = ΦᵀΦ + nλI = U diag(g) Uᵀ (pseudo-inverse: eigenvalues at or below
     p·ε·g_max, numpy's ``lstsq`` cut-off, are dropped): hᵢ = Σ_j (φᵢᵀu_j)² / g_j — O(np²), in float64 over row
-    blocks (F in any float dtype is never copied whole). ``gram``: ΦᵀΦ in float64 when already summed (then
-    F is read once, not twice)."""
+    blocks (F in any float dtype is never copied whole).
+
+    Args:
+      F: the rows' features Φ (n, p).
+      lam: the ridge penalty λ (0: statistical leverage).
+      gram: ΦᵀΦ (p, p) in float64 when already summed (then F is read once, not twice).
+
+    Returns:
+      The scores hᵢ, shape (n,), float64.
+    """
     n, p = F.shape
     G = cross_products(F)[0] if gram is None else np.asarray(gram, np.float64)
     if G.shape != (p, p):
@@ -88,8 +96,18 @@ def leverage_scores(F: np.ndarray, lam: float, gram: np.ndarray | None = None) -
 
 
 def leverage_rows(F, m: int, lam: float, rng: np.random.Generator, scores: np.ndarray | None = None) -> np.ndarray:
-    """Indices of m rows drawn without replacement with probability ∝ their ridge leverage (``scores``: the
-    `leverage_scores` of F when already computed, e.g. for several draws)."""
+    """Indices of m rows drawn without replacement with probability ∝ their ridge leverage.
+
+    Args:
+      F: the rows' features (n, p).
+      m: rows to draw.
+      lam: the ridge penalty λ of the scores.
+      rng: a ``np.random.Generator``.
+      scores: the `leverage_scores` of F when already computed (e.g. for several draws).
+
+    Returns:
+      The drawn row indices, shape (m,).
+    """
     h = leverage_scores(F, lam) if scores is None else scores
     n = h.size
     w = h + 1e-12 * max(float(h.max(initial=0.0)), 1e-300)  # every row keeps a chance (zero-leverage rows)
@@ -159,7 +177,18 @@ def kmeans_centroids(X, Y, m: int, rng: np.random.Generator, iters: int = KMEANS
     A cluster that empties is re-seeded at the row farthest from its centroid, so m clusters always remain.
     Beyond `KMEANS_MAX_ROWS` rows the centroids are fitted on that many rows drawn at random (each Lloyd
     iteration costs O(n·m·d): 200,000 rows took ~6 s per draw on 2 cores); every row is then assigned to its
-    nearest centroid for the cluster means of Y (the training mean for a cluster left empty)."""
+    nearest centroid for the cluster means of Y (the training mean for a cluster left empty).
+
+    Args:
+      X: inputs (n, d) (standardised).
+      Y: targets (n,) or (n, d_out).
+      m: centroids.
+      rng: a ``np.random.Generator`` (seeding, the sample beyond `KMEANS_MAX_ROWS`).
+      iters: the most Lloyd iterations (fewer when the assignment stops changing).
+
+    Returns:
+      (centroids (m, d), their clusters' mean targets (m, d_out)).
+    """
     X, Y = _rows(X), np.asarray(Y, np.float64)
     one_d = Y.ndim == 1                              # targets come back in the shape given: (m,) for (n,)
     Y = Y.reshape(Y.shape[0], -1)
@@ -175,7 +204,16 @@ def kmeans_centroids(X, Y, m: int, rng: np.random.Generator, iters: int = KMEANS
 
 def kcenter_rows(X, m: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of m rows chosen greedily, each the farthest from those already chosen (from a random first); m
-    passes over the rows, each block by block."""
+    passes over the rows, each block by block.
+
+    Args:
+      X: inputs (n, d) (standardised; an array, memory map, row view or pandas frame).
+      m: rows to choose (at most n).
+      rng: a ``np.random.Generator`` (the first row).
+
+    Returns:
+      The chosen row indices, shape (m,).
+    """
     return kcenter_rows_many(X, m, [rng])[0]
 
 
@@ -218,6 +256,14 @@ def herding_rows(X, Y, m: int, rng: np.random.Generator) -> np.ndarray:
     μ(z) = (1/n) Σᵢ k(z, zᵢ), step t + 1 takes the row z maximising μ(z) − (1/(t + 1)) Σ_{s ≤ t} k(z, z_s): the one
     that most reduces the maximum mean discrepancy between the chosen rows and the data. Beyond
     `HERDING_MAX_ROWS` rows the candidates and the data's kernel mean are a random sample of that many rows.
+
+    Args:
+      X, Y: standardised inputs (n, d) and targets (n, d_out).
+      m: rows to choose.
+      rng: a ``np.random.Generator`` (the bandwidth sample, the candidates beyond `HERDING_MAX_ROWS`).
+
+    Returns:
+      The chosen row indices, shape (m,).
     """
     X, Y = _rows(X), np.asarray(Y, np.float64)
     n = X.shape[0]
@@ -241,7 +287,21 @@ def herding_rows(X, Y, m: int, rng: np.random.Generator) -> np.ndarray:
 
 def coreset(kind: str, X, Y, F, m: int, lam: float, seed: int, scores: np.ndarray | None = None):
     """The coreset ``kind`` (one of [`KINDS`][jaxdistill.coresets.KINDS]) of m points for standardised rows (X,
-    Y), features F (``scores``: F's `leverage_scores`, when already computed for other draws)."""
+    Y), features F — the one way to make any of them (the functions below are its parts).
+
+    Args:
+      kind: ``"leverage"``, ``"kmeans"``, ``"kcenter"`` or ``"herding"``.
+      X: standardised inputs (n, d) (an array, memory map or row view; never copied whole).
+      Y: standardised targets (n, d_out).
+      F: the rows' features (n, p) (used by ``"leverage"``).
+      m: points to choose.
+      lam: the ridge penalty of the leverage scores.
+      seed: the draw's seed (``np.random.default_rng(seed)``).
+      scores: F's `leverage_scores`, when already computed for other draws.
+
+    Returns:
+      (X_c, Y_c): the m chosen rows (or centroids and their clusters' mean targets).
+    """
     rng = np.random.default_rng(seed)
     if kind == "leverage":
         idx = leverage_rows(F, m, lam, rng, scores)

@@ -57,10 +57,21 @@ ROW_IDS = ("distilled", "distilled_ridge", "subset", "subset_ridge", "leverage",
 
 @dataclasses.dataclass(frozen=True)
 class EvalReport:
-    """Rows on held-out data, in original units: each a dict with ``id`` (stable, one of `ROW_IDS`),
-    ``method`` (a label for readers), ``points``, ``procedure``, ``mse`` / ``mse_std``, ``r2`` / ``r2_std`` and
-    ``loss`` (½ MSE in standardised units, the run's held-out curve). ``notes``: how λ_I was set, and what was
-    left out."""
+    """What [`evaluate`][jaxdistill.evaluate] returns: rows on held-out data, in original units.
+
+    Attributes:
+      rows: one dict per method with ``id`` (stable, one of `ROW_IDS`), ``method`` (a label for readers),
+        ``points``, ``procedure``, ``mse`` / ``mse_std``, ``r2`` / ``r2_std`` and ``loss`` (½ MSE in standardised
+        units, the run's held-out curve); `row` finds one by id.
+      m: the distilled set's size.
+      n_train: training rows the baselines used.
+      n_test: held-out rows scored.
+      notes: how λ_I was set, and what was left out.
+      learners: other learners trained on each set (``evaluate(..., learners=...)``): dicts with ``learner``,
+        ``set`` (a row id), ``method``, ``points``, ``mse`` / ``mse_std``, ``r2`` / ``r2_std``, ``vs_full`` and
+        ``weighted``.
+      predictions: each row's test predictions (not compared or shown).
+    """
 
     rows: list[dict]
     m: int

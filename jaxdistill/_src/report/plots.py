@@ -188,7 +188,14 @@ def _eta_panel(out: DistillOutput, ax) -> None:
 
 def plot_inner_lr(out: DistillOutput, ax=None):
     """η̃ and its stability bound against the outer step on their own axes (the lower panel of
-    [`plot_history`][jaxdistill.plots.plot_history]); returns the axes."""
+    [`plot_history`][jaxdistill.plots.plot_history]).
+
+    Args:
+      out: a [`DistillOutput`][jaxdistill.DistillOutput] with an optimisation history.
+      ax: axes to draw into (default: a new figure).
+
+    Returns:
+      The matplotlib axes."""
     plt = _plt()
     ax = ax or plt.subplots(figsize=(7, 2.5), layout="constrained")[1]
     eta = out.history.get("eta") if out.history is not None else None
@@ -206,7 +213,16 @@ def plot_projection(out: DistillOutput, X_real, Y_real=None, ax=None):
 
     The arguments come in the order of [`plot_predictions`][jaxdistill.plots.plot_predictions]'s: the result, the
     rows (X, then Y), then the axes. (Before 0.9 the axes came before ``Y_real``; axes passed there still work,
-    with a ``DeprecationWarning``.)"""
+    with a ``DeprecationWarning``.)
+
+    Args:
+      out: a [`DistillOutput`][jaxdistill.DistillOutput].
+      X_real: real training inputs in original units.
+      Y_real: their targets (colours the points), optional.
+      ax: axes to draw into (default: a new figure).
+
+    Returns:
+      The matplotlib axes."""
     plt = _plt()
     if Y_real is not None and hasattr(Y_real, "scatter"):      # the 0.8 order: (out, X_real, ax, Y_real)
         import warnings
@@ -253,6 +269,16 @@ def plot_images(out: DistillOutput, X_train=None, max_images: int = 20, title: s
     with its arg-max class. ``standardized=True`` shows the images in the standardised pixel space the
     model is trained in (where a set distilled from no real rows shows its class patterns; in original
     units the mean image dominates).
+
+    Args:
+      out: a [`DistillOutput`][jaxdistill.DistillOutput] whose inputs are square images (d = k²).
+      X_train: the rows given to ``distill`` (shows the initial images above the distilled ones).
+      max_images: the most images shown.
+      title: the figure's title (default: the one the result records, if any).
+      standardized: show the standardised pixel space the model is trained in.
+
+    Returns:
+      The matplotlib figure.
     """
     plt = _plt()
     side = image_side(out.x.shape[1])
@@ -414,6 +440,14 @@ def plot_confusion(out: DistillOutput, X_test, Y_test, ax=None, pred=None, repor
     output), with its accuracy and, from an [`EvalReport`][jaxdistill.EvalReport], the full-data and random-
     subset accuracies in the title.
 
+    Args:
+      out: a [`DistillOutput`][jaxdistill.DistillOutput] whose targets are one-hot class scores.
+      X_test, Y_test: held-out inputs and one-hot targets, in original units.
+      ax: axes to draw into (default: a new figure).
+      pred: the distilled model's predictions on ``X_test``, if already computed.
+      report: an [`EvalReport`][jaxdistill.EvalReport] on the same rows, for the baselines' accuracies.
+      title: the data set's name for the title (default: the one the result records, if any).
+
     Returns:
       The matplotlib axes.
     """
@@ -461,11 +495,20 @@ def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None,
     ``images.png`` with ``images=True`` (square grayscale inputs; the CLI sets it for digits and mnist5k).
 
     Args:
+      out: a [`DistillOutput`][jaxdistill.DistillOutput].
+      outdir: the folder to write into (created if missing).
+      X_train, Y_train: the training rows, original units (the projection figure).
+      X_test, Y_test: held-out rows, original units (the prediction or confusion figure).
+      time_series: draw predictions against the held-out step.
+      images: also write ``images.png``.
       references: baseline losses for the loss plot (see [`plot_history`][jaxdistill.plots.plot_history]);
         default: taken from ``report``.
       report: an [`EvalReport`][jaxdistill.EvalReport] on ``X_test``, ``Y_test``: baselines drawn in the loss
         and prediction figures.
       title: the data set's name for the titles (default: the one the result records, if any).
+
+    Returns:
+      The paths written.
     """
     plt = _plt()
     os.makedirs(outdir, exist_ok=True)
