@@ -326,6 +326,8 @@ def test_deprecated_second_ways_warn_and_name_their_replacement(tmp_path):
         old = importlib.import_module("jaxdistill.closed_form")
     assert old.theta_T is jd.testing.theta_T
     assert "save" not in jd.__all__                                     # deprecated names are not in the surface
+    with pytest.warns(DeprecationWarning, match=r"use jaxdistill.load\(path\)"):
+        np.testing.assert_array_equal(jd.DistillOutput.load(tmp_path / "a.npz").x, out.x)
     from jaxdistill import plots
     with pytest.warns(DeprecationWarning, match="use plot_images"):
         assert plots.plot_digits is not plots.plot_images               # still there, and warns

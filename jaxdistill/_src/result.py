@@ -341,21 +341,29 @@ class DistillOutput:
         return self.schema.shape_predictions(pred, index)
 
     def save(self, path) -> None:
-        """Write this result to one self-describing ``.npz`` file (atomically). See [`load`][jaxdistill.load]."""
+        """Write this result to one self-describing ``.npz`` file (atomically); [`load`][jaxdistill.load] reads it.
+
+        Args:
+          path: the file (``.npz``).
+
+        Returns:
+          None.
+        """
         result_files.save(self, path)
 
     @classmethod
     def load(cls, path, *, model=None, inner_solver=None) -> DistillOutput:
-        """Load a file written by [`DistillOutput.save`][jaxdistill.DistillOutput.save].
+        """Deprecated: use [`jaxdistill.load`][jaxdistill.load] (the same result; one way to load a file).
 
-        Shipped components are rebuilt from the file. A result made with a user-defined feature map,
-        flax module or other custom component needs it given back (``model=...``); it is checked against
-        the saved fingerprint and refused, naming the first difference, if it is not the same.
+        Args:
+          path, model, inner_solver: as for [`load`][jaxdistill.load].
 
-        Raises ``FileNotFoundError`` or ``ValueError`` (corrupt, truncated, foreign, inconsistent or
-        newer-format files) with a message saying what is wrong.
+        Returns:
+          The [`DistillOutput`][jaxdistill.DistillOutput] as saved.
         """
-        return cls(**result_files.read(path, model=model, inner_solver=inner_solver))
+        warnings.warn("DistillOutput.load(path) is deprecated: use jaxdistill.load(path).", DeprecationWarning,
+                      stacklevel=2)
+        return load(path, model=model, inner_solver=inner_solver)
 
     def replace(self, **changes) -> DistillOutput:
         """A copy with ``changes``, its records kept consistent so that ``save`` writes a file ``load`` accepts: a new
@@ -404,8 +412,11 @@ class DistillOutput:
 
 
 def load(path, *, model=None, inner_solver=None) -> DistillOutput:
-    """Load a result saved by [`DistillOutput.save`][jaxdistill.DistillOutput.save] (see
-    [`DistillOutput.load`][jaxdistill.DistillOutput.load]).
+    """Load a result saved by [`DistillOutput.save`][jaxdistill.DistillOutput.save].
+
+    Shipped components are rebuilt from the file. A result made with a user-defined feature map, flax module or
+    other custom component needs it given back (``model=...``); it is checked against the saved fingerprint and
+    refused, naming the first difference, if it is not the same.
 
     Args:
       path: the ``.npz`` file.
@@ -417,8 +428,9 @@ def load(path, *, model=None, inner_solver=None) -> DistillOutput:
       The [`DistillOutput`][jaxdistill.DistillOutput] as saved: its predictions equal the original's.
 
     Raises:
-      ValueError: a file that is not a jaxdistill result, is truncated or corrupt (checksums), or needs a
-        ``model=`` it was not given; the message says which.
+      FileNotFoundError: no such file.
+      ValueError: a file that is not a jaxdistill result, is truncated or corrupt (checksums), of a newer format
+        or inconsistent, or needs a ``model=`` it was not given; the message says which.
 
     Examples:
       >>> import jaxdistill as jd
@@ -428,7 +440,7 @@ def load(path, *, model=None, inner_solver=None) -> DistillOutput:
       >>> jd.load("run.npz").m
       5
     """
-    return DistillOutput.load(path, model=model, inner_solver=inner_solver)
+    return DistillOutput(**result_files.read(path, model=model, inner_solver=inner_solver))
 
 
 def save(out: DistillOutput, path) -> None:

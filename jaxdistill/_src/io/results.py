@@ -1,7 +1,7 @@
 """The result file format: a [`DistillOutput`][jaxdistill.DistillOutput] as one self-describing ``.npz`` file.
 
 This module knows the format, not the class: `save` reads the result's attributes and
-`read` returns the constructor's fields (``DistillOutput.load`` builds the object), so imports run
+`read` returns the constructor's fields (``jaxdistill.load`` builds the object), so imports run
 one way, result → io.
 
 Layout: numeric arrays (``x``, ``y``, standardisation statistics, history, the arrays of the model and
@@ -113,7 +113,7 @@ def _check_procedure(meta, config, problems) -> None:
 
 def read(path, *, model=None, inner_solver=None) -> dict:
     """The fields of a [`DistillOutput`][jaxdistill.DistillOutput] saved by `save` (see
-    ``DistillOutput.load``).
+    ``jaxdistill.load``).
 
     Shipped components are rebuilt from the file. A result made with a user-defined feature map,
     flax module or other custom component needs it given back (``model=...``); it is checked against
