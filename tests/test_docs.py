@@ -149,8 +149,12 @@ def _undocumented_arguments(obj) -> list[str]:
     except (TypeError, ValueError):
         return []
     section = "".join(doc.split(head, 1)[1] for head in ("Args:", "Attributes:") if head in doc)
-    return [name for name, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-            and name != "self" and not re.search(rf"\b{re.escape(name)}\b", section)]
+    missing = [name for name, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               and name != "self" and not re.search(rf"\b{re.escape(name)}\b", section)]
+    args = re.split(r"^\S", doc.split("Args:", 1)[1], flags=re.M)[0] if "Args:" in doc else ""
+    entries = re.findall(r"^  (\S[^:]*):", args, re.M)        # one entry per parameter (griffe warns otherwise)
+    explicit = not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params.values())
+    return missing + [f"Args entry {e!r} (not one parameter)" for e in entries if explicit and e not in params]
 
 
 def test_every_public_name_documents_its_arguments_and_what_it_returns():

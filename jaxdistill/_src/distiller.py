@@ -158,8 +158,15 @@ class Distiller:
     Args:
       config: a [`DistillConfig`][jaxdistill.DistillConfig]; ``**overrides`` replace single fields of it (``m=20``,
         ``steps=2000``).
-      model, inner_solver, objective, optimizer, optimizer_x, optimizer_y, optimizer_eta, mesh: the components, as
-        [`distill`][jaxdistill.distill] documents them (one home: ``distill`` builds this object and calls `fit`).
+      model: the inner model, as [`distill`][jaxdistill.distill] documents it (the one home of these arguments:
+        ``distill`` builds this object and calls `fit`).
+      inner_solver: as for ``distill``.
+      objective: as for ``distill``.
+      optimizer: as for ``distill``.
+      optimizer_x: as for ``distill``.
+      optimizer_y: as for ``distill``.
+      optimizer_eta: as for ``distill``.
+      mesh: as for ``distill``.
 
     Examples:
       >>> import jaxdistill as jd
@@ -253,8 +260,13 @@ class Distiller:
         """Distil (X, Y) into ``config.m`` points (Algorithm 1 of Mahowald et al., appendix A.3).
 
         Args:
-          X, Y, key, validation, callbacks, raise_on_failure: as [`distill`][jaxdistill.distill] documents them (its
-            ``progress`` and ``checkpoint`` settings are callbacks here: `ProgressCallback`, `CheckpointCallback`).
+          X: as [`distill`][jaxdistill.distill] documents it (the one home of these arguments).
+          Y: as for ``distill``.
+          key: as for ``distill``.
+          validation: as for ``distill``.
+          callbacks: as for ``distill`` (its ``progress`` and ``checkpoint`` settings are callbacks here:
+            `ProgressCallback`, `CheckpointCallback`).
+          raise_on_failure: as for ``distill``.
 
         Returns:
           A [`DistillOutput`][jaxdistill.DistillOutput].

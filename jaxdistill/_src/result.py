@@ -356,7 +356,9 @@ class DistillOutput:
         """Deprecated: use [`jaxdistill.load`][jaxdistill.load] (the same result; one way to load a file).
 
         Args:
-          path, model, inner_solver: as for [`load`][jaxdistill.load].
+          path: as for [`load`][jaxdistill.load].
+          model: as for `load`.
+          inner_solver: as for `load`.
 
         Returns:
           The [`DistillOutput`][jaxdistill.DistillOutput] as saved.

@@ -187,7 +187,8 @@ def split(name: str, X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0)
 
     Args:
       name: the bundled set's name (one of [`NAMES`][jaxdistill.datasets.NAMES]).
-      X, Y: its rows, as [`load`][jaxdistill.datasets.load] returns them.
+      X: its inputs, as [`load`][jaxdistill.datasets.load] returns them.
+      Y: its targets.
       test_fraction: the share of rows held out.
       key: the random split's key or seed.
 
@@ -228,7 +229,8 @@ def train_test_split(X, Y, test_fraction: float = 0.2, key: jax.Array | int = 0,
     future values leak into training).
 
     Args:
-      X, Y: the rows (arrays, pandas, polars or Arrow; equal lengths).
+      X: the inputs (an array, pandas, polars or Arrow).
+      Y: the targets (the same number of rows).
       test_fraction: the share of rows held out.
       key: the shuffle's ``jax.random`` key or seed.
       shuffle: shuffle before splitting (False: the last rows are the test set).

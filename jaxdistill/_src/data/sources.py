@@ -275,7 +275,8 @@ class BlockSource(RowSource):
     Args:
       make_blocks: a function of no arguments returning a fresh iterator of (X, Y) blocks, X (b, d) and Y (b,) or
         (b, d_out).
-      d, d_out: the blocks' input and target widths.
+      d: the blocks' input width.
+      d_out: their target width.
       n_rows: the number of rows, when known (lets several processes each read their share; None: each process
         reads its own stream).
     """

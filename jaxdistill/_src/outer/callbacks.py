@@ -39,8 +39,11 @@ class RunView:
     """What a callback sees of a running distillation (read it; do not modify it).
 
     Args:
-      config, state, stopping: as below (the driver builds the view; callbacks receive it).
-      history_fn, identity_fn: functions giving `history` and `identity` when they are read.
+      config: as below (the driver builds the view; callbacks receive it).
+      state: as below.
+      stopping: as below.
+      history_fn: a function giving `history` when it is read.
+      identity_fn: a function giving `identity` when it is read.
 
     Attributes:
       config: the run's [`DistillConfig`][jaxdistill.DistillConfig].

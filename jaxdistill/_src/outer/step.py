@@ -178,8 +178,9 @@ def make_optimizer(config: DistillConfig, optimizer=None, optimizer_x=None, opti
       config: the [`DistillConfig`][jaxdistill.DistillConfig] whose ``outer_optimizer``, ``lr_x``, ``lr_y`` and
         ``lr_eta`` make the defaults.
       optimizer: one optax transformation over all of (X̃, Ỹ, η̃), used as it is.
-      optimizer_x, optimizer_y, optimizer_eta: a transformation for one part each (with learning rate 1: the
-        config's rate follows it); None: the default for that part.
+      optimizer_x: a transformation for X̃ alone (with learning rate 1: ``lr_x`` follows it); None: the default.
+      optimizer_y: likewise for Ỹ (``lr_y``).
+      optimizer_eta: likewise for η̃ (``lr_eta``).
 
     Returns:
       An ``optax.GradientTransformation`` over [`DistillParams`][jaxdistill.DistillParams].

@@ -120,7 +120,8 @@ def inner_curve(x, y, eta, lambda_inner: float, T: int, key: jax.Array, model: I
     distilled set (x, y, η̃) of a given outer step.
 
     Args:
-      x, y: a distilled set X̃ (m, d), Ỹ (m, d_out), in the units the model was trained in (standardised).
+      x: a distilled set's inputs X̃ (m, d), in the units the model was trained in (standardised).
+      y: its targets Ỹ (m, d_out).
       eta: the inner learning rate η̃.
       lambda_inner: the inner ridge penalty λ_I.
       T: inner steps.

@@ -258,7 +258,8 @@ def herding_rows(X, Y, m: int, rng: np.random.Generator) -> np.ndarray:
     `HERDING_MAX_ROWS` rows the candidates and the data's kernel mean are a random sample of that many rows.
 
     Args:
-      X, Y: standardised inputs (n, d) and targets (n, d_out).
+      X: standardised inputs (n, d).
+      Y: standardised targets (n, d_out).
       m: rows to choose.
       rng: a ``np.random.Generator`` (the bandwidth sample, the candidates beyond `HERDING_MAX_ROWS`).
 

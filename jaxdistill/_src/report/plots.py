@@ -442,7 +442,8 @@ def plot_confusion(out: DistillOutput, X_test, Y_test, ax=None, pred=None, repor
 
     Args:
       out: a [`DistillOutput`][jaxdistill.DistillOutput] whose targets are one-hot class scores.
-      X_test, Y_test: held-out inputs and one-hot targets, in original units.
+      X_test: held-out inputs, in original units.
+      Y_test: their one-hot targets.
       ax: axes to draw into (default: a new figure).
       pred: the distilled model's predictions on ``X_test``, if already computed.
       report: an [`EvalReport`][jaxdistill.EvalReport] on the same rows, for the baselines' accuracies.
@@ -497,8 +498,10 @@ def save_all(out: DistillOutput, outdir, X_train=None, X_test=None, Y_test=None,
     Args:
       out: a [`DistillOutput`][jaxdistill.DistillOutput].
       outdir: the folder to write into (created if missing).
-      X_train, Y_train: the training rows, original units (the projection figure).
-      X_test, Y_test: held-out rows, original units (the prediction or confusion figure).
+      X_train: the training inputs, original units (the projection figure).
+      X_test: held-out inputs, original units (the prediction or confusion figure).
+      Y_test: their targets.
+      Y_train: the training targets (colours the projection).
       time_series: draw predictions against the held-out step.
       images: also write ``images.png``.
       references: baseline losses for the loss plot (see [`plot_history`][jaxdistill.plots.plot_history]);
