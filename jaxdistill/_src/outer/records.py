@@ -24,14 +24,14 @@ class Status(str, enum.Enum):
     `message` says what it means and, for failures, what to change.
 
     Attributes:
-      CONVERGED: the stopping rule saw no further improvement (success).
-      BUDGET: the run used all its ``steps`` (success).
-      EXACT: a set computed in closed form, not by a run (success).
+      CONVERGED: the monitored loss stopped improving; the best state is returned (success).
+      BUDGET: all steps were run while the monitored loss still improved (success).
+      EXACT: a closed-form result, no iterations (success).
       STOPPED: a callback ended the run (success).
-      DIVERGED: the monitored loss rose far above its best.
-      NO_PROGRESS: the run ended no better than it started.
-      UNSTABLE: the set's training procedure is beyond its stability bound.
-      NONFINITE: a NaN or inf stopped the run.
+      DIVERGED: the monitored loss rose above ``divergence_factor`` × its best value.
+      NO_PROGRESS: the distilled set never beat its initial value.
+      UNSTABLE: η̃ crossed the stability bound of Lemma 2.4.
+      NONFINITE: a step met a non-finite loss or gradient.
     """
 
     CONVERGED = "converged"
