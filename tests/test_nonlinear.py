@@ -275,9 +275,10 @@ class _NotDeclaredPlainGD(jd.UnrolledGD):
 
 
 def test_full_data_rows_continuing_the_t_step_run_equal_the_rows_trained_from_scratch(rng):
-    """Under plain GD the 10·T-step full-data row continues the T-step run's θ when both choose the same step size
-    (GD for T then 9·T steps is GD for 10·T steps); a solver that does not declare plain GD trains it from θ₀. The
-    two give the same rows, and the continued one is exercised (both rows name the same step size)."""
+    """Under the library's plain GD the 10·T-step full-data row continues the T-step run's θ when both choose the
+    same step size (GD for T then 9·T steps is GD for 10·T steps); any other solver (here a subclass that does not
+    declare plain GD) trains it from θ₀. The two give the same rows, and the continued one is exercised (both rows
+    name the same step size)."""
     import dataclasses
     X = rng.normal(size=(700, 2))
     Y = X[:, :1] - 0.5 * X[:, 1:] + 0.05 * rng.normal(size=(700, 1))

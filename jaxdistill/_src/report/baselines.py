@@ -37,6 +37,7 @@ from jaxdistill._src.core.keys import concat, fold_in, key_to_list, permutation,
 from jaxdistill._src.core.linalg import default_inner_lr, ridge, ridge_from_cross_products
 from jaxdistill._src.data.arrays import StandardRows, TrainFeatures, check_squarable, on_device
 from jaxdistill._src.inner.base import Support, predict_after_training
+from jaxdistill._src.inner.unrolled import UnrolledGD
 from jaxdistill._src.problem.ridge_cv import choose_ridge
 from jaxdistill._src.report.coresets import LABELS, coreset_draws
 from jaxdistill._src.report.learners import learner_rows
@@ -446,14 +447,21 @@ SELECT_ROWS = 20_000
 LARGE_DATA_DRAWS = 2
 
 
+def _continues(solver) -> bool:
+    """Whether a run of s₂ steps may continue one of s₁ (< s₂) steps from its θ: only for the library's own plain GD
+    (constant step, no optimiser state). A user's solver, or a subclass, may declare ``plain_gd`` (Lemma 2.4's bound
+    applies) and still train otherwise (a schedule, momentum kept in ``solve``): it is trained from θ₀ each time."""
+    return type(solver) is UnrolledGD and solver.plain_gd
+
+
 def _grid_fit(model, solver, F, Y, Fv, Yv, keep: bool, th0s, steps, lam, etas):
     """GD on (F, Y) from ``th0s`` at each step size of ``etas`` for each number of steps in ``steps`` (increasing):
     per count, (mean squared error on the selection rows (Fv, Yv) — inf where the predictions are not finite —,
-    the trained parameters θ (stacked over θ₀) if ``keep``, else None). Under plain GD the longer counts continue
-    from the shorter one's θ (GD for s₁ then s₂ − s₁ steps is GD for s₂ steps), so they cost s₂ steps in all, not
-    s₁ + s₂. The test rows are not predicted here: only at the step size chosen, a subset at a time
-    (`nonlinear_program`). More than one count maps over the step sizes one at a time (bounded memory on many
-    rows); one count vmaps them."""
+    the trained parameters θ (stacked over θ₀) if ``keep``, else None). Under the library's plain GD
+    (`_continues`) the longer counts continue from the shorter one's θ (GD for s₁ then s₂ − s₁ steps is GD for s₂
+    steps), so they cost s₂ steps in all, not s₁ + s₂. The test rows are not predicted here: only at the step size
+    chosen, a subset at a time (`nonlinear_program`). More than one count maps over the step sizes one at a time
+    (bounded memory on many rows); one count vmaps them."""
     def score(sol):
         pv = sol.predict(Fv)
         return jnp.where(jnp.all(jnp.isfinite(pv)), jnp.mean((pv - Yv[None]) ** 2), jnp.inf)
@@ -461,7 +469,7 @@ def _grid_fit(model, solver, F, Y, Fv, Yv, keep: bool, th0s, steps, lam, etas):
     def at(eta):
         out, th, done = [], th0s, 0
         for s in steps:
-            start, n = (th, s - done) if solver.plain_gd else (th0s, s)
+            start, n = (th, s - done) if _continues(solver) else (th0s, s)
             sol = solver.solve(model, Support(F, Y, eta, lam), start, n, n)
             th, done = sol.thetas, s
             out.append((score(sol), sol.thetas if keep else None))
@@ -481,9 +489,9 @@ def nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: i
     predictions on Fte (from ``n_draws`` θ₀). Full data: the fraction of the GD bound on all rows chosen the same
     way on a split (``n_sel`` selection rows, ``n_fit`` others fitted; the grid mapped sequentially, bounded
     memory), for T and for ``long`` steps, then T and ``long`` steps on all rows at the chosen fractions, from
-    ``n_full_draws`` θ₀; where both choose the same step size under plain GD, the ``long`` run continues the T run
-    (the same GD steps, T fewer of them). Returns (subset predictions (n_subsets, n_draws, n_te, d_out), the
-    subsets' chosen grid indices, [(full predictions, chosen index) for T and long])."""
+    ``n_full_draws`` θ₀; where both choose the same step size under plain GD (`_continues`), the ``long`` run
+    continues the T run (the same GD steps, T fewer of them). Returns (subset predictions (n_subsets, n_draws, n_te,
+    d_out), the subsets' chosen grid indices, [(full predictions, chosen index) for T and long])."""
     grid = jnp.asarray(STEP_GRID, Ftr.dtype)
     n_tr, d_out = Ftr.shape[0], Ytr.shape[1]
     k_sub, k_full, k_sel = jax.random.split(key, 3)
@@ -512,7 +520,7 @@ def nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: i
     best_T, best_long = jnp.argmin(loss_T), jnp.argmin(loss_long)
     train = lambda th, eta, n: solver.solve(model, Support(Ftr, Ytr, eta, lam), th, n, n)  # noqa: E731
     sol_T = train(th0s, etas[best_T], T)
-    if solver.plain_gd:
+    if _continues(solver):
         pred_long = jax.lax.cond(best_T == best_long,
                                  lambda: train(sol_T.thetas, etas[best_long], long - T).predict(Fte),
                                  lambda: train(th0s, etas[best_long], long).predict(Fte))
