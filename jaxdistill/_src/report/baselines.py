@@ -520,12 +520,9 @@ def nonlinear_program(model, solver, Ftr, Ytr, Fte, key, *, m: int, n_subsets: i
     best_T, best_long = jnp.argmin(loss_T), jnp.argmin(loss_long)
     train = lambda th, eta, n: solver.solve(model, Support(Ftr, Ytr, eta, lam), th, n, n)  # noqa: E731
     sol_T = train(th0s, etas[best_T], T)
-    if _continues(solver):
-        pred_long = jax.lax.cond(best_T == best_long,
-                                 lambda: train(sol_T.thetas, etas[best_long], long - T).predict(Fte),
-                                 lambda: train(th0s, etas[best_long], long).predict(Fte))
-    else:
-        pred_long = train(th0s, etas[best_long], long).predict(Fte)
+    fresh = lambda: train(th0s, etas[best_long], long).predict(Fte)  # noqa: E731
+    pred_long = (jax.lax.cond(best_T == best_long, lambda: train(sol_T.thetas, etas[best_long], long - T).predict(Fte),
+                              fresh) if _continues(solver) else fresh())
     return sub_preds, sub_best, [(sol_T.predict(Fte), best_T), (pred_long, best_long)]
 
 
