@@ -140,26 +140,25 @@ def child(quick: bool, pairs: int):
     shapes = {"A": (100, 99, 100), "B": (100, 99, 175), "C": (1000, 100, 100), "D": (1000, 100, 175)}
     if quick:
         shapes = {"A": (20, 20, 20)}
-    cases = [(f"outer step {k} (d {d}, m {m}, T {T}), scan", False,
+    classic, fusion = "classic, level 1", "fusion, level 1"      # the library's choice for each case
+    cases = [(f"outer step {k} (d {d}, m {m}, T {T}), scan", classic,
               lambda d=d, m=m, T=T: _step_case(d, m, T, "scan")) for k, (d, m, T) in shapes.items()]
-    cases += [(f"outer step {k} (d {d}, m {m}, T {T}), fast path", False,
+    cases += [(f"outer step {k} (d {d}, m {m}, T {T}), fast path", classic,
                lambda d=d, m=m, T=T: _step_case(d, m, T, "fast"))
               for k, (d, m, T) in shapes.items() if k in ("C", "D") or quick]
-    cases.append(("outer step, flax MLP 10-16-1 (m 20, T 100, Q 30)", True,
+    cases.append(("outer step, flax MLP 10-16-1 (m 20, T 100, Q 30)", fusion,
                   lambda: _step_case(10, 20, 100, "scan", model=jd.FlaxModel(Net()))))
-    cases.append(("outer step, flax MLP 10-32-32-1 (m 50, T 50, Q 8)", True,
+    cases.append(("outer step, flax MLP 10-32-32-1 (m 50, T 50, Q 8)", fusion,
                   lambda: _step_case(10, 50, 50, "scan", model=jd.FlaxModel(MLP()), q=8)))
     # whole calls: the library's choice is classic for every program but a nonlinear model's outer loop (fusion);
     # evaluate's programs are not routed by model, so `evaluate` of an MLP result compiles classic throughout
-    cases += [(w, {"distill MLP": MIXED}.get(w, "classic, level 1"), lambda w=w: _api_case(w, quick))
+    cases += [(w, {"distill MLP": MIXED}.get(w, classic), lambda w=w: _api_case(w, quick))
               for w in ("evaluate linear m=200 T=200", "distill MLP", "evaluate MLP")]
     rows = []
     for name, chosen, make in cases:
         compile_, run = make()
-        whole = name.startswith(("evaluate", "distill"))
-        chosen = chosen if isinstance(chosen, str) else ("fusion, level 1" if chosen else "classic, level 1")
-        sets = {"XLA defaults": None, "classic, level 1": J.CPU_OPTIONS, "fusion, level 1": J.NONLINEAR_OPTIONS}
-        if whole:
+        sets = {"XLA defaults": None, classic: J.CPU_OPTIONS, fusion: J.NONLINEAR_OPTIONS}
+        if name.startswith(("evaluate", "distill")):           # whole calls: (linear, nonlinear outer loop) options
             sets = {k: (o, o) for k, o in sets.items()}
             if chosen == MIXED:
                 sets[MIXED] = (J.CPU_OPTIONS, J.NONLINEAR_OPTIONS)
