@@ -113,6 +113,7 @@ def large_lines(runs, env):
     runs = runs if isinstance(runs, list) else [runs]
     med = {k: float(np.median([r[k] for r in runs])) for k in ("peak_mib", "data_mib", "distill_s", "evaluate_s")}
     ratio = float(np.median([r["evaluate_s"] / r["distill_s"] for r in runs]))
+    same = sum(r.get("step_full") is not None and r["step_full"] == r.get("step_full_long") for r in runs)
     lines = ["# `evaluate` of a flax MLP on 250,000 training and 60,000 test rows", "",
              f"{env}. Synthetic rows (8 inputs, y = sin x₁ + x₂² + noise), a flax MLP "
              "8 → 32 → 32 → 1 distilled with m = 50, T = 20, at most 1,000 steps; then `evaluate` with its default "
@@ -131,7 +132,7 @@ def large_lines(runs, env):
               "after choosing their step sizes on 20,000 fitted training rows (`SELECT_ROWS`), the full-data rows "
               f"train the MLP by GD on all 250,000 rows for T and for 10·T steps from {LARGE_DATA_DRAWS} θ₀ draws "
               "(`LARGE_DATA_DRAWS`); where both choose the same step size (in "
-              f"{sum(r.get('step_full') == r.get('step_full_long') is not None for r in runs)} of these "
+              f"{same} of these "
               f"{len(runs)} runs) the 10·T run continues the "
               f"T run's θ — {200 * LARGE_DATA_DRAWS} passes over every row, against the distillation's batches. "
               "The distillation's own time depends on when it stops (status)."]
