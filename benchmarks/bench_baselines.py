@@ -60,7 +60,7 @@ def run(name, m, seed, Xtr, Ytr, Xte, Yte) -> dict:
     best_base = max(("subset", "leverage", "kmeans", "kcenter"), key=lambda k: r[k]["r2"])
     return {"data": name, "m": m, "seed": seed, "n_train": len(Ytr), "lambda_auto": auto.lambda_inner,
             "status_auto": auto.status.value, "status_fixed": fixed.status.value, "wall_auto_s": wall,
-            "quality_warning": bool((auto.meta.quality or {}).get("warning")),
+            "quality_warning": bool((auto.meta.bilevel.quality or {}).get("warning")),
             "auto": r["distilled"]["r2"], "fixed": fix.row("distilled")["r2"], "full_cv": r["full_cv"]["r2"],
             "full": r["full"]["r2"], **{k: r[k]["r2"] for k in ("subset", "leverage", "kmeans", "kcenter")},
             **{f"{k}_std": r[k]["r2_std"] for k in ("subset", "leverage", "kmeans", "kcenter")},

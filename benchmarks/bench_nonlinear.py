@@ -79,9 +79,9 @@ def main():
             wall = time.perf_counter() - t0
             rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=10, n_inits=8,
                               last_value_column=-1 if ts else None)
-            r2 = {r["id"]: r["r2"] for r in rep.rows}
+            r2, run = {r["id"]: r["r2"] for r in rep.rows}, out.meta.bilevel
             row = {"dataset": name, "n_train": int(Xtr.shape[0]), "d": int(Xtr.shape[1]), "m": m,
-                   "status": out.status.value, "steps_run": out.meta.steps_run, "returned_step": out.meta.returned_step,
+                   "status": out.status.value, "steps_run": run.steps_run, "returned_step": run.returned_step,
                    "wall_s": wall, "eta": out.inner_lr, "max_eta_over_bound": float(np.nanmax(
                        out.history.stability_ratio)),
                    "r2_distilled": r2["distilled"], "r2_subset": r2["subset"],

@@ -55,13 +55,13 @@ def one(name: str, m: int, Xtr, Ytr, Xte, Yte, ts: bool, settings: dict) -> dict
     wall = time.perf_counter() - t0
     rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=10, n_inits=4, last_value_column=-1 if ts else None)
     r2 = {r["id"]: r["r2"] for r in rep.rows}
-    return {"status": out.status.value, "steps_run": out.meta.steps_run, "wall_s": wall, "out": out,
+    return {"status": out.status.value, "steps_run": out.meta.bilevel.steps_run, "wall_s": wall, "out": out,
             "compile_s": float(out.history.eval_time[1]), "best_val": float(np.nanmin(out.history.val_loss)),
             "r2_distilled": r2["distilled"],
             "r2_distilled_ridge": r2["distilled_ridge"], "r2_full": r2["full"],
             "r2_subset_best": max(r2["subset"], r2["subset_ridge"]),
             "r2_naive": r2.get("naive"), "r2_mean": r2["mean"],
-            "objective": out.meta.objective.split("(")[0],
+            "objective": out.meta.bilevel.objective.split("(")[0],
             "val_start": float(out.history.monitored[0]),
             "val_returned": float(np.nanmin(out.history.monitored)) if out.config.restore_best
             else float(out.history.monitored[-1])}

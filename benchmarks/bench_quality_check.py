@@ -2,11 +2,12 @@
 
 Runs `distill` on bundled data sets over a grid of m, step budgets (1 step at a tiny rate gives sets worse than
 random rows; hundreds give good ones) and seeds, each with its default 10 % held-out rows, and records the check's
-numbers (`out.meta.quality`). Then `evaluate` says on the test rows (never seen by the run) whether the distilled set,
-trained by its procedure, beat random subsets of m training rows trained to the ridge limit (the check's comparison).
+numbers (`out.meta.bilevel.quality`). Then `evaluate` says on the test rows (never seen by the run) whether the
+distilled set, trained by its procedure, beat random subsets of m training rows trained to the ridge limit (the
+check's comparison).
 
 For rules on the same runs — 0.8's (warn when the held-out loss exceeds the subsets' mean, z = 0) and margins of z
-standard errors of the difference over the held-out rows (`meta.quality["difference_se"]`; the library's is
+standard errors of the difference over the held-out rows (`meta.bilevel.quality["difference_se"]`; the library's is
 `QUALITY_Z`) — the table counts false alarms (a warning where the set beat the subsets on the test rows) and misses
 (no warning where it lost). The margin was chosen on these runs: the table shows the neighbours too.
 
@@ -48,7 +49,7 @@ def main():
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         out = jd.distill(Xtr, Ytr, m=m, key=seed, steps=steps, progress=False, **kw)
-                        q = out.meta.quality
+                        q = out.meta.bilevel.quality
                         if not q or "note" in q:
                             continue
                         rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=10, coresets=(), key=seed)

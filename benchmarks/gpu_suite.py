@@ -105,7 +105,7 @@ def sharded_run(m: int, steps: int) -> list[dict]:
     out = jd.distill(X, Y, m=m, steps=steps, Q=8 * k, mesh=k, theta0_scale=1.0, progress=False)
     return [{"part": "sharded run", "case": f"diabetes, m {m}, Q {8 * k} over {k} device(s)", "method": "distill",
              "first_call_s": time.perf_counter() - t, "median_s": float("nan"), "status": str(out.status),
-             "steps": out.meta.steps_run}]
+             "steps": out.meta.bilevel.steps_run}]
 
 
 def quality(names, m: int, steps: int) -> list[dict]:

@@ -28,7 +28,7 @@ warnings.filterwarnings("ignore", message="X has .* constant column")
 features = jd.RandomFourierFeatures(jax.random.PRNGKey(0), X.shape[1], 784, lengthscale=28.0)
 out = jd.distill_analytic(Xtr, Ytr, m=10, lam=1.0, feature_map=features, init="none")
 accuracy = np.mean(out.predict(Xte).argmax(1) == Yte.argmax(1))
-print(out.status, f"max relative error of the distilled model: {out.meta.max_rel_WS_error:.1e}")
+print(out.status, f"max relative error of the distilled model: {out.meta.krr_paper.max_rel_WS_error:.1e}")
 print(f"test accuracy of the model trained on 10 distilled images: {accuracy:.1%}")
 
 fig = plot_images(out, title=f"mnist5k: the analytic distilled set, one image per class (RFF features, p = 784); "

@@ -66,7 +66,10 @@ if TYPE_CHECKING:                      # for type checkers, IDEs and the API ref
     from jaxdistill._src.outer.callbacks import RunView as RunView
     from jaxdistill._src.outer.callbacks import StoppingRule as StoppingRule
     from jaxdistill._src.outer.callbacks import TensorBoardLogger as TensorBoardLogger
+    from jaxdistill._src.outer.records import BilevelInfo as BilevelInfo
+    from jaxdistill._src.outer.records import CommandInfo as CommandInfo
     from jaxdistill._src.outer.records import History as History
+    from jaxdistill._src.outer.records import KRRPaperInfo as KRRPaperInfo
     from jaxdistill._src.outer.records import ProcedureBoundWarning as ProcedureBoundWarning
     from jaxdistill._src.outer.records import QualityWarning as QualityWarning
     from jaxdistill._src.outer.records import RunInfo as RunInfo
@@ -153,7 +156,10 @@ _NAMES = {
     "RunView": "jaxdistill._src.outer.callbacks",
     "StoppingRule": "jaxdistill._src.outer.callbacks",
     "TensorBoardLogger": "jaxdistill._src.outer.callbacks",
+    "BilevelInfo": "jaxdistill._src.outer.records",
+    "CommandInfo": "jaxdistill._src.outer.records",
     "History": "jaxdistill._src.outer.records",
+    "KRRPaperInfo": "jaxdistill._src.outer.records",
     "ProcedureBoundWarning": "jaxdistill._src.outer.records",
     "QualityWarning": "jaxdistill._src.outer.records",
     "RunInfo": "jaxdistill._src.outer.records",

@@ -54,9 +54,9 @@ def _demo(args) -> int:
               "the same learner on all training rows; the learners get each set's sample weights)\n")
     t0 = time.perf_counter()
     out = jd.distill(Xtr, Ytr, config=exp.config, key=args.seed, progress=not args.no_progress)
-    out = out.replace(meta=out.meta.replace(experiment=exp.to_dict(), data_fingerprint=fingerprint))
+    out = out.replace(meta=out.meta.replace(command=jd.CommandInfo(exp.to_dict(), fingerprint)))
     print(f"2. A set for one procedure (Algorithm 1, {time.perf_counter() - t0:.1f} s): status {out.status} after "
-          f"{out.meta.steps_run} steps, learned inner_lr {out.inner_lr:.4g}.\n   Valid for: {out.valid_for}.\n")
+          f"{out.meta.bilevel.steps_run} steps, learned inner_lr {out.inner_lr:.4g}.\n   Valid for: {out.valid_for}.\n")
     report = jd.evaluate(out, Xte, Yte, Xtr, Ytr, key=args.seed, last_value_column=_last_value_column(exp))
     print(report)
     d, s, f = report.row("distilled"), report.row("subset"), report.row("full")
@@ -105,8 +105,8 @@ def _run(args) -> int:
         out = jd.distill(Xtr, Ytr, config=exp.config, key=exp.seed, checkpoint=checkpoint,
                          resume=not args.no_resume, progress=not args.no_progress)
     from jaxdistill._src.core.fingerprint import data_fingerprint
-    out = out.replace(meta=out.meta.replace(experiment=exp.to_dict(),
-                                            data_fingerprint=data_fingerprint(Xtr, Ytr, Xte, Yte)))
+    out = out.replace(meta=out.meta.replace(
+        command=jd.CommandInfo(exp.to_dict(), data_fingerprint(Xtr, Ytr, Xte, Yte))))
     saved = _save_or_rescue(out, output)
     print(out.summary())
     if not saved:
@@ -154,13 +154,13 @@ def _last_value_column(exp):
 
 def _data_for(out, args):
     from jaxdistill._src.io.experiment import Experiment
-    exp = out.meta.experiment
+    exp = out.meta.get("experiment")
     if exp is None:
         raise ValueError("This result was not made by `jaxdistill run`, so its data are unknown; evaluate it from "
                          "Python with jaxdistill.evaluate(out, X_test, Y_test, X_train, Y_train).")
     e = Experiment.from_dict(exp)
     data = e.load_data()
-    saved = out.meta.data_fingerprint
+    saved = out.meta.get("data_fingerprint")
     if saved is not None:
         from jaxdistill._src.core.fingerprint import data_fingerprint
         if data_fingerprint(*data) != saved:

@@ -47,7 +47,7 @@ def test_second_distill_with_equal_settings_compiles_nothing(rng):
     kw["model"] = jd.LinearModel(jd.RandomFourierFeatures(jax.random.PRNGKey(0), 3, 16))
     out = jd.distill(X + 1, Y * 2, key=5, optimizer_x=optax.adam(0.02), **kw)
     assert len(BACKEND_COMPILES) == before, BACKEND_COMPILES[before:]
-    assert out.meta.compilations["programs"] == 0
+    assert out.meta.bilevel.compilations["programs"] == 0
     jd.distill(X, Y, optimizer_x=optax.adam(0.03), **kw)           # another learning rate: compiles
     assert len(BACKEND_COMPILES) > before
 
@@ -62,7 +62,7 @@ def test_a_new_lambda_chosen_on_other_rows_compiles_nothing(rng):
     second = jd.distill(X[40:], Y[40:] + 0.5 * rng.normal(size=(160, 1)), **kw)
     assert second.lambda_inner != first.lambda_inner
     assert len(BACKEND_COMPILES) == before, BACKEND_COMPILES[before:]
-    assert second.meta.compilations["programs"] == 0
+    assert second.meta.bilevel.compilations["programs"] == 0
 
 
 def test_components_are_immutable_pytrees():
@@ -89,7 +89,7 @@ def test_host_settings_and_learning_rates_compile_nothing(rng, tmp_path):
     for v in variants:
         before = len(BACKEND_COMPILES)
         out = jd.distill(X, Y, **{**base, **v})
-        assert out.meta.compilations["programs"] == 0 and len(BACKEND_COMPILES) == before, v
+        assert out.meta.bilevel.compilations["programs"] == 0 and len(BACKEND_COMPILES) == before, v
     jd.distill(X, Y, **{**base, "T": 13})                              # a new T is a new program
     assert len(BACKEND_COMPILES) > before
 

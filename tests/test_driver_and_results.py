@@ -49,7 +49,7 @@ def test_a_user_callback_sees_every_evaluation_and_can_stop_the_run(diabetes):
     stop = Recorder(stop_at=40)
     cut = jd.Distiller(**{k: v for k, v in KW.items() if k != "progress"}).fit(X, Y, callbacks=[stop])
     assert cut.status == jd.Status.STOPPED and cut.ok and cut.history.steps == 40
-    assert cut.meta.steps_run == 40 and "callback" in cut.status.message
+    assert cut.meta.bilevel.steps_run == 40 and "callback" in cut.status.message
     # the same 40 steps as the full run's first 40 (the callback changes nothing it does not end)
     np.testing.assert_array_equal(cut.history.loss, h.loss[:40])
 
@@ -130,17 +130,49 @@ def test_status_is_an_enum_with_a_message_for_every_member():
         jd.Status.of("fine")
 
 
+def test_run_info_is_split_by_what_made_it(diabetes, tmp_path):
+    """RunInfo's parts: a bilevel run fills `bilevel` only, a KRR-paper set `krr_paper` only, a moment set neither;
+    0.8's flat attributes warn and name the part; a file's flat dict (as 0.8 wrote it) goes into the parts and comes
+    back the same, key order included."""
+    X, Y = diabetes
+    run = jd.distill(X, Y, **KW).meta
+    analytic = jd.distill_analytic(X, Y, m=5).meta
+    moments = jd.distill_moments(X, Y, m=20).meta
+    assert isinstance(run.bilevel, jd.BilevelInfo) and run.krr_paper is None and run.command is None
+    assert run.bilevel.steps_run == 100 and run["steps_run"] == 100 and run.get("theta") is None
+    assert isinstance(analytic.krr_paper, jd.KRRPaperInfo) and analytic.bilevel is None
+    assert analytic.krr_paper.max_rel_WS_error < 1e-8 and "theta" in analytic and "steps_run" not in analytic
+    assert moments.bilevel is None and moments.krr_paper is None and moments.kind == "moments"
+    with pytest.warns(DeprecationWarning, match=r"meta\.bilevel\.steps_run"):
+        assert run.steps_run == 100
+    with pytest.warns(DeprecationWarning, match=r"meta\.krr_paper\.theta"):
+        assert run.theta is None
+    file_08 = {"objective": "FullDataLoss()", "n_train": 270, "steps_run": 7, "init_rows": [1, 2], "lam_s": 0.5,
+               "experiment": {"seed": 0}, "privacy": None, "written_by_a_later_version": 1}
+    info = jd.RunInfo.from_dict(file_08)
+    assert (info.bilevel.steps_run, info.krr_paper.lambda_s, info.command.experiment) == (7, 0.5, {"seed": 0})
+    assert info.extra == {"written_by_a_later_version": 1} and info.init_rows == [1, 2]
+    expected = {"written_by_a_later_version": 1, "objective": "FullDataLoss()", "n_train": 270, "steps_run": 7,
+                "init_rows": [1, 2], "lambda_s": 0.5, "experiment": {"seed": 0}}         # 0.8's order
+    assert info.to_dict() == expected and list(info.to_dict()) == list(expected)
+    assert jd.RunInfo(steps_run=7, lambda_s=0.5) == jd.RunInfo(bilevel=jd.BilevelInfo(steps_run=7),
+                                                              krr_paper=jd.KRRPaperInfo(lambda_s=0.5))
+    assert info.replace(quality={"warning": None}).bilevel.quality == {"warning": None}
+    with pytest.raises(TypeError, match="bilevel must be a BilevelInfo"):
+        jd.RunInfo(bilevel={"steps_run": 3})
+
+
 def test_results_are_typed_and_survive_a_file(diabetes, tmp_path):
     X, Y = diabetes
     out = jd.distill(X, Y, **KW)
     assert isinstance(out.history, jd.History) and isinstance(out.meta, jd.RunInfo)
     assert isinstance(out.status, jd.Status)
-    assert out.history.steps == 100 and out.meta.steps_run == 100 and out.meta.n_train == 270
-    assert out.meta.compilations["programs"] >= 0
+    assert out.history.steps == 100 and out.meta.bilevel.steps_run == 100 and out.meta.n_train == 270
+    assert out.meta.bilevel.compilations["programs"] >= 0
     out.save(tmp_path / "r.npz")
     back = jd.load(tmp_path / "r.npz")
     assert isinstance(back.status, jd.Status) and back.status == out.status
-    assert back.meta.steps_run == 100 and back.meta.saved_with == jd.__version__
+    assert back.meta.bilevel.steps_run == 100 and back.meta.saved_with == jd.__version__
     for k in out.history:
         np.testing.assert_array_equal(getattr(back.history, k), getattr(out.history, k))
     steps, evals = out.history.to_pandas()

@@ -54,7 +54,7 @@ def test_logging_and_progress_never_take_a_run_with_them(tmp_path):
             warnings.simplefilter("always")
             out = jd.distill(X, Y, m=5, steps=200, eval_every=10, progress=False,
                              callbacks=[jd.MetricsLogger("metrics.csv")])
-        print(out.ok, out.meta.steps_run, sum("MetricsLogger failed" in str(w.message) for w in seen))
+        print(out.ok, out.meta.bilevel.steps_run, sum("MetricsLogger failed" in str(w.message) for w in seen))
     """)
     env = {k: v for k, v in os.environ.items() if k != "JAXDISTILL_CACHE"}
     got = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
@@ -76,7 +76,7 @@ def test_logging_and_progress_never_take_a_run_with_them(tmp_path):
     with pytest.warns(RuntimeWarning, match="ProgressCallback failed"):
         out = jd.distill(X, Y, m=5, steps=60, eval_every=10, progress=False,
                          callbacks=[CloseAt(), jd.ProgressCallback(stream, log_every=0.0)])
-    assert out.ok and out.meta.steps_run == 60
+    assert out.ok and out.meta.bilevel.steps_run == 60
 
 
 def test_a_torn_jsonl_log_does_not_block_resume(tmp_path):
@@ -89,7 +89,7 @@ def test_a_torn_jsonl_log_does_not_block_resume(tmp_path):
         f.write('{"step": 40, "lo')                             # killed while writing a line
     out = jd.distill(X, Y, steps=60, callbacks=[jd.MetricsLogger(log)], **kw)
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
-    assert out.meta.steps_run == 60 and steps == sorted(set(steps)) and steps[-1] == 60
+    assert out.meta.bilevel.steps_run == 60 and steps == sorted(set(steps)) and steps[-1] == 60
 
 
 def test_synthetic_data_too_large_for_memory_is_refused_before_jax_aborts():

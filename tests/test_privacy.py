@@ -211,7 +211,7 @@ def test_evaluate_compares_a_private_set_with_private_and_raw_baselines():
 def test_bilevel_and_random_feature_sets_from_the_release():
     rel = jd.private_statistics(X, Y, x_range=XR, y_range=YR, epsilon=3.0, delta=1e-6, key=0)
     out = jd.distill_private(rel, m=12, method="bilevel", steps=300)
-    assert out.ok and out.meta.privacy["set"] == "bilevel" and out.meta.n_validation == 0
+    assert out.ok and out.meta.privacy["set"] == "bilevel" and out.meta.bilevel.n_validation == 0
     ref = rel.predict_ridge(X)
     r2 = 1 - np.sum((out.predict(X) - ref) ** 2) / np.sum((ref - ref.mean()) ** 2)
     assert r2 > 0.9                              # it learns the release's ridge model, not the rows'
@@ -219,7 +219,7 @@ def test_bilevel_and_random_feature_sets_from_the_release():
     rel = jd.private_statistics(X, Y, x_range=XR, y_range=YR, epsilon=3.0, delta=1e-6, key=0, feature_map=fm)
     assert rel.guarantee["feature_norm"] == pytest.approx(math.sqrt(2))
     out = jd.distill_private(rel, m=1, method="analytic")
-    assert out.meta.max_rel_WS_error < 1e-2
+    assert out.meta.krr_paper.max_rel_WS_error < 1e-2
     with pytest.raises(ValueError, match="method='analytic'"):
         jd.distill_private(rel, m=12)
 

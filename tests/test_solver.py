@@ -29,7 +29,7 @@ def test_long_run_with_both_schedules_compiles_once(rng):
         jax.monitoring.unregister_event_duration_listener(listener)
     # 230 steps = 5 calls of the 50-step compiled chunk, the last one padded: it is lowered once (these
     # settings are this test's own, so no earlier test of the process compiled them)
-    assert lowered.count("jit(_run_chunk)") == 1 and out.meta.compilations["programs"] == len(lowered)
+    assert lowered.count("jit(_run_chunk)") == 1 and out.meta.bilevel.compilations["programs"] == len(lowered)
     assert out.history.loss.size == 230
     # T schedule: starts at T, approaches (never exceeds) T + int(T/2) = 15, follows the formula.
     T = out.history.T

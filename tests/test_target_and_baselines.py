@@ -211,14 +211,14 @@ def test_evaluate_reports_coresets_trained_like_the_subsets(diabetes):
 # ------------------------------------------------------------------ the held-out quality check
 def test_a_set_worse_than_random_rows_says_so():
     """Noise-free targets on 3 features: any 6 real rows give the exact model; a set trained for one step
-    at a tiny rate does not, and the run says so (a QualityWarning, and the numbers in meta.quality)."""
+    at a tiny rate does not, and the run says so (a QualityWarning, and the numbers in meta.bilevel.quality)."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3))
     y = X @ np.array([1.0, -2.0, 0.5])
     with pytest.warns(jd.QualityWarning, match="random subset of 6 training rows"):
         out = jd.distill(X, y, m=6, steps=1, eval_every=1, lr_x=1e-6, lr_y=1e-6, lambda_inner=1e-6,
                          init="random", progress=False)
-    q = out.meta.quality
+    q = out.meta.bilevel.quality
     assert q["distilled_loss"] > q["subset_mean_loss"] and q["warning"]
 
 
@@ -227,7 +227,7 @@ def test_a_good_run_passes_the_quality_check(diabetes):
     with warnings.catch_warnings():
         warnings.simplefilter("error", jd.QualityWarning)
         out = jd.distill(X[:350], y[:350], m=10, key=0, progress=False)
-    q = out.meta.quality
+    q = out.meta.bilevel.quality
     assert q["distilled_loss"] < q["subset_mean_loss"] and "warning" not in q and q["held_out_rows"] == 35
 
 
@@ -349,13 +349,13 @@ def test_the_quality_check_does_not_cry_wolf_on_a_set_that_wins_on_the_test_rows
     """#43: the check fired whenever the held-out loss was above the subsets' mean, however little; it fired falsely in
     8 of 177 winning runs (benchmarks/results/quality_check.md). This run's held-out loss is 0.2 % above the subsets'
     (well within what the draw of 35 held-out rows moves), while on the test rows the set is 23 % better: no warning
-    now, and meta.quality says how much the check could see."""
+    now, and meta.bilevel.quality says how much the check could see."""
     X, Y = datasets.load("diabetes")
     Xtr, Ytr, Xte, Yte = datasets.split("diabetes", X, Y, 0.2, key=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", jd.QualityWarning)
         out = jd.distill(Xtr, Ytr, m=3, key=1, steps=1, lr_x=1e-6, lr_y=1e-6, progress=False)
-    q = out.meta.quality
+    q = out.meta.bilevel.quality
     assert q["distilled_loss"] > q["subset_mean_loss"]                       # 0.8's rule would have warned
     assert q["distilled_loss"] < q["subset_mean_loss"] + q["z"] * q["difference_se"] and "warning" not in q
     rep = jd.evaluate(out, Xte, Yte, Xtr, Ytr, n_subsets=10, coresets=(), key=1)

@@ -164,7 +164,7 @@ def test_cli_runs_a_moment_experiment_and_evaluates_it_with_other_learners(tmp_p
     assert cli.main(["run", str(ROOT / "configs" / "diabetes.json"), "--set", "method=moments", "--set", "m=14",
                      "--out", "m.npz", "--no-progress", "--no-eval"]) == 0
     out = jd.load(tmp_path / "m.npz")
-    assert out.transfers and out.m == 14 and out.meta.experiment["method"] == "moments"
+    assert out.transfers and out.m == 14 and out.meta.command.experiment["method"] == "moments"
     capsys.readouterr()
     assert cli.main(["evaluate", "m.npz", "--learners", "--coresets", "kmeans", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

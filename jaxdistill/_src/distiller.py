@@ -31,7 +31,7 @@ from jaxdistill._src.defaults import default_inner_solver, default_objective, wa
 from jaxdistill._src.inner.base import InnerSolver
 from jaxdistill._src.outer import driver
 from jaxdistill._src.outer.callbacks import Callback, CheckpointCallback, StoppingRule, call_hook, callback_list
-from jaxdistill._src.outer.records import QualityWarning, RunInfo
+from jaxdistill._src.outer.records import BilevelInfo, QualityWarning, RunInfo
 from jaxdistill._src.outer.step import BilevelSolver, DistillParams, outer_optimizer
 from jaxdistill._src.problem.config import FALLBACK_LAMBDA_INNER, DistillConfig
 from jaxdistill._src.problem.full_data import FullDataLoss, linear_sufficient_stats
@@ -173,7 +173,7 @@ class Distiller:
       >>> from jaxdistill import datasets
       >>> X, Y = datasets.load("diabetes")
       >>> out = jd.Distiller(m=10, steps=100).fit(X, Y, key=0, callbacks=[jd.MetricsLogger("metrics.csv")])
-      >>> out.meta.steps_run <= 100, open("metrics.csv").readline().startswith("step")
+      >>> out.meta.bilevel.steps_run <= 100, open("metrics.csv").readline().startswith("step")
       (True, True)
 
     References:
@@ -346,14 +346,15 @@ class Distiller:
         errors = [cb.error for cb in callbacks if isinstance(cb, CheckpointCallback) and cb.error]
         rows = driver.initial_rows(config, data, k_init)
         info = RunInfo(
-            objective=repr(problem.objective), optimizer=solver.optimizer.key[:16], n_train=data.n_train,
-            n_validation=data.n_validation, wall_time_s=wall, steps_run=int(state.step), returned_step=step,
-            monitor=driver.MONITOR_LABELS[driver.monitor_mode(config, problem, data.n_validation > 0)],
-            init_rows=None if rows is None else rows.tolist(),
-            best_monitored_loss=stopping.best_value if np.isfinite(stopping.best_value) else None,
-            compilations=compiled.summary(), jaxdistill_version=__version__, jax_version=jax.__version__,
-            backend=jax.default_backend(), devices=sharding.describe(mesh),
-            checkpoint_error=errors[0] if errors else None, lambda_choice=lambda_choice,
+            n_train=data.n_train, init_rows=None if rows is None else rows.tolist(), lambda_choice=lambda_choice,
+            bilevel=BilevelInfo(
+                objective=repr(problem.objective), optimizer=solver.optimizer.key[:16], n_validation=data.n_validation,
+                wall_time_s=wall, steps_run=int(state.step), returned_step=step,
+                monitor=driver.MONITOR_LABELS[driver.monitor_mode(config, problem, data.n_validation > 0)],
+                best_monitored_loss=stopping.best_value if np.isfinite(stopping.best_value) else None,
+                compilations=compiled.summary(), jaxdistill_version=__version__, jax_version=jax.__version__,
+                backend=jax.default_backend(), devices=sharding.describe(mesh),
+                checkpoint_error=errors[0] if errors else None),
             extra={"divergence_recoveries": {"at_steps": list(stopping.recovered_at),
                                              "outer_rates_scaled_by": 0.5 ** len(stopping.recovered_at)}}
             if stopping.recovered_at else {})
@@ -365,7 +366,8 @@ class Distiller:
             meta=info, schema=schema)
         quality = _quality_check(out, data, config, problem, hist, step, k_init)
         if quality is not None:
-            out = dataclasses.replace(out, meta=info.replace(quality=quality))
+            run = dataclasses.replace(info.bilevel, quality=quality)
+            out = dataclasses.replace(out, meta=info.replace(bilevel=run))
             if quality.get("warning"):
                 warnings.warn(QualityWarning(quality["warning"]), stacklevel=4)
         view.result = out

@@ -157,8 +157,9 @@ class DistillOutput:
                         f"folded in (not on the raw rows); fit with sample_weight = {weight}. {self.privacy_note}")
             return f"{MOMENT_LEARNERS}; fit with sample_weight = {weight}"
         own = self.procedure()
-        if self.meta.original_lambda is not None:
-            own += (f" with λ_S = {self.meta.lambda_s:g}, which reproduces ridge with λ = {self.meta.original_lambda:g}"
+        krr = self.meta.krr_paper
+        if krr is not None and krr.original_lambda is not None:
+            own += (f" with λ_S = {krr.lambda_s:g}, which reproduces ridge with λ = {krr.original_lambda:g}"
                     " on all rows (the KRR paper's analytic set)")
         bound = (f"procedure-bound: only {own}. Other learners (scikit-learn's LinearRegression, boosted trees, …) "
                  "trained on these rows can score far below random rows")
@@ -400,9 +401,10 @@ class DistillOutput:
         if rec:
             lines.append(f"  recovered from divergence at step(s) {rec['at_steps']}: the best state restored, outer "
                          f"learning rates × {rec['outer_rates_scaled_by']:g}")
-        if info.returned_step is not None and self.config is not None:
-            which = f"best monitored loss: {info.monitor or 'held-out'}" if self.config.restore_best else "last"
-            lines.append(f"  returned: the state after step {info.returned_step} ({which})")
+        run = info.bilevel
+        if run is not None and run.returned_step is not None and self.config is not None:
+            which = f"best monitored loss: {run.monitor or 'held-out'}" if self.config.restore_best else "last"
+            lines.append(f"  returned: the state after step {run.returned_step} ({which})")
         if not self.ok:
             lines.append(f"  NOT OK: {self.status.message}")
         elif self.status == "budget":

@@ -177,7 +177,7 @@ def error_vs_m(X_train, Y_train, X_test, Y_test, ms, *, seeds=(0,), n_subsets: i
             full = rep.row("full")
             cores = [r for r in rep.rows if r["id"] in KINDS]
             core = min(cores, key=lambda r: r["mse"]) if cores else None
-            rows.append({"m": m, "seed": int(seed), "status": out.status.value, "steps_run": out.meta.steps_run,
+            rows.append({"m": m, "seed": int(seed), "status": out.status.value, "steps_run": out.meta.get("steps_run"),
                          "wall_s": wall, "distilled_mse": own["mse"], "distilled_r2": own["r2"],
                          "subset_mse": best["mse"], "subset_r2": best["r2"], "subset_procedure": best["method"],
                          "coreset": core["id"] if core else None, "coreset_mse": core["mse"] if core else None,

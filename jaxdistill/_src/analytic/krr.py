@@ -48,7 +48,7 @@ from jaxdistill._src.data.arrays import Standardizer, as_2d_float, check_xy, on_
 from jaxdistill._src.data.schema import InputSchema, read_pair
 from jaxdistill._src.data.sources import ArraySource, RowSource, SufficientStats, sufficient_statistics
 from jaxdistill._src.inner.kernel_ridge import KernelRidge
-from jaxdistill._src.outer.records import RunInfo
+from jaxdistill._src.outer.records import KRRPaperInfo, RunInfo
 from jaxdistill._src.result import DistillOutput
 
 
@@ -135,7 +135,7 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
 
     Returns:
       A [`DistillOutput`][jaxdistill.DistillOutput] whose model (ridge with λ_S on Φ of the distilled set) equals the
-      original model; ``meta.theta`` holds θ* (p, k) in standardised units.
+      original model; ``meta.krr_paper.theta`` holds θ* (p, k) in standardised units.
 
     Raises:
       ValueError: m below the number of outputs k, λ_S above its admissible limit, a feature map without an
@@ -147,7 +147,7 @@ def distill_analytic(X, Y=None, m: int | None = None, *, lam: float = 0.0, lam_s
       >>> from jaxdistill import datasets
       >>> X, Y = datasets.load("diabetes")
       >>> out = jd.distill_analytic(X, Y, m=1, lam=1.0)     # one point per output suffices (KRR paper)
-      >>> out.X.shape, bool(out.meta.max_rel_WS_error < 1e-6)
+      >>> out.X.shape, bool(out.meta.krr_paper.max_rel_WS_error < 1e-6)
       ((1, 10), True)
 
     References:
@@ -189,10 +189,10 @@ def analytic_set(data, m, *, lam, lam_s, fmap, key, labels=None, init=None, root
         x=np.asarray(Xs), y=np.asarray(Ys), inner_lr=None, history=None, config=None, standardizer=stats.std,
         status="exact", model=LinearModel(fmap, init_scale=0.0), inner_solver=KernelRidge(),
         lambda_inner=float(lam_s) / m, T=None, seed=seed,
-        meta=RunInfo(kind="analytic (KRR paper)", original_lambda=float(lam), lambda_s=float(lam_s),
-                     n_train=int(stats.n), full_data_lambda_inner=float(lam) / stats.n,
-                     theta=np.asarray(stats.theta).tolist(), max_rel_WS_error=ws_err,
-                     init_rows=None if idx is None or made else np.asarray(idx).tolist()),
+        meta=RunInfo(kind="analytic (KRR paper)", n_train=int(stats.n), full_data_lambda_inner=float(lam) / stats.n,
+                     init_rows=None if idx is None or made else np.asarray(idx).tolist(),
+                     krr_paper=KRRPaperInfo(original_lambda=float(lam), lambda_s=float(lam_s),
+                                            theta=np.asarray(stats.theta).tolist(), max_rel_WS_error=ws_err)),
         schema=stats.schema)
 
 

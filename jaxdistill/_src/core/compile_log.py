@@ -3,7 +3,7 @@
 `CompileLog` is a context manager: every new program JAX lowers (``jaxpr_to_mlir_module_duration``: a jit
 cache miss) and compiles (``backend_compile_duration``; a hit in the persistent cache skips this one) while
 it is open is counted, with the seconds spent tracing, lowering and compiling. ``distill`` records its own
-in ``result.meta.compilations``.
+in ``result.meta.bilevel.compilations``.
 """
 
 from __future__ import annotations

@@ -248,7 +248,7 @@ class CheckpointCallback(Callback):
     the end; with ``resume`` (default) a run whose checkpoint exists continues from it and ends exactly as the
     uninterrupted run would (same keys, optimizer state, stopping rule). A checkpoint of another run (settings,
     key, data, components) is refused, naming what differs. ``steps`` is a budget, not identity. A checkpoint
-    that cannot be written is reported once as a warning; the run goes on (``result.meta.checkpoint_error``).
+    that cannot be written is reported once as a warning; the run goes on (``result.meta.bilevel.checkpoint_error``).
     Across processes only process 0 writes.
 
     Args:

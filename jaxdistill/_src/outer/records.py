@@ -75,7 +75,7 @@ class Status(str, enum.Enum):
 class QualityWarning(UserWarning):
     """The distilled set did worse on the held-out rows than same-size baselines trained on the training rows
     (mean random subset): the run may have ended well, but the set is not worth having as it is. Raise it
-    with ``warnings.simplefilter("error", jd.QualityWarning)``; the numbers are in ``out.meta.quality``."""
+    with ``warnings.simplefilter("error", jd.QualityWarning)``; the numbers are in ``out.meta.bilevel.quality``."""
 
 
 class ProcedureBoundWarning(UserWarning):
@@ -189,86 +189,170 @@ class History:
 
 
 @dataclasses.dataclass(frozen=True)
-class RunInfo:
-    """What is known about how a result was made: every field optional, each set by what made the result — every
-    result, a bilevel run ([`distill`][jaxdistill.distill], [`Distiller`][jaxdistill.Distiller]), a set built from
-    statistics ([`distill_analytic`][jaxdistill.distill_analytic], [`distill_moments`][jaxdistill.distill_moments],
-    [`distill_private`][jaxdistill.distill_private]) or the command line (``jaxdistill run``). The fields are flat
-    (``meta.steps_run``, ``meta["theta"]``, ``meta.get("privacy")``) and saved as one dict.
+class BilevelInfo:
+    """What a bilevel run ([`distill`][jaxdistill.distill], [`Distiller`][jaxdistill.Distiller]) records: its
+    [`RunInfo`][jaxdistill.RunInfo]'s ``bilevel`` part (None for a result made otherwise).
 
     Attributes:
-      kind: every result: what made it (None for a bilevel run; ``"analytic (KRR paper)"``, ``"moments"``, …).
-      objective: a bilevel run: the outer objective (repr).
-      optimizer: a bilevel run: the outer optimizer's fingerprint (16 hex digits).
-      n_train: every result: rows the set was made from (or the statistics' n).
-      n_validation: a bilevel run: rows held out.
-      wall_time_s: a bilevel run: seconds of the run (compilation included).
-      steps_run: a bilevel run: outer steps done.
-      returned_step: a bilevel run: the step whose state is returned (the best monitored one with
-        ``restore_best``).
-      monitor: a bilevel run: what the stopping rule watched.
-      best_monitored_loss: a bilevel run: the best monitored value.
-      init_rows: a bilevel run or a moment set: rows of the caller's X that started X̃ (``init="real"``), or None.
-      compilations: a bilevel run: programs compiled by the call, from ``jax.monitoring`` events:
+      objective: the outer objective (repr).
+      optimizer: the outer optimizer's fingerprint (16 hex digits).
+      n_validation: rows held out.
+      wall_time_s: seconds of the run (compilation included).
+      steps_run: outer steps done.
+      returned_step: the step whose state is returned (the best monitored one with ``restore_best``).
+      monitor: what the stopping rule watched.
+      best_monitored_loss: the best monitored value.
+      compilations: programs compiled by the call, from ``jax.monitoring`` events:
         ``{"programs": …, "backend_compiles": …, "seconds": …}`` (new programs lowered; those XLA compiled, not
         found in the persistent cache; seconds of tracing, lowering and compiling).
-      jaxdistill_version: a bilevel run: the version that ran it.
-      jax_version: a bilevel run: JAX's version.
-      backend: a bilevel run: JAX's backend (``"cpu"``, ``"gpu"``, ``"tpu"``).
-      devices: a bilevel run: the devices it ran on.
-      saved_with: a loaded result: the version that saved the file.
-      checkpoint_error: a bilevel run: why a checkpoint could not be written (the run went on), if that happened.
-      lambda_choice: every result but a KRR-paper set: how λ_I was set: ``{"method": "given" | "gcv" | "fallback",
-        "lambda": …}`` (GCV adds ``df``, ``n``, ``grid`` and a ``description``; fallback a ``why``).
-      quality: a bilevel run: the check of the distilled set against same-size baselines on the held-out rows
-        (see [`QualityWarning`][jaxdistill.QualityWarning]): their held-out losses, how much the check can see (the
+      jaxdistill_version: the version that ran it.
+      jax_version: JAX's version.
+      backend: JAX's backend (``"cpu"``, ``"gpu"``, ``"tpu"``).
+      devices: the devices it ran on.
+      checkpoint_error: why a checkpoint could not be written (the run went on), if that happened.
+      quality: the check of the distilled set against same-size baselines on the held-out rows (see
+        [`QualityWarning`][jaxdistill.QualityWarning]): their held-out losses, how much the check can see (the
         held-out rows, the subsets' ``subset_loss_std`` and the standard error of their mean, ``subset_mean_se``: a
         distilled loss within a few of those of the mean is a tie, not a verdict) and a ``warning`` if the
         distilled set lost.
-      original_lambda: a KRR-paper set: λ of the original ridge model.
-      lambda_s: a KRR-paper set: λ_S of the distilled one.
-      full_data_lambda_inner: a set built from statistics: the full-data λ_I it reproduces.
-      theta: a KRR-paper set: θ* in standardised units.
-      max_rel_WS_error: a KRR-paper set: the check of W_S (largest relative error).
-      experiment: the command line: the experiment file's settings.
-      data_fingerprint: the command line: the data's fingerprint.
-      privacy: a set made from a private release: its guarantee — ε, δ, the neighbouring relation, the clipping
-        bounds, the mechanism, the accountant and versions (per party for a sum of releases) —, the set's
-        construction and its ridge penalty; None for a set of raw rows.
-      extra: anything else (e.g. entries of files written by other versions).
     """
 
-    kind: str | None = None
     objective: str | None = None
     optimizer: str | None = None
-    n_train: int | None = None
     n_validation: int | None = None
     wall_time_s: float | None = None
     steps_run: int | None = None
     returned_step: int | None = None
     monitor: str | None = None
     best_monitored_loss: float | None = None
-    init_rows: list | None = None
     compilations: dict | None = None
     jaxdistill_version: str | None = None
     jax_version: str | None = None
     backend: str | None = None
     devices: Any = None
-    saved_with: str | None = None
     checkpoint_error: str | None = None
-    lambda_choice: dict | None = None
     quality: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class KRRPaperInfo:
+    """What a KRR-paper set ([`distill_analytic`][jaxdistill.distill_analytic]) records: its
+    [`RunInfo`][jaxdistill.RunInfo]'s ``krr_paper`` part (None for a result made otherwise).
+
+    Attributes:
+      original_lambda: λ of the original ridge model.
+      lambda_s: λ_S of the distilled one.
+      theta: θ* in standardised units.
+      max_rel_WS_error: the check of W_S (largest relative error).
+    """
+
     original_lambda: float | None = None
     lambda_s: float | None = None
-    full_data_lambda_inner: float | None = None
     theta: list | None = None
     max_rel_WS_error: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandInfo:
+    """What the command line (``jaxdistill run``, ``jaxdistill sweep``) records: its
+    [`RunInfo`][jaxdistill.RunInfo]'s ``command`` part (None for a result made in Python).
+
+    Attributes:
+      experiment: the experiment file's settings.
+      data_fingerprint: the data's fingerprint.
+    """
+
     experiment: dict | None = None
     data_fingerprint: str | None = None
+
+
+_PARTS = {"bilevel": BilevelInfo, "krr_paper": KRRPaperInfo, "command": CommandInfo}
+_PART_OF = {f.name: part for part, cls in _PARTS.items() for f in dataclasses.fields(cls)}
+_COMMON = ("kind", "n_train", "init_rows", "saved_with", "lambda_choice", "full_data_lambda_inner", "privacy")
+# A saved file's ``meta`` keys, in the order 0.8 wrote them (one flat dict, whatever made the result).
+_FILE_KEYS = ("kind", "objective", "optimizer", "n_train", "n_validation", "wall_time_s", "steps_run", "returned_step",
+              "monitor", "best_monitored_loss", "init_rows", "compilations", "jaxdistill_version", "jax_version",
+              "backend", "devices", "saved_with", "checkpoint_error", "lambda_choice", "quality", "original_lambda",
+              "lambda_s", "full_data_lambda_inner", "theta", "max_rel_WS_error", "experiment", "data_fingerprint",
+              "privacy")
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class RunInfo:
+    """What is known about how a result was made, split by what made it: fields every kind of result may carry,
+    and one part per producer — ``bilevel`` ([`BilevelInfo`][jaxdistill.BilevelInfo]: a run of
+    [`distill`][jaxdistill.distill] or [`Distiller`][jaxdistill.Distiller]), ``krr_paper``
+    ([`KRRPaperInfo`][jaxdistill.KRRPaperInfo]: a set of [`distill_analytic`][jaxdistill.distill_analytic]) and
+    ``command`` ([`CommandInfo`][jaxdistill.CommandInfo]: ``jaxdistill run``) —, None where that producer had no
+    part (``out.meta.bilevel is None`` for a set built from statistics).
+
+    A saved file holds it as one flat dict (``to_dict``), and it reads as that dict too: ``meta["steps_run"]``,
+    ``meta.get("privacy")``, ``"theta" in meta`` look up any key, a part's or ``extra``'s. The constructor and
+    [`replace`][jaxdistill.RunInfo.replace] take a part's fields by their flat names as well (``RunInfo(steps_run=3)``
+    fills ``bilevel``).
+
+    Attributes:
+      kind: what made it (None for a bilevel run; ``"analytic (KRR paper)"``, ``"moments"``, …).
+      n_train: rows the set was made from (or the statistics' n).
+      init_rows: a bilevel run or a moment set: rows of the caller's X that started X̃ (``init="real"``), or None.
+      saved_with: a loaded result: the version that saved the file.
+      lambda_choice: every result but a KRR-paper set: how λ_I was set: ``{"method": "given" | "gcv" | "fallback",
+        "lambda": …}`` (GCV adds ``df``, ``n``, ``grid`` and a ``description``; fallback a ``why``).
+      full_data_lambda_inner: a set built from statistics: the full-data λ_I it reproduces.
+      privacy: a set made from a private release: its guarantee — ε, δ, the neighbouring relation, the clipping
+        bounds, the mechanism, the accountant and versions (per party for a sum of releases) —, the set's
+        construction and its ridge penalty; None for a set of raw rows.
+      bilevel: a bilevel run's record ([`BilevelInfo`][jaxdistill.BilevelInfo]), or None.
+      krr_paper: a KRR-paper set's record ([`KRRPaperInfo`][jaxdistill.KRRPaperInfo]), or None.
+      command: the command line's record ([`CommandInfo`][jaxdistill.CommandInfo]), or None.
+      extra: anything else (e.g. entries of files written by other versions).
+    """
+
+    kind: str | None = None
+    n_train: int | None = None
+    init_rows: list | None = None
+    saved_with: str | None = None
+    lambda_choice: dict | None = None
+    full_data_lambda_inner: float | None = None
     privacy: dict | None = None
+    bilevel: BilevelInfo | None = None
+    krr_paper: KRRPaperInfo | None = None
+    command: CommandInfo | None = None
     extra: dict = dataclasses.field(default_factory=dict)
 
     _RENAMED = {"lam": "original_lambda", "lam_s": "lambda_s"}
+
+    def __init__(self, **fields):
+        unknown = sorted(set(fields) - set(_COMMON) - set(_PARTS) - set(_PART_OF) - {"extra"})
+        if unknown:
+            raise TypeError(f"RunInfo got unknown field(s) {unknown}; put other entries in extra={{...}}.")
+        for name in _COMMON:
+            object.__setattr__(self, name, fields.get(name))
+        object.__setattr__(self, "extra", dict(fields.get("extra") or {}))
+        for part, cls in _PARTS.items():
+            flat = {k: v for k, v in fields.items() if _PART_OF.get(k) == part}
+            record = fields.get(part)
+            if record is not None and not isinstance(record, cls):
+                raise TypeError(f"RunInfo's {part} must be a {cls.__name__} or None, got {type(record).__name__}.")
+            if flat:
+                record = dataclasses.replace(record or cls(), **flat)
+            object.__setattr__(self, part, record)
+
+    def __getattr__(self, name: str):
+        """0.8's flat attributes (``meta.bilevel.steps_run``): deprecated, each names its part."""
+        part = _PART_OF.get(name)
+        if part is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        warnings.warn(f"meta.{name} is deprecated: use meta.{part}.{name} (None where meta.{part} is None), "
+                      f"or meta.get({name!r}).", DeprecationWarning, stacklevel=2)
+        return self._flat(name)
+
+    def _flat(self, name: str):
+        part = _PART_OF.get(name)
+        if part is None:
+            return getattr(self, name) if name in _COMMON else self.extra.get(name)
+        record = self.__dict__[part]
+        return None if record is None else getattr(record, name)
 
     def __getitem__(self, name: str):
         value = self.get(name)
@@ -277,37 +361,59 @@ class RunInfo:
         return value
 
     def get(self, name: str, default=None):
-        name = self._RENAMED.get(name, name)
-        if name in self._fields():
-            value = getattr(self, name)
-        else:
-            value = self.extra.get(name)
+        """A saved file's key (a common field's, a part's or ``extra``'s), or ``default`` where it is not set.
+
+        Args:
+          name: the key (0.7's ``lam`` / ``lam_s`` read as ``original_lambda`` / ``lambda_s``).
+          default: what to return where the key is not set.
+
+        Returns:
+          The value, or ``default``.
+        """
+        value = self._flat(self._RENAMED.get(name, name))
         return default if value is None else value
 
     def __contains__(self, name: str) -> bool:
         return self.get(name) is not None
 
-    @classmethod
-    def _fields(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "extra")
-
     def replace(self, **changes) -> RunInfo:
-        known = {k: v for k, v in changes.items() if k in self._fields()}
+        """A copy with ``changes``: fields, a part's fields by their flat names, parts, or other keys (into
+        ``extra``).
+
+        Args:
+          **changes: the new values.
+
+        Returns:
+          The new `RunInfo`.
+        """
+        known = set(_COMMON) | set(_PARTS) | set(_PART_OF)
+        fields = {name: getattr(self, name) for name in (*_COMMON, *_PARTS)}
         extra = {k: v for k, v in changes.items() if k not in known and k != "extra"}
-        return dataclasses.replace(self, **known, extra={**self.extra, **changes.get("extra", {}), **extra})
+        return RunInfo(**{**fields, **{k: v for k, v in changes.items() if k in known}},
+                       extra={**self.extra, **changes.get("extra", {}), **extra})
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields that are set, as a dict strict JSON can hold (``extra`` entries merged in; a value that is not
-        finite is None)."""
-        out = {k: getattr(self, k) for k in self._fields() if getattr(self, k) is not None}
+        """The keys that are set, as the one flat dict a saved file holds and strict JSON can hold (``extra``
+        entries merged in; a value that is not finite is None).
+
+        Returns:
+          The dict.
+        """
+        out = {k: self._flat(k) for k in _FILE_KEYS if self._flat(k) is not None}
         return json_safe({**self.extra, **out})
 
     @classmethod
     def from_dict(cls, d: dict | RunInfo | None) -> RunInfo:
-        """From a dict (a saved file's ``meta``; 0.7's ``lam``/``lam_s`` keys read as their new names)."""
+        """From a flat dict (a saved file's ``meta``; 0.7's ``lam``/``lam_s`` keys read as their new names).
+
+        Args:
+          d: the dict (a `RunInfo` is returned as it is; None gives an empty one).
+
+        Returns:
+          The `RunInfo`, each key in its part; keys it does not know go to ``extra``.
+        """
         if isinstance(d, RunInfo):
             return d
         d = {cls._RENAMED.get(k, k): v for k, v in (d or {}).items()}
-        names = set(cls._fields())
-        return cls(**{k: v for k, v in d.items() if k in names},
-                   extra={k: v for k, v in d.items() if k not in names})
+        names = set(_COMMON) | set(_PART_OF)
+        return cls(**{k: v for k, v in d.items() if k in names}, extra={k: v for k, v in d.items() if k not in names})

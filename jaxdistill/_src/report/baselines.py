@@ -276,8 +276,9 @@ class ExactBaselines(Component):
                      for f, y in zip(ctx.Ftr.featurize(Xs), Ys, strict=True)])
         if ctx.exact_full:
             lam_full = out.meta.full_data_lambda_inner or lam
-            label = (f"exact ridge, λ = {out.meta.original_lambda:g} (the original model)"
-                     if out.meta.original_lambda is not None else out.procedure())
+            krr = out.meta.krr_paper
+            label = (f"exact ridge, λ = {krr.original_lambda:g} (the original model)"
+                     if krr is not None and krr.original_lambda is not None else out.procedure())
             _full_ridge_rows(ctx, "full data", label, float(lam_full))
         else:
             ctx.add("full", "full data", ctx.n_tr, out.procedure(),

@@ -21,7 +21,7 @@ def _plt():
 
 def _dataset(out: DistillOutput) -> str:
     """The data set's name where the result records it (``jaxdistill run`` / ``demo``), else ``""``."""
-    exp = out.meta.experiment or {}
+    exp = out.meta.get("experiment") or {}
     return str((exp.get("dataset") or {}).get("name") or "")
 
 
@@ -102,7 +102,7 @@ def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | Non
                 other.set_axis_off()
         return ax
     s = np.arange(1, h["loss"].size + 1)
-    objective = str(out.meta.objective or "").split("(")[0] or "outer objective"
+    objective = str(out.meta.get("objective") or "").split("(")[0] or "outer objective"
     where = "all training rows" if objective == "FullDataLoss" else "the sampled batch"
     curves = []
     if "data_loss" in h and h["data_loss"].size:
@@ -112,13 +112,13 @@ def plot_history(out: DistillOutput, ax=None, references: dict[str, float] | Non
         ax.plot(h["eval_step"][:h["val_loss"].size], h["val_loss"], "o-", ms=3,
                 label="held-out loss (validation rows)")
         curves.append(h["val_loss"])
-    monitor = out.meta.monitor
+    monitor = out.meta.get("monitor")
     if monitor and monitor != "held-out loss" and h.get("monitored") is not None and h["monitored"].size:
         ax.plot(h["eval_step"], h["monitored"], "s", ms=3, mfc="none", label=f"monitored: {monitor}")
         curves.append(h["monitored"])
-    if out.meta.returned_step is not None:
-        ax.axvline(out.meta.returned_step, color="k", ls="--", lw=0.8,
-                   label=f"returned state (step {out.meta.returned_step})")
+    returned = out.meta.get("returned_step")
+    if returned is not None:
+        ax.axvline(returned, color="k", ls="--", lw=0.8, label=f"returned state (step {returned})")
     if refs and ax_ref is None:                      # into a given axes: dotted lines, labelled where they end
         for label, value in refs.items():
             ax.axhline(value, color="0.45", ls=":", lw=1.0)
@@ -179,8 +179,8 @@ def _eta_panel(out: DistillOutput, ax) -> None:
     else:
         ax.set_ylabel("η̃")
     _scale(ax, *shown)
-    if out.meta.returned_step is not None:
-        ax.axvline(out.meta.returned_step, color="k", ls="--", lw=0.8)
+    if out.meta.get("returned_step") is not None:
+        ax.axvline(out.meta["returned_step"], color="k", ls="--", lw=0.8)
     ax.set_xlabel("outer step")
     ax.grid(alpha=0.3, lw=0.4)
     ax.legend(fontsize=7, loc="best")
