@@ -21,20 +21,17 @@ from typing import Any
 import numpy as np
 
 
-def _is_pandas(a) -> bool:
-    return type(a).__module__.split(".")[0] == "pandas"
+def _library(a) -> str:
+    """The top-level package an input's type comes from (``"pandas"``, ``"polars"``, ``"numpy"``, …)."""
+    return type(a).__module__.split(".")[0]
 
 
 def _is_frame(a) -> bool:
-    return _is_pandas(a) and hasattr(a, "columns")
+    return _library(a) == "pandas" and hasattr(a, "columns")
 
 
 def _is_series(a) -> bool:
-    return _is_pandas(a) and hasattr(a, "name") and not hasattr(a, "columns")
-
-
-def _library(a) -> str:
-    return type(a).__module__.split(".")[0]
+    return _library(a) == "pandas" and hasattr(a, "name") and not hasattr(a, "columns")
 
 
 #: where predictions of a polars or Arrow input go back to that kind (in place of a pandas index)
