@@ -180,7 +180,7 @@ def _entry_points():
     return [jd.distill, jd.distill_analytic, jd.distill_moments, jd.evaluate, jd.Distiller, jd.DistillConfig,
             jd.DistillOutput, jd.load, jd.choose_ridge, jd.error_vs_m, jd.sufficient_statistics,
             jd.private_statistics, jd.PrivateStatistics, jd.distill_private, jd.ParquetSource, jd.DaskSource,
-            jd.SufficientStats,
+            jd.SufficientStats, jd.RunInfo,
             importlib.import_module("jaxdistill.datasets").load,
             importlib.import_module("jaxdistill.sklearn").DistillRegressor]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import warnings
 from typing import Any
 
@@ -268,13 +269,13 @@ class CommandInfo:
 
 _PARTS = {"bilevel": BilevelInfo, "krr_paper": KRRPaperInfo, "command": CommandInfo}
 _PART_OF = {f.name: part for part, cls in _PARTS.items() for f in dataclasses.fields(cls)}
-_COMMON = ("kind", "n_train", "init_rows", "saved_with", "lambda_choice", "full_data_lambda_inner", "privacy")
-# A saved file's ``meta`` keys, in the order 0.8 wrote them (one flat dict, whatever made the result).
-_FILE_KEYS = ("kind", "objective", "optimizer", "n_train", "n_validation", "wall_time_s", "steps_run", "returned_step",
-              "monitor", "best_monitored_loss", "init_rows", "compilations", "jaxdistill_version", "jax_version",
-              "backend", "devices", "saved_with", "checkpoint_error", "lambda_choice", "quality", "original_lambda",
-              "lambda_s", "full_data_lambda_inner", "theta", "max_rel_WS_error", "experiment", "data_fingerprint",
-              "privacy")
+# A saved file's ``meta`` keys in the order 0.8 wrote them (one flat dict, whatever made the result); fields added
+# since follow in their declared order (`_file_keys`).
+_FILE_KEYS_08 = (
+    "kind", "objective", "optimizer", "n_train", "n_validation", "wall_time_s", "steps_run", "returned_step", "monitor",
+    "best_monitored_loss", "init_rows", "compilations", "jaxdistill_version", "jax_version", "backend", "devices",
+    "saved_with", "checkpoint_error", "lambda_choice", "quality", "original_lambda", "lambda_s",
+    "full_data_lambda_inner", "theta", "max_rel_WS_error", "experiment", "data_fingerprint", "privacy")
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -306,6 +307,17 @@ class RunInfo:
       krr_paper: a KRR-paper set's record ([`KRRPaperInfo`][jaxdistill.KRRPaperInfo]), or None.
       command: the command line's record ([`CommandInfo`][jaxdistill.CommandInfo]), or None.
       extra: anything else (e.g. entries of files written by other versions).
+
+    Examples:
+      A bilevel run fills ``bilevel``; a set built from statistics has no such part:
+
+      >>> from jaxdistill import datasets
+      >>> X, Y = datasets.load("diabetes")
+      >>> meta = jd.distill(X, Y, m=10, steps=40, progress=False).meta
+      >>> meta.bilevel.steps_run, meta["steps_run"], meta.krr_paper is None
+      (40, 40, True)
+      >>> jd.distill_moments(X, Y, m=20).meta.bilevel is None
+      True
     """
 
     kind: str | None = None
@@ -399,7 +411,7 @@ class RunInfo:
         Returns:
           The dict.
         """
-        out = {k: self._flat(k) for k in _FILE_KEYS if self._flat(k) is not None}
+        out = {k: v for k in _file_keys() if (v := self._flat(k)) is not None}
         return json_safe({**self.extra, **out})
 
     @classmethod
@@ -417,3 +429,13 @@ class RunInfo:
         d = {cls._RENAMED.get(k, k): v for k, v in (d or {}).items()}
         names = set(_COMMON) | set(_PART_OF)
         return cls(**{k: v for k, v in d.items() if k in names}, extra={k: v for k, v in d.items() if k not in names})
+
+
+#: the fields every kind of result may carry: RunInfo's own, besides its parts and ``extra``
+_COMMON = tuple(f.name for f in dataclasses.fields(RunInfo) if f.name not in _PARTS and f.name != "extra")
+
+
+@functools.cache
+def _file_keys() -> tuple[str, ...]:
+    """Every key `RunInfo.to_dict` may write: 0.8's in its order, then any field added since."""
+    return _FILE_KEYS_08 + tuple(k for k in (*_COMMON, *_PART_OF) if k not in _FILE_KEYS_08)
