@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import warnings
 from typing import Any
 
@@ -270,7 +269,7 @@ class CommandInfo:
 _PARTS = {"bilevel": BilevelInfo, "krr_paper": KRRPaperInfo, "command": CommandInfo}
 _PART_OF = {f.name: part for part, cls in _PARTS.items() for f in dataclasses.fields(cls)}
 # A saved file's ``meta`` keys in the order 0.8 wrote them (one flat dict, whatever made the result); fields added
-# since follow in their declared order (`_file_keys`).
+# since follow in their declared order (`_FILE_KEYS`).
 _FILE_KEYS_08 = (
     "kind", "objective", "optimizer", "n_train", "n_validation", "wall_time_s", "steps_run", "returned_step", "monitor",
     "best_monitored_loss", "init_rows", "compilations", "jaxdistill_version", "jax_version", "backend", "devices",
@@ -335,7 +334,7 @@ class RunInfo:
     _RENAMED = {"lam": "original_lambda", "lam_s": "lambda_s"}
 
     def __init__(self, **fields):
-        unknown = sorted(set(fields) - set(_COMMON) - set(_PARTS) - set(_PART_OF) - {"extra"})
+        unknown = sorted(set(fields) - _SETTABLE - {"extra"})
         if unknown:
             raise TypeError(f"RunInfo got unknown field(s) {unknown}; put other entries in extra={{...}}.")
         for name in _COMMON:
@@ -351,7 +350,7 @@ class RunInfo:
             object.__setattr__(self, part, record)
 
     def __getattr__(self, name: str):
-        """0.8's flat attributes (``meta.bilevel.steps_run``): deprecated, each names its part."""
+        """0.8's flat attributes (``meta.steps_run``): deprecated, each names its part."""
         part = _PART_OF.get(name)
         if part is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -398,10 +397,9 @@ class RunInfo:
         Returns:
           The new `RunInfo`.
         """
-        known = set(_COMMON) | set(_PARTS) | set(_PART_OF)
         fields = {name: getattr(self, name) for name in (*_COMMON, *_PARTS)}
-        extra = {k: v for k, v in changes.items() if k not in known and k != "extra"}
-        return RunInfo(**{**fields, **{k: v for k, v in changes.items() if k in known}},
+        extra = {k: v for k, v in changes.items() if k not in _SETTABLE and k != "extra"}
+        return RunInfo(**{**fields, **{k: v for k, v in changes.items() if k in _SETTABLE}},
                        extra={**self.extra, **changes.get("extra", {}), **extra})
 
     def to_dict(self) -> dict[str, Any]:
@@ -411,7 +409,7 @@ class RunInfo:
         Returns:
           The dict.
         """
-        out = {k: v for k in _file_keys() if (v := self._flat(k)) is not None}
+        out = {k: v for k in _FILE_KEYS if (v := self._flat(k)) is not None}
         return json_safe({**self.extra, **out})
 
     @classmethod
@@ -427,15 +425,14 @@ class RunInfo:
         if isinstance(d, RunInfo):
             return d
         d = {cls._RENAMED.get(k, k): v for k, v in (d or {}).items()}
-        names = set(_COMMON) | set(_PART_OF)
-        return cls(**{k: v for k, v in d.items() if k in names}, extra={k: v for k, v in d.items() if k not in names})
+        return cls(**{k: v for k, v in d.items() if k in _FILE_KEYS},
+                   extra={k: v for k, v in d.items() if k not in _FILE_KEYS})
 
 
 #: the fields every kind of result may carry: RunInfo's own, besides its parts and ``extra``
 _COMMON = tuple(f.name for f in dataclasses.fields(RunInfo) if f.name not in _PARTS and f.name != "extra")
 
-
-@functools.cache
-def _file_keys() -> tuple[str, ...]:
-    """Every key `RunInfo.to_dict` may write: 0.8's in its order, then any field added since."""
-    return _FILE_KEYS_08 + tuple(k for k in (*_COMMON, *_PART_OF) if k not in _FILE_KEYS_08)
+#: every key `RunInfo.to_dict` may write: 0.8's in its order, then any field added since
+_FILE_KEYS = _FILE_KEYS_08 + tuple(k for k in (*_COMMON, *_PART_OF) if k not in _FILE_KEYS_08)
+#: what the constructor and `RunInfo.replace` take by name (besides ``extra``): fields, parts, and parts' fields
+_SETTABLE = frozenset((*_COMMON, *_PARTS, *_PART_OF))
